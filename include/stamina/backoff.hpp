@@ -1,0 +1,194 @@
+#ifndef STAMINA_BACKOFF_HPP
+#define STAMINA_BACKOFF_HPP
+
+#include <stamina/decision.hpp>
+#include <stamina/duration.hpp>
+#include <stamina/failure.hpp>
+#include <stamina/give_up_reason.hpp>
+#include <stamina/global.hpp>
+#include <stamina/retry_budget.hpp>
+#include <stamina/retry_policy.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+
+namespace stamina {
+
+namespace detail {
+// A fresh seed per call: thread-local generator seeded once from std::random_device.
+std::uint64_t random_seed() noexcept;
+}  // namespace detail
+
+/// The sans-I/O state of one retrying call. Fed each failure and the time elapsed since the
+/// first attempt started, it answers "give up" or "retry after d". It reads no clock, sleeps
+/// never and performs no I/O; `retry` and `async_retry` are thin drivers over it, and a
+/// hand-written loop can drive it too (see examples/hand_written_loop.cpp).
+///
+/// It refers to `policy`, which must outlive it, and snapshots the global switches
+/// (`set_active`, `set_testing`) when constructed. Small and cheap to copy.
+class backoff {
+ public:
+  /// What to do after a failure.
+  struct step {
+    bool retry;              ///< true: wait `wait`, then attempt again
+    duration wait;           ///< the scheduled wait (0 when giving up)
+    unsigned retry_num;      ///< the attempt that just failed, from 1
+    duration waited_so_far;  ///< sum of the waits scheduled before this one
+    give_up_reason reason;   ///< why we gave up; meaningful only when `!retry`
+  };
+
+  /// Draws its random seed lazily, on the first wait, so the success path costs nothing.
+  explicit backoff(const retry_policy& policy) noexcept : backoff(policy, 0) { seeded_ = false; }
+
+  /// A backoff refers to its policy: binding it to a temporary would dangle.
+  explicit backoff(retry_policy&&) = delete;
+  backoff(retry_policy&&, std::uint64_t) = delete;
+
+  /// Same seed, same policy and same failures give the same waits.
+  backoff(const retry_policy& policy, std::uint64_t seed) noexcept
+      : policy_(&policy), rng_(seed), prev_wait_(policy.wait_initial().count()) {
+    const detail::global_config cfg = detail::load_global_config();
+    active_ = cfg.active();
+    testing_ = cfg.testing();
+    const unsigned configured = policy.attempts().value_or(0);  // 0 = unlimited
+    max_attempts_ = configured;
+    if (testing_) {
+      const unsigned forced = std::max(1u, cfg.testing_attempts());
+      max_attempts_ = cfg.cap() && configured != 0 ? std::min(configured, forced) : forced;
+    }
+    if (!active_) max_attempts_ = 1;
+    if (policy.timeout() && !testing_ && active_) timeout_ = policy.timeout()->count();
+  }
+
+  const retry_policy& policy() const noexcept { return *policy_; }
+  bool active() const noexcept { return active_; }
+  bool testing() const noexcept { return testing_; }
+
+  /// Number of failures seen so far.
+  unsigned failures() const noexcept { return failures_; }
+  /// Sum of all waits scheduled so far.
+  duration waited_so_far() const noexcept { return duration(waited_); }
+  /// The effective attempt limit after the global switches; nullopt = unlimited.
+  std::optional<unsigned> max_attempts() const noexcept {
+    return max_attempts_ == 0 ? std::nullopt : std::optional<unsigned>(max_attempts_);
+  }
+  /// The effective deadline, relative to the start of the first attempt; nullopt = none.
+  std::optional<duration> deadline() const noexcept {
+    return std::isinf(timeout_) ? std::nullopt : std::optional<duration>(timeout_);
+  }
+  /// Whether the driver must measure elapsed time (a deadline or an attempt timeout applies).
+  bool needs_clock() const noexcept {
+    return active_ && (!std::isinf(timeout_) || policy_->attempt_timeout().has_value());
+  }
+
+  /// How long the next attempt may run when the policy has an `attempt_timeout`:
+  /// `min(attempt_timeout, time left before the deadline)`, so the whole call ends by its
+  /// deadline; nullopt = no limit (no `attempt_timeout`, or retrying is inactive).
+  std::optional<duration> attempt_limit(duration elapsed) const noexcept {
+    const auto per_attempt = policy_->attempt_timeout();
+    if (!active_ || !per_attempt) return std::nullopt;
+    if (std::isinf(timeout_)) return per_attempt;
+    return duration(std::min(per_attempt->count(), std::max(0.0, timeout_ - elapsed.count())));
+  }
+
+  /// Asks the policy's `on` about `f`. A classifier that throws counts as "do not retry", so
+  /// the original failure is delivered rather than the classifier's exception.
+  decision classify(const failure& f) const noexcept {
+    try {
+      return policy_->on()(f);
+    } catch (...) {
+      return decision::no_retry();
+    }
+  }
+
+  /// Records a failure (classified by the policy) that happened `elapsed` after the first
+  /// attempt started, and says what to do next.
+  step on_failure(const failure& f, duration elapsed) { return on_failure(classify(f), elapsed); }
+
+  /// Same, with the classification already made (e.g. an attempt timeout, always retryable).
+  step on_failure(decision d, duration elapsed) {
+    if (failures_ != std::numeric_limits<unsigned>::max()) ++failures_;
+    if (!active_) return give_up(give_up_reason::attempts_exhausted);
+    if (!d.should_retry()) return give_up(give_up_reason::not_retryable);
+    retry_budget* budget = policy_->budget().get();
+    const bool budget_allows = budget == nullptr || budget->on_failure();
+    if (max_attempts_ != 0 && failures_ >= max_attempts_) return give_up(give_up_reason::attempts_exhausted);
+    if (!budget_allows) return give_up(give_up_reason::budget_exhausted);
+    double wait = 0;
+    if (!testing_) wait = d.what() == decision::kind::retry_after ? d.wait().count() : draw_wait(failures_).count();
+    if (elapsed.count() + wait >= timeout_) return give_up(give_up_reason::deadline);
+    const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
+    waited_ += wait;
+    return s;
+  }
+
+  /// Records a success: returns tokens to the budget.
+  void on_success() noexcept {
+    if (!active_) return;
+    if (retry_budget* budget = policy_->budget().get()) budget->on_success();
+  }
+
+  /// The exponential part for retry `retry_num`: `min(wait_max, wait_initial *
+  /// wait_exp_base^(retry_num-1))`, saturating (never overflows, whatever `retry_num`).
+  duration capped_exponential(unsigned retry_num) const noexcept {
+    const double initial = policy_->wait_initial().count();
+    const double cap = policy_->wait_max().count();
+    if (initial <= 0) return duration(0);
+    const double base = policy_->wait_exp_base();
+    double e = initial;
+    if (retry_num > 1 && base > 1) e = initial * std::pow(base, static_cast<double>(retry_num - 1));  // may be +inf
+    return duration(std::min(e, cap));
+  }
+
+  /// Draws the policy strategy's wait for retry `retry_num` (ignores deadline and attempts).
+  /// Advances the random state and, for `decorrelated`, the previous wait.
+  duration draw_wait(unsigned retry_num) noexcept {
+    const double e = capped_exponential(retry_num).count();
+    switch (policy_->jitter()) {
+      case jitter::additive: return duration(e + uniform() * policy_->wait_jitter().count());
+      case jitter::full: return duration(uniform() * e);
+      case jitter::equal: return duration(e / 2 + uniform() * (e / 2));
+      case jitter::decorrelated: {
+        const double lo = policy_->wait_initial().count();
+        const double hi = std::max(lo, 3 * prev_wait_);
+        prev_wait_ = std::min(policy_->wait_max().count(), lo + uniform() * (hi - lo));
+        return duration(prev_wait_);
+      }
+    }
+    return duration(e);
+  }
+
+ private:
+  step give_up(give_up_reason r) const noexcept { return {false, duration(0), failures_, duration(waited_), r}; }
+
+  // splitmix64: tiny state, good enough statistical quality for jitter, trivially copyable.
+  double uniform() noexcept {
+    if (!seeded_) {
+      rng_ = detail::random_seed();
+      seeded_ = true;
+    }
+    std::uint64_t z = (rng_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return static_cast<double>(z >> 11) * 0x1.0p-53;  // [0, 1)
+  }
+
+  const retry_policy* policy_;
+  std::uint64_t rng_;
+  double waited_ = 0;
+  double prev_wait_;
+  double timeout_ = std::numeric_limits<double>::infinity();
+  unsigned failures_ = 0;
+  unsigned max_attempts_ = 0;
+  bool active_ = true;
+  bool testing_ = false;
+  bool seeded_ = true;
+};
+
+}  // namespace stamina
+
+#endif

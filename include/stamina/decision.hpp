@@ -1,0 +1,39 @@
+#ifndef STAMINA_DECISION_HPP
+#define STAMINA_DECISION_HPP
+
+#include <stamina/duration.hpp>
+
+namespace stamina {
+
+/// What a classifier says about one failure.
+class decision {
+ public:
+  enum class kind : unsigned char { no_retry, retry, retry_after };
+
+  /// `true` = retry with the policy's backoff, `false` = deliver the failure now.
+  decision(bool retry) noexcept  // NOLINT(google-explicit-constructor): predicates return bool
+      : kind_(retry ? kind::retry : kind::no_retry) {}
+
+  static decision no_retry() noexcept { return decision(false); }
+  static decision retry() noexcept { return decision(true); }
+
+  /// Retry after exactly `wait` (no jitter, no cap), e.g. a server's `Retry-After`. The wait
+  /// still never extends past the policy's deadline: if it would, the call gives up.
+  /// Throws `std::invalid_argument` for a negative or NaN wait; `+inf` means "never" and so
+  /// gives up at the deadline (or waits "forever" without one, saturated).
+  static decision retry_after(duration wait);
+
+  kind what() const noexcept { return kind_; }
+  bool should_retry() const noexcept { return kind_ != kind::no_retry; }
+  /// The requested wait; meaningful only for `kind::retry_after`.
+  duration wait() const noexcept { return wait_; }
+
+ private:
+  decision(kind k, duration w) noexcept : kind_(k), wait_(w) {}
+  kind kind_;
+  duration wait_{0};
+};
+
+}  // namespace stamina
+
+#endif

@@ -1,0 +1,129 @@
+#ifndef STAMINA_DETAIL_ASYNC_OP_TRAITS_HPP
+#define STAMINA_DETAIL_ASYNC_OP_TRAITS_HPP
+
+// What async_retry needs to know about an `op`: which of the two forms it has, the
+// completion signature it produces, how to start one attempt with a given handler, and how to
+// tell success from failure in its completion arguments.
+
+#include <stamina/failure.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+namespace stamina::detail {
+
+// A completion token used only inside decltype: its async_result reports the completion
+// signatures an initiating function asks for, without initiating anything.
+struct signature_probe {};
+template <class... Signatures>
+struct probed_signatures {};
+
+}  // namespace stamina::detail
+
+template <class... Signatures>
+struct boost::asio::async_result<stamina::detail::signature_probe, Signatures...> {
+  using return_type = stamina::detail::probed_signatures<Signatures...>;
+  template <class Initiation, class... Args>
+  static return_type initiate(Initiation&&, stamina::detail::signature_probe, Args&&...) {
+    return {};
+  }
+};
+
+namespace stamina::detail {
+
+template <class T>
+struct awaitable_parts : std::false_type {};
+template <class T, class Executor>
+struct awaitable_parts<boost::asio::awaitable<T, Executor>> : std::true_type {
+  using value_type = T;
+  using executor_type = Executor;
+};
+
+template <class Op>
+concept awaitable_op = std::is_invocable_v<Op&> && awaitable_parts<std::invoke_result_t<Op&>>::value;
+
+template <class Op>
+concept token_op = !awaitable_op<Op> && std::is_invocable_v<Op&, signature_probe>;
+
+template <class Probed>
+struct single_signature {
+  static_assert(sizeof(Probed) == 0, "op(token) must start an operation with exactly one completion signature");
+};
+template <class Signature>
+struct single_signature<probed_signatures<Signature>> {
+  using type = Signature;
+};
+
+template <class Signature>
+struct decayed_signature;
+template <class... Args>
+struct decayed_signature<void(Args...)> {
+  using type = void(std::decay_t<Args>...);
+};
+
+template <class Signature>
+struct signature_head {
+  static_assert(sizeof(Signature) == 0, "unsupported completion signature");
+};
+template <class First, class... Rest>
+struct signature_head<void(First, Rest...)> {
+  using first = std::decay_t<First>;
+  static_assert(std::is_same_v<first, boost::system::error_code> || std::is_same_v<first, std::exception_ptr>,
+                "async_retry: the operation's completion signature must begin with "
+                "boost::system::error_code or std::exception_ptr");
+};
+
+template <class Op, class = void>
+struct op_traits;
+
+// op() returns asio::awaitable<T, E>: each attempt is co_spawned; failures are exceptions.
+template <awaitable_op Op>
+struct op_traits<Op> {
+  using awaitable_type = std::invoke_result_t<Op&>;
+  using value_type = typename awaitable_parts<awaitable_type>::value_type;
+  using awaitable_executor = typename awaitable_parts<awaitable_type>::executor_type;
+  using signature = std::conditional_t<std::is_void_v<value_type>, void(std::exception_ptr),
+                                       void(std::exception_ptr, value_type)>;
+  static constexpr bool is_awaitable = true;
+
+  template <class Executor, class Handler>
+  static void start(Op& op, const Executor& ex, Handler&& handler) {
+    boost::asio::co_spawn(ex, op(), std::forward<Handler>(handler));
+  }
+};
+
+// op(token) starts an Asio operation; async_retry completes with its exact signature.
+template <token_op Op>
+struct op_traits<Op> {
+  using signature = typename single_signature<std::invoke_result_t<Op&, signature_probe>>::type;
+  static constexpr bool is_awaitable = false;
+
+  template <class Executor, class Handler>
+  static void start(Op& op, const Executor&, Handler&& handler) {
+    op(std::forward<Handler>(handler));
+  }
+};
+
+inline bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
+inline bool failed(const std::exception_ptr& e) noexcept { return e != nullptr; }
+
+// The first completion argument that stands for `ec` (operation_aborted, attempt_timeout).
+template <class First>
+First error_as(const boost::system::error_code& ec) {
+  if constexpr (std::is_same_v<First, std::exception_ptr>)
+    return std::make_exception_ptr(boost::system::system_error(ec));
+  else
+    return ec;
+}
+
+}  // namespace stamina::detail
+
+#endif

@@ -1,0 +1,32 @@
+#ifndef STAMINA_ERROR_HPP
+#define STAMINA_ERROR_HPP
+
+#include <boost/system/error_code.hpp>
+
+#include <type_traits>
+
+namespace stamina {
+
+namespace error {
+
+/// Errors stamina itself reports, in the `stamina` error category.
+enum errors {
+  /// An attempt ran longer than `retry_policy::attempt_timeout` (or than the time left before
+  /// the deadline) and was cancelled.
+  attempt_timeout = 1,
+};
+
+const boost::system::error_category& category() noexcept;
+
+inline boost::system::error_code make_error_code(errors e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+}  // namespace error
+
+}  // namespace stamina
+
+template <>
+struct boost::system::is_error_code_enum<stamina::error::errors> : std::true_type {};
+
+#endif

@@ -1,0 +1,139 @@
+#ifndef STAMINA_INSTRUMENTATION_HPP
+#define STAMINA_INSTRUMENTATION_HPP
+
+#include <stamina/duration.hpp>
+#include <stamina/failure.hpp>
+#include <stamina/give_up_reason.hpp>
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace stamina {
+
+/// What an on-retry hook is told: a retry has been scheduled and its wait is about to begin.
+struct retry_details {
+  std::string_view name;   ///< the policy's `name`
+  unsigned retry_num;      ///< the attempt that just failed, from 1
+  duration wait_for;       ///< the wait about to begin
+  duration waited_so_far;  ///< sum of the waits scheduled before this one
+  const failure& caused_by;
+};
+
+/// What an on-give-up hook is told: the call ends with its last failure.
+struct give_up_details {
+  std::string_view name;
+  give_up_reason reason;
+  unsigned attempts;       ///< attempts made, including the last one
+  duration waited_so_far;  ///< sum of all waits scheduled
+  const failure& caused_by;
+};
+
+namespace instrumentation {
+
+/// A hook called for every scheduled retry: any callable taking `const retry_details&`.
+/// If it returns an object (e.g. a tracing span), the library keeps that object alive from
+/// the moment the retry is scheduled until the next attempt starts or the call ends.
+class on_retry_hook {
+ public:
+  template <class F>
+    requires(!std::same_as<std::decay_t<F>, on_retry_hook> &&
+             std::is_invocable_v<const std::decay_t<F>&, const retry_details&>)
+  on_retry_hook(F&& f)  // NOLINT(google-explicit-constructor): any callable is a hook
+      : call_([g = std::decay_t<F>(std::forward<F>(f))](const retry_details& d) -> std::shared_ptr<void> {
+          using result = std::invoke_result_t<const std::decay_t<F>&, const retry_details&>;
+          if constexpr (std::is_void_v<result>) {
+            g(d);
+            return nullptr;
+          } else {
+            return std::make_shared<std::decay_t<result>>(g(d));
+          }
+        }) {}
+
+  /// Runs the hook; returns the scope object it created, if any.
+  std::shared_ptr<void> operator()(const retry_details& d) const { return call_(d); }
+
+ private:
+  std::function<std::shared_ptr<void>(const retry_details&)> call_;
+};
+
+/// A hook called once when a call gives up (any reason but success).
+using on_give_up_hook = std::function<void(const give_up_details&)>;
+
+/// Replaces the on-retry hooks (thread-safe; calls in flight keep the snapshot they read).
+/// An empty vector disables on-retry instrumentation.
+void set_on_retry_hooks(std::vector<on_retry_hook> hooks);
+/// Back to the defaults: the logging hook (standard error) and the default metrics.
+void reset_on_retry_hooks();
+std::vector<on_retry_hook> get_on_retry_hooks();
+
+void set_on_give_up_hooks(std::vector<on_give_up_hook> hooks);
+/// Back to the defaults: the give-up logging hook (standard error) and the default metrics.
+void reset_on_give_up_hooks();
+std::vector<on_give_up_hook> get_on_give_up_hooks();
+
+/// Writes one line per scheduled retry:
+/// `stamina.retry_scheduled callable=... retry_num=... wait_for=... waited_so_far=... caused_by=...`
+/// The stream must outlive the hook; lines from different threads are not interleaved.
+on_retry_hook logging_hook(std::ostream& out);
+/// Same line, handed to `sink` (e.g. a logging library) without the trailing newline.
+on_retry_hook logging_hook(std::function<void(std::string_view)> sink);
+/// `stamina.gave_up callable=... reason=... attempts=... waited_so_far=... caused_by=...`
+on_give_up_hook give_up_logging_hook(std::ostream& out);
+on_give_up_hook give_up_logging_hook(std::function<void(std::string_view)> sink);
+
+/// In-process counters, rendered in the Prometheus text exposition format:
+/// `stamina_retries_total{callable,retry_num,error_type}` and
+/// `stamina_give_ups_total{callable,reason}`. Thread-safe.
+class metrics {
+ public:
+  metrics();
+  ~metrics();
+  metrics(const metrics&) = delete;
+  metrics& operator=(const metrics&) = delete;
+
+  void record_retry(const retry_details& d);
+  void record_give_up(const give_up_details& d);
+  /// Counter value, 0 if never incremented.
+  double retries(std::string_view callable, unsigned retry_num, std::string_view error_type) const;
+  double give_ups(std::string_view callable, give_up_reason reason) const;
+  /// The Prometheus text format (HELP, TYPE and one sample per label set).
+  std::string render_prometheus() const;
+  void clear();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// The process-wide metrics the default hooks record into.
+metrics& default_metrics();
+on_retry_hook metrics_hook(metrics& m = default_metrics());
+on_give_up_hook give_up_metrics_hook(metrics& m = default_metrics());
+
+}  // namespace instrumentation
+
+namespace detail {
+
+// Keeps the objects returned by on-retry hooks alive until the next attempt starts.
+using retry_scope = std::vector<std::shared_ptr<void>>;
+
+// Fast checks so that drivers skip the registry (and its lock) when no hook is installed.
+bool has_on_retry_hooks() noexcept;
+bool has_on_give_up_hooks() noexcept;
+
+// Calls every on-retry hook with a snapshot of the registry; a hook that throws is contained
+// (reported on standard error) and the others still run.
+void notify_retry(const retry_details& d, retry_scope& scope) noexcept;
+void notify_give_up(const give_up_details& d) noexcept;
+
+}  // namespace detail
+
+}  // namespace stamina
+
+#endif

@@ -1,0 +1,65 @@
+#ifndef STAMINA_RETRY_BUDGET_HPP
+#define STAMINA_RETRY_BUDGET_HPP
+
+#include <atomic>
+#include <cstdint>
+
+namespace stamina {
+
+/// A token bucket shared by many retrying calls, with gRPC's retry-throttling semantics:
+/// it starts full; every failure a policy's `on` accepts costs one token (the last failure of
+/// a call too); every success returns `token_ratio`, up to `max_tokens`; a retry is allowed
+/// only while more than `max_tokens / 2` tokens are left, otherwise the failure is delivered
+/// at once (give-up reason `budget_exhausted`). During an outage this caps the extra load
+/// that retries add to roughly the success traffic times `token_ratio`.
+///
+/// Lock-free and safe to share between threads (`std::shared_ptr<retry_budget>` in
+/// `retry_policy::budget`). Tokens are kept in thousandths, as gRPC does.
+class retry_budget {
+ public:
+  /// Throws `std::invalid_argument` unless `max_tokens` is finite and in (0, 1e9] and
+  /// `token_ratio` is finite and in [0, max_tokens].
+  explicit retry_budget(double max_tokens = 100, double token_ratio = 0.1);
+
+  retry_budget(const retry_budget&) = delete;
+  retry_budget& operator=(const retry_budget&) = delete;
+
+  /// Charges one token for a retryable failure; returns whether a retry is still allowed.
+  bool on_failure() noexcept {
+    std::int64_t now = milli_.load(std::memory_order_relaxed);
+    std::int64_t next = 0;
+    do {
+      next = now > one_token ? now - one_token : 0;
+    } while (!milli_.compare_exchange_weak(now, next, std::memory_order_relaxed));
+    return next > threshold_;
+  }
+
+  /// Returns `token_ratio` tokens, up to the maximum.
+  void on_success() noexcept {
+    if (ratio_milli_ == 0) return;
+    std::int64_t now = milli_.load(std::memory_order_relaxed);
+    // Most successes happen with a full bucket: skip the write so the cache line stays shared.
+    while (now < max_milli_) {
+      const std::int64_t next = now + ratio_milli_ < max_milli_ ? now + ratio_milli_ : max_milli_;
+      if (milli_.compare_exchange_weak(now, next, std::memory_order_relaxed)) return;
+    }
+  }
+
+  /// Whether a retry would be allowed right now (tokens above half the maximum).
+  bool retry_allowed() const noexcept { return milli_.load(std::memory_order_relaxed) > threshold_; }
+
+  double tokens() const noexcept { return static_cast<double>(milli_.load(std::memory_order_relaxed)) / 1000.0; }
+  double max_tokens() const noexcept { return static_cast<double>(max_milli_) / 1000.0; }
+  double token_ratio() const noexcept { return static_cast<double>(ratio_milli_) / 1000.0; }
+
+ private:
+  static constexpr std::int64_t one_token = 1000;
+  std::int64_t max_milli_;
+  std::int64_t ratio_milli_;
+  std::int64_t threshold_;
+  std::atomic<std::int64_t> milli_;
+};
+
+}  // namespace stamina
+
+#endif

@@ -1,0 +1,90 @@
+#ifndef STAMINA_RETRY_ON_HPP
+#define STAMINA_RETRY_ON_HPP
+
+#include <stamina/decision.hpp>
+#include <stamina/failure.hpp>
+
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace stamina {
+
+namespace detail {
+
+template <class T>
+struct is_chrono_duration : std::false_type {};
+template <class R, class P>
+struct is_chrono_duration<std::chrono::duration<R, P>> : std::true_type {};
+
+// Type-erased, immutable classifier; shared between copies of a policy so that copying a
+// policy into an async operation never allocates.
+struct classifier {
+  virtual ~classifier() = default;
+  virtual decision classify(const failure& f) const = 0;
+};
+
+template <class F>
+struct classifier_for final : classifier {
+  explicit classifier_for(F f) : f_(std::move(f)) {}
+  decision classify(const failure& f) const override {
+    using result = std::decay_t<std::invoke_result_t<const F&, const failure&>>;
+    if constexpr (std::is_same_v<result, decision>) {
+      return f_(f);
+    } else if constexpr (is_chrono_duration<result>::value) {
+      return decision::retry_after(std::chrono::duration_cast<duration>(f_(f)));
+    } else {
+      static_assert(std::is_convertible_v<result, bool>,
+                    "a retry_on predicate must return bool, stamina::decision or a chrono duration");
+      return decision(static_cast<bool>(f_(f)));
+    }
+  }
+  F f_;
+};
+
+}  // namespace detail
+
+/// Which failures are retried. Built from a predicate `f(const failure&)` returning `bool`,
+/// `decision`, or a chrono duration (meaning `decision::retry_after(d)`).
+class retry_on {
+ public:
+  template <class F>
+    requires(!std::same_as<std::decay_t<F>, retry_on> &&
+             std::is_invocable_v<const std::decay_t<F>&, const failure&>)
+  retry_on(F&& f)  // NOLINT(google-explicit-constructor): a lambda is a natural retry_on
+      : impl_(std::make_shared<detail::classifier_for<std::decay_t<F>>>(std::forward<F>(f))) {}
+
+  decision operator()(const failure& f) const { return impl_->classify(f); }
+
+ private:
+  std::shared_ptr<const detail::classifier> impl_;
+};
+
+/// Retry exceptions of any of the types `E...` (or derived from them).
+template <class... E>
+retry_on on_exception() {
+  static_assert(sizeof...(E) > 0, "name at least one exception type");
+  return retry_on([](const failure& f) { return f.is_exception() && ((f.get<E>() != nullptr) || ...); });
+}
+
+/// Retry failures whose error code compares equal (`==`) to one of `codes`: error codes,
+/// error conditions (e.g. `boost::system::errc::timed_out`) or error enums (e.g.
+/// `boost::asio::error::connection_refused`). Also matches a `boost::system::system_error`
+/// exception carrying such a code.
+template <class... C>
+retry_on on_error(C... codes) {
+  static_assert(sizeof...(C) > 0, "name at least one error code");
+  return retry_on([... codes = std::move(codes)](const failure& f) {
+    const boost::system::error_code ec = f.error();
+    return ec.failed() && ((ec == codes) || ...);
+  });
+}
+
+}  // namespace stamina
+
+#endif

@@ -1,0 +1,100 @@
+#ifndef STAMINA_RETRY_POLICY_HPP
+#define STAMINA_RETRY_POLICY_HPP
+
+#include <stamina/duration.hpp>
+#include <stamina/jitter.hpp>
+#include <stamina/retry_on.hpp>
+
+#include <concepts>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace stamina {
+
+class retry_budget;
+
+/// How a call is retried. A value type: every setter validates its argument, so an invalid
+/// policy cannot exist. Setters return `*this` for chaining; each getter has the setter's
+/// name and no argument.
+///
+/// It is a class and not an aggregate on purpose: g++ 12 destroys aggregate temporaries
+/// with non-trivial members twice when they are built inside a `co_await` expression.
+class retry_policy {
+ public:
+  /// The only required part: which failures are retried. Implicit, so a `retry_on` (e.g.
+  /// `stamina::on_error(...)`) can stand wherever a policy with all defaults is expected.
+  retry_policy(retry_on on)  // NOLINT(google-explicit-constructor): deliberate, see above
+      : on_(std::move(on)) {}
+
+  // --- setters: throw std::invalid_argument naming the field and the value ---------------
+  retry_policy& on(retry_on value);
+  /// Total attempts including the first; `nullopt` = unlimited; 0 is invalid.
+  retry_policy& attempts(std::optional<unsigned> value);
+  /// Integer overload so that `attempts(-1)` is rejected instead of wrapping around;
+  /// values above `unsigned`'s range saturate.
+  template <std::integral I>
+    requires(!std::same_as<I, bool>)
+  retry_policy& attempts(I value) {
+    if (value <= 0) throw_invalid_attempts(static_cast<long long>(value));
+    if (static_cast<unsigned long long>(value) > std::numeric_limits<unsigned>::max())
+      return attempts(std::optional<unsigned>(std::numeric_limits<unsigned>::max()));
+    return attempts(std::optional<unsigned>(static_cast<unsigned>(value)));
+  }
+  /// Total budget of the whole call, from the start of the first attempt; `nullopt` =
+  /// unlimited; must be > 0.
+  retry_policy& timeout(std::optional<duration> value);
+  retry_policy& wait_initial(duration value);
+  retry_policy& wait_max(duration value);
+  retry_policy& wait_jitter(duration value);
+  retry_policy& wait_exp_base(double value);
+  retry_policy& jitter(stamina::jitter value) noexcept {
+    jitter_ = value;
+    return *this;
+  }
+  /// Async only: an attempt still running after this long is cancelled and counts as a
+  /// retryable failure (`stamina::error::attempt_timeout`).
+  retry_policy& attempt_timeout(std::optional<duration> value);
+  retry_policy& name(std::string value) {
+    name_ = std::move(value);
+    return *this;
+  }
+  /// A token bucket shared between calls; null = no budget.
+  retry_policy& budget(std::shared_ptr<retry_budget> value) noexcept {
+    budget_ = std::move(value);
+    return *this;
+  }
+
+  // --- getters -------------------------------------------------------------------------
+  const retry_on& on() const noexcept { return on_; }
+  std::optional<unsigned> attempts() const noexcept { return attempts_; }
+  std::optional<duration> timeout() const noexcept { return timeout_; }
+  duration wait_initial() const noexcept { return wait_initial_; }
+  duration wait_max() const noexcept { return wait_max_; }
+  duration wait_jitter() const noexcept { return wait_jitter_; }
+  double wait_exp_base() const noexcept { return wait_exp_base_; }
+  stamina::jitter jitter() const noexcept { return jitter_; }
+  std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  const std::string& name() const noexcept { return name_; }
+  const std::shared_ptr<retry_budget>& budget() const noexcept { return budget_; }
+
+ private:
+  [[noreturn]] static void throw_invalid_attempts(long long value);
+
+  retry_on on_;
+  std::optional<unsigned> attempts_{10};
+  std::optional<duration> timeout_{duration(45.0)};
+  duration wait_initial_{0.1};
+  duration wait_max_{5.0};
+  duration wait_jitter_{1.0};
+  double wait_exp_base_{2.0};
+  stamina::jitter jitter_{jitter::additive};
+  std::optional<duration> attempt_timeout_;
+  std::string name_;
+  std::shared_ptr<retry_budget> budget_;
+};
+
+}  // namespace stamina
+
+#endif

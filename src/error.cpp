@@ -1,0 +1,27 @@
+#include <stamina/error.hpp>
+
+#include <string>
+
+namespace stamina::error {
+
+namespace {
+class category_impl final : public boost::system::error_category {
+ public:
+  // A fixed identifier keeps comparisons working across shared-library boundaries.
+  constexpr category_impl() noexcept : error_category(0x5a3f1c2e9b7d4061ULL) {}
+  const char* name() const noexcept override { return "stamina"; }
+  std::string message(int value) const override {
+    switch (value) {
+      case attempt_timeout: return "attempt timed out";
+      default: return "unknown stamina error";
+    }
+  }
+};
+}  // namespace
+
+const boost::system::error_category& category() noexcept {
+  static const category_impl instance;
+  return instance;
+}
+
+}  // namespace stamina::error

@@ -1,0 +1,248 @@
+#include <stamina/instrumentation.hpp>
+
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <tuple>
+
+namespace stamina {
+
+namespace instrumentation {
+
+namespace {
+
+// A registry of hooks: writers replace the whole vector; readers take a snapshot (a
+// shared_ptr copy) under a short lock, then call the hooks without holding it, so a hook
+// may itself change the registry and slow hooks never block other threads' retries.
+template <class Hook>
+class registry {
+ public:
+  explicit registry(std::vector<Hook> (*defaults)()) : defaults_(defaults) { reset(); }
+
+  void set(std::vector<Hook> hooks) {
+    auto next = std::make_shared<const std::vector<Hook>>(std::move(hooks));
+    std::lock_guard lock(mutex_);
+    any_.store(!next->empty(), std::memory_order_release);
+    hooks_ = std::move(next);
+  }
+  void reset() { set(defaults_()); }
+  std::shared_ptr<const std::vector<Hook>> snapshot() const {
+    std::lock_guard lock(mutex_);
+    return hooks_;
+  }
+  bool any() const noexcept { return any_.load(std::memory_order_acquire); }
+
+ private:
+  std::vector<Hook> (*defaults_)();
+  mutable std::mutex mutex_;
+  std::shared_ptr<const std::vector<Hook>> hooks_;
+  std::atomic<bool> any_{false};
+};
+
+std::vector<on_retry_hook> default_retry_hooks() { return {logging_hook(std::cerr), metrics_hook()}; }
+std::vector<on_give_up_hook> default_give_up_hooks() {
+  return {give_up_logging_hook(std::cerr), give_up_metrics_hook()};
+}
+
+registry<on_retry_hook>& retry_hooks() {
+  static registry<on_retry_hook> r(&default_retry_hooks);
+  return r;
+}
+registry<on_give_up_hook>& give_up_hooks() {
+  static registry<on_give_up_hook> r(&default_give_up_hooks);
+  return r;
+}
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string retry_line(const retry_details& d) {
+  std::ostringstream out;
+  out << "stamina.retry_scheduled callable=" << quoted(d.name) << " retry_num=" << d.retry_num
+      << " wait_for=" << d.wait_for.count() << "s waited_so_far=" << d.waited_so_far.count()
+      << "s caused_by=" << quoted(d.caused_by.describe());
+  return out.str();
+}
+
+std::string give_up_line(const give_up_details& d) {
+  std::ostringstream out;
+  out << "stamina.gave_up callable=" << quoted(d.name) << " reason=" << to_string(d.reason)
+      << " attempts=" << d.attempts << " waited_so_far=" << d.waited_so_far.count()
+      << "s caused_by=" << quoted(d.caused_by.describe());
+  return out.str();
+}
+
+std::mutex& stream_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+void write_line(std::ostream& out, const std::string& line) {
+  std::lock_guard lock(stream_mutex());
+  out << line << '\n' << std::flush;
+}
+
+}  // namespace
+
+void set_on_retry_hooks(std::vector<on_retry_hook> hooks) { retry_hooks().set(std::move(hooks)); }
+void reset_on_retry_hooks() { retry_hooks().reset(); }
+std::vector<on_retry_hook> get_on_retry_hooks() { return *retry_hooks().snapshot(); }
+
+void set_on_give_up_hooks(std::vector<on_give_up_hook> hooks) { give_up_hooks().set(std::move(hooks)); }
+void reset_on_give_up_hooks() { give_up_hooks().reset(); }
+std::vector<on_give_up_hook> get_on_give_up_hooks() { return *give_up_hooks().snapshot(); }
+
+on_retry_hook logging_hook(std::ostream& out) {
+  return [&out](const retry_details& d) { write_line(out, retry_line(d)); };
+}
+on_retry_hook logging_hook(std::function<void(std::string_view)> sink) {
+  return [sink = std::move(sink)](const retry_details& d) { sink(retry_line(d)); };
+}
+on_give_up_hook give_up_logging_hook(std::ostream& out) {
+  return [&out](const give_up_details& d) { write_line(out, give_up_line(d)); };
+}
+on_give_up_hook give_up_logging_hook(std::function<void(std::string_view)> sink) {
+  return [sink = std::move(sink)](const give_up_details& d) { sink(give_up_line(d)); };
+}
+
+// --- metrics -----------------------------------------------------------------------------
+
+struct metrics::impl {
+  mutable std::mutex mutex;
+  std::map<std::tuple<std::string, unsigned, std::string>, double> retries;
+  std::map<std::tuple<std::string, std::string>, double> give_ups;
+};
+
+metrics::metrics() : impl_(std::make_unique<impl>()) {}
+metrics::~metrics() = default;
+
+void metrics::record_retry(const retry_details& d) {
+  auto key = std::make_tuple(std::string(d.name), d.retry_num, d.caused_by.type_name());
+  std::lock_guard lock(impl_->mutex);
+  impl_->retries[std::move(key)] += 1;
+}
+
+void metrics::record_give_up(const give_up_details& d) {
+  auto key = std::make_tuple(std::string(d.name), std::string(to_string(d.reason)));
+  std::lock_guard lock(impl_->mutex);
+  impl_->give_ups[std::move(key)] += 1;
+}
+
+double metrics::retries(std::string_view callable, unsigned retry_num, std::string_view error_type) const {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->retries.find(std::make_tuple(std::string(callable), retry_num, std::string(error_type)));
+  return it == impl_->retries.end() ? 0 : it->second;
+}
+
+double metrics::give_ups(std::string_view callable, give_up_reason reason) const {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->give_ups.find(std::make_tuple(std::string(callable), std::string(to_string(reason))));
+  return it == impl_->give_ups.end() ? 0 : it->second;
+}
+
+std::string metrics::render_prometheus() const {
+  std::ostringstream out;
+  std::lock_guard lock(impl_->mutex);
+  out << "# HELP stamina_retries_total Retries scheduled by stamina.\n"
+      << "# TYPE stamina_retries_total counter\n";
+  for (const auto& [key, value] : impl_->retries)
+    out << "stamina_retries_total{callable=" << quoted(std::get<0>(key)) << ",retry_num=\"" << std::get<1>(key)
+        << "\",error_type=" << quoted(std::get<2>(key)) << "} " << value << '\n';
+  out << "# HELP stamina_give_ups_total Calls that stopped retrying without success.\n"
+      << "# TYPE stamina_give_ups_total counter\n";
+  for (const auto& [key, value] : impl_->give_ups)
+    out << "stamina_give_ups_total{callable=" << quoted(std::get<0>(key)) << ",reason=" << quoted(std::get<1>(key))
+        << "} " << value << '\n';
+  return out.str();
+}
+
+void metrics::clear() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->retries.clear();
+  impl_->give_ups.clear();
+}
+
+metrics& default_metrics() {
+  static metrics m;
+  return m;
+}
+
+on_retry_hook metrics_hook(metrics& m) {
+  return [&m](const retry_details& d) { m.record_retry(d); };
+}
+on_give_up_hook give_up_metrics_hook(metrics& m) {
+  return [&m](const give_up_details& d) { m.record_give_up(d); };
+}
+
+}  // namespace instrumentation
+
+namespace detail {
+
+bool has_on_retry_hooks() noexcept { return instrumentation::retry_hooks().any(); }
+bool has_on_give_up_hooks() noexcept { return instrumentation::give_up_hooks().any(); }
+
+namespace {
+void report_hook_failure(const char* kind) noexcept {
+  try {
+    std::string what = "unknown exception";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    std::lock_guard lock(instrumentation::stream_mutex());
+    std::cerr << "stamina: an " << kind << " hook threw and was ignored: " << what << '\n';
+  } catch (...) {
+  }
+}
+}  // namespace
+
+void notify_retry(const retry_details& d, retry_scope& scope) noexcept {
+  std::shared_ptr<const std::vector<instrumentation::on_retry_hook>> hooks;
+  try {
+    hooks = instrumentation::retry_hooks().snapshot();
+  } catch (...) {
+    return;
+  }
+  for (const auto& hook : *hooks) {
+    try {
+      if (auto object = hook(d)) scope.push_back(std::move(object));
+    } catch (...) {
+      report_hook_failure("on-retry");
+    }
+  }
+}
+
+void notify_give_up(const give_up_details& d) noexcept {
+  std::shared_ptr<const std::vector<instrumentation::on_give_up_hook>> hooks;
+  try {
+    hooks = instrumentation::give_up_hooks().snapshot();
+  } catch (...) {
+    return;
+  }
+  for (const auto& hook : *hooks) {
+    try {
+      if (hook) hook(d);
+    } catch (...) {
+      report_hook_failure("on-give-up");
+    }
+  }
+}
+
+}  // namespace detail
+
+}  // namespace stamina

@@ -1,0 +1,237 @@
+// Hooks, scopes, give-up reasons, the logging hook and the Prometheus metrics (sync driver;
+// the async driver is covered in async_tests.cpp).
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/hook_recorder.hpp>
+#include <common/mock_clock.hpp>
+#include <common/policies.hpp>
+#include <common/print.hpp>
+#include <stamina/global.hpp>
+#include <stamina/instrumentation.hpp>
+#include <stamina/retry.hpp>
+
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+using namespace std::chrono_literals;
+using stamina::give_up_reason;
+namespace inst = stamina::instrumentation;
+
+namespace {
+struct virtual_sleeper {
+  bool operator()(stamina::duration d) const {
+    test::mock_clock::advance(d);
+    return true;
+  }
+};
+template <class F>
+auto retry_virtual(const stamina::retry_policy& p, F&& f) {
+  return stamina::detail::retry_with<test::mock_clock>(p, virtual_sleeper{}, f);
+}
+auto always_failing(int& calls) {
+  return [&calls]() -> int {
+    ++calls;
+    throw test::transient_error("down #" + std::to_string(calls));
+  };
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(instrumentation)
+
+BOOST_AUTO_TEST_CASE(n_failures_give_n_minus_1_hook_calls_with_every_field) {
+  test::hook_recorder rec;
+  int calls = 0;
+  const auto p = test::retry_transient().name("fetch").attempts(4).wait_jitter(0s);
+  BOOST_CHECK_THROW(retry_virtual(p, always_failing(calls)), test::transient_error);
+  const auto r = rec.retries();
+  BOOST_TEST(calls == 4);
+  BOOST_REQUIRE(r.size() == 3u);
+  const double waits[] = {0.1, 0.2, 0.4};
+  double so_far = 0;
+  for (unsigned i = 0; i < 3; ++i) {
+    BOOST_TEST(r[i].name == "fetch");
+    BOOST_TEST(r[i].retry_num == i + 1);
+    BOOST_TEST(r[i].wait_for == waits[i], boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r[i].waited_so_far == so_far, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r[i].caused_by.find("down #" + std::to_string(i + 1)) != std::string::npos);
+    so_far += waits[i];
+  }
+  const auto g = rec.give_ups();
+  BOOST_REQUIRE(g.size() == 1u);
+  BOOST_TEST((g[0].reason == give_up_reason::attempts_exhausted));
+  BOOST_TEST(g[0].attempts == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(not_called_on_success_or_when_inactive) {
+  test::hook_recorder rec;
+  retry_virtual(test::retry_transient(), [] { return 1; });
+  stamina::set_active(false);
+  int calls = 0;
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), always_failing(calls)), test::transient_error);
+  stamina::set_active(true);
+  BOOST_TEST(rec.retries().empty());
+  BOOST_TEST(rec.give_ups().empty());
+}
+
+BOOST_AUTO_TEST_CASE(testing_mode_reports_zero_waits) {
+  test::hook_recorder rec;
+  stamina::testing_scope scope(3);
+  int calls = 0;
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), always_failing(calls)), test::transient_error);
+  const auto r = rec.retries();
+  BOOST_REQUIRE(r.size() == 2u);
+  BOOST_TEST(r[0].wait_for == 0.0);
+  BOOST_TEST(r[1].wait_for == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(give_up_reasons_one_each) {
+  test::hook_recorder rec;
+  int calls = 0;
+  // not retryable
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), [&]() -> int { throw test::fatal_error("x"); }),
+                    test::fatal_error);
+  // deadline
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().timeout(1s).wait_initial(2s), always_failing(calls)),
+                    test::transient_error);
+  // budget
+  auto budget = std::make_shared<stamina::retry_budget>(2, 0.1);
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().budget(budget), always_failing(calls)), test::transient_error);
+  // attempts
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(1), always_failing(calls)), test::transient_error);
+  // cancelled (stop requested)
+  std::stop_source stop;
+  stop.request_stop();
+  BOOST_CHECK_THROW(stamina::retry(test::retry_transient(), stop.get_token(), always_failing(calls)),
+                    test::transient_error);
+  const auto g = rec.give_ups();
+  BOOST_REQUIRE(g.size() == 5u);
+  BOOST_TEST((g[0].reason == give_up_reason::not_retryable));
+  BOOST_TEST((g[1].reason == give_up_reason::deadline));
+  BOOST_TEST((g[2].reason == give_up_reason::budget_exhausted));
+  BOOST_TEST((g[3].reason == give_up_reason::attempts_exhausted));
+  BOOST_TEST((g[4].reason == give_up_reason::cancelled));
+}
+
+BOOST_AUTO_TEST_CASE(hooks_run_in_order_and_a_throwing_hook_is_contained) {
+  std::vector<int> order;
+  inst::set_on_retry_hooks({
+      [&](const stamina::retry_details&) { order.push_back(1); },
+      [&](const stamina::retry_details&) {
+        order.push_back(2);
+        throw std::runtime_error("hook bug");
+      },
+      [&](const stamina::retry_details&) { order.push_back(3); },
+  });
+  int calls = 0;
+  const int v = retry_virtual(test::retry_transient(), [&] {
+    if (++calls < 3) throw test::transient_error("x");
+    return 5;
+  });
+  inst::set_on_retry_hooks({});
+  BOOST_TEST(v == 5);
+  BOOST_TEST(order == (std::vector<int>{1, 2, 3, 1, 2, 3}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(scope_lives_from_scheduling_until_next_attempt) {
+  // The scope object records the number of attempts started when it is created and destroyed.
+  struct span {
+    std::vector<std::pair<int, int>>* log;
+    int* attempts;
+    int created;
+    span(std::vector<std::pair<int, int>>* l, int* a) : log(l), attempts(a), created(*a) {}
+    span(span&& o) noexcept : log(o.log), attempts(o.attempts), created(o.created) { o.log = nullptr; }
+    ~span() {
+      if (log) log->emplace_back(created, *attempts);
+    }
+  };
+  std::vector<std::pair<int, int>> log;
+  int attempts = 0;
+  inst::set_on_retry_hooks({[&](const stamina::retry_details&) { return span(&log, &attempts); }});
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(3), [&]() -> int {
+                      ++attempts;
+                      throw test::transient_error("x");
+                    }),
+                    test::transient_error);
+  inst::set_on_retry_hooks({});
+  // Created after attempt n failed, destroyed before attempt n+1 ran.
+  BOOST_TEST(log == (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(logging_hook_line) {
+  std::ostringstream out;
+  inst::set_on_retry_hooks({inst::logging_hook(out)});
+  int calls = 0;
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(2).name("db").wait_jitter(0s), always_failing(calls)),
+                    test::transient_error);
+  inst::set_on_retry_hooks({});
+  const std::string line = out.str();
+  BOOST_TEST(line.find("stamina.retry_scheduled callable=\"db\" retry_num=1 wait_for=0.1s waited_so_far=0s caused_by=\"") == 0u);
+  BOOST_TEST(line.find("down #1") != std::string::npos);
+  BOOST_TEST(std::count(line.begin(), line.end(), '\n') == 1);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_counters_and_prometheus_text) {
+  inst::metrics m;
+  inst::set_on_retry_hooks({inst::metrics_hook(m)});
+  inst::set_on_give_up_hooks({inst::give_up_metrics_hook(m)});
+  int calls = 0;
+  for (int i = 0; i < 2; ++i)
+    BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(3).name("svc \"a\""), always_failing(calls)),
+                      test::transient_error);
+  inst::set_on_retry_hooks({});
+  inst::set_on_give_up_hooks({});
+  BOOST_TEST(m.retries("svc \"a\"", 1, "test::transient_error") == 2.0);
+  BOOST_TEST(m.retries("svc \"a\"", 2, "test::transient_error") == 2.0);
+  BOOST_TEST(m.retries("svc \"a\"", 3, "test::transient_error") == 0.0);
+  BOOST_TEST(m.give_ups("svc \"a\"", give_up_reason::attempts_exhausted) == 2.0);
+  const std::string text = m.render_prometheus();
+  BOOST_TEST(text.find("# TYPE stamina_retries_total counter\n") != std::string::npos);
+  BOOST_TEST(text.find("stamina_retries_total{callable=\"svc \\\"a\\\"\",retry_num=\"1\",error_type=\"test::transient_error\"} 2\n") !=
+             std::string::npos);
+  BOOST_TEST(text.find("stamina_give_ups_total{callable=\"svc \\\"a\\\"\",reason=\"attempts_exhausted\"} 2\n") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(defaults_can_be_restored_and_read) {
+  inst::reset_on_retry_hooks();
+  BOOST_TEST(inst::get_on_retry_hooks().size() == 2u);  // logging + metrics
+  inst::set_on_retry_hooks({});
+  BOOST_TEST(inst::get_on_retry_hooks().empty());
+}
+
+BOOST_AUTO_TEST_CASE(setting_hooks_while_retries_run_on_other_threads) {
+  std::atomic<bool> stop{false};
+  std::atomic<long> hook_calls{0};
+  std::thread setter([&] {
+    while (!stop) {
+      inst::set_on_retry_hooks({[&](const stamina::retry_details&) { ++hook_calls; }});
+      inst::set_on_retry_hooks({});
+    }
+  });
+  std::vector<std::thread> workers;
+  std::atomic<long> attempts{0};
+  stamina::testing_scope scope(5);
+  for (int t = 0; t < 3; ++t)
+    workers.emplace_back([&attempts] {
+      for (int i = 0; i < 500; ++i) {
+        try {
+          stamina::retry(test::retry_transient(), [&]() -> int {
+            ++attempts;
+            throw test::transient_error("x");
+          });
+        } catch (const test::transient_error&) {
+        }
+      }
+    });
+  for (auto& w : workers) w.join();
+  stop = true;
+  setter.join();
+  inst::set_on_retry_hooks({});
+  // Every call made its 5 attempts whatever the registry held meanwhile (and TSan sees no race).
+  BOOST_TEST(attempts.load() == 3L * 500 * 5);
+  BOOST_TEST(hook_calls.load() <= 3L * 500 * 4);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,250 @@
+// The synchronous twin: stamina::retry, driven with injected time except for the stop_token
+// smoke test.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/mock_clock.hpp>
+#include <common/policies.hpp>
+#include <common/print.hpp>
+#include <stamina/global.hpp>
+#include <stamina/retry.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using boost::system::error_code;
+
+namespace {
+
+// Sleeps in virtual time and records every wait.
+struct recording_sleeper {
+  std::vector<double>* waits;
+  bool operator()(stamina::duration d) const {
+    waits->push_back(d.count());
+    test::mock_clock::advance(d);
+    return true;
+  }
+};
+
+template <class F>
+auto retry_virtual(const stamina::retry_policy& p, std::vector<double>& waits, F&& f) {
+  return stamina::detail::retry_with<test::mock_clock>(p, recording_sleeper{&waits}, f);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(sync_retry)
+
+BOOST_AUTO_TEST_CASE(success_first_time_calls_once) {
+  int calls = 0;
+  const int v = stamina::retry(test::retry_transient(), [&] { return ++calls * 7; });
+  BOOST_TEST(v == 7);
+  BOOST_TEST(calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(fails_twice_then_succeeds_with_growing_waits) {
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = test::retry_transient().wait_jitter(0s);
+  const std::string v = retry_virtual(p, waits, [&] {
+    if (++calls < 3) throw test::transient_error("not yet");
+    return std::string("ok");
+  });
+  BOOST_TEST(v == "ok");
+  BOOST_TEST(calls == 3);
+  BOOST_TEST(waits == (std::vector<double>{0.1, 0.2}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(waits_are_within_the_additive_bounds) {
+  std::vector<double> waits;
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().timeout(std::nullopt), waits,
+                                  []() -> int { throw test::transient_error("always"); }),
+                    test::transient_error);
+  BOOST_TEST(waits.size() == 9u);  // 10 attempts, 9 waits
+  for (std::size_t i = 0; i < waits.size(); ++i) {
+    const double e = std::min(5.0, 0.1 * std::pow(2.0, static_cast<double>(i)));
+    BOOST_TEST(waits[i] >= e);
+    BOOST_TEST(waits[i] <= e + 1.0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(give_up_rethrows_the_same_exception_object) {
+  std::vector<double> waits;
+  std::exception_ptr last_thrown;
+  int calls = 0;
+  try {
+    retry_virtual(test::retry_transient().attempts(3), waits, [&]() -> int {
+      ++calls;
+      last_thrown = std::make_exception_ptr(test::transient_error("attempt " + std::to_string(calls)));
+      std::rethrow_exception(last_thrown);
+    });
+    BOOST_FAIL("should have thrown");
+  } catch (const test::transient_error& e) {
+    BOOST_TEST(std::current_exception() == last_thrown);  // identity, not just equal text
+    BOOST_TEST(std::string(e.what()) == "attempt 3");
+  }
+  BOOST_TEST(calls == 3);
+}
+
+BOOST_AUTO_TEST_CASE(non_matching_exception_is_delivered_after_one_call) {
+  std::vector<double> waits;
+  int calls = 0;
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits, [&]() -> int {
+                      ++calls;
+                      throw test::fatal_error("fatal");
+                    }),
+                    test::fatal_error);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(waits.empty());
+}
+
+BOOST_AUTO_TEST_CASE(void_function) {
+  std::vector<double> waits;
+  int calls = 0;
+  retry_virtual(test::retry_transient(), waits, [&] {
+    if (++calls == 1) throw test::transient_error("once");
+  });
+  BOOST_TEST(calls == 2);
+  BOOST_TEST(waits.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(error_code_give_up_returns_last_error) {
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused)).attempts(4);
+  const error_code ec = retry_virtual(p, waits, [&] {
+    ++calls;
+    return calls < 4 ? error_code(boost::asio::error::connection_refused) : error_code(boost::asio::error::timed_out);
+  });
+  // The 4th attempt failed with a code `on` rejects: it is delivered as is.
+  BOOST_TEST(calls == 4);
+  BOOST_TEST((ec == boost::asio::error::timed_out));
+  const error_code last = retry_virtual(p, waits, [] { return error_code(boost::asio::error::connection_refused); });
+  BOOST_TEST((last == boost::asio::error::connection_refused));
+}
+
+BOOST_AUTO_TEST_CASE(error_code_success) {
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused));
+  const error_code ec = retry_virtual(p, waits, [&] {
+    return ++calls < 2 ? error_code(boost::asio::error::connection_refused) : error_code();
+  });
+  BOOST_TEST(!ec);
+  BOOST_TEST(calls == 2);
+}
+
+BOOST_AUTO_TEST_CASE(result_values) {
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = stamina::retry_policy(stamina::on_error(boost::system::errc::resource_unavailable_try_again)).attempts(3);
+  auto r = retry_virtual(p, waits, [&]() -> boost::system::result<int> {
+    if (++calls < 3) return make_error_code(boost::system::errc::resource_unavailable_try_again);
+    return 42;
+  });
+  BOOST_TEST(r.has_value());
+  BOOST_TEST(*r == 42);
+  auto failed = retry_virtual(p, waits, [&]() -> boost::system::result<int> {
+    return make_error_code(boost::system::errc::resource_unavailable_try_again);
+  });
+  BOOST_TEST(!failed.has_value());
+  BOOST_TEST((failed.error() == boost::system::errc::resource_unavailable_try_again));
+}
+
+BOOST_AUTO_TEST_CASE(deadline_with_injected_time) {
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = test::retry_transient().attempts(std::nullopt).timeout(5s).wait_jitter(0s).wait_initial(1s);
+  const auto start = test::mock_clock::now();
+  BOOST_CHECK_THROW(retry_virtual(p, waits, [&]() -> int {
+                      ++calls;
+                      test::mock_clock::advance(500ms);  // each attempt takes half a second
+                      throw test::transient_error("slow and failing");
+                    }),
+                    test::transient_error);
+  // t=0.5 fail, wait 1 -> t=2 fail, wait 2 -> t=4.5 fail: a 4 s wait would end at 8.5 > 5.
+  BOOST_TEST(calls == 3);
+  BOOST_TEST(waits == (std::vector<double>{1.0, 2.0}), boost::test_tools::per_element());
+  BOOST_TEST(std::chrono::duration<double>(test::mock_clock::now() - start).count() <= 5.0);
+}
+
+BOOST_AUTO_TEST_CASE(inactive_runs_exactly_once) {
+  stamina::set_active(false);
+  std::vector<double> waits;
+  int failing_calls = 0, succeeding_calls = 0;
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits, [&]() -> int {
+                      ++failing_calls;
+                      throw test::transient_error("x");
+                    }),
+                    test::transient_error);
+  retry_virtual(test::retry_transient(), waits, [&] { return ++succeeding_calls; });
+  stamina::set_active(true);
+  BOOST_TEST(failing_calls == 1);
+  BOOST_TEST(succeeding_calls == 1);
+  BOOST_TEST(waits.empty());
+}
+
+BOOST_AUTO_TEST_CASE(testing_mode_forced_attempts_zero_waits_timeout_ignored) {
+  stamina::testing_scope scope(4);
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = test::retry_transient().attempts(2).timeout(1s);
+  BOOST_CHECK_THROW(retry_virtual(p, waits, [&]() -> int {
+                      ++calls;
+                      test::mock_clock::advance(10s);  // way past the ignored timeout
+                      throw test::transient_error("x");
+                    }),
+                    test::transient_error);
+  BOOST_TEST(calls == 4);
+  BOOST_TEST(waits == (std::vector<double>{0, 0, 0}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(testing_mode_with_real_sleep_is_instant) {
+  stamina::testing_scope scope(3);
+  int calls = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  BOOST_CHECK_THROW(stamina::retry(test::retry_transient().wait_initial(10s), [&]() -> int {
+                      ++calls;
+                      throw test::transient_error("x");
+                    }),
+                    test::transient_error);
+  BOOST_TEST(calls == 3);
+  BOOST_TEST(std::chrono::steady_clock::now() - t0 < 5s);  // generous: the waits were 10 s+
+}
+
+BOOST_AUTO_TEST_CASE(stop_token_wakes_a_wait_and_delivers_last_failure) {
+  std::stop_source stop;
+  int calls = 0;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(50ms);
+    stop.request_stop();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto p = test::retry_transient().wait_initial(60s).wait_max(60s);
+  BOOST_CHECK_THROW(stamina::retry(p, stop.get_token(), [&]() -> int {
+                      ++calls;
+                      throw test::transient_error("down");
+                    }),
+                    test::transient_error);
+  stopper.join();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(std::chrono::steady_clock::now() - t0 < 30s);  // far less than the 60 s wait
+}
+
+BOOST_AUTO_TEST_CASE(stop_requested_before_start_still_makes_one_attempt) {
+  std::stop_source stop;
+  stop.request_stop();
+  int calls = 0;
+  const error_code ec = stamina::retry(stamina::on_error(boost::asio::error::try_again), stop.get_token(), [&] {
+    ++calls;
+    return error_code(boost::asio::error::try_again);
+  });
+  BOOST_TEST(calls == 1);
+  BOOST_TEST((ec == boost::asio::error::try_again));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
