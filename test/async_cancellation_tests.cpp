@@ -1,0 +1,307 @@
+// Per-operation cancellation of async_retry: the table of DESIGN.md §4 / issue 3.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/async_helpers.hpp>
+#include <common/hook_recorder.hpp>
+#include <common/policies.hpp>
+#include <common/print.hpp>
+#include <stamina/async_retry.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+using asio::cancellation_type;
+
+namespace {
+
+using virtual_timer = asio::basic_waitable_timer<test::mock_clock, test::mock_wait_traits>;
+
+const error_code refused = asio::error::connection_refused;
+
+stamina::retry_policy refused_policy() {
+  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused, asio::error::operation_aborted))
+      .wait_jitter(0s)
+      .wait_initial(10s)
+      .timeout(std::nullopt);
+}
+
+// Attempt n: waits `attempt_time` of virtual time, then completes with result(n). A
+// cancelled wait completes with operation_aborted (as any Asio operation would).
+struct timed_op {
+  std::shared_ptr<virtual_timer> timer;
+  std::function<error_code(int)> result;
+  std::chrono::nanoseconds attempt_time;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+
+  template <class Token>
+  auto operator()(Token&& token) const {
+    const int n = ++*calls;
+    timer->expires_after(attempt_time);
+    auto r = result;
+    return asio::async_compose<Token, void(error_code, int)>(
+        [this_timer = timer.get(), r, n, started = false](auto& self, error_code ec = {}) mutable {
+          if (!started) {
+            started = true;
+            self.reset_cancellation_state(asio::enable_total_cancellation());
+            this_timer->async_wait(std::move(self));
+            return;
+          }
+          self.complete(ec ? ec : r(n), n);
+        },
+        token, *timer);
+  }
+};
+
+struct fixture {
+  asio::io_context ctx;
+  asio::cancellation_signal signal;
+  std::shared_ptr<test::completion_record> rec = std::make_shared<test::completion_record>();
+  error_code got;
+  int value = -1;
+
+  timed_op make_op(std::function<error_code(int)> result, std::chrono::nanoseconds attempt_time = 1s) {
+    return timed_op{std::make_shared<virtual_timer>(ctx), std::move(result), attempt_time};
+  }
+
+  template <class Op>
+  void start(const stamina::retry_policy& policy, Op& op) {
+    test::async_retry_virtual(ctx, policy, op,
+                              asio::bind_cancellation_slot(signal.slot(), test::once(rec, [this](error_code ec, int v) {
+                                                             got = ec;
+                                                             value = v;
+                                                           })));
+  }
+
+  // Advances virtual time to `t` seconds after `origin`, running what becomes ready.
+  void run_until(double origin, double t) {
+    while (test::mock_clock::seconds() - origin < t) {
+      ctx.restart();
+      if (ctx.poll() == 0) test::mock_clock::advance(1ms);
+    }
+    ctx.restart();
+    ctx.poll();
+  }
+  void finish() { test::run_virtual(ctx, [&] { return rec->calls > 0; }); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(async_cancellation)
+
+BOOST_AUTO_TEST_CASE(none_completes_normally) {
+  fixture f;
+  auto op = f.make_op([](int n) { return n < 3 ? refused : error_code(); });
+  f.start(refused_policy(), op);
+  f.finish();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST(!f.got);
+  BOOST_TEST(f.value == 3);
+}
+
+BOOST_AUTO_TEST_CASE(terminal_during_wait_aborts_the_wait) {
+  test::hook_recorder hooks;
+  fixture f;
+  auto op = f.make_op([](int) { return refused; });
+  const double t0 = test::mock_clock::seconds();
+  f.start(refused_policy(), op);
+  f.run_until(t0, 3);  // attempt 1 fails at 1 s; the 10 s wait has begun
+  BOOST_TEST(*op.calls == 1);
+  f.signal.emit(cancellation_type::terminal);
+  f.ctx.restart();
+  f.ctx.poll();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST((f.got == asio::error::operation_aborted));
+  BOOST_TEST(f.value == 0);  // value-initialised
+  BOOST_TEST(*op.calls == 1);
+  BOOST_TEST(test::mock_clock::seconds() - t0 < 4.0);
+  BOOST_TEST((hooks.give_ups().at(0).reason == stamina::give_up_reason::cancelled));
+}
+
+BOOST_AUTO_TEST_CASE(partial_during_wait_aborts_the_wait) {
+  fixture f;
+  auto op = f.make_op([](int) { return refused; });
+  const double t0 = test::mock_clock::seconds();
+  f.start(refused_policy(), op);
+  f.run_until(t0, 3);
+  f.signal.emit(cancellation_type::partial);
+  f.ctx.restart();
+  f.ctx.poll();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST((f.got == asio::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(total_is_not_supported_and_is_ignored) {
+  fixture f;
+  auto op = f.make_op([](int n) { return n < 2 ? refused : error_code(); });
+  const double t0 = test::mock_clock::seconds();
+  f.start(refused_policy(), op);
+  f.run_until(t0, 3);  // waiting
+  f.signal.emit(cancellation_type::total);
+  f.ctx.restart();
+  f.ctx.poll();
+  BOOST_TEST(f.rec->calls == 0);  // still waiting
+  f.finish();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST(!f.got);
+  BOOST_TEST(f.value == 2);
+}
+
+BOOST_AUTO_TEST_CASE(terminal_during_attempt_is_forwarded_and_not_retried) {
+  fixture f;
+  auto op = f.make_op([](int) { return refused; }, 5s);
+  const double t0 = test::mock_clock::seconds();
+  f.start(refused_policy(), op);
+  f.run_until(t0, 2);  // attempt 1 in progress
+  f.signal.emit(cancellation_type::terminal);
+  f.ctx.restart();
+  f.ctx.poll();
+  // operation_aborted is retryable per `on`, but a cancelled attempt is never retried.
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST((f.got == asio::error::operation_aborted));
+  BOOST_TEST(f.value == 1);  // the attempt's own arguments
+  BOOST_TEST(*op.calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(partial_during_attempt_is_forwarded) {
+  fixture f;
+  auto op = f.make_op([](int) { return refused; }, 5s);
+  const double t0 = test::mock_clock::seconds();
+  f.start(refused_policy(), op);
+  f.run_until(t0, 2);
+  f.signal.emit(cancellation_type::partial);
+  f.ctx.restart();
+  f.ctx.poll();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST((f.got == asio::error::operation_aborted));
+  BOOST_TEST(*op.calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(terminal_during_attempt_with_attempt_timeout) {
+  fixture f;
+  auto op = f.make_op([](int) { return refused; }, 5s);
+  const double t0 = test::mock_clock::seconds();
+  f.start(refused_policy().attempt_timeout(3s), op);
+  f.run_until(t0, 1);
+  f.signal.emit(cancellation_type::terminal);
+  f.ctx.restart();
+  f.ctx.poll();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST((f.got == asio::error::operation_aborted));
+  BOOST_TEST(*op.calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(success_racing_cancellation_is_delivered) {
+  fixture f;
+  // The attempt completes (successfully) at 1 s; the cancellation is emitted after the
+  // attempt's handler was queued but before it ran.
+  auto op = f.make_op([](int) { return error_code(); });
+  f.start(refused_policy(), op);
+  test::mock_clock::advance(1s);
+  f.ctx.restart();
+  f.ctx.run_one();  // the timer's completion is now queued as the composed op's next step
+  f.signal.emit(cancellation_type::terminal);
+  f.finish();
+  BOOST_TEST(f.rec->calls == 1);
+  BOOST_TEST(!f.got);
+  BOOST_TEST(f.value == 1);
+}
+
+BOOST_AUTO_TEST_CASE(after_success_and_emitted_twice_are_harmless) {
+  fixture f;
+  auto op = f.make_op([](int) { return error_code(); });
+  f.start(refused_policy(), op);
+  f.finish();
+  BOOST_TEST(f.rec->calls == 1);
+  f.signal.emit(cancellation_type::terminal);  // nothing is attached any more
+  f.signal.emit(cancellation_type::terminal);
+  f.ctx.restart();
+  f.ctx.poll();
+  BOOST_TEST(f.rec->calls == 1);
+
+  fixture g;
+  auto op2 = g.make_op([](int) { return refused; });
+  const double t0 = test::mock_clock::seconds();
+  g.start(refused_policy(), op2);
+  g.run_until(t0, 3);
+  g.signal.emit(cancellation_type::terminal);
+  g.signal.emit(cancellation_type::terminal);  // twice before the handler runs
+  g.ctx.restart();
+  g.ctx.poll();
+  g.signal.emit(cancellation_type::terminal);  // and once after
+  g.ctx.restart();
+  g.ctx.poll();
+  BOOST_TEST(g.rec->calls == 1);
+  BOOST_TEST((g.got == asio::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
+  // use_awaitable: the loop runs in the caller's coroutine and obeys its cancellation state.
+  asio::io_context ctx;
+  asio::cancellation_signal signal;
+  auto calls = std::make_shared<int>(0);
+  auto op = [calls]() -> asio::awaitable<int> {
+    ++*calls;
+    throw test::transient_error("x");
+    co_return 0;
+  };
+  error_code got;
+  auto rec = std::make_shared<test::completion_record>();
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        try {
+          co_await test::async_retry_virtual(ctx, test::retry_transient().wait_initial(10s), op, asio::use_awaitable);
+        } catch (const boost::system::system_error& e) {
+          got = e.code();
+        }
+      },
+      asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+  ctx.poll();
+  test::mock_clock::advance(1s);
+  ctx.poll();
+  BOOST_TEST(*calls == 1);
+  signal.emit(cancellation_type::terminal);
+  ctx.restart();
+  ctx.poll();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST((got == asio::error::operation_aborted));
+  BOOST_TEST(*calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(overall_deadline_with_or_operator) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::io_context ctx;
+  auto calls = std::make_shared<int>(0);
+  auto op = [calls]() -> asio::awaitable<int> {
+    ++*calls;
+    throw test::transient_error("x");
+    co_return 0;
+  };
+  bool deadline_won = false;
+  auto rec = std::make_shared<test::completion_record>();
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        virtual_timer deadline(ctx);
+        deadline.expires_after(5s);
+        const auto policy = test::retry_transient().wait_initial(2s).wait_jitter(0s).timeout(std::nullopt);
+        auto result = co_await (test::async_retry_virtual(ctx, policy, op, asio::use_awaitable) ||
+                                deadline.async_wait(asio::use_awaitable));
+        deadline_won = result.index() == 1;
+      },
+      test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); }));
+  test::run_virtual(ctx, [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(deadline_won);
+  BOOST_TEST(*calls == 2);  // attempts at 0 s and 2 s; the wait to 6 s is cut at 5 s
+}
+
+BOOST_AUTO_TEST_SUITE_END()

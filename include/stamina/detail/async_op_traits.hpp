@@ -81,6 +81,15 @@ struct signature_head<void(First, Rest...)> {
                 "boost::system::error_code or std::exception_ptr");
 };
 
+template <class T>
+struct awaitable_signature {
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct awaitable_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
 template <class Op, class = void>
 struct op_traits;
 
@@ -90,13 +99,12 @@ struct op_traits<Op> {
   using awaitable_type = std::invoke_result_t<Op&>;
   using value_type = typename awaitable_parts<awaitable_type>::value_type;
   using awaitable_executor = typename awaitable_parts<awaitable_type>::executor_type;
-  using signature = std::conditional_t<std::is_void_v<value_type>, void(std::exception_ptr),
-                                       void(std::exception_ptr, value_type)>;
+  using signature = typename awaitable_signature<value_type>::type;
   static constexpr bool is_awaitable = true;
 
-  template <class Executor, class Handler>
-  static void start(Op& op, const Executor& ex, Handler&& handler) {
-    boost::asio::co_spawn(ex, op(), std::forward<Handler>(handler));
+  template <class Executor, class Token>
+  static decltype(auto) start(Op& op, const Executor& ex, Token&& token) {
+    return boost::asio::co_spawn(ex, op(), std::forward<Token>(token));
   }
 };
 
@@ -106,9 +114,9 @@ struct op_traits<Op> {
   using signature = typename single_signature<std::invoke_result_t<Op&, signature_probe>>::type;
   static constexpr bool is_awaitable = false;
 
-  template <class Executor, class Handler>
-  static void start(Op& op, const Executor&, Handler&& handler) {
-    op(std::forward<Handler>(handler));
+  template <class Executor, class Token>
+  static decltype(auto) start(Op& op, const Executor&, Token&& token) {
+    return op(std::forward<Token>(token));
   }
 };
 

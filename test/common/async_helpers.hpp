@@ -1,0 +1,88 @@
+#ifndef STAMINA_TEST_COMMON_ASYNC_HELPERS_HPP
+#define STAMINA_TEST_COMMON_ASYNC_HELPERS_HPP
+
+#include <common/mock_clock.hpp>
+#include <stamina/async_retry.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <functional>
+#include <memory>
+#include <utility>
+
+namespace test {
+
+// async_retry on virtual time.
+template <class Ex, class Op, class Token>
+auto async_retry_virtual(Ex&& ex, stamina::retry_policy policy, Op op, Token&& token) {
+  return stamina::detail::async_retry_with_clock<mock_clock, mock_wait_traits>(std::forward<Ex>(ex), std::move(policy),
+                                                                                std::move(op), std::forward<Token>(token));
+}
+
+// Set while an initiating function runs, so a handler can tell it was called inline.
+inline bool& initiating() {
+  static thread_local bool flag = false;
+  return flag;
+}
+
+template <class F>
+auto initiate(F&& f) {
+  initiating() = true;
+  struct reset {
+    ~reset() { initiating() = false; }
+  } r;
+  return f();
+}
+
+struct completion_record {
+  int calls = 0;
+  bool called_inline = false;
+  bool destroyed_uncalled = false;
+};
+
+// A completion handler that records how often it ran, whether it ran inside the initiating
+// function, and whether the last owner of it was destroyed without calling it.
+template <class F>
+class exactly_once {
+ public:
+  exactly_once(std::shared_ptr<completion_record> rec, F f) : rec_(std::move(rec)), f_(std::move(f)) {}
+  exactly_once(exactly_once&& o) noexcept : rec_(std::move(o.rec_)), f_(std::move(o.f_)) {}
+  exactly_once(const exactly_once&) = delete;
+  ~exactly_once() {
+    if (rec_ && rec_->calls == 0) rec_->destroyed_uncalled = true;
+  }
+  template <class... Args>
+  void operator()(Args&&... args) {
+    if (initiating()) rec_->called_inline = true;
+    ++rec_->calls;
+    f_(std::forward<Args>(args)...);
+  }
+
+ private:
+  std::shared_ptr<completion_record> rec_;
+  F f_;
+};
+
+template <class F>
+exactly_once<F> once(const std::shared_ptr<completion_record>& rec, F f) {
+  return exactly_once<F>(rec, std::move(f));
+}
+
+// A token op that completes (through post, never inline) with the codes a script gives.
+struct scripted_op {
+  boost::asio::io_context* ctx;
+  std::function<boost::system::error_code(int)> script;  // attempt number (from 1) -> result
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+
+  template <class Token>
+  auto operator()(Token&& token) const {
+    const int n = ++*calls;
+    return boost::asio::post(*ctx, boost::asio::append(std::forward<Token>(token), script(n), n * 10));
+  }
+};
+
+}  // namespace test
+
+#endif
