@@ -66,6 +66,10 @@ std::string failure::describe() const {
   std::string text = exception_type_name(exception_);
   try {
     std::rethrow_exception(exception_);
+  } catch (const boost::system::system_error& ex) {
+    // Its what() carries the throw site's file and function: too long for one log line.
+    const auto& ec = ex.code();
+    text += ": " + ec.message() + " [" + ec.category().name() + ":" + std::to_string(ec.value()) + "]";
   } catch (const std::exception& ex) {
     text += ": ";
     text += ex.what();

@@ -7,6 +7,7 @@
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/async_result.hpp>
@@ -18,6 +19,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/prepend.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -145,8 +147,16 @@ class retry_op<Clock, WaitTraits, Executor, Op, Allocator, void(First, Rest...)>
           [timer](auto token) { return timer->async_wait(std::move(token)); })
           .async_wait(boost::asio::experimental::wait_for_one(),
                       boost::asio::prepend(std::move(self), timed_attempt_done{}));
-    } else {
+    } else if constexpr (traits::is_awaitable) {
       traits::start(s.op, ex, std::move(self));
+    } else {
+      std::optional<Self> parked(std::move(self));  // `this` now lives in `parked`
+      s.op(attempt_token<Self>(&parked));
+      if (parked) {
+        // `op` returned without starting an operation: report it as a failed attempt.
+        boost::asio::post(ex, boost::asio::append(std::move(*parked), error_as<First>(boost::asio::error::invalid_argument),
+                                                  std::decay_t<Rest>{}...));
+      }
     }
   }
 

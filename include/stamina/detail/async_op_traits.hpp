@@ -15,6 +15,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <exception>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -34,6 +35,38 @@ struct boost::asio::async_result<stamina::detail::signature_probe, Signatures...
   template <class Initiation, class... Args>
   static return_type initiate(Initiation&&, stamina::detail::signature_probe, Args&&...) {
     return {};
+  }
+};
+
+namespace stamina::detail {
+
+// The token handed to `op(token)` on the composed path. Users write
+// `[&](auto token) { return sock.async_connect(ep, token); }`, passing the token as an lvalue,
+// which Asio copies; our real handler is move-only. So `op` gets this copyable stand-in that
+// points at the parked handler, and the initiation receives the handler itself. `op` must
+// start its operation before returning, once.
+template <class Handler>
+class attempt_token {
+ public:
+  explicit attempt_token(std::optional<Handler>* parked) noexcept : parked_(parked) {}
+  Handler take() {
+    Handler h = std::move(**parked_);
+    parked_->reset();
+    return h;
+  }
+
+ private:
+  std::optional<Handler>* parked_;
+};
+
+}  // namespace stamina::detail
+
+template <class Handler, class... Signatures>
+struct boost::asio::async_result<stamina::detail::attempt_token<Handler>, Signatures...> {
+  using return_type = void;
+  template <class Initiation, class... Args>
+  static void initiate(Initiation&& initiation, stamina::detail::attempt_token<Handler> token, Args&&... args) {
+    std::forward<Initiation>(initiation)(token.take(), std::forward<Args>(args)...);
   }
 };
 
