@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-ci}"
-bash scripts/setup.sh prometheus libspdlog-dev  # promtool checks the metrics text; spdlog adapter
+# promtool checks the metrics text; spdlog for its adapter; redis-server for the outage test
+bash scripts/setup.sh prometheus libspdlog-dev redis-server
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$(nproc)"
 ctest --preset "$preset" -j "$(nproc)"

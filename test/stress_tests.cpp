@@ -1,0 +1,214 @@
+// Stress and shutdown: many concurrent calls on 4 threads with random failures, random
+// cancellations, strands, hooks and a shared budget; every call completes exactly once and the
+// counts reconcile exactly. Run under TSan in CI. Real (millisecond) timers.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/async_helpers.hpp>
+#include <common/policies.hpp>
+#include <common/print.hpp>
+#include <stamina/stamina.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <random>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+
+namespace {
+
+const error_code refused = asio::error::connection_refused;
+
+struct counters {
+  std::atomic<long> attempts{0}, completions{0}, successes{0}, aborted{0}, failed{0};
+  std::atomic<long> hook_retries{0}, hook_give_ups{0}, give_up_cancelled{0}, give_up_budget{0};
+};
+
+// Installs counting hooks for the lifetime of the object.
+struct counting_hooks {
+  explicit counting_hooks(counters& c) {
+    stamina::instrumentation::set_on_retry_hooks({[&c](const stamina::retry_details&) { ++c.hook_retries; }});
+    stamina::instrumentation::set_on_give_up_hooks({[&c](const stamina::give_up_details& d) {
+      ++c.hook_give_ups;
+      if (d.reason == stamina::give_up_reason::cancelled) ++c.give_up_cancelled;
+      if (d.reason == stamina::give_up_reason::budget_exhausted) ++c.give_up_budget;
+    }});
+  }
+  ~counting_hooks() {
+    stamina::instrumentation::set_on_retry_hooks({});
+    stamina::instrumentation::set_on_give_up_hooks({});
+  }
+};
+
+// Per call: its strand, its cancellation signal, its random outcomes.
+struct call_state {
+  asio::strand<asio::thread_pool::executor_type> strand;
+  asio::cancellation_signal signal;
+  asio::steady_timer canceller;
+  std::mt19937 rng;
+  call_state(asio::thread_pool& pool, unsigned seed)
+      : strand(asio::make_strand(pool)), canceller(strand), rng(seed) {}
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(stress)
+
+BOOST_AUTO_TEST_CASE(ten_thousand_calls_on_four_threads_reconcile_exactly) {
+  constexpr int calls = 10000;
+  counters c;
+  counting_hooks hooks(c);
+  auto budget = std::make_shared<stamina::retry_budget>(20000, 1.0);
+  const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                          .attempts(5)
+                          .wait_initial(1ms)
+                          .wait_max(4ms)
+                          .wait_jitter(1ms)
+                          .budget(budget);
+  asio::thread_pool pool(4);
+  std::vector<std::unique_ptr<call_state>> states;
+  states.reserve(calls);
+  std::vector<std::shared_ptr<test::completion_record>> records(calls);
+
+  for (int i = 0; i < calls; ++i) {
+    states.push_back(std::make_unique<call_state>(pool, static_cast<unsigned>(i)));
+    call_state& s = *states.back();
+    records[i] = std::make_shared<test::completion_record>();
+    // Everything about a call happens on its strand, including starting it.
+    asio::post(s.strand, [&, i] {
+      auto op = [&c, &s](auto token) {
+        ++c.attempts;
+        const bool fail = std::uniform_int_distribution<int>(0, 99)(s.rng) < 60;
+        return asio::post(s.strand, asio::append(std::move(token), fail ? refused : error_code()));
+      };
+      stamina::async_retry(s.strand, policy, op,
+                           asio::bind_cancellation_slot(s.signal.slot(),
+                                                        asio::bind_executor(s.strand, test::once(records[i], [&c](error_code ec) {
+                                                                              ++c.completions;
+                                                                              if (!ec)
+                                                                                ++c.successes;
+                                                                              else if (ec == asio::error::operation_aborted)
+                                                                                ++c.aborted;
+                                                                              else
+                                                                                ++c.failed;
+                                                                            }))));
+      // One call in five is cancelled after a random 0-6 ms.
+      if (std::uniform_int_distribution<int>(0, 4)(s.rng) == 0) {
+        s.canceller.expires_after(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 6000)(s.rng)));
+        s.canceller.async_wait([&s](error_code) { s.signal.emit(asio::cancellation_type::terminal); });
+      }
+    });
+  }
+  pool.join();
+
+  for (const auto& r : records) BOOST_REQUIRE_EQUAL(r->calls, 1);  // exactly once, every call
+  BOOST_TEST(c.completions.load() == calls);
+  BOOST_TEST(c.successes + c.aborted + c.failed == calls);
+  // Every scheduled retry led to exactly one more attempt, except when the call was
+  // cancelled during that wait (the only way to complete with operation_aborted here).
+  BOOST_TEST(c.attempts.load() == calls + c.hook_retries.load() - c.aborted.load());
+  // Every call that did not succeed reported exactly one give-up, with its reason.
+  BOOST_TEST(c.hook_give_ups.load() == c.aborted.load() + c.failed.load());
+  BOOST_TEST(c.give_up_cancelled.load() >= c.aborted.load());
+  BOOST_TEST(budget->tokens() >= 0.0);
+  BOOST_TEST(budget->tokens() <= 20000.0);
+  BOOST_TEST_MESSAGE("attempts " << c.attempts << ", retries " << c.hook_retries << ", successes " << c.successes
+                                 << ", aborted " << c.aborted << ", failed " << c.failed << ", budget give-ups "
+                                 << c.give_up_budget << ", tokens left " << budget->tokens());
+}
+
+BOOST_AUTO_TEST_CASE(set_active_false_flipped_mid_run) {
+  constexpr int calls = 2000;
+  counters c;
+  asio::thread_pool pool(4);
+  std::vector<std::shared_ptr<test::completion_record>> records(calls);
+  const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                          .attempts(50)
+                          .wait_initial(1ms)
+                          .wait_max(2ms)
+                          .wait_jitter(0s);
+  for (int i = 0; i < calls; ++i) {
+    auto strand = asio::make_strand(pool);
+    records[i] = std::make_shared<test::completion_record>();
+    auto op = [&c, strand](auto token) {
+      ++c.attempts;
+      return asio::post(strand, asio::append(std::move(token), refused));
+    };
+    stamina::async_retry(strand, policy, op,
+                         asio::bind_executor(strand, test::once(records[i], [&c](error_code) { ++c.completions; })));
+  }
+  std::this_thread::sleep_for(10ms);
+  stamina::set_active(false);  // calls already running keep their snapshot; new ones run once
+  for (int i = 0; i < 100; ++i) {
+    auto rec = std::make_shared<test::completion_record>();
+    records.push_back(rec);
+    auto op = [&c, &pool](auto token) {
+      ++c.attempts;
+      return asio::post(pool, asio::append(std::move(token), refused));
+    };
+    stamina::async_retry(pool, policy, op, test::once(rec, [&c](error_code) { ++c.completions; }));
+  }
+  pool.join();
+  stamina::set_active(true);
+  for (const auto& r : records) BOOST_REQUIRE_EQUAL(r->calls, 1);
+  BOOST_TEST(c.completions.load() == calls + 100);
+  BOOST_TEST(c.attempts.load() <= 50L * calls + 100);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(teardown)
+
+BOOST_AUTO_TEST_CASE(stop_and_destroy_with_thousands_of_pending_retries) {
+  for (int form = 0; form < 2; ++form) {
+    std::vector<std::shared_ptr<test::completion_record>> records;
+    {
+      asio::io_context ctx;
+      for (int i = 0; i < 5000; ++i) {
+        records.push_back(std::make_shared<test::completion_record>());
+        const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                                .wait_initial(10s)
+                                .attempt_timeout(form == 1 ? std::optional<stamina::duration>(30s) : std::nullopt);
+        auto op = [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), refused)); };
+        stamina::async_retry(ctx, policy, op, test::once(records.back(), [](error_code) {}));
+      }
+      ctx.run_for(200ms);  // first attempts fail; every call now waits 10 s or more
+      ctx.stop();
+    }  // destroyed with 5000 pending waits: the handlers are destroyed, never called
+    for (const auto& r : records) {
+      BOOST_REQUIRE_EQUAL(r->calls, 0);
+      BOOST_REQUIRE(r->destroyed_uncalled);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(thread_pool_stopped_mid_retry) {
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  {
+    asio::thread_pool pool(4);
+    for (int i = 0; i < 2000; ++i) {
+      records.push_back(std::make_shared<test::completion_record>());
+      auto strand = asio::make_strand(pool);
+      auto op = [strand](auto token) { return asio::post(strand, asio::append(std::move(token), refused)); };
+      const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                              .attempts(std::nullopt)
+                              .wait_initial(1ms)
+                              .wait_max(3ms);
+      stamina::async_retry(strand, policy, op, asio::bind_executor(strand, test::once(records.back(), [](error_code) {})));
+    }
+    std::this_thread::sleep_for(20ms);
+    pool.stop();
+    pool.join();
+  }
+  for (const auto& r : records) BOOST_REQUIRE(r->calls <= 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
