@@ -142,7 +142,8 @@ std::optional<duration> parse_retry_after(std::string_view value, std::chrono::s
   const sys_days date = year_month_day(year(t->year), month(static_cast<unsigned>(t->month)),
                                        day(static_cast<unsigned>(t->day)));
   const sys_seconds when = date + hours(t->hour) + minutes(t->minute) + seconds(t->second);
-  const duration wait = when - now;
+  // In floating-point seconds: year 9999 does not fit system_clock's nanosecond ticks.
+  const duration wait = duration(when.time_since_epoch()) - duration(now.time_since_epoch());
   return wait.count() > 0 ? wait : duration(0);
 }
 

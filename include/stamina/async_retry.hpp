@@ -233,13 +233,18 @@ struct awaited_result {
                                                   void(First, Rest...)>::return_type;
 };
 
+// The values after the first argument, as use_awaitable returns them: one value as itself,
+// several as a tuple (no value: the caller returns void).
 template <class Result, class... Values>
 Result unpack_values(std::tuple<Values...>&& t) {
-  return std::apply([](auto&&, auto&&... v) -> Result {
-    if constexpr (sizeof...(v) == 0) return;
-    else if constexpr (sizeof...(v) == 1) return (std::move(v), ...);
-    else return Result(std::move(v)...);
-  }, std::move(t));
+  return std::apply(
+      [](auto&&, auto&&... v) -> Result {
+        if constexpr (sizeof...(v) == 1)
+          return (std::move(v), ...);
+        else
+          return Result(std::move(v)...);
+      },
+      std::move(t));
 }
 
 template <class First>
@@ -354,7 +359,10 @@ typename awaited_result<AwaitableExecutor, First, Rest...>::type retry_token_op_
     First& first = std::get<0>(result);
     if (!failed(first)) {
       retries.on_success();
-      co_return unpack_values<value_type>(std::move(result));
+      if constexpr (std::is_void_v<value_type>)
+        co_return;
+      else
+        co_return unpack_values<value_type>(std::move(result));
     }
     const failure what(first);
     if (!co_await loop.after_failure(what)) throw_failure(first);

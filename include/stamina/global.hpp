@@ -43,7 +43,9 @@ void set_testing(bool testing, unsigned attempts = 1, bool cap = false) noexcept
 bool is_testing() noexcept;
 
 /// Enables testing mode for a scope and restores the previous state (testing or not, and
-/// its attempts and cap) on destruction, also during unwinding. Scopes nest.
+/// its attempts and cap) on destruction, also during unwinding. Scopes nest; like any
+/// save-and-restore guard of a process-wide setting, overlapping scopes on different threads
+/// do not nest and leave whichever state was restored last.
 class testing_scope {
  public:
   explicit testing_scope(unsigned attempts = 1, bool cap = false) noexcept;
