@@ -94,8 +94,25 @@ decision decision::retry_after(duration wait) {
 
 // --- retry_policy ------------------------------------------------------------------------
 
+template <class Change>
+void retry_policy::change_shared(Change&& change) {
+  auto next = std::make_shared<shared_parts>(*shared_);
+  change(*next);
+  shared_ = std::move(next);
+}
+
 retry_policy& retry_policy::on(retry_on value) {
-  on_ = std::move(value);
+  change_shared([&](shared_parts& p) { p.on = std::move(value); });
+  return *this;
+}
+
+retry_policy& retry_policy::name(std::string value) {
+  change_shared([&](shared_parts& p) { p.name = std::move(value); });
+  return *this;
+}
+
+retry_policy& retry_policy::budget(std::shared_ptr<retry_budget> value) {
+  change_shared([&](shared_parts& p) { p.budget = std::move(value); });
   return *this;
 }
 

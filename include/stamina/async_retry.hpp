@@ -255,67 +255,96 @@ template <class First>
     throw boost::system::system_error(first);
 }
 
+// The state a retrying coroutine needs once an attempt has failed. Its steps are plain
+// functions: the coroutines await the timer themselves, so a retry adds no coroutine frame.
 template <class Clock, class WaitTraits, class AwaitableExecutor>
 struct caller_loop {
   using timer_type = boost::asio::basic_waitable_timer<Clock, WaitTraits, AwaitableExecutor>;
-  using token_type = boost::asio::use_awaitable_t<AwaitableExecutor>;
 
   backoff& retries;
   typename Clock::time_point start;
   std::optional<timer_type> timer;
   retry_scope scope;
 
-  explicit caller_loop(backoff& b) : retries(b), start(b.needs_clock() ? Clock::now() : typename Clock::time_point{}) {}
+  caller_loop(backoff& b, typename Clock::time_point started) : retries(b), start(started) {}
 
   duration elapsed() const { return retries.needs_clock() ? duration(Clock::now() - start) : duration(0); }
 
-  static boost::asio::awaitable<bool, AwaitableExecutor> cancelled() {
-    auto cs = co_await boost::asio::this_coro::cancellation_state;
-    co_return cs.cancelled() != boost::asio::cancellation_type::none;
-  }
-
-  // After a failure: true = attempt again (having waited); false = deliver the failure.
-  // Throws system_error(operation_aborted) when cancelled during the wait.
-  boost::asio::awaitable<bool, AwaitableExecutor> after_failure(const failure& what) {
-    if (co_await cancelled()) {
+  // After a failure: the wait before the next attempt, or nullopt to deliver the failure.
+  std::optional<duration> decide(const failure& what, bool cancelled) {
+    if (cancelled) {
       report_give_up(retries, give_up_reason::cancelled, what);
-      co_return false;
+      return std::nullopt;
     }
     const backoff::step next = retries.on_failure(what, elapsed());
     if (!next.retry) {
       report_give_up(retries, next.reason, what);
-      co_return false;
+      return std::nullopt;
     }
     report_retry(retries, next, what, scope);
-    if (next.wait.count() > 0) {
-      if (!timer) timer.emplace(co_await boost::asio::this_coro::executor);
-      timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait));
-      bool aborted = false;
-      try {
-        co_await timer->async_wait(token_type{});
-      } catch (const boost::system::system_error&) {
-        aborted = true;
-      }
-      if (aborted || co_await cancelled()) {
-        scope.clear();
-        report_give_up(retries, give_up_reason::cancelled, what);
-        throw boost::system::system_error(boost::asio::error::operation_aborted);
-      }
-    }
+    return next.wait;
+  }
+
+  // Sets the timer for a wait; created on the first wait only.
+  timer_type& arm(duration wait, const AwaitableExecutor& ex) {
+    if (!timer) timer.emplace(ex);
+    timer->expires_after(to_clock_duration<typename Clock::duration>(wait));
+    return *timer;
+  }
+
+  [[noreturn]] void abort_wait(const failure& what) {
     scope.clear();
-    co_return true;
+    report_give_up(retries, give_up_reason::cancelled, what);
+    throw boost::system::system_error(boost::asio::error::operation_aborted);
   }
 };
 
+// The awaited wait of a caller loop, written out in each coroutine (a helper coroutine would
+// add a frame per retry). Throws system_error(operation_aborted) when cancelled.
+#define STAMINA_DETAIL_AWAIT_RETRY(loop, what, give_up)                                                          \
+  {                                                                                                              \
+    const auto before_ = co_await boost::asio::this_coro::cancellation_state;                                   \
+    const std::optional<duration> wait_ =                                                                        \
+        (loop).decide((what), before_.cancelled() != boost::asio::cancellation_type::none);                      \
+    if (!wait_) give_up;                                                                                         \
+    if (wait_->count() > 0) {                                                                                    \
+      auto& timer_ = (loop).arm(*wait_, co_await boost::asio::this_coro::executor);                              \
+      bool aborted_ = false;                                                                                     \
+      try {                                                                                                      \
+        co_await timer_.async_wait(boost::asio::use_awaitable_t<AwaitableExecutor>{});                           \
+      } catch (const boost::system::system_error&) {                                                             \
+        aborted_ = true;                                                                                         \
+      }                                                                                                          \
+      const auto after_ = co_await boost::asio::this_coro::cancellation_state;                                  \
+      if (aborted_ || after_.cancelled() != boost::asio::cancellation_type::none) (loop).abort_wait(what);       \
+    }                                                                                                            \
+    (loop).scope.clear();                                                                                        \
+  }
+
+// Whether the awaiting coroutine already runs on `ex` (then attempts are awaited directly;
+// otherwise each is co_spawned onto `ex`). Cheap: no executor is converted or allocated.
+template <class AwaitableExecutor, class Executor>
+bool runs_on(const AwaitableExecutor& here, const Executor& ex) {
+  if constexpr (std::is_same_v<AwaitableExecutor, Executor>) {
+    return here == ex;
+  } else if constexpr (requires { here.template target<Executor>(); }) {
+    const Executor* target = here.template target<Executor>();
+    return target != nullptr && *target == ex;
+  } else {
+    return false;
+  }
+}
+
+// The success path costs the attempt, one executor check and (with a deadline) a clock read;
+// the backoff, the loop state and any timer exist only once an attempt has failed.
 template <class Clock, class WaitTraits, class AwaitableExecutor, class Executor, class Op>
 boost::asio::awaitable<typename op_traits<Op>::value_type, AwaitableExecutor> retry_awaitable_in_caller(
     Executor ex, retry_policy policy, Op op) {
   using value_type = typename op_traits<Op>::value_type;
-  backoff retries(policy);
-  caller_loop<Clock, WaitTraits, AwaitableExecutor> loop(retries);
-  bool same_executor = false;
-  if constexpr (std::is_convertible_v<Executor, AwaitableExecutor>)
-    same_executor = (co_await boost::asio::this_coro::executor) == AwaitableExecutor(ex);
+  const bool same_executor = runs_on(co_await boost::asio::this_coro::executor, ex);
+  const typename Clock::time_point start = has_time_limit(policy) ? Clock::now() : typename Clock::time_point{};
+  std::optional<backoff> retries;
+  std::optional<caller_loop<Clock, WaitTraits, AwaitableExecutor>> loop;
   for (;;) {
     std::exception_ptr error;
     std::optional<std::conditional_t<std::is_void_v<value_type>, bool, value_type>> value;
@@ -336,14 +365,21 @@ boost::asio::awaitable<typename op_traits<Op>::value_type, AwaitableExecutor> re
       error = std::current_exception();
     }
     if (!error) {
-      retries.on_success();
+      if (retries)
+        retries->on_success();
+      else
+        record_first_success(policy);
       if constexpr (std::is_void_v<value_type>)
         co_return;
       else
         co_return std::move(*value);
     }
+    if (!retries) {
+      retries.emplace(policy);
+      loop.emplace(*retries, start);
+    }
     const failure what(error);
-    if (!co_await loop.after_failure(what)) std::rethrow_exception(error);  // same object
+    STAMINA_DETAIL_AWAIT_RETRY(*loop, what, std::rethrow_exception(error))  // the same exception object
   }
 }
 
@@ -351,23 +387,33 @@ template <class Clock, class WaitTraits, class AwaitableExecutor, class Op, clas
 typename awaited_result<AwaitableExecutor, First, Rest...>::type retry_token_op_in_caller(retry_policy policy, Op op) {
   using result_type = typename awaited_result<AwaitableExecutor, First, Rest...>::type;
   using value_type = typename awaitable_parts<result_type>::value_type;
-  backoff retries(policy);
-  caller_loop<Clock, WaitTraits, AwaitableExecutor> loop(retries);
+  const typename Clock::time_point start = has_time_limit(policy) ? Clock::now() : typename Clock::time_point{};
+  std::optional<backoff> retries;
+  std::optional<caller_loop<Clock, WaitTraits, AwaitableExecutor>> loop;
   for (;;) {
     std::tuple<First, Rest...> result =
         co_await op(boost::asio::as_tuple(boost::asio::use_awaitable_t<AwaitableExecutor>{}));
     First& first = std::get<0>(result);
     if (!failed(first)) {
-      retries.on_success();
+      if (retries)
+        retries->on_success();
+      else
+        record_first_success(policy);
       if constexpr (std::is_void_v<value_type>)
         co_return;
       else
         co_return unpack_values<value_type>(std::move(result));
     }
+    if (!retries) {
+      retries.emplace(policy);
+      loop.emplace(*retries, start);
+    }
     const failure what(first);
-    if (!co_await loop.after_failure(what)) throw_failure(first);
+    STAMINA_DETAIL_AWAIT_RETRY(*loop, what, throw_failure(first))
   }
 }
+
+#undef STAMINA_DETAIL_AWAIT_RETRY
 
 template <class T>
 struct is_use_awaitable : std::false_type {};
@@ -397,7 +443,7 @@ struct split_signature<void(First, Rest...)> {
 
 // The implementation behind stamina::async_retry, with the clock injectable for tests.
 template <class Clock, class WaitTraits, class ExecutorOrContext, class Op, class CompletionToken>
-auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy policy, Op op, CompletionToken&& token) {
+auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& policy, Op op, CompletionToken&& token) {
   using executor_type = std::decay_t<decltype(executor_of(ex_or_context))>;
   using op_type = std::decay_t<Op>;
   using traits = op_traits<op_type>;

@@ -13,6 +13,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <type_traits>
@@ -62,25 +63,20 @@ struct stoppable_sleeper {
   }
 };
 
-// The synchronous driver, with its clock and its way of sleeping injectable for tests.
-// `Sleeper(duration) -> bool` returns false when the wait was interrupted.
-template <class Clock, class Sleeper, class F>
-std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
+// After the first failure: the backoff loop. Kept out of line so that the success path of
+// retry_with stays small enough to inline.
+template <class Clock, class Sleeper, class F, class Result>
+[[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(const retry_policy& policy, Sleeper& sleep, F& f,
+                                                              bool timed, typename Clock::time_point start,
+                                                              Result first) {
   using result_type = std::invoke_result_t<F&>;
   using traits = sync_result<std::remove_cvref_t<result_type>>;
-  backoff state(policy);
-  const bool timed = state.needs_clock();
-  const typename Clock::time_point start = timed ? Clock::now() : typename Clock::time_point{};
   const auto elapsed = [&] { return timed ? duration(Clock::now() - start) : duration(0); };
+  backoff state(policy);
   retry_scope scope;
-  for (;;) {
-    scope.clear();
-    if constexpr (traits::is_error_value) {
-      result_type r = f();
-      if (!traits::failed(r)) {
-        state.on_success();
-        return r;
-      }
+  if constexpr (traits::is_error_value) {
+    result_type r = std::move(first);
+    for (;;) {
       const failure what = traits::to_failure(r);
       const backoff::step s = state.on_failure(what, elapsed());
       if (!s.retry) {
@@ -93,8 +89,29 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
         report_give_up(state, give_up_reason::cancelled, what);
         return r;
       }
-    } else {
-      std::exception_ptr error;
+      scope.clear();
+      r = f();
+      if (!traits::failed(r)) {
+        state.on_success();
+        return r;
+      }
+    }
+  } else {
+    std::exception_ptr error = std::move(first);
+    for (;;) {
+      const failure what(error);
+      const backoff::step s = state.on_failure(what, elapsed());
+      if (!s.retry) {
+        report_give_up(state, s.reason, what);
+        std::rethrow_exception(error);  // the same exception object, unchanged
+      }
+      report_retry(state, s, what, scope);
+      if (!sleep(s.wait)) {
+        scope.clear();
+        report_give_up(state, give_up_reason::cancelled, what);
+        std::rethrow_exception(error);
+      }
+      scope.clear();
       try {
         if constexpr (std::is_void_v<result_type>) {
           f();
@@ -108,19 +125,44 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
       } catch (...) {
         error = std::current_exception();
       }
-      const failure what(error);
-      const backoff::step s = state.on_failure(what, elapsed());
-      if (!s.retry) {
-        report_give_up(state, s.reason, what);
-        std::rethrow_exception(error);  // the same exception object, unchanged
-      }
-      report_retry(state, s, what, scope);
-      if (!sleep(s.wait)) {
-        scope.clear();
-        report_give_up(state, give_up_reason::cancelled, what);
-        std::rethrow_exception(error);
-      }
     }
+  }
+}
+
+// The synchronous driver, with its clock and its way of sleeping injectable for tests.
+// `Sleeper(duration) -> bool` returns false when the wait was interrupted.
+//
+// The success path costs a branch and, with a deadline, one clock read: the backoff is only
+// built once an attempt has failed.
+template <class Clock, class Sleeper, class F>
+std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
+  using result_type = std::invoke_result_t<F&>;
+  using traits = sync_result<std::remove_cvref_t<result_type>>;
+  const bool timed = has_time_limit(policy);
+  const typename Clock::time_point start = timed ? Clock::now() : typename Clock::time_point{};
+  if constexpr (traits::is_error_value) {
+    result_type r = f();
+    if (!traits::failed(r)) {
+      record_first_success(policy);
+      return r;
+    }
+    return retry_after_failure<Clock>(policy, sleep, f, timed, start, std::move(r));
+  } else {
+    std::exception_ptr error;
+    try {
+      if constexpr (std::is_void_v<result_type>) {
+        f();
+        record_first_success(policy);
+        return;
+      } else {
+        result_type r = f();
+        record_first_success(policy);
+        return r;
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    return retry_after_failure<Clock>(policy, sleep, f, timed, start, std::move(error));
   }
 }
 
@@ -135,14 +177,14 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 /// Failures the policy's `on` rejects are delivered at once.
 template <class F>
 auto retry(const retry_policy& policy, F&& f) -> std::invoke_result_t<F&> {
-  return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f);
+  return detail::retry_with<detail::coarse_steady_clock>(policy, detail::thread_sleeper{}, f);
 }
 
 /// Same, but a stop request on `stop` ends the current wait at once and the last failure is
 /// delivered (the attempt in progress, if any, is not interrupted).
 template <class F>
 auto retry(const retry_policy& policy, std::stop_token stop, F&& f) -> std::invoke_result_t<F&> {
-  return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f);
+  return detail::retry_with<detail::coarse_steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f);
 }
 
 }  // namespace stamina

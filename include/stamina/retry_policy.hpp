@@ -26,7 +26,7 @@ class retry_policy {
   /// The only required part: which failures are retried. Implicit, so a `retry_on` (e.g.
   /// `stamina::on_error(...)`) can stand wherever a policy with all defaults is expected.
   retry_policy(retry_on on)  // NOLINT(google-explicit-constructor): deliberate, see above
-      : on_(std::move(on)) {}
+      : shared_(std::make_shared<const shared_parts>(shared_parts{std::move(on), {}, {}})) {}
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
   retry_policy& on(retry_on value);
@@ -56,18 +56,12 @@ class retry_policy {
   /// Async only: an attempt still running after this long is cancelled and counts as a
   /// retryable failure (`stamina::error::attempt_timeout`).
   retry_policy& attempt_timeout(std::optional<duration> value);
-  retry_policy& name(std::string value) {
-    name_ = std::move(value);
-    return *this;
-  }
+  retry_policy& name(std::string value);
   /// A token bucket shared between calls; null = no budget.
-  retry_policy& budget(std::shared_ptr<retry_budget> value) noexcept {
-    budget_ = std::move(value);
-    return *this;
-  }
+  retry_policy& budget(std::shared_ptr<retry_budget> value);
 
   // --- getters -------------------------------------------------------------------------
-  const retry_on& on() const noexcept { return on_; }
+  const retry_on& on() const noexcept { return shared_->on; }
   std::optional<unsigned> attempts() const noexcept { return attempts_; }
   std::optional<duration> timeout() const noexcept { return timeout_; }
   duration wait_initial() const noexcept { return wait_initial_; }
@@ -76,13 +70,23 @@ class retry_policy {
   double wait_exp_base() const noexcept { return wait_exp_base_; }
   stamina::jitter jitter() const noexcept { return jitter_; }
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
-  const std::string& name() const noexcept { return name_; }
-  const std::shared_ptr<retry_budget>& budget() const noexcept { return budget_; }
+  const std::string& name() const noexcept { return shared_->name; }
+  const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
 
-  retry_on on_;
+  // The parts that are not plain numbers live in one immutable block shared by copies, so a
+  // policy copies with one reference-count increment and moves for free; setters replace it.
+  struct shared_parts {
+    retry_on on;
+    std::string name;
+    std::shared_ptr<retry_budget> budget;
+  };
+  template <class Change>
+  void change_shared(Change&& change);
+
+  std::shared_ptr<const shared_parts> shared_;
   std::optional<unsigned> attempts_{10};
   std::optional<duration> timeout_{duration(45.0)};
   duration wait_initial_{0.1};
@@ -91,8 +95,6 @@ class retry_policy {
   double wait_exp_base_{2.0};
   stamina::jitter jitter_{jitter::additive};
   std::optional<duration> attempt_timeout_;
-  std::string name_;
-  std::shared_ptr<retry_budget> budget_;
 };
 
 }  // namespace stamina

@@ -1,0 +1,297 @@
+// What a retry wrapper costs against the hand-written code it replaces (Google Benchmark).
+// Each stamina case has its baseline in the same binary and run; benchmarks/summary.py prints
+// the ratios. Heap allocations per call are counted with a replaced operator new and reported
+// as the counter `allocs`.
+
+#include <stamina/stamina.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <optional>
+#include <thread>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using namespace std::chrono_literals;
+
+// --- allocation counting ------------------------------------------------------------------------
+namespace {
+std::atomic<long> allocations{0};
+}
+void* operator new(std::size_t n) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+struct transient : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Reports allocations per iteration for the measured loop.
+class alloc_counter {
+ public:
+  explicit alloc_counter(benchmark::State& s) : state_(s), start_(allocations.load()) {}
+  ~alloc_counter() {
+    state_.counters["allocs"] = benchmark::Counter(static_cast<double>(allocations.load() - start_) /
+                                                   static_cast<double>(std::max<benchmark::IterationCount>(1, state_.iterations())));
+  }
+
+ private:
+  benchmark::State& state_;
+  long start_;
+};
+
+const stamina::retry_policy& default_policy() {
+  static const stamina::retry_policy p = stamina::on_exception<transient>();
+  return p;
+}
+const stamina::retry_policy& error_policy() {
+  static const stamina::retry_policy p = stamina::retry_policy(stamina::on_error(asio::error::try_again));
+  return p;
+}
+
+struct quiet {
+  quiet() {
+    stamina::instrumentation::set_on_retry_hooks({});
+    stamina::instrumentation::set_on_give_up_hooks({});
+  }
+} quiet_hooks;
+
+// --- sync ----------------------------------------------------------------------------------------
+__attribute__((noinline)) int work() {
+  benchmark::ClobberMemory();
+  return 42;
+}
+
+void sync_direct_call(benchmark::State& state) {
+  alloc_counter a(state);
+  for (auto _ : state) benchmark::DoNotOptimize(work());
+}
+
+// The loop people write: try, catch, sleep, try again.
+__attribute__((noinline)) int hand_written_sync() {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return work();
+    } catch (const transient&) {
+      if (attempt == 10) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+    }
+  }
+}
+
+void sync_hand_written_loop(benchmark::State& state) {
+  alloc_counter a(state);
+  for (auto _ : state) benchmark::DoNotOptimize(hand_written_sync());
+}
+
+void sync_stamina_retry(benchmark::State& state) {
+  alloc_counter a(state);
+  const auto& p = default_policy();  // with the default 45 s timeout: one clock read per call
+  for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
+}
+
+void sync_stamina_retry_no_timeout(benchmark::State& state) {
+  alloc_counter a(state);
+  static const stamina::retry_policy p = stamina::retry_policy(default_policy()).timeout(std::nullopt);
+  for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
+}
+
+// --- async: runs the measured loop inside one coroutine --------------------------------------------
+template <class Body>
+void in_coroutine(benchmark::State& state, Body body) {
+  asio::io_context ctx(1);
+  std::exception_ptr failed;
+  asio::co_spawn(ctx, body(state, ctx), [&](std::exception_ptr e) { failed = e; });
+  ctx.run();
+  if (failed) state.SkipWithError("coroutine failed");
+}
+
+asio::awaitable<int> trivial_awaitable() { co_return work(); }
+
+asio::awaitable<void> awaitable_direct(benchmark::State& state, asio::io_context&) {
+  alloc_counter a(state);
+  for (auto _ : state) benchmark::DoNotOptimize(co_await trivial_awaitable());
+}
+
+// Hand-written: try/catch around the attempt, a steady_timer made only if a wait is needed.
+asio::awaitable<void> awaitable_hand_written(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  for (auto _ : state) {
+    std::optional<asio::steady_timer> timer;
+    int value = 0;
+    for (int attempt = 1;; ++attempt) {
+      std::exception_ptr error;
+      try {
+        value = co_await trivial_awaitable();
+      } catch (const transient&) {
+        error = std::current_exception();
+      }
+      if (!error) break;
+      if (attempt == 10) std::rethrow_exception(error);
+      if (!timer) timer.emplace(ctx);
+      timer->expires_after(100ms);
+      co_await timer->async_wait(asio::use_awaitable);
+    }
+    benchmark::DoNotOptimize(value);
+  }
+}
+
+asio::awaitable<void> awaitable_stamina(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  const auto op = [] { return trivial_awaitable(); };
+  for (auto _ : state) benchmark::DoNotOptimize(co_await stamina::async_retry(ctx, default_policy(), op));
+}
+
+// Token op: a post completing with void(error_code) (~ a trivial Asio operation).
+auto token_op(asio::io_context& ctx) {
+  return [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code())); };
+}
+
+asio::awaitable<void> token_direct(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  auto op = token_op(ctx);
+  for (auto _ : state) {
+    auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+    benchmark::DoNotOptimize(ec);
+  }
+}
+
+asio::awaitable<void> token_hand_written(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  auto op = token_op(ctx);
+  for (auto _ : state) {
+    std::optional<asio::steady_timer> timer;
+    for (int attempt = 1;; ++attempt) {
+      auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+      if (!ec || ec != asio::error::try_again) break;
+      if (attempt == 10) throw boost::system::system_error(ec);
+      if (!timer) timer.emplace(ctx);
+      timer->expires_after(100ms);
+      co_await timer->async_wait(asio::use_awaitable);
+    }
+  }
+}
+
+asio::awaitable<void> token_stamina(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  auto op = token_op(ctx);
+  for (auto _ : state) co_await stamina::async_retry(ctx, error_policy(), op);
+}
+
+void async_awaitable_direct(benchmark::State& s) { in_coroutine(s, awaitable_direct); }
+void async_awaitable_hand_written_loop(benchmark::State& s) { in_coroutine(s, awaitable_hand_written); }
+void async_awaitable_stamina(benchmark::State& s) { in_coroutine(s, awaitable_stamina); }
+void async_token_direct(benchmark::State& s) { in_coroutine(s, token_direct); }
+void async_token_hand_written_loop(benchmark::State& s) { in_coroutine(s, token_hand_written); }
+void async_token_stamina(benchmark::State& s) { in_coroutine(s, token_stamina); }
+
+// Callback token (the composed operation) against the same op with a plain callback.
+void callback_direct(benchmark::State& state) {
+  asio::io_context ctx(1);
+  auto op = token_op(ctx);
+  alloc_counter a(state);
+  for (auto _ : state) {
+    op([](error_code ec) { benchmark::DoNotOptimize(ec); });
+    ctx.run();
+    ctx.restart();
+  }
+}
+
+void callback_stamina(benchmark::State& state) {
+  asio::io_context ctx(1);
+  auto op = token_op(ctx);
+  alloc_counter a(state);
+  for (auto _ : state) {
+    stamina::async_retry(ctx, error_policy(), op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
+    ctx.run();
+    ctx.restart();
+  }
+}
+
+// --- the retry path, zero waits (testing mode): one failure then success per call --------------------
+asio::awaitable<void> retry_hand_written(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  bool fail = false;
+  auto op = [&ctx, &fail](auto token) {
+    fail = !fail;
+    return asio::post(ctx, asio::append(std::move(token), fail ? error_code(asio::error::try_again) : error_code()));
+  };
+  for (auto _ : state) {
+    for (int attempt = 1;; ++attempt) {
+      auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+      if (!ec) break;
+      if (ec != asio::error::try_again || attempt == 10) throw boost::system::system_error(ec);
+      // zero wait: try again at once
+    }
+  }
+}
+
+asio::awaitable<void> retry_stamina(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  bool fail = false;
+  auto op = [&ctx, &fail](auto token) {
+    fail = !fail;
+    return asio::post(ctx, asio::append(std::move(token), fail ? error_code(asio::error::try_again) : error_code()));
+  };
+  for (auto _ : state) co_await stamina::async_retry(ctx, error_policy(), op);
+}
+
+void async_retry_path_hand_written_loop(benchmark::State& s) { in_coroutine(s, retry_hand_written); }
+void async_retry_path_stamina(benchmark::State& s) {
+  stamina::testing_scope zero_waits(2);
+  in_coroutine(s, retry_stamina);
+}
+
+// --- backoff decision cost per strategy --------------------------------------------------------------
+void backoff_decision(benchmark::State& state) {
+  const auto j = static_cast<stamina::jitter>(state.range(0));
+  const auto p = stamina::retry_policy(default_policy()).jitter(j).attempts(std::nullopt).timeout(std::nullopt);
+  stamina::backoff b(p, 1);
+  const stamina::decision retry = stamina::decision::retry();
+  unsigned n = 0;
+  for (auto _ : state) {
+    if (++n == 32) {  // keep the retry number realistic
+      b = stamina::backoff(p, n);
+      n = 0;
+    }
+    benchmark::DoNotOptimize(b.on_failure(retry, stamina::duration(0)));
+  }
+  state.SetLabel(std::string(stamina::to_string(j)));
+}
+
+}  // namespace
+
+BENCHMARK(sync_direct_call);
+BENCHMARK(sync_hand_written_loop);
+BENCHMARK(sync_stamina_retry);
+BENCHMARK(sync_stamina_retry_no_timeout);
+BENCHMARK(async_awaitable_direct);
+BENCHMARK(async_awaitable_hand_written_loop);
+BENCHMARK(async_awaitable_stamina);
+BENCHMARK(async_token_direct);
+BENCHMARK(async_token_hand_written_loop);
+BENCHMARK(async_token_stamina);
+BENCHMARK(callback_direct);
+BENCHMARK(callback_stamina);
+BENCHMARK(async_retry_path_hand_written_loop);
+BENCHMARK(async_retry_path_stamina);
+BENCHMARK(backoff_decision)->DenseRange(0, 3);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,65 @@
+"""Prints every benchmark's ratio against its baseline from the CSV files of one run."""
+import csv
+import sys
+from pathlib import Path
+
+results = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
+
+# Google Benchmark CSV: header line starts with "name"; earlier lines may be context.
+lines = (results / "overhead.csv").read_text().splitlines()
+start = next(i for i, l in enumerate(lines) if l.startswith("name,"))
+rows = list(csv.DictReader(lines[start:]))
+median = {r["name"].rsplit("_median", 1)[0]: r for r in rows if r["name"].endswith("_median")}
+
+
+def ns(name):
+    return float(median[name]["real_time"])
+
+
+def allocs(name):
+    return float(median[name].get("allocs") or 0)
+
+
+print("\noverhead per call (median of 5; targets: success <= 1.05x, retry path <= 1.10x)")
+pairs = [
+    ("sync success, default policy (45 s deadline)", "sync_stamina_retry", "sync_hand_written_loop"),
+    ("sync success, no deadline", "sync_stamina_retry_no_timeout", "sync_hand_written_loop"),
+    ("async success, awaitable op, co_await", "async_awaitable_stamina", "async_awaitable_hand_written_loop"),
+    ("async success, token op, co_await", "async_token_stamina", "async_token_hand_written_loop"),
+    ("async success, token op, callback", "callback_stamina", "callback_direct"),
+    ("retry path, zero waits (1 failure + 1 success)", "async_retry_path_stamina", "async_retry_path_hand_written_loop"),
+]
+print(f"  {'case':50} {'stamina ns':>11} {'baseline ns':>12} {'ratio':>7} {'allocs':>7}")
+for label, ours, base in pairs:
+    print(f"  {label:50} {ns(ours):11.1f} {ns(base):12.1f} {ns(ours) / ns(base):6.2f}x {allocs(ours):7.2f}")
+print(f"  (a bare co_await of the awaitable op: {ns('async_awaitable_direct'):.1f} ns; "
+      f"a bare sync call: {ns('sync_direct_call'):.1f} ns)")
+print("  backoff decision per strategy: " + ", ".join(
+    f"{r['label']} {float(r['real_time']):.1f} ns" for r in rows
+    if r["name"].startswith("backoff_decision") and r["name"].endswith("_median")))
+
+print("\nscale: 100,000 concurrent calls failing twice")
+scale = list(csv.DictReader((results / "scale.csv").read_text().splitlines()))
+base = {r["threads"]: float(r["bytes_per_pending_call"]) for r in scale if r["variant"].startswith("hand")}
+for r in scale:
+    b = float(r["bytes_per_pending_call"])
+    print(f"  {r['variant']:36} threads {r['threads']}: {b:6.0f} B/pending ({b / base[r['threads']]:.2f}x), "
+          f"lateness p50 {float(r['lateness_p50_us']) / 1000:.1f} ms, p99 {float(r['lateness_p99_us']) / 1000:.1f} ms, "
+          f"total {float(r['total_s']):.2f} s")
+
+print("\nherd: 190 clients (mean of 100 runs)")
+herd = [r for r in csv.DictReader((results / "herd.csv").read_text().splitlines()) if r["clients"] == "190"]
+nojit = next(r for r in herd if r["strategy"].startswith("no jitter"))
+for r in sorted(herd, key=lambda r: float(r["calls"])):
+    print(f"  {r['strategy']:42} calls {float(r['calls']):7.0f} ({float(r['calls']) / float(nojit['calls']):.2f}x no jitter), "
+          f"time {float(r['time_ms']) / 1000:6.2f} s")
+most_calls = max(herd, key=lambda r: float(r["calls"]))["strategy"]
+longest = max(herd, key=lambda r: float(r["time_ms"]))["strategy"]
+full = next(r for r in herd if r["strategy"] == "stamina full")
+print(f"  most work: {most_calls}; longest: {longest}; full jitter does "
+      f"{float(full['calls']) / float(nojit['calls']):.2f}x the work of no jitter")
+
+print("\noutage: 100 req/s, capacity 200/s, backend down 10 s (mean of 20 runs)")
+for r in csv.DictReader((results / "outage.csv").read_text().splitlines()):
+    print(f"  {r['policy']:34} peak load {float(r['peak_load_ratio']):5.1f}x normal, drain {float(r['drain_s']):5.1f} s, "
+          f"failed requests {float(r['failed_requests']):5.0f} of {float(r['requests']):.0f}")
