@@ -78,7 +78,7 @@ double exp_part(double b, double growth, unsigned n) { return std::min(cap, b * 
 std::vector<strategy> strategies() {
   return {
       library("no jitter (stamina wait_jitter=0)", stamina::jitter::additive, 0.0),
-      library("stamina additive (default, 1 s)", stamina::jitter::additive, 1.0),
+      library("stamina additive (default 1 s jitter)", stamina::jitter::additive, 1.0),
       library("stamina additive (jitter = base)", stamina::jitter::additive, base),
       library("stamina full", stamina::jitter::full, 0.0),
       library("stamina equal", stamina::jitter::equal, 0.0),
