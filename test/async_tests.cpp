@@ -11,6 +11,7 @@
 #include <stamina/global.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -518,6 +519,45 @@ BOOST_AUTO_TEST_CASE(budget_refuses_retries_across_calls) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(async_lifetime)
+
+template <class T>
+struct counting_allocator {
+  using value_type = T;
+  std::shared_ptr<long> count;
+  explicit counting_allocator(std::shared_ptr<long> c) : count(std::move(c)) {}
+  template <class U>
+  counting_allocator(const counting_allocator<U>& o) : count(o.count) {}
+  T* allocate(std::size_t n) {
+    ++*count;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) {
+    --*count;
+    std::allocator<T>().deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const counting_allocator<U>& o) const {
+    return count == o.count;
+  }
+};
+
+BOOST_AUTO_TEST_CASE(the_handlers_allocator_is_used_and_everything_is_returned) {
+  asio::io_context ctx;
+  auto live = std::make_shared<long>(0);
+  long peak = 0;
+  auto op = refusing_until(ctx, 3);
+  auto rec = std::make_shared<test::completion_record>();
+  auto watch = [&](auto token) {
+    peak = std::max(peak, *live);
+    return op(std::move(token));
+  };
+  stamina::async_retry(ctx, refused_policy().wait_initial(1ms), watch,
+                       asio::bind_allocator(counting_allocator<void>(live), test::once(rec, [](error_code, int) {})));
+  ctx.run();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(peak >= 1);     // the operation's state (and its timer) came from the handler's allocator
+  BOOST_TEST(*live == 0);    // and all of it was returned before the handler ran
+}
 
 BOOST_AUTO_TEST_CASE(execution_context_or_executor) {
   stamina::testing_scope fast(3);

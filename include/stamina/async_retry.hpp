@@ -77,17 +77,8 @@ class retry_op<Clock, WaitTraits, Executor, Op, Allocator, void(First, Rest...)>
   };
 
  public:
-  retry_op(const Executor& ex, retry_policy&& policy, Op&& op, const Allocator& alloc) : ex_(ex) {
-    state_allocator a(alloc);
-    state* p = state_alloc_traits::allocate(a, 1);
-    try {
-      state_alloc_traits::construct(a, p, std::move(policy), std::move(op));
-    } catch (...) {
-      state_alloc_traits::deallocate(a, p, 1);
-      throw;
-    }
-    state_ = std::unique_ptr<state, state_deleter>(p, state_deleter{a});
-  }
+  retry_op(const Executor& ex, retry_policy&& policy, Op&& op, const Allocator& alloc)
+      : ex_(ex), state_(make_state(state_allocator(alloc), std::move(policy), std::move(op))) {}
 
   // Initiation: the first attempt.
   template <class Self>
@@ -201,6 +192,18 @@ class retry_op<Clock, WaitTraits, Executor, Op, Allocator, void(First, Rest...)>
   void complete(Self& self, Args&&... args) {
     state_.reset();  // timers, copies and hook scopes go before the handler runs
     self.complete(std::forward<Args>(args)...);
+  }
+
+  // The state comes from the handler's allocator (an allocator need not be default-constructible).
+  static std::unique_ptr<state, state_deleter> make_state(state_allocator a, retry_policy&& policy, Op&& op) {
+    state* p = state_alloc_traits::allocate(a, 1);
+    try {
+      state_alloc_traits::construct(a, p, std::move(policy), std::move(op));
+    } catch (...) {
+      state_alloc_traits::deallocate(a, p, 1);
+      throw;
+    }
+    return std::unique_ptr<state, state_deleter>(p, state_deleter{a});
   }
 
   Executor ex_;
