@@ -258,33 +258,43 @@ template <class First>
     throw boost::system::system_error(first);
 }
 
-// The state a retrying coroutine needs once an attempt has failed. Its steps are plain
-// functions: the coroutines await the timer themselves, so a retry adds no coroutine frame.
+// The retry state of a coroutine that retries in the caller's chain. Its steps are plain
+// functions (the coroutines await the timer themselves, so a retry adds no coroutine frame),
+// and the backoff and the timer only come into being once an attempt has failed.
 template <class Clock, class WaitTraits, class AwaitableExecutor>
 struct caller_loop {
   using timer_type = boost::asio::basic_waitable_timer<Clock, WaitTraits, AwaitableExecutor>;
 
-  backoff& retries;
+  const retry_policy& policy;
   typename Clock::time_point start;
+  std::optional<backoff> retries;
   std::optional<timer_type> timer;
   retry_scope scope;
 
-  caller_loop(backoff& b, typename Clock::time_point started) : retries(b), start(started) {}
+  explicit caller_loop(const retry_policy& p)
+      : policy(p), start(has_time_limit(p) ? Clock::now() : typename Clock::time_point{}) {}
 
-  duration elapsed() const { return retries.needs_clock() ? duration(Clock::now() - start) : duration(0); }
+  void succeeded() noexcept {
+    if (retries)
+      retries->on_success();
+    else
+      record_first_success(policy);
+  }
 
   // After a failure: the wait before the next attempt, or nullopt to deliver the failure.
   std::optional<duration> decide(const failure& what, bool cancelled) {
+    if (!retries) retries.emplace(policy);
     if (cancelled) {
-      report_give_up(retries, give_up_reason::cancelled, what);
+      report_give_up(*retries, give_up_reason::cancelled, what);
       return std::nullopt;
     }
-    const backoff::step next = retries.on_failure(what, elapsed());
+    const duration elapsed = retries->needs_clock() ? duration(Clock::now() - start) : duration(0);
+    const backoff::step next = retries->on_failure(what, elapsed);
     if (!next.retry) {
-      report_give_up(retries, next.reason, what);
+      report_give_up(*retries, next.reason, what);
       return std::nullopt;
     }
-    report_retry(retries, next, what, scope);
+    report_retry(*retries, next, what, scope);
     return next.wait;
   }
 
@@ -297,7 +307,7 @@ struct caller_loop {
 
   [[noreturn]] void abort_wait(const failure& what) {
     scope.clear();
-    report_give_up(retries, give_up_reason::cancelled, what);
+    report_give_up(*retries, give_up_reason::cancelled, what);
     throw boost::system::system_error(boost::asio::error::operation_aborted);
   }
 };
@@ -345,9 +355,7 @@ boost::asio::awaitable<typename op_traits<Op>::value_type, AwaitableExecutor> re
     Executor ex, retry_policy policy, Op op) {
   using value_type = typename op_traits<Op>::value_type;
   const bool same_executor = runs_on(co_await boost::asio::this_coro::executor, ex);
-  const typename Clock::time_point start = has_time_limit(policy) ? Clock::now() : typename Clock::time_point{};
-  std::optional<backoff> retries;
-  std::optional<caller_loop<Clock, WaitTraits, AwaitableExecutor>> loop;
+  caller_loop<Clock, WaitTraits, AwaitableExecutor> loop(policy);
   for (;;) {
     std::exception_ptr error;
     std::optional<std::conditional_t<std::is_void_v<value_type>, bool, value_type>> value;
@@ -368,21 +376,14 @@ boost::asio::awaitable<typename op_traits<Op>::value_type, AwaitableExecutor> re
       error = std::current_exception();
     }
     if (!error) {
-      if (retries)
-        retries->on_success();
-      else
-        record_first_success(policy);
+      loop.succeeded();
       if constexpr (std::is_void_v<value_type>)
         co_return;
       else
         co_return std::move(*value);
     }
-    if (!retries) {
-      retries.emplace(policy);
-      loop.emplace(*retries, start);
-    }
     const failure what(error);
-    STAMINA_DETAIL_AWAIT_RETRY(*loop, what, std::rethrow_exception(error))  // the same exception object
+    STAMINA_DETAIL_AWAIT_RETRY(loop, what, std::rethrow_exception(error))  // the same exception object
   }
 }
 
@@ -390,29 +391,20 @@ template <class Clock, class WaitTraits, class AwaitableExecutor, class Op, clas
 typename awaited_result<AwaitableExecutor, First, Rest...>::type retry_token_op_in_caller(retry_policy policy, Op op) {
   using result_type = typename awaited_result<AwaitableExecutor, First, Rest...>::type;
   using value_type = typename awaitable_parts<result_type>::value_type;
-  const typename Clock::time_point start = has_time_limit(policy) ? Clock::now() : typename Clock::time_point{};
-  std::optional<backoff> retries;
-  std::optional<caller_loop<Clock, WaitTraits, AwaitableExecutor>> loop;
+  caller_loop<Clock, WaitTraits, AwaitableExecutor> loop(policy);
   for (;;) {
     std::tuple<First, Rest...> result =
         co_await op(boost::asio::as_tuple(boost::asio::use_awaitable_t<AwaitableExecutor>{}));
     First& first = std::get<0>(result);
     if (!failed(first)) {
-      if (retries)
-        retries->on_success();
-      else
-        record_first_success(policy);
+      loop.succeeded();
       if constexpr (std::is_void_v<value_type>)
         co_return;
       else
         co_return unpack_values<value_type>(std::move(result));
     }
-    if (!retries) {
-      retries.emplace(policy);
-      loop.emplace(*retries, start);
-    }
     const failure what(first);
-    STAMINA_DETAIL_AWAIT_RETRY(*loop, what, throw_failure(first))
+    STAMINA_DETAIL_AWAIT_RETRY(loop, what, throw_failure(first))
   }
 }
 
