@@ -67,9 +67,8 @@ strategy library(std::string name, stamina::jitter j, double jitter_seconds) {
 strategy reference(std::string name, std::function<double(unsigned, double)> f) {
   return {std::move(name), [f](std::uint64_t seed) {
             auto rng = std::make_shared<std::mt19937_64>(seed);
-            return std::function<double(unsigned)>([f, rng](unsigned n) {
-              return f(n, std::uniform_real_distribution<double>(0, 1)(*rng));
-            });
+            return std::function<double(unsigned)>(
+                [f, rng](unsigned n) { return f(n, std::uniform_real_distribution<double>(0, 1)(*rng)); });
           }};
 }
 
@@ -149,8 +148,8 @@ contention_result contend(const strategy& s, int clients, std::uint64_t seed) {
 // --- outage simulation ---------------------------------------------------------------------------
 
 struct outage_result {
-  double peak_ratio = 0;   // max attempts/s over 1 s windows, divided by the normal load
-  double drain = 0;        // seconds after recovery until the load is back within 10 % of normal
+  double peak_ratio = 0;  // max attempts/s over 1 s windows, divided by the normal load
+  double drain = 0;       // seconds after recovery until the load is back within 10 % of normal
   double attempts = 0;
   double failed_requests = 0;
   double requests = 0;
@@ -164,8 +163,8 @@ struct outage_config {
 };
 
 outage_result outage(const outage_config& cfg, std::uint64_t seed) {
-  constexpr double rate = 100;        // requests per second
-  constexpr double capacity = 200;    // attempts per second the backend can serve
+  constexpr double rate = 100;      // requests per second
+  constexpr double capacity = 200;  // attempts per second the backend can serve
   constexpr double down_from = 10, down_to = 20, end = 60;
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> leg(0.010, 0.002);
@@ -192,7 +191,8 @@ outage_result outage(const outage_config& cfg, std::uint64_t seed) {
   std::vector<double> per_window(static_cast<std::size_t>(end * 10) + 100, 0);  // 100 ms windows
   outage_result r;
   r.requests = static_cast<double>(requests.size());
-  const stamina::failure failed{boost::system::error_code(boost::system::errc::connection_refused, boost::system::generic_category())};
+  const stamina::failure failed{
+      boost::system::error_code(boost::system::errc::connection_refused, boost::system::generic_category())};
   while (!q.empty()) {
     const event e = q.top();
     q.pop();

@@ -48,8 +48,9 @@ class alloc_counter {
  public:
   explicit alloc_counter(benchmark::State& s) : state_(s), start_(allocations.load()) {}
   ~alloc_counter() {
-    state_.counters["allocs"] = benchmark::Counter(static_cast<double>(allocations.load() - start_) /
-                                                   static_cast<double>(std::max<benchmark::IterationCount>(1, state_.iterations())));
+    state_.counters["allocs"] =
+        benchmark::Counter(static_cast<double>(allocations.load() - start_) /
+                           static_cast<double>(std::max<benchmark::IterationCount>(1, state_.iterations())));
   }
 
  private:

@@ -1,6 +1,6 @@
 // 100,000 concurrent retrying calls in one io_context, each failing twice with millisecond
-// waits (100 ms then 200 ms, no jitter: long enough that every call is pending at once): memory per pending call, timer lateness and total time,
-// for a hand-written coroutine loop and for stamina (use_awaitable and callback), on 1 and 4
+// waits (100 ms then 200 ms, no jitter: long enough that every call is pending at once): memory per pending call, timer
+// lateness and total time, for a hand-written coroutine loop and for stamina (use_awaitable and callback), on 1 and 4
 // threads. Memory is glibc's bytes in use (mallinfo2) while every call waits, minus before.
 //
 // Usage: scale [calls] [csv-file]
@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <malloc.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -23,7 +24,6 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <malloc.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,9 +81,12 @@ stamina::retry_policy scale_policy() {
 enum class variant { hand_written, stamina_awaitable, stamina_callback };
 const char* name(variant v) {
   switch (v) {
-    case variant::hand_written: return "hand-written coroutine loop";
-    case variant::stamina_awaitable: return "stamina, co_await (use_awaitable)";
-    case variant::stamina_callback: return "stamina, callback";
+    case variant::hand_written:
+      return "hand-written coroutine loop";
+    case variant::stamina_awaitable:
+      return "stamina, co_await (use_awaitable)";
+    case variant::stamina_callback:
+      return "stamina, callback";
   }
   return "?";
 }
@@ -101,7 +104,8 @@ asio::awaitable<void> hand_written_call(asio::io_context& ctx, per_call& call, r
   ++stats.done;
 }
 
-asio::awaitable<void> stamina_call(asio::io_context& ctx, per_call& call, run_stats& stats, const stamina::retry_policy& p) {
+asio::awaitable<void> stamina_call(asio::io_context& ctx, per_call& call, run_stats& stats,
+                                   const stamina::retry_policy& p) {
   co_await stamina::async_retry(ctx, p, make_op(ctx, call, stats));
   ++stats.done;
 }
@@ -126,8 +130,12 @@ result run(variant v, int calls, int threads) {
   for (int i = 0; i < calls; ++i) {
     per_call& call = state[static_cast<std::size_t>(i)];
     switch (v) {
-      case variant::hand_written: asio::co_spawn(ctx, hand_written_call(ctx, call, stats), rethrow); break;
-      case variant::stamina_awaitable: asio::co_spawn(ctx, stamina_call(ctx, call, stats, policy), rethrow); break;
+      case variant::hand_written:
+        asio::co_spawn(ctx, hand_written_call(ctx, call, stats), rethrow);
+        break;
+      case variant::stamina_awaitable:
+        asio::co_spawn(ctx, stamina_call(ctx, call, stats, policy), rethrow);
+        break;
       case variant::stamina_callback:
         stamina::async_retry(ctx, policy, make_op(ctx, call, stats), [&stats](error_code) { ++stats.done; });
         break;

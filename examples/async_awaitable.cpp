@@ -25,16 +25,19 @@ int main() {
   int calls = 0;
   int answer = 0;
 
+  // [awaitable-op]
   auto fetch = [&]() -> asio::awaitable<int> {
     if (++calls <= 2) throw backend_busy("busy, call " + std::to_string(calls));
     co_return 42;
   };
+  // [awaitable-op]
 
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
         // The policy is named before the co_await (a class, so even a temporary would be safe).
-        const auto policy = stamina::retry_policy(stamina::on_exception<backend_busy>()).wait_initial(10ms).wait_jitter(10ms);
+        const auto policy =
+            stamina::retry_policy(stamina::on_exception<backend_busy>()).wait_initial(10ms).wait_jitter(10ms);
         answer = co_await stamina::async_retry(ctx, policy, fetch);
         std::cout << "answer " << answer << " after " << calls << " calls\n";
       },

@@ -41,6 +41,7 @@ int main() {
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
+        // [connect]
         tcp::socket socket(ctx);
         auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
                           .name("connect")
@@ -54,6 +55,7 @@ int main() {
           socket.close();  // a fresh socket for every attempt; async_connect reopens it
           return socket.async_connect(endpoint, token);
         });
+        // [connect]
         connected = socket.is_open();
         std::cout << "connected after " << attempts << " attempts\n";
       },

@@ -34,14 +34,17 @@ int main() {
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
+        // [deadline]
         asio::steady_timer deadline(ctx, 250ms);
         const auto policy = stamina::retry_policy(stamina::on_exception<still_down>())
                                 .attempts(std::nullopt)
                                 .wait_initial(20ms)
                                 .wait_jitter(10ms);
         const auto started = std::chrono::steady_clock::now();
-        auto winner = co_await (stamina::async_retry(ctx, policy, always_down) || deadline.async_wait(asio::use_awaitable));
+        auto winner =
+            co_await (stamina::async_retry(ctx, policy, always_down) || deadline.async_wait(asio::use_awaitable));
         deadline_hit = winner.index() == 1;
+        // [deadline]
         const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         std::cout << (deadline_hit ? "deadline reached" : "retry finished") << " after " << calls << " attempts in "
                   << took << " s\n";

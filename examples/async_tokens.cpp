@@ -7,10 +7,10 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <iostream>
@@ -34,24 +34,29 @@ int main() {
   const auto policy =
       stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).wait_initial(5ms).wait_jitter(5ms);
 
+  // [callback]
   int from_callback = 0;
   stamina::async_retry(ctx, policy, lookup, [&](error_code ec, int attempt) {
     std::cout << "callback: " << ec.message() << ", succeeded on attempt " << attempt << "\n";
     from_callback = ec ? -1 : attempt;
   });
+  // [callback]
   ctx.run();
 
   // use_future: the io_context runs on another thread while this one blocks on the future.
   ctx.restart();
+  // [future]
   std::future<int> future = stamina::async_retry(ctx, policy, lookup, asio::use_future);
   std::thread runner([&] { ctx.run(); });
   const int from_future = future.get();
+  // [future]
   runner.join();
   std::cout << "future: succeeded on attempt " << from_future << "\n";
 
   // deferred: nothing starts until the operation is initiated; here it races a deadline in a
   // parallel group, and whichever finishes first cancels the other.
   ctx.restart();
+  // [deferred]
   asio::steady_timer deadline(ctx, 5s);
   int from_deferred = 0;
   asio::experimental::make_parallel_group(stamina::async_retry(ctx, policy, lookup, asio::deferred),
@@ -62,10 +67,12 @@ int main() {
                               << ", attempt " << attempt << "\n";
                     from_deferred = order[0] == 0 && !ec ? attempt : -1;
                   });
+  // [deferred]
   ctx.run();
 
   // A strand: attempts run through it and the handler is invoked on it.
   ctx.restart();
+  // [strand]
   auto strand = asio::make_strand(ctx);
   bool handler_on_strand = false;
   stamina::async_retry(strand, policy, lookup, asio::bind_executor(strand, [&](error_code, int attempt) {
@@ -73,6 +80,7 @@ int main() {
                          std::cout << "strand: attempt " << attempt << ", handler on the strand: " << std::boolalpha
                                    << handler_on_strand << "\n";
                        }));
+  // [strand]
   ctx.run();
 
   return from_callback == 3 && from_future == 6 && from_deferred == 9 && handler_on_strand ? 0 : 1;

@@ -47,11 +47,16 @@ constexpr auto think_time = 200ms;  // each client's pause between requests
 enum class phase { healthy, refusing, resetting, busy, recovered };
 const char* to_string(phase p) {
   switch (p) {
-    case phase::healthy: return "healthy";
-    case phase::refusing: return "refusing connections";
-    case phase::resetting: return "resetting connections";
-    case phase::busy: return "answering BUSY, retry after 200 ms";
-    case phase::recovered: return "recovered";
+    case phase::healthy:
+      return "healthy";
+    case phase::refusing:
+      return "refusing connections";
+    case phase::resetting:
+      return "resetting connections";
+    case phase::busy:
+      return "answering BUSY, retry after 200 ms";
+    case phase::recovered:
+      return "recovered";
   }
   return "?";
 }
@@ -71,10 +76,10 @@ phase backend_phase() {
 // --- measurements -----------------------------------------------------------------------------
 struct stats {
   long requests = 0, successes = 0, failures = 0;
-  long backend_attempts = 0;                 // connection attempts that reached the backend port
-  std::vector<long> attempts_per_window;     // backend attempts per 100 ms window
+  long backend_attempts = 0;              // connection attempts that reached the backend port
+  std::vector<long> attempts_per_window;  // backend attempts per 100 ms window
   std::vector<double> latencies_ms;
-  std::map<std::string, long> give_ups;      // by reason
+  std::map<std::string, long> give_ups;  // by reason
   long retries_scheduled = 0;
 
   void backend_attempt() {
@@ -297,7 +302,8 @@ int main(int argc, char** argv) {
 
   std::printf("stamina demo (%s): %d clients for %lld s; backend on port %d, frontend on port %d\n",
               naive ? "--naive: immediate retries, no backoff" : "async_retry with backoff, jitter and a budget",
-              client_count, static_cast<long long>(run_time.count()), backend_endpoint.port(), frontend_endpoint.port());
+              client_count, static_cast<long long>(run_time.count()), backend_endpoint.port(),
+              frontend_endpoint.port());
 
   start_time = clock_type::now();
   const auto check = [](std::exception_ptr e) {
@@ -342,8 +348,9 @@ int main(int argc, char** argv) {
   normal /= 8;
   std::printf("\nsummary (%s)\n", naive ? "naive immediate retry" : "stamina::async_retry");
   std::printf("  requests          %ld\n", stats.requests);
-  std::printf("  successes         %ld (%.1f%%)\n", stats.successes,
-              stats.requests ? 100.0 * static_cast<double>(stats.successes) / static_cast<double>(stats.requests) : 0.0);
+  std::printf(
+      "  successes         %ld (%.1f%%)\n", stats.successes,
+      stats.requests ? 100.0 * static_cast<double>(stats.successes) / static_cast<double>(stats.requests) : 0.0);
   std::printf("  retries           %ld\n", stats.retries_scheduled);
   std::printf("  give-ups          ");
   if (stats.give_ups.empty()) std::printf("none");

@@ -33,6 +33,7 @@ int main() {
                           .timeout(10s)
                           .wait_initial(10ms)
                           .wait_jitter(5ms);
+  // [loop]
   stamina::backoff backoff(policy);  // refers to `policy`: keep the policy alive
   const auto start = clock::now();
 
@@ -56,4 +57,5 @@ int main() {
       std::this_thread::sleep_for(next.wait);
     }
   }
+  // [loop]
 }

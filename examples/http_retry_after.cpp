@@ -70,6 +70,7 @@ asio::awaitable<std::string> get(tcp::endpoint endpoint) {
 
 // 503 and 429 are retried: after the server's Retry-After when it sent a valid one, else with
 // the policy's backoff. Other statuses are not retried.
+// [classify]
 stamina::decision classify(const stamina::failure& f) {
   const auto* e = f.get<http_status_error>();
   if (!e || (e->status != 503 && e->status != 429)) return stamina::decision::no_retry();
@@ -77,6 +78,7 @@ stamina::decision classify(const stamina::failure& f) {
     return stamina::decision::retry_after(*wait);
   return stamina::decision::retry();
 }
+// [classify]
 
 }  // namespace
 

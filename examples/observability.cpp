@@ -37,8 +37,8 @@ int main(int argc, char** argv) {
   // [install-hooks]
   inst::metrics metrics;  // or inst::default_metrics()
   inst::set_on_retry_hooks({
-      inst::logging_hook(std::cout),                                          // one line per retry
-      inst::metrics_hook(metrics),                                            // stamina_retries_total
+      inst::logging_hook(std::cout),                                           // one line per retry
+      inst::metrics_hook(metrics),                                             // stamina_retries_total
       [](const stamina::retry_details& d) { return wait_span(d.retry_num); },  // a scope
   });
   inst::set_on_give_up_hooks({
@@ -49,18 +49,17 @@ int main(int argc, char** argv) {
 
   // [retry-after] 503 with Retry-After is retried after exactly that wait; other 5xx use the
   // policy's backoff; anything else is not retried.
-  const auto policy =
-      stamina::retry_policy(stamina::retry_on([](const stamina::failure& f) -> stamina::decision {
-        const auto* e = f.get<http_error>();
-        if (!e || e->status < 500) return stamina::decision::no_retry();
-        if (auto wait = stamina::parse_retry_after(e->retry_after, std::chrono::system_clock::now()))
-          return stamina::decision::retry_after(*wait);
-        return stamina::decision::retry();
-      }))
-          .name("GET /config")
-          .attempts(4)
-          .wait_initial(10ms)
-          .wait_jitter(10ms);
+  const auto policy = stamina::retry_policy(stamina::retry_on([](const stamina::failure& f) -> stamina::decision {
+                        const auto* e = f.get<http_error>();
+                        if (!e || e->status < 500) return stamina::decision::no_retry();
+                        if (auto wait = stamina::parse_retry_after(e->retry_after, std::chrono::system_clock::now()))
+                          return stamina::decision::retry_after(*wait);
+                        return stamina::decision::retry();
+                      }))
+                          .name("GET /config")
+                          .attempts(4)
+                          .wait_initial(10ms)
+                          .wait_jitter(10ms);
   // [retry-after]
 
   int calls = 0;

@@ -17,10 +17,11 @@ int main() {
   stamina::instrumentation::set_on_give_up_hooks({});
 
   int calls = 0;
-  const int v = stamina::retry(stamina::retry_policy(stamina::on_exception<std::runtime_error>()).wait_initial(1ms).wait_jitter(0s), [&] {
-    if (++calls < 3) throw std::runtime_error("flaky");
-    return 5;
-  });
+  const int v = stamina::retry(
+      stamina::retry_policy(stamina::on_exception<std::runtime_error>()).wait_initial(1ms).wait_jitter(0s), [&] {
+        if (++calls < 3) throw std::runtime_error("flaky");
+        return 5;
+      });
   logger->flush();
   std::cout << captured.str();
   const std::string log = captured.str();

@@ -65,12 +65,14 @@ int main() {
   });
   const auto slow = stamina::retry_policy(policy).wait_initial(5s).wait_max(5s);  // a copy, changed
   const auto started = std::chrono::steady_clock::now();
+  // [stop-token]
   const error_code stopped = stamina::retry(slow, shutdown.get_token(), [&] {
     error_code e;
     tcp::socket s(ctx);
     s.connect(never, e);
     return e;
   });
+  // [stop-token]
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "stopped after " << took << " s with: " << stopped.message() << "\n";
 

@@ -32,6 +32,7 @@ class config_client {
 };
 
 // --- its tests -------------------------------------------------------------------------------
+// [testing-scope]
 BOOST_AUTO_TEST_CASE(retries_until_the_service_answers) {
   stamina::testing_scope no_waits(/*attempts=*/3);  // zero waits, exactly 3 attempts
   int calls = 0;
@@ -44,6 +45,7 @@ BOOST_AUTO_TEST_CASE(retries_until_the_service_answers) {
   BOOST_TEST(calls == 3);
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < 1s));  // the real waits would take seconds
 }
+// [testing-scope]
 
 BOOST_AUTO_TEST_CASE(gives_up_after_the_forced_attempts) {
   stamina::testing_scope no_waits(2);

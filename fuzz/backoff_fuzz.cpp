@@ -15,20 +15,26 @@ namespace {
   std::fprintf(stderr, "invariant violated: %s\n", what);
   std::abort();
 }
-#define CHECK(cond) \
-  do {              \
+#define CHECK(cond)               \
+  do {                            \
     if (!(cond)) violated(#cond); \
   } while (0)
 
 // A double from the input: mostly ordinary values, sometimes hostile ones.
 double any_double(FuzzedDataProvider& in) {
   switch (in.ConsumeIntegralInRange<int>(0, 9)) {
-    case 0: return std::nan("");
-    case 1: return HUGE_VAL;
-    case 2: return -HUGE_VAL;
-    case 3: return -in.ConsumeFloatingPointInRange<double>(0, 1e6);
-    case 4: return in.ConsumeFloatingPoint<double>();
-    default: return in.ConsumeFloatingPointInRange<double>(0, 100);
+    case 0:
+      return std::nan("");
+    case 1:
+      return HUGE_VAL;
+    case 2:
+      return -HUGE_VAL;
+    case 3:
+      return -in.ConsumeFloatingPointInRange<double>(0, 1e6);
+    case 4:
+      return in.ConsumeFloatingPoint<double>();
+    default:
+      return in.ConsumeFloatingPointInRange<double>(0, 100);
   }
 }
 
@@ -67,8 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   set(attempts > 0, [&] { policy.attempts(attempts); });
   if (in.ConsumeBool()) policy.attempts(std::nullopt);
   policy.jitter(static_cast<stamina::jitter>(in.ConsumeIntegralInRange<int>(0, 3)));
-  auto budget = in.ConsumeBool() ? std::make_shared<stamina::retry_budget>(in.ConsumeIntegralInRange<int>(1, 50), 0.5)
-                                 : nullptr;
+  auto budget =
+      in.ConsumeBool() ? std::make_shared<stamina::retry_budget>(in.ConsumeIntegralInRange<int>(1, 50), 0.5) : nullptr;
   policy.budget(budget);
 
   stamina::backoff b(policy, in.ConsumeIntegral<std::uint64_t>());
@@ -80,8 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     elapsed += in.ConsumeFloatingPointInRange<double>(0, 10);
     const bool override_wait = in.ConsumeBool();
     const double requested = in.ConsumeFloatingPointInRange<double>(0, 1e12);
-    const stamina::decision d =
-        override_wait ? stamina::decision::retry_after(stamina::duration(requested)) : stamina::decision(in.ConsumeBool());
+    const stamina::decision d = override_wait ? stamina::decision::retry_after(stamina::duration(requested))
+                                              : stamina::decision(in.ConsumeBool());
     const auto s = b.on_failure(d, stamina::duration(elapsed));
     CHECK(s.retry_num == step);
     CHECK(b.failures() == step);
@@ -96,9 +102,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       CHECK(w == requested);
     } else {
       switch (policy.jitter()) {
-        case stamina::jitter::additive: CHECK(w <= wmax + wjit); break;
+        case stamina::jitter::additive:
+          CHECK(w <= wmax + wjit);
+          break;
         case stamina::jitter::full:
-        case stamina::jitter::equal: CHECK(w <= wmax); break;
+        case stamina::jitter::equal:
+          CHECK(w <= wmax);
+          break;
         case stamina::jitter::decorrelated:
           CHECK(w <= wmax);
           CHECK(w <= std::max(policy.wait_initial().count(), 3 * previous) * (1 + 1e-12));

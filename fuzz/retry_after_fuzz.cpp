@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
   bool digits = !t.empty();
   for (char c : t) digits = digits && c >= '0' && c <= '9';
-  if (digits && !wait) std::abort();                               // valid delta-seconds rejected
+  if (digits && !wait) std::abort();  // valid delta-seconds rejected
   if (!t.empty() && t.front() >= '0' && t.front() <= '9' && !digits && wait) std::abort();  // trailing junk accepted
   return 0;
 }

@@ -28,8 +28,8 @@ std::string seconds_text(double s) {
 }
 
 [[noreturn]] void invalid(const char* field, const std::string& requirement, const std::string& value) {
-  throw std::invalid_argument(std::string("stamina::retry_policy: ") + field + " must be " + requirement +
-                              ", got " + value);
+  throw std::invalid_argument(std::string("stamina::retry_policy: ") + field + " must be " + requirement + ", got " +
+                              value);
 }
 
 void check_non_negative(const char* field, duration d) {
@@ -87,8 +87,7 @@ std::string failure::type_name() const {
 
 decision decision::retry_after(duration wait) {
   if (std::isnan(wait.count()) || wait.count() < 0)
-    throw std::invalid_argument("stamina::decision::retry_after: wait must be >= 0, got " +
-                                seconds_text(wait.count()));
+    throw std::invalid_argument("stamina::decision::retry_after: wait must be >= 0, got " + seconds_text(wait.count()));
   return decision(kind::retry_after, wait);
 }
 

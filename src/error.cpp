@@ -12,8 +12,10 @@ class category_impl final : public boost::system::error_category {
   const char* name() const noexcept override { return "stamina"; }
   std::string message(int value) const override {
     switch (value) {
-      case attempt_timeout: return "attempt timed out";
-      default: return "unknown stamina error";
+      case attempt_timeout:
+        return "attempt timed out";
+      default:
+        return "unknown stamina error";
     }
   }
 };

@@ -10,7 +10,7 @@ namespace {
 constexpr double max_delta_seconds = 1e18;
 
 constexpr std::array<std::string_view, 7> short_days{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-constexpr std::array<std::string_view, 7> long_days{"Sunday", "Monday", "Tuesday", "Wednesday",
+constexpr std::array<std::string_view, 7> long_days{"Sunday",   "Monday", "Tuesday", "Wednesday",
                                                     "Thursday", "Friday", "Saturday"};
 constexpr std::array<std::string_view, 12> months{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -139,8 +139,8 @@ std::optional<duration> parse_retry_after(std::string_view value, std::chrono::s
   if (!t) t = parse_asctime(value);
   if (!t || !valid_day(t->year, t->month, t->day)) return std::nullopt;
 
-  const sys_days date = year_month_day(year(t->year), month(static_cast<unsigned>(t->month)),
-                                       day(static_cast<unsigned>(t->day)));
+  const sys_days date =
+      year_month_day(year(t->year), month(static_cast<unsigned>(t->month)), day(static_cast<unsigned>(t->day)));
   const sys_seconds when = date + hours(t->hour) + minutes(t->minute) + seconds(t->second);
   // In floating-point seconds: year 9999 does not fit system_clock's nanosecond ticks.
   const duration wait = duration(when.time_since_epoch()) - duration(now.time_since_epoch());

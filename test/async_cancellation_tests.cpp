@@ -17,8 +17,8 @@
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using boost::system::error_code;
 using asio::cancellation_type;
+using boost::system::error_code;
 
 namespace {
 
@@ -89,7 +89,9 @@ struct fixture {
     ctx.restart();
     ctx.poll();
   }
-  void finish() { test::run_virtual(ctx, [&] { return rec->calls > 0; }); }
+  void finish() {
+    test::run_virtual(ctx, [&] { return rec->calls > 0; });
+  }
 };
 
 }  // namespace

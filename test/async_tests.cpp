@@ -34,7 +34,9 @@ namespace {
 const error_code refused = asio::error::connection_refused;
 
 stamina::retry_policy refused_policy() {
-  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).wait_jitter(0s).timeout(std::nullopt);
+  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+      .wait_jitter(0s)
+      .timeout(std::nullopt);
 }
 
 // Fails with connection_refused until attempt `succeed_at`.
@@ -89,9 +91,8 @@ BOOST_AUTO_TEST_CASE(three_argument_co_await_token_op) {
   asio::io_context ctx;
   auto op = refusing_until(ctx, 4);
   int result = 0;
-  run_coroutine(ctx, [&]() -> asio::awaitable<void> {
-    result = co_await stamina::async_retry(ctx, refused_policy(), op);
-  });
+  run_coroutine(ctx,
+                [&]() -> asio::awaitable<void> { result = co_await stamina::async_retry(ctx, refused_policy(), op); });
   BOOST_TEST(result == 40);
   BOOST_TEST(*op.calls == 4);
 }
@@ -240,7 +241,8 @@ BOOST_AUTO_TEST_CASE(as_tuple_and_redirect_error_tokens) {
     BOOST_TEST(static_cast<bool>(e));
     BOOST_TEST(v2 == 0);
     error_code redirected;
-    const int v3 = co_await stamina::async_retry(ctx, refused_policy(), op, asio::redirect_error(asio::use_awaitable, redirected));
+    const int v3 =
+        co_await stamina::async_retry(ctx, refused_policy(), op, asio::redirect_error(asio::use_awaitable, redirected));
     BOOST_TEST((redirected == refused));
     BOOST_TEST(v3 == 60);
   });
@@ -254,10 +256,9 @@ BOOST_AUTO_TEST_CASE(bind_executor_strand_runs_handler_on_the_strand) {
   auto rec = std::make_shared<test::completion_record>();
   bool on_strand = false;
   auto op = refusing_until(ctx, 2);
-  stamina::async_retry(ctx, refused_policy(), op,
-                       asio::bind_executor(strand, test::once(rec, [&](error_code, int) {
-                                             on_strand = strand.running_in_this_thread();
-                                           })));
+  stamina::async_retry(ctx, refused_policy(), op, asio::bind_executor(strand, test::once(rec, [&](error_code, int) {
+                                                                        on_strand = strand.running_in_this_thread();
+                                                                      })));
   ctx.run();
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(on_strand);
@@ -331,8 +332,7 @@ BOOST_AUTO_TEST_CASE(wait_schedule_in_the_callers_coroutine) {
   };
   const auto policy = test::retry_transient().wait_jitter(0s).wait_initial(1s);
   run_coroutine(
-      ctx,
-      [&]() -> asio::awaitable<void> { co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable); },
+      ctx, [&]() -> asio::awaitable<void> { co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable); },
       true);
   BOOST_REQUIRE(attempt_times.size() == 4u);
   BOOST_TEST(attempt_times[1] - attempt_times[0] == 1.0, boost::test_tools::tolerance(0.001));
@@ -368,8 +368,10 @@ struct hanging_op {
   template <class Token>
   auto operator()(Token&& token) const {
     const int n = ++*calls;
-    if (n >= succeed_at) timer->expires_after(0s);
-    else timer->expires_after(1h);
+    if (n >= succeed_at)
+      timer->expires_after(0s);
+    else
+      timer->expires_after(1h);
     return timer->async_wait(std::forward<Token>(token));
   }
 };
@@ -463,7 +465,8 @@ BOOST_AUTO_TEST_CASE(absurd_retry_after_saturates_instead_of_overflowing) {
                         return stamina::decision::retry_after(stamina::duration(1e300));
                       })).timeout(std::nullopt);
   test::async_retry_virtual(ctx, policy, op, test::once(rec, [](error_code, int) {}));
-  test::run_virtual(ctx, [&] { return rec->calls > 0; }, 1h, 2h);
+  test::run_virtual(
+      ctx, [&] { return rec->calls > 0; }, 1h, 2h);
   // Still waiting (a century, saturated) and nothing overflowed: no completion, no crash.
   BOOST_TEST(rec->calls == 0);
   BOOST_TEST(*op.calls == 1);
@@ -492,7 +495,8 @@ BOOST_AUTO_TEST_CASE(testing_mode_zero_waits_forced_attempts) {
   auto op = refusing_until(ctx, 100);
   auto rec = std::make_shared<test::completion_record>();
   const double start = test::mock_clock::seconds();
-  test::async_retry_virtual(ctx, refused_policy().attempts(2).wait_initial(10s), op, test::once(rec, [](error_code, int) {}));
+  test::async_retry_virtual(ctx, refused_policy().attempts(2).wait_initial(10s), op,
+                            test::once(rec, [](error_code, int) {}));
   ctx.run();  // no virtual time needed: there are no waits
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(*op.calls == 4);
@@ -555,8 +559,8 @@ BOOST_AUTO_TEST_CASE(the_handlers_allocator_is_used_and_everything_is_returned) 
                        asio::bind_allocator(counting_allocator<void>(live), test::once(rec, [](error_code, int) {})));
   ctx.run();
   BOOST_TEST(rec->calls == 1);
-  BOOST_TEST(peak >= 1);     // the operation's state (and its timer) came from the handler's allocator
-  BOOST_TEST(*live == 0);    // and all of it was returned before the handler ran
+  BOOST_TEST(peak >= 1);   // the operation's state (and its timer) came from the handler's allocator
+  BOOST_TEST(*live == 0);  // and all of it was returned before the handler ran
 }
 
 BOOST_AUTO_TEST_CASE(execution_context_or_executor) {

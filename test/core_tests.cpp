@@ -141,7 +141,7 @@ BOOST_AUTO_TEST_CASE(invalid_values_throw_naming_field_and_value) {
 
 BOOST_AUTO_TEST_CASE(edge_values_that_are_valid) {
   auto p = test::retry_transient().wait_initial(10s).wait_max(1s).wait_jitter(0s).wait_exp_base(1).attempts(1);
-  BOOST_TEST(p.wait_initial().count() == 10.0);  // may exceed wait_max: capped when used
+  BOOST_TEST(p.wait_initial().count() == 10.0);       // may exceed wait_max: capped when used
   p.attempts(std::numeric_limits<long long>::max());  // saturates
   BOOST_TEST(p.attempts() == std::numeric_limits<unsigned>::max());
   backoff b(p, 1);
@@ -180,7 +180,8 @@ BOOST_AUTO_TEST_CASE(error_codes_conditions_and_enums) {
   BOOST_TEST(!on(failure(boost::system::error_code(boost::asio::error::connection_reset))).should_retry());
   BOOST_TEST(!on(failure(std::make_exception_ptr(std::runtime_error("x")))).should_retry());
   // The exception form of the same code (what use_awaitable throws) matches too.
-  const auto thrown = failure(std::make_exception_ptr(boost::system::system_error(boost::asio::error::connection_refused)));
+  const auto thrown =
+      failure(std::make_exception_ptr(boost::system::system_error(boost::asio::error::connection_refused)));
   BOOST_TEST(on(thrown).should_retry());
 }
 
@@ -305,7 +306,8 @@ BOOST_AUTO_TEST_CASE(decorrelated_jitter_bounds_and_mean) {
 }
 
 BOOST_AUTO_TEST_CASE(same_seed_same_waits) {
-  for (auto j : {stamina::jitter::additive, stamina::jitter::full, stamina::jitter::equal, stamina::jitter::decorrelated}) {
+  for (auto j :
+       {stamina::jitter::additive, stamina::jitter::full, stamina::jitter::equal, stamina::jitter::decorrelated}) {
     const retry_policy p = test::retry_transient().jitter(j).attempts(std::nullopt).timeout(std::nullopt);
     backoff a(p, 42), b(p, 42), c(p, 43);
     bool any_difference = false;
@@ -373,7 +375,7 @@ BOOST_AUTO_TEST_CASE(wait_that_would_end_after_deadline_is_not_started) {
   const retry_policy p = test::retry_transient().timeout(1s).wait_initial(500ms).wait_jitter(0s);
   backoff b(p, 1);
   BOOST_TEST(b.on_failure(transient(), 0.4s).retry);  // ends at 0.9 s
-  const auto s = b.on_failure(transient(), 0.95s);   // would end at 1.95 s
+  const auto s = b.on_failure(transient(), 0.95s);    // would end at 1.95 s
   BOOST_TEST(!s.retry);
   BOOST_TEST((s.reason == give_up_reason::deadline));
 }
@@ -396,7 +398,8 @@ BOOST_AUTO_TEST_CASE(retry_after_overrides_wait_but_not_deadline) {
 }
 
 BOOST_AUTO_TEST_CASE(huge_retry_numbers_saturate) {
-  for (auto j : {stamina::jitter::additive, stamina::jitter::full, stamina::jitter::equal, stamina::jitter::decorrelated}) {
+  for (auto j :
+       {stamina::jitter::additive, stamina::jitter::full, stamina::jitter::equal, stamina::jitter::decorrelated}) {
     const retry_policy p = test::retry_transient().jitter(j);
     backoff b(p, 3);
     for (unsigned n : {1025u, 10000u, 1000000000u, std::numeric_limits<unsigned>::max()}) {

@@ -97,7 +97,8 @@ BOOST_AUTO_TEST_CASE(give_up_reasons_one_each) {
                     test::transient_error);
   // budget
   auto budget = std::make_shared<stamina::retry_budget>(2, 0.1);
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().budget(budget), always_failing(calls)), test::transient_error);
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().budget(budget), always_failing(calls)),
+                    test::transient_error);
   // attempts
   BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(1), always_failing(calls)), test::transient_error);
   // cancelled (stop requested)
@@ -149,10 +150,11 @@ BOOST_AUTO_TEST_CASE(scope_lives_from_scheduling_until_next_attempt) {
   std::vector<std::pair<int, int>> log;
   int attempts = 0;
   inst::set_on_retry_hooks({[&](const stamina::retry_details&) { return span(&log, &attempts); }});
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(3), [&]() -> int {
-                      ++attempts;
-                      throw test::transient_error("x");
-                    }),
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(3),
+                                  [&]() -> int {
+                                    ++attempts;
+                                    throw test::transient_error("x");
+                                  }),
                     test::transient_error);
   inst::set_on_retry_hooks({});
   // Created after attempt n failed, destroyed before attempt n+1 ran.
@@ -163,11 +165,14 @@ BOOST_AUTO_TEST_CASE(logging_hook_line) {
   std::ostringstream out;
   inst::set_on_retry_hooks({inst::logging_hook(out)});
   int calls = 0;
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(2).name("db").wait_jitter(0s), always_failing(calls)),
-                    test::transient_error);
+  BOOST_CHECK_THROW(
+      retry_virtual(test::retry_transient().attempts(2).name("db").wait_jitter(0s), always_failing(calls)),
+      test::transient_error);
   inst::set_on_retry_hooks({});
   const std::string line = out.str();
-  BOOST_TEST(line.find("stamina.retry_scheduled callable=\"db\" retry_num=1 wait_for=0.1s waited_so_far=0s caused_by=\"") == 0u);
+  BOOST_TEST(
+      line.find("stamina.retry_scheduled callable=\"db\" retry_num=1 wait_for=0.1s waited_so_far=0s caused_by=\"") ==
+      0u);
   BOOST_TEST(line.find("down #1") != std::string::npos);
   BOOST_TEST(std::count(line.begin(), line.end(), '\n') == 1);
 }
@@ -188,8 +193,8 @@ BOOST_AUTO_TEST_CASE(metrics_counters_and_prometheus_text) {
   BOOST_TEST(m.give_ups("svc \"a\"", give_up_reason::attempts_exhausted) == 2.0);
   const std::string text = m.render_prometheus();
   BOOST_TEST(text.find("# TYPE stamina_retries_total counter\n") != std::string::npos);
-  BOOST_TEST(text.find("stamina_retries_total{callable=\"svc \\\"a\\\"\",retry_num=\"1\",error_type=\"test::transient_error\"} 2\n") !=
-             std::string::npos);
+  BOOST_TEST(text.find("stamina_retries_total{callable=\"svc "
+                       "\\\"a\\\"\",retry_num=\"1\",error_type=\"test::transient_error\"} 2\n") != std::string::npos);
   BOOST_TEST(text.find("stamina_give_ups_total{callable=\"svc \\\"a\\\"\",reason=\"attempts_exhausted\"} 2\n") !=
              std::string::npos);
 }

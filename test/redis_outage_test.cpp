@@ -16,13 +16,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <csignal>
 #include <fcntl.h>
-#include <cstdio>
 #include <spawn.h>
-#include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 extern char** environ;
@@ -40,8 +40,9 @@ class redis_process {
   ~redis_process() { kill(); }
 
   void start() {
-    std::vector<std::string> args{binary_, "--port", port_, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                  "--daemonize", "no", "--loglevel", "warning", "--maxclients", "2000"};
+    std::vector<std::string> args{binary_,  "--port",     port_,          "--bind",       "127.0.0.1",
+                                  "--save", "",           "--appendonly", "no",           "--daemonize",
+                                  "no",     "--loglevel", "warning",      "--maxclients", "2000"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -108,14 +109,17 @@ run_result run(const std::string& redis_binary, std::shared_ptr<stamina::retry_b
   // Wait until it listens: the synchronous twin, on a blocking connect.
   {
     asio::io_context probe_ctx;
-    const auto ready = stamina::retry(
-        stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).attempts(100).timeout(10s).wait_initial(20ms).wait_max(200ms),
-        [&] {
-          tcp::socket s(probe_ctx);
-          boost::system::error_code ec;
-          s.connect(endpoint, ec);
-          return ec;
-        });
+    const auto ready = stamina::retry(stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                                          .attempts(100)
+                                          .timeout(10s)
+                                          .wait_initial(20ms)
+                                          .wait_max(200ms),
+                                      [&] {
+                                        tcp::socket s(probe_ctx);
+                                        boost::system::error_code ec;
+                                        s.connect(endpoint, ec);
+                                        return ec;
+                                      });
     if (ready) {
       std::fprintf(stderr, "redis-server did not start: %s\n", ready.message().c_str());
       std::exit(2);

@@ -36,12 +36,12 @@ BOOST_AUTO_TEST_CASE(table) {
       {"Sun, 06 Nov 1994 09:49:27 GMT", 3600.0},
       {" \tSun, 06 Nov 1994 08:49:37 GMT \t", 10.0},
       // edge
-      {"Sun, 06 Nov 1994 08:49:27 GMT", 0.0},   // now
-      {"Sat, 01 Jan 1994 00:00:00 GMT", 0.0},   // past: zero
+      {"Sun, 06 Nov 1994 08:49:27 GMT", 0.0},         // now
+      {"Sat, 01 Jan 1994 00:00:00 GMT", 0.0},         // past: zero
       {"Thu, 29 Feb 1996 00:00:00 GMT", 41440233.0},  // leap day
-      {"Sun, 06 Nov 1994 08:49:60 GMT", 33.0},  // leap second
+      {"Sun, 06 Nov 1994 08:49:60 GMT", 33.0},        // leap second
       {"Mon Jan 31 23:59:59 1994", 0.0},
-      {"99999999999999999999999999999999999999", 1e18},  // saturates
+      {"99999999999999999999999999999999999999", 1e18},   // saturates
       {"Fri, 31 Dec 9999 23:59:59 GMT", 252618189032.0},  // beyond system_clock's ns range (found by fuzzing)
       // hostile or malformed
       {"", std::nullopt},

@@ -54,8 +54,7 @@ struct call_state {
   asio::cancellation_signal signal;
   asio::steady_timer canceller;
   std::mt19937 rng;
-  call_state(asio::thread_pool& pool, unsigned seed)
-      : strand(asio::make_strand(pool)), canceller(strand), rng(seed) {}
+  call_state(asio::thread_pool& pool, unsigned seed) : strand(asio::make_strand(pool)), canceller(strand), rng(seed) {}
 };
 
 }  // namespace
@@ -89,17 +88,18 @@ BOOST_AUTO_TEST_CASE(ten_thousand_calls_on_four_threads_reconcile_exactly) {
         const bool fail = std::uniform_int_distribution<int>(0, 99)(s.rng) < 60;
         return asio::post(s.strand, asio::append(std::move(token), fail ? refused : error_code()));
       };
-      stamina::async_retry(s.strand, policy, op,
-                           asio::bind_cancellation_slot(s.signal.slot(),
-                                                        asio::bind_executor(s.strand, test::once(records[i], [&c](error_code ec) {
-                                                                              ++c.completions;
-                                                                              if (!ec)
-                                                                                ++c.successes;
-                                                                              else if (ec == asio::error::operation_aborted)
-                                                                                ++c.aborted;
-                                                                              else
-                                                                                ++c.failed;
-                                                                            }))));
+      stamina::async_retry(
+          s.strand, policy, op,
+          asio::bind_cancellation_slot(s.signal.slot(),
+                                       asio::bind_executor(s.strand, test::once(records[i], [&c](error_code ec) {
+                                                             ++c.completions;
+                                                             if (!ec)
+                                                               ++c.successes;
+                                                             else if (ec == asio::error::operation_aborted)
+                                                               ++c.aborted;
+                                                             else
+                                                               ++c.failed;
+                                                           }))));
       // One call in five is cancelled after a random 0-6 ms.
       if (std::uniform_int_distribution<int>(0, 4)(s.rng) == 0) {
         s.canceller.expires_after(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 6000)(s.rng)));
@@ -202,7 +202,8 @@ BOOST_AUTO_TEST_CASE(thread_pool_stopped_mid_retry) {
                               .attempts(std::nullopt)
                               .wait_initial(1ms)
                               .wait_max(3ms);
-      stamina::async_retry(strand, policy, op, asio::bind_executor(strand, test::once(records.back(), [](error_code) {})));
+      stamina::async_retry(strand, policy, op,
+                           asio::bind_executor(strand, test::once(records.back(), [](error_code) {})));
     }
     std::this_thread::sleep_for(20ms);
     pool.stop();

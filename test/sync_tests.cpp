@@ -93,10 +93,11 @@ BOOST_AUTO_TEST_CASE(give_up_rethrows_the_same_exception_object) {
 BOOST_AUTO_TEST_CASE(non_matching_exception_is_delivered_after_one_call) {
   std::vector<double> waits;
   int calls = 0;
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits, [&]() -> int {
-                      ++calls;
-                      throw test::fatal_error("fatal");
-                    }),
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits,
+                                  [&]() -> int {
+                                    ++calls;
+                                    throw test::fatal_error("fatal");
+                                  }),
                     test::fatal_error);
   BOOST_TEST(calls == 1);
   BOOST_TEST(waits.empty());
@@ -131,9 +132,8 @@ BOOST_AUTO_TEST_CASE(error_code_success) {
   std::vector<double> waits;
   int calls = 0;
   const auto p = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused));
-  const error_code ec = retry_virtual(p, waits, [&] {
-    return ++calls < 2 ? error_code(boost::asio::error::connection_refused) : error_code();
-  });
+  const error_code ec = retry_virtual(
+      p, waits, [&] { return ++calls < 2 ? error_code(boost::asio::error::connection_refused) : error_code(); });
   BOOST_TEST(!ec);
   BOOST_TEST(calls == 2);
 }
@@ -141,7 +141,8 @@ BOOST_AUTO_TEST_CASE(error_code_success) {
 BOOST_AUTO_TEST_CASE(result_values) {
   std::vector<double> waits;
   int calls = 0;
-  const auto p = stamina::retry_policy(stamina::on_error(boost::system::errc::resource_unavailable_try_again)).attempts(3);
+  const auto p =
+      stamina::retry_policy(stamina::on_error(boost::system::errc::resource_unavailable_try_again)).attempts(3);
   auto r = retry_virtual(p, waits, [&]() -> boost::system::result<int> {
     if (++calls < 3) return make_error_code(boost::system::errc::resource_unavailable_try_again);
     return 42;
@@ -160,11 +161,12 @@ BOOST_AUTO_TEST_CASE(deadline_with_injected_time) {
   int calls = 0;
   const auto p = test::retry_transient().attempts(std::nullopt).timeout(5s).wait_jitter(0s).wait_initial(1s);
   const auto start = test::mock_clock::now();
-  BOOST_CHECK_THROW(retry_virtual(p, waits, [&]() -> int {
-                      ++calls;
-                      test::mock_clock::advance(500ms);  // each attempt takes half a second
-                      throw test::transient_error("slow and failing");
-                    }),
+  BOOST_CHECK_THROW(retry_virtual(p, waits,
+                                  [&]() -> int {
+                                    ++calls;
+                                    test::mock_clock::advance(500ms);  // each attempt takes half a second
+                                    throw test::transient_error("slow and failing");
+                                  }),
                     test::transient_error);
   // t=0.5 fail, wait 1 -> t=2 fail, wait 2 -> t=4.5 fail: a 4 s wait would end at 8.5 > 5.
   BOOST_TEST(calls == 3);
@@ -176,10 +178,11 @@ BOOST_AUTO_TEST_CASE(inactive_runs_exactly_once) {
   stamina::set_active(false);
   std::vector<double> waits;
   int failing_calls = 0, succeeding_calls = 0;
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits, [&]() -> int {
-                      ++failing_calls;
-                      throw test::transient_error("x");
-                    }),
+  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits,
+                                  [&]() -> int {
+                                    ++failing_calls;
+                                    throw test::transient_error("x");
+                                  }),
                     test::transient_error);
   retry_virtual(test::retry_transient(), waits, [&] { return ++succeeding_calls; });
   stamina::set_active(true);
@@ -193,11 +196,12 @@ BOOST_AUTO_TEST_CASE(testing_mode_forced_attempts_zero_waits_timeout_ignored) {
   std::vector<double> waits;
   int calls = 0;
   const auto p = test::retry_transient().attempts(2).timeout(1s);
-  BOOST_CHECK_THROW(retry_virtual(p, waits, [&]() -> int {
-                      ++calls;
-                      test::mock_clock::advance(10s);  // way past the ignored timeout
-                      throw test::transient_error("x");
-                    }),
+  BOOST_CHECK_THROW(retry_virtual(p, waits,
+                                  [&]() -> int {
+                                    ++calls;
+                                    test::mock_clock::advance(10s);  // way past the ignored timeout
+                                    throw test::transient_error("x");
+                                  }),
                     test::transient_error);
   BOOST_TEST(calls == 4);
   BOOST_TEST(waits == (std::vector<double>{0, 0, 0}), boost::test_tools::per_element());
@@ -207,10 +211,11 @@ BOOST_AUTO_TEST_CASE(testing_mode_with_real_sleep_is_instant) {
   stamina::testing_scope scope(3);
   int calls = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  BOOST_CHECK_THROW(stamina::retry(test::retry_transient().wait_initial(10s), [&]() -> int {
-                      ++calls;
-                      throw test::transient_error("x");
-                    }),
+  BOOST_CHECK_THROW(stamina::retry(test::retry_transient().wait_initial(10s),
+                                   [&]() -> int {
+                                     ++calls;
+                                     throw test::transient_error("x");
+                                   }),
                     test::transient_error);
   BOOST_TEST(calls == 3);
   BOOST_TEST(std::chrono::steady_clock::now() - t0 < 5s);  // generous: the waits were 10 s+
@@ -225,10 +230,11 @@ BOOST_AUTO_TEST_CASE(stop_token_wakes_a_wait_and_delivers_last_failure) {
   });
   const auto t0 = std::chrono::steady_clock::now();
   const auto p = test::retry_transient().wait_initial(60s).wait_max(60s);
-  BOOST_CHECK_THROW(stamina::retry(p, stop.get_token(), [&]() -> int {
-                      ++calls;
-                      throw test::transient_error("down");
-                    }),
+  BOOST_CHECK_THROW(stamina::retry(p, stop.get_token(),
+                                   [&]() -> int {
+                                     ++calls;
+                                     throw test::transient_error("down");
+                                   }),
                     test::transient_error);
   stopper.join();
   BOOST_TEST(calls == 1);

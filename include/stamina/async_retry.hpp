@@ -39,8 +39,8 @@ namespace stamina {
 
 namespace detail {
 
-struct wait_done {};            // tags the completion of a backoff wait
-struct timed_attempt_done {};   // tags an attempt raced against its time limit
+struct wait_done {};           // tags the completion of a backoff wait
+struct timed_attempt_done {};  // tags an attempt raced against its time limit
 
 // The composed operation behind every completion token except `use_awaitable` (which runs the
 // loop directly in the caller's coroutine, see retry_in_caller below).
@@ -104,7 +104,8 @@ class retry_op<Clock, WaitTraits, Executor, Op, Allocator, void(First, Rest...)>
     const bool timed_out = order[0] == 1 && !timer_ec;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       attempt_finished(self, timed_out, std::move(std::get<I>(all))...);
-    }(std::make_index_sequence<sizeof...(A) - 1>{});
+    }
+    (std::make_index_sequence<sizeof...(A) - 1>{});
   }
 
   // A backoff wait finished.
@@ -119,7 +120,9 @@ class retry_op<Clock, WaitTraits, Executor, Op, Allocator, void(First, Rest...)>
   }
 
  private:
-  duration elapsed() const { return state_->retries.needs_clock() ? duration(Clock::now() - state_->start) : duration(0); }
+  duration elapsed() const {
+    return state_->retries.needs_clock() ? duration(Clock::now() - state_->start) : duration(0);
+  }
 
   template <class Self>
   void start_attempt(Self& self) {
@@ -145,8 +148,9 @@ class retry_op<Clock, WaitTraits, Executor, Op, Allocator, void(First, Rest...)>
       s.op(attempt_token<Self>(&parked));
       if (parked) {
         // `op` returned without starting an operation: report it as a failed attempt.
-        boost::asio::post(ex, boost::asio::append(std::move(*parked), error_as<First>(boost::asio::error::invalid_argument),
-                                                  std::decay_t<Rest>{}...));
+        boost::asio::post(ex,
+                          boost::asio::append(std::move(*parked), error_as<First>(boost::asio::error::invalid_argument),
+                                              std::decay_t<Rest>{}...));
       }
     }
   }
@@ -314,24 +318,24 @@ struct caller_loop {
 
 // The awaited wait of a caller loop, written out in each coroutine (a helper coroutine would
 // add a frame per retry). Throws system_error(operation_aborted) when cancelled.
-#define STAMINA_DETAIL_AWAIT_RETRY(loop, what, give_up)                                                          \
-  {                                                                                                              \
-    const auto before_ = co_await boost::asio::this_coro::cancellation_state;                                   \
-    const std::optional<duration> wait_ =                                                                        \
-        (loop).decide((what), before_.cancelled() != boost::asio::cancellation_type::none);                      \
-    if (!wait_) give_up;                                                                                         \
-    if (wait_->count() > 0) {                                                                                    \
-      auto& timer_ = (loop).arm(*wait_, co_await boost::asio::this_coro::executor);                              \
-      bool aborted_ = false;                                                                                     \
-      try {                                                                                                      \
-        co_await timer_.async_wait(boost::asio::use_awaitable_t<AwaitableExecutor>{});                           \
-      } catch (const boost::system::system_error&) {                                                             \
-        aborted_ = true;                                                                                         \
-      }                                                                                                          \
-      const auto after_ = co_await boost::asio::this_coro::cancellation_state;                                  \
-      if (aborted_ || after_.cancelled() != boost::asio::cancellation_type::none) (loop).abort_wait(what);       \
-    }                                                                                                            \
-    (loop).scope.clear();                                                                                        \
+#define STAMINA_DETAIL_AWAIT_RETRY(loop, what, give_up)                                                    \
+  {                                                                                                        \
+    const auto before_ = co_await boost::asio::this_coro::cancellation_state;                              \
+    const std::optional<duration> wait_ =                                                                  \
+        (loop).decide((what), before_.cancelled() != boost::asio::cancellation_type::none);                \
+    if (!wait_) give_up;                                                                                   \
+    if (wait_->count() > 0) {                                                                              \
+      auto& timer_ = (loop).arm(*wait_, co_await boost::asio::this_coro::executor);                        \
+      bool aborted_ = false;                                                                               \
+      try {                                                                                                \
+        co_await timer_.async_wait(boost::asio::use_awaitable_t<AwaitableExecutor>{});                     \
+      } catch (const boost::system::system_error&) {                                                       \
+        aborted_ = true;                                                                                   \
+      }                                                                                                    \
+      const auto after_ = co_await boost::asio::this_coro::cancellation_state;                             \
+      if (aborted_ || after_.cancelled() != boost::asio::cancellation_type::none) (loop).abort_wait(what); \
+    }                                                                                                      \
+    (loop).scope.clear();                                                                                  \
   }
 
 // Whether the awaiting coroutine already runs on `ex` (then attempts are awaited directly;
@@ -431,8 +435,8 @@ template <class First, class... Rest>
 struct split_signature<void(First, Rest...)> {
   template <class Clock, class WaitTraits, class AwaitableExecutor, class Op>
   static auto in_caller(retry_policy&& policy, Op&& op) {
-    return retry_token_op_in_caller<Clock, WaitTraits, AwaitableExecutor, Op, std::decay_t<First>, std::decay_t<Rest>...>(
-        std::move(policy), std::move(op));
+    return retry_token_op_in_caller<Clock, WaitTraits, AwaitableExecutor, Op, std::decay_t<First>,
+                                    std::decay_t<Rest>...>(std::move(policy), std::move(op));
   }
 };
 

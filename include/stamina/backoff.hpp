@@ -148,9 +148,12 @@ class backoff {
   duration draw_wait(unsigned retry_num) noexcept {
     const double e = capped_exponential(retry_num).count();
     switch (policy_->jitter()) {
-      case jitter::additive: return duration(e + uniform() * policy_->wait_jitter().count());
-      case jitter::full: return duration(uniform() * e);
-      case jitter::equal: return duration(e / 2 + uniform() * (e / 2));
+      case jitter::additive:
+        return duration(e + uniform() * policy_->wait_jitter().count());
+      case jitter::full:
+        return duration(uniform() * e);
+      case jitter::equal:
+        return duration(e / 2 + uniform() * (e / 2));
       case jitter::decorrelated: {
         const double lo = policy_->wait_initial().count();
         const double hi = std::max(lo, 3 * prev_wait_);

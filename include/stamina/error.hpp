@@ -18,9 +18,7 @@ enum errors {
 
 const boost::system::error_category& category() noexcept;
 
-inline boost::system::error_code make_error_code(errors e) noexcept {
-  return {static_cast<int>(e), category()};
-}
+inline boost::system::error_code make_error_code(errors e) noexcept { return {static_cast<int>(e), category()}; }
 
 }  // namespace error
 

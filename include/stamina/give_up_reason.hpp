@@ -16,11 +16,16 @@ enum class give_up_reason : unsigned char {
 
 constexpr std::string_view to_string(give_up_reason r) noexcept {
   switch (r) {
-    case give_up_reason::attempts_exhausted: return "attempts_exhausted";
-    case give_up_reason::deadline: return "deadline";
-    case give_up_reason::not_retryable: return "not_retryable";
-    case give_up_reason::budget_exhausted: return "budget_exhausted";
-    case give_up_reason::cancelled: return "cancelled";
+    case give_up_reason::attempts_exhausted:
+      return "attempts_exhausted";
+    case give_up_reason::deadline:
+      return "deadline";
+    case give_up_reason::not_retryable:
+      return "not_retryable";
+    case give_up_reason::budget_exhausted:
+      return "budget_exhausted";
+    case give_up_reason::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

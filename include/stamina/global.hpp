@@ -25,9 +25,7 @@ struct global_config {
 
 inline std::atomic<std::uint64_t> global_config_bits{0};
 
-inline global_config load_global_config() noexcept {
-  return {global_config_bits.load(std::memory_order_acquire)};
-}
+inline global_config load_global_config() noexcept { return {global_config_bits.load(std::memory_order_acquire)}; }
 
 }  // namespace detail
 

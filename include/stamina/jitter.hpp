@@ -15,10 +15,14 @@ enum class jitter : unsigned char { additive, full, equal, decorrelated };
 
 constexpr std::string_view to_string(jitter j) noexcept {
   switch (j) {
-    case jitter::additive: return "additive";
-    case jitter::full: return "full";
-    case jitter::equal: return "equal";
-    case jitter::decorrelated: return "decorrelated";
+    case jitter::additive:
+      return "additive";
+    case jitter::full:
+      return "full";
+    case jitter::equal:
+      return "equal";
+    case jitter::decorrelated:
+      return "decorrelated";
   }
   return "unknown";
 }

@@ -57,8 +57,7 @@ struct stoppable_sleeper {
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock lock(m);
-    return !cv.wait_for(lock, stop, to_clock_duration<std::chrono::steady_clock::duration>(d),
-                        [] { return false; }) &&
+    return !cv.wait_for(lock, stop, to_clock_duration<std::chrono::steady_clock::duration>(d), [] { return false; }) &&
            !stop.stop_requested();
   }
 };
@@ -67,8 +66,8 @@ struct stoppable_sleeper {
 // retry_with stays small enough to inline.
 template <class Clock, class Sleeper, class F, class Result>
 [[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(const retry_policy& policy, Sleeper& sleep, F& f,
-                                                              bool timed, typename Clock::time_point start,
-                                                              Result first) {
+                                                               bool timed, typename Clock::time_point start,
+                                                               Result first) {
   using result_type = std::invoke_result_t<F&>;
   using traits = sync_result<std::remove_cvref_t<result_type>>;
   const auto elapsed = [&] { return timed ? duration(Clock::now() - start) : duration(0); };

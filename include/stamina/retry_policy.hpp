@@ -35,8 +35,7 @@ class retry_policy {
   /// Integer overload so that `attempts(-1)` is rejected instead of wrapping around;
   /// values above `unsigned`'s range saturate.
   template <std::integral I>
-    requires(!std::same_as<I, bool>)
-  retry_policy& attempts(I value) {
+  requires(!std::same_as<I, bool>) retry_policy& attempts(I value) {
     if (value <= 0) throw_invalid_attempts(static_cast<long long>(value));
     if (static_cast<unsigned long long>(value) > std::numeric_limits<unsigned>::max())
       return attempts(std::optional<unsigned>(std::numeric_limits<unsigned>::max()));

@@ -28,8 +28,8 @@ class hook_recorder {
   hook_recorder() {
     stamina::instrumentation::set_on_retry_hooks({[this](const stamina::retry_details& d) {
       std::lock_guard lock(mutex_);
-      retries_.push_back({std::string(d.name), d.retry_num, d.wait_for.count(), d.waited_so_far.count(),
-                          d.caused_by.describe()});
+      retries_.push_back(
+          {std::string(d.name), d.retry_num, d.wait_for.count(), d.waited_so_far.count(), d.caused_by.describe()});
     }});
     stamina::instrumentation::set_on_give_up_hooks({[this](const stamina::give_up_details& d) {
       std::lock_guard lock(mutex_);

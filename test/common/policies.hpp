@@ -18,7 +18,9 @@ struct fatal_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline stamina::retry_policy retry_transient() { return stamina::retry_policy(stamina::on_exception<transient_error>()); }
+inline stamina::retry_policy retry_transient() {
+  return stamina::retry_policy(stamina::on_exception<transient_error>());
+}
 
 }  // namespace test
 

@@ -12,7 +12,9 @@
 BOOST_TEST_DONT_PRINT_LOG_VALUE(std::optional<unsigned>)
 BOOST_TEST_DONT_PRINT_LOG_VALUE(std::exception_ptr)
 BOOST_TEST_DONT_PRINT_LOG_VALUE(std::chrono::steady_clock::time_point)
-namespace test { using int_pair = std::pair<int, int>; }
+namespace test {
+using int_pair = std::pair<int, int>;
+}
 BOOST_TEST_DONT_PRINT_LOG_VALUE(test::int_pair)
 
 #endif

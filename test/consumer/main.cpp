@@ -11,7 +11,8 @@ int main() {
   using namespace std::chrono_literals;
   stamina::instrumentation::set_on_retry_hooks({});
   stamina::instrumentation::set_on_give_up_hooks({});
-  const auto policy = stamina::retry_policy(stamina::on_exception<std::runtime_error>()).wait_initial(1ms).wait_jitter(0s);
+  const auto policy =
+      stamina::retry_policy(stamina::on_exception<std::runtime_error>()).wait_initial(1ms).wait_jitter(0s);
 
   int calls = 0;
   const int sync_value = stamina::retry(policy, [&] {
