@@ -63,8 +63,11 @@ class backoff {
     if (policy.timeout() && !testing_ && active_) timeout_ = policy.timeout()->count();
   }
 
+  /// The policy this backoff follows.
   const retry_policy& policy() const noexcept { return *policy_; }
+  /// Whether retrying was active (`set_active`) when this backoff was made.
   bool active() const noexcept { return active_; }
+  /// Whether testing mode (`set_testing`) was on when this backoff was made.
   bool testing() const noexcept { return testing_; }
 
   /// Number of failures seen so far.

@@ -8,13 +8,20 @@ namespace stamina {
 /// What a classifier says about one failure.
 class decision {
  public:
-  enum class kind : unsigned char { no_retry, retry, retry_after };
+  /// The three answers a classifier can give.
+  enum class kind : unsigned char {
+    no_retry,    ///< deliver the failure now
+    retry,       ///< retry with the policy's backoff
+    retry_after  ///< retry after exactly `wait()`
+  };
 
   /// `true` = retry with the policy's backoff, `false` = deliver the failure now.
   decision(bool retry) noexcept  // NOLINT(google-explicit-constructor): predicates return bool
       : kind_(retry ? kind::retry : kind::no_retry) {}
 
+  /// Deliver the failure now.
   static decision no_retry() noexcept { return decision(false); }
+  /// Retry with the policy's backoff.
   static decision retry() noexcept { return decision(true); }
 
   /// Retry after exactly `wait` (no jitter, no cap), e.g. a server's `Retry-After`. The wait
@@ -23,7 +30,9 @@ class decision {
   /// gives up at the deadline (or waits "forever" without one, saturated).
   static decision retry_after(duration wait);
 
+  /// Which answer this is.
   kind what() const noexcept { return kind_; }
+  /// True for `retry` and `retry_after`.
   bool should_retry() const noexcept { return kind_ != kind::no_retry; }
   /// The requested wait; meaningful only for `kind::retry_after`.
   duration wait() const noexcept { return wait_; }

@@ -16,15 +16,19 @@ enum errors {
   attempt_timeout = 1,
 };
 
+/// The `stamina` error category.
 const boost::system::error_category& category() noexcept;
 
+/// Makes `e` an error code in the `stamina` category (found by argument-dependent lookup).
 inline boost::system::error_code make_error_code(errors e) noexcept { return {static_cast<int>(e), category()}; }
 
 }  // namespace error
 
 }  // namespace stamina
 
+/// @cond
 template <>
 struct boost::system::is_error_code_enum<stamina::error::errors> : std::true_type {};
+/// @endcond
 
 #endif

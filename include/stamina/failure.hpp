@@ -20,6 +20,7 @@ class failure {
   /// A failure carried by an error code. `ec` should be non-success.
   explicit failure(boost::system::error_code ec) noexcept : error_(ec) {}
 
+  /// True when the failure is an exception, false when it is an error code.
   bool is_exception() const noexcept { return exception_ != nullptr; }
 
   /// The exception, or null when the failure is an error code.

@@ -46,6 +46,7 @@ bool is_testing() noexcept;
 /// do not nest and leave whichever state was restored last.
 class testing_scope {
  public:
+  /// Turns testing mode on with `attempts` (and `cap`), remembering the previous state.
   explicit testing_scope(unsigned attempts = 1, bool cap = false) noexcept;
   ~testing_scope();
   testing_scope(const testing_scope&) = delete;

@@ -18,20 +18,20 @@ namespace stamina {
 
 /// What an on-retry hook is told: a retry has been scheduled and its wait is about to begin.
 struct retry_details {
-  std::string_view name;   ///< the policy's `name`
-  unsigned retry_num;      ///< the attempt that just failed, from 1
-  duration wait_for;       ///< the wait about to begin
-  duration waited_so_far;  ///< sum of the waits scheduled before this one
-  const failure& caused_by;
+  std::string_view name;     ///< the policy's `name`
+  unsigned retry_num;        ///< the attempt that just failed, from 1
+  duration wait_for;         ///< the wait about to begin
+  duration waited_so_far;    ///< sum of the waits scheduled before this one
+  const failure& caused_by;  ///< the failure that caused this retry
 };
 
 /// What an on-give-up hook is told: the call ends with its last failure.
 struct give_up_details {
-  std::string_view name;
-  give_up_reason reason;
-  unsigned attempts;       ///< attempts made, including the last one
-  duration waited_so_far;  ///< sum of all waits scheduled
-  const failure& caused_by;
+  std::string_view name;     ///< the policy's `name`
+  give_up_reason reason;     ///< why the call stopped retrying
+  unsigned attempts;         ///< attempts made, including the last one
+  duration waited_so_far;    ///< sum of all waits scheduled
+  const failure& caused_by;  ///< the last failure, delivered to the caller
 };
 
 namespace instrumentation {
@@ -41,6 +41,7 @@ namespace instrumentation {
 /// the moment the retry is scheduled until the next attempt starts or the call ends.
 class on_retry_hook {
  public:
+  /// Wraps any callable taking `const retry_details&`.
   template <class F>
   requires(!std::same_as<std::decay_t<F>, on_retry_hook> &&
            std::is_invocable_v<const std::decay_t<F>&, const retry_details&>)
@@ -97,13 +98,17 @@ class metrics {
   metrics(const metrics&) = delete;
   metrics& operator=(const metrics&) = delete;
 
+  /// Counts one scheduled retry.
   void record_retry(const retry_details& d);
+  /// Counts one give-up.
   void record_give_up(const give_up_details& d);
   /// Counter value, 0 if never incremented.
   double retries(std::string_view callable, unsigned retry_num, std::string_view error_type) const;
+  /// Give-up counter value, 0 if never incremented.
   double give_ups(std::string_view callable, give_up_reason reason) const;
   /// The Prometheus text format (HELP, TYPE and one sample per label set).
   std::string render_prometheus() const;
+  /// Resets every counter.
   void clear();
 
  private:

@@ -48,8 +48,11 @@ class retry_budget {
   /// Whether a retry would be allowed right now (tokens above half the maximum).
   bool retry_allowed() const noexcept { return milli_.load(std::memory_order_relaxed) > threshold_; }
 
+  /// Tokens left now.
   double tokens() const noexcept { return static_cast<double>(milli_.load(std::memory_order_relaxed)) / 1000.0; }
+  /// The bucket's size.
   double max_tokens() const noexcept { return static_cast<double>(max_milli_) / 1000.0; }
+  /// Tokens returned per success.
   double token_ratio() const noexcept { return static_cast<double>(ratio_milli_) / 1000.0; }
 
  private:

@@ -29,6 +29,7 @@ class retry_policy {
       : shared_(std::make_shared<const shared_parts>(shared_parts{std::move(on), {}, {}})) {}
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
+  /// Which failures are retried.
   retry_policy& on(retry_on value);
   /// Total attempts including the first; `nullopt` = unlimited; 0 is invalid.
   retry_policy& attempts(std::optional<unsigned> value);
@@ -44,10 +45,15 @@ class retry_policy {
   /// Total budget of the whole call, from the start of the first attempt; `nullopt` =
   /// unlimited; must be > 0.
   retry_policy& timeout(std::optional<duration> value);
+  /// Base of the first wait; >= 0 and finite (may exceed `wait_max`: then capped).
   retry_policy& wait_initial(duration value);
+  /// Cap of the exponential part; >= 0 and finite.
   retry_policy& wait_max(duration value);
+  /// Maximum random addition (additive jitter); >= 0 and finite.
   retry_policy& wait_jitter(duration value);
+  /// Growth factor of the exponential part; >= 1 and finite.
   retry_policy& wait_exp_base(double value);
+  /// The jitter strategy.
   retry_policy& jitter(stamina::jitter value) noexcept {
     jitter_ = value;
     return *this;
@@ -55,21 +61,33 @@ class retry_policy {
   /// Async only: an attempt still running after this long is cancelled and counts as a
   /// retryable failure (`stamina::error::attempt_timeout`).
   retry_policy& attempt_timeout(std::optional<duration> value);
+  /// The name reported to hooks and metrics.
   retry_policy& name(std::string value);
   /// A token bucket shared between calls; null = no budget.
   retry_policy& budget(std::shared_ptr<retry_budget> value);
 
   // --- getters -------------------------------------------------------------------------
+  /// Which failures are retried.
   const retry_on& on() const noexcept { return shared_->on; }
+  /// Total attempts (default 10); nullopt = unlimited.
   std::optional<unsigned> attempts() const noexcept { return attempts_; }
+  /// Budget of the whole call (default 45 s); nullopt = unlimited.
   std::optional<duration> timeout() const noexcept { return timeout_; }
+  /// Base of the first wait (default 100 ms).
   duration wait_initial() const noexcept { return wait_initial_; }
+  /// Cap of the exponential part (default 5 s).
   duration wait_max() const noexcept { return wait_max_; }
+  /// Maximum random addition (default 1 s).
   duration wait_jitter() const noexcept { return wait_jitter_; }
+  /// Growth factor (default 2).
   double wait_exp_base() const noexcept { return wait_exp_base_; }
+  /// The jitter strategy (default additive).
   stamina::jitter jitter() const noexcept { return jitter_; }
+  /// Per-attempt time limit of async calls; nullopt = none (default).
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  /// The name reported to hooks and metrics (default empty).
   const std::string& name() const noexcept { return shared_->name; }
+  /// The shared retry budget; null = none (default).
   const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
 
  private:
