@@ -61,7 +61,7 @@ void run_coroutine(asio::io_context& ctx, F f, bool virtual_time = false) {
   ctx.restart();
   auto rec = std::make_shared<test::completion_record>();
   std::exception_ptr failure;
-  asio::co_spawn(ctx, std::move(f), test::once(rec, [&](std::exception_ptr e) { failure = e; }));
+  asio::co_spawn(ctx, std::move(f), test::once(rec, [&](const std::exception_ptr& e) { failure = e; }));
   if (virtual_time)
     test::run_virtual(ctx, [&] { return rec->calls > 0; });
   else
@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(callback_awaitable_op) {
   int value = 0;
   test::initiate([&] {
     stamina::async_retry(ctx.get_executor(), stamina::on_exception<test::transient_error>(), op,
-                         test::once(rec, [&](std::exception_ptr e, int v) {
+                         test::once(rec, [&](const std::exception_ptr& e, int v) {
                            BOOST_TEST(!e);
                            value = v;
                          }));
@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(awaitable_void_op) {
   };
   auto rec = std::make_shared<test::completion_record>();
   stamina::async_retry(ctx, stamina::on_exception<test::transient_error>(), op,
-                       test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); }));
+                       test::once(rec, [](const std::exception_ptr& e) { BOOST_TEST(!e); }));
   ctx.run();
   run_coroutine(ctx, [&]() -> asio::awaitable<void> {
     co_await stamina::async_retry(ctx, stamina::on_exception<test::transient_error>(), op);
@@ -605,7 +605,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_io_context_after_each_step_leaks_nothing) {
         } else {
           flaky_awaitable op{.succeed_at = 4};
           test::async_retry_virtual(ctx, test::retry_transient().wait_jitter(0s).wait_initial(1ms), op,
-                                    test::once(rec, [](std::exception_ptr, int) {}));
+                                    test::once(rec, [](const std::exception_ptr&, int) {}));
         }
         for (int i = 0; i < k && rec->calls == 0; ++i) {
           if (ctx.poll_one() == 0) {

@@ -323,7 +323,7 @@ struct caller_loop {
     const auto before_ = co_await boost::asio::this_coro::cancellation_state;                              \
     const std::optional<duration> wait_ =                                                                  \
         (loop).decide((what), before_.cancelled() != boost::asio::cancellation_type::none);                \
-    if (!wait_) give_up;                                                                                   \
+    if (!wait_) (give_up);                                                                                 \
     if (wait_->count() > 0) {                                                                              \
       auto& timer_ = (loop).arm(*wait_, co_await boost::asio::this_coro::executor);                        \
       bool aborted_ = false;                                                                               \
@@ -434,7 +434,7 @@ struct split_signature;
 template <class First, class... Rest>
 struct split_signature<void(First, Rest...)> {
   template <class Clock, class WaitTraits, class AwaitableExecutor, class Op>
-  static auto in_caller(retry_policy&& policy, Op&& op) {
+  static auto in_caller(retry_policy&& policy, Op op) {
     return retry_token_op_in_caller<Clock, WaitTraits, AwaitableExecutor, Op, std::decay_t<First>,
                                     std::decay_t<Rest>...>(std::move(policy), std::move(op));
   }

@@ -45,7 +45,7 @@ class on_retry_hook {
   template <class F>
   requires(!std::same_as<std::decay_t<F>, on_retry_hook> &&
            std::is_invocable_v<const std::decay_t<F>&, const retry_details&>)
-      on_retry_hook(F&& f)  // NOLINT(google-explicit-constructor): any callable is a hook
+      on_retry_hook(F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): constrained
       : call_([g = std::decay_t<F>(std::forward<F>(f))](const retry_details& d) -> std::shared_ptr<void> {
           using result = std::invoke_result_t<const std::decay_t<F>&, const retry_details&>;
           if constexpr (std::is_void_v<result>) {

@@ -56,7 +56,7 @@ class retry_on {
   /// Wraps a predicate `f(const failure&)` returning `bool`, `decision` or a chrono duration.
   template <class F>
   requires(!std::same_as<std::decay_t<F>, retry_on> && std::is_invocable_v<const std::decay_t<F>&, const failure&>)
-      retry_on(F&& f)  // NOLINT(google-explicit-constructor): a lambda is a natural retry_on
+      retry_on(F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): constrained
       : impl_(std::make_shared<detail::classifier_for<std::decay_t<F>>>(std::forward<F>(f))) {}
 
   /// Classifies one failure.
