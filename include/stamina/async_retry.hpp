@@ -43,7 +43,8 @@ struct wait_done {};           // tags the completion of a backoff wait
 struct timed_attempt_done {};  // tags an attempt raced against its time limit
 
 // The composed operation behind every completion token except `use_awaitable` (which runs the
-// loop directly in the caller's coroutine, see retry_in_caller below).
+// loop directly in the caller's coroutine, see retry_awaitable_in_caller and
+// retry_token_op_in_caller below).
 template <class Clock, class WaitTraits, class Executor, class Op, class Allocator, class Signature>
 class retry_op;
 
