@@ -14,6 +14,8 @@ class category_impl final : public boost::system::error_category {
     switch (value) {
       case attempt_timeout:
         return "attempt timed out";
+      case op_threw:
+        return "the operation threw when it was started";
       default:
         return "unknown stamina error";
     }

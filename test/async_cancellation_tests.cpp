@@ -22,7 +22,7 @@ using boost::system::error_code;
 
 namespace {
 
-using virtual_timer = asio::basic_waitable_timer<test::mock_clock, test::mock_wait_traits>;
+using test::virtual_timer;
 
 const error_code refused = asio::error::connection_refused;
 

@@ -362,7 +362,7 @@ BOOST_AUTO_TEST_CASE(deadline_gives_up_before_a_wait_that_would_pass_it) {
 struct hanging_op {
   asio::io_context* ctx;
   std::shared_ptr<int> calls = std::make_shared<int>(0);
-  std::shared_ptr<asio::basic_waitable_timer<test::mock_clock, test::mock_wait_traits>> timer;
+  std::shared_ptr<test::virtual_timer> timer;
   int succeed_at = 1000;  // attempts from this one on complete at once with success
 
   template <class Token>
@@ -378,7 +378,7 @@ struct hanging_op {
 
 hanging_op make_hanging(asio::io_context& ctx, int succeed_at = 1000) {
   return hanging_op{&ctx, std::make_shared<int>(0),
-                    std::make_shared<asio::basic_waitable_timer<test::mock_clock, test::mock_wait_traits>>(ctx),
+                    std::make_shared<test::virtual_timer>(ctx),
                     succeed_at};
 }
 
@@ -436,7 +436,7 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_with_awaitable_op_and_use_awaitable) {
   auto calls = std::make_shared<int>(0);
   auto op = [&ctx, calls]() -> asio::awaitable<int> {
     ++*calls;
-    asio::basic_waitable_timer<test::mock_clock, test::mock_wait_traits> t(ctx);
+    test::virtual_timer t(ctx);
     t.expires_after(1h);
     co_await t.async_wait(asio::use_awaitable);
     co_return 1;

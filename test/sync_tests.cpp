@@ -204,7 +204,7 @@ BOOST_AUTO_TEST_CASE(testing_mode_forced_attempts_zero_waits_timeout_ignored) {
                                   }),
                     test::transient_error);
   BOOST_TEST(calls == 4);
-  BOOST_TEST(waits == (std::vector<double>{0, 0, 0}), boost::test_tools::per_element());
+  BOOST_TEST(waits.empty());  // a zero wait is no wait: the sleeper is never called
 }
 
 BOOST_AUTO_TEST_CASE(testing_mode_with_real_sleep_is_instant) {

@@ -14,6 +14,9 @@ enum errors {
   /// An attempt ran longer than `retry_policy::attempt_timeout` (or than the time left before
   /// the deadline) and was cancelled.
   attempt_timeout = 1,
+  /// `op` threw an exception that is not a `boost::system::system_error` when it was called to
+  /// start an attempt whose completion signature begins with an error code.
+  op_threw = 2,
 };
 
 /// The `stamina` error category.

@@ -2,7 +2,7 @@
 #define STAMINA_RETRY_HPP
 
 #include <stamina/backoff.hpp>
-#include <stamina/detail/driver_support.hpp>
+#include <stamina/detail/protocol.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <boost/system/error_code.hpp>
@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -17,6 +18,9 @@
 #include <stop_token>
 #include <thread>
 #include <type_traits>
+#if defined(__linux__)
+#include <time.h>
+#endif
 
 namespace stamina {
 
@@ -42,6 +46,26 @@ struct sync_result<boost::system::result<T, E>> {
   static failure to_failure(const boost::system::result<T, E>& r) noexcept { return failure(r.error()); }
 };
 
+// The clock the synchronous driver measures its deadline with. On Linux it is
+// CLOCK_MONOTONIC_COARSE: a few nanoseconds to read instead of ~20, at a resolution of a few
+// milliseconds, which is plenty for deadlines of seconds and keeps the success path cheap.
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+struct coarse_steady_clock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<coarse_steady_clock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+  }
+};
+#else
+using coarse_steady_clock = std::chrono::steady_clock;
+#endif
+
 struct thread_sleeper {
   bool operator()(duration d) const {
     std::this_thread::sleep_for(to_clock_duration<std::chrono::steady_clock::duration>(d));
@@ -62,106 +86,52 @@ struct stoppable_sleeper {
   }
 };
 
-// After the first failure: the backoff loop. Kept out of line so that the success path of
-// retry_with stays small enough to inline.
-template <class Clock, class Sleeper, class F, class Result>
-[[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(const retry_policy& policy, Sleeper& sleep, F& f,
-                                                               bool timed, typename Clock::time_point start,
-                                                               Result first) {
-  using result_type = std::invoke_result_t<F&>;
-  using traits = sync_result<std::remove_cvref_t<result_type>>;
-  const auto elapsed = [&] { return timed ? duration(Clock::now() - start) : duration(0); };
-  backoff state(policy);
-  retry_scope scope;
-  if constexpr (traits::is_error_value) {
-    result_type r = std::move(first);
-    for (;;) {
-      const failure what = traits::to_failure(r);
-      const backoff::step s = state.on_failure(what, elapsed());
-      if (!s.retry) {
-        report_give_up(state, s.reason, what);
-        return r;
-      }
-      report_retry(state, s, what, scope);
-      if (!sleep(s.wait)) {
-        scope.clear();
-        report_give_up(state, give_up_reason::cancelled, what);
-        return r;
-      }
-      scope.clear();
-      r = f();
-      if (!traits::failed(r)) {
-        state.on_success();
-        return r;
-      }
-    }
-  } else {
-    std::exception_ptr error = std::move(first);
-    for (;;) {
-      const failure what(error);
-      const backoff::step s = state.on_failure(what, elapsed());
-      if (!s.retry) {
-        report_give_up(state, s.reason, what);
-        std::rethrow_exception(error);  // the same exception object, unchanged
-      }
-      report_retry(state, s, what, scope);
-      if (!sleep(s.wait)) {
-        scope.clear();
-        report_give_up(state, give_up_reason::cancelled, what);
-        std::rethrow_exception(error);
-      }
-      scope.clear();
-      try {
-        if constexpr (std::is_void_v<result_type>) {
-          f();
-          state.on_success();
-          return;
-        } else {
-          result_type r = f();
-          state.on_success();
-          return r;
-        }
-      } catch (...) {
-        error = std::current_exception();
-      }
-    }
-  }
-}
-
-// The synchronous driver, with its clock and its way of sleeping injectable for tests.
-// `Sleeper(duration) -> bool` returns false when the wait was interrupted.
-//
-// The success path costs a branch and, with a deadline, one clock read: the backoff is only
-// built once an attempt has failed.
+// The blocking driver: performs the actions of the retry protocol, sleeping the thread for
+// waits. Its clock and its way of sleeping are injectable for tests; `Sleeper(duration) ->
+// bool` returns false when the wait was interrupted. It has no way to interrupt a blocking
+// attempt, so an attempt time limit is not applied here.
 template <class Clock, class Sleeper, class F>
 std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
   using result_type = std::invoke_result_t<F&>;
   using traits = sync_result<std::remove_cvref_t<result_type>>;
-  const bool timed = has_time_limit(policy);
-  const typename Clock::time_point start = timed ? Clock::now() : typename Clock::time_point{};
-  if constexpr (traits::is_error_value) {
-    result_type r = f();
-    if (!traits::failed(r)) {
-      record_first_success(policy);
-      return r;
+  retry_protocol call(policy);
+  const stopwatch<Clock> clock(call.needs_clock());
+  [[maybe_unused]] std::conditional_t<traits::is_error_value, std::optional<result_type>, std::exception_ptr> last;
+  for (action next = call.start(duration(0));;) {
+    switch (next.kind) {
+      case action_kind::attempt:
+        if constexpr (traits::is_error_value) {
+          last.emplace(f());
+          next = traits::failed(*last) ? call.attempt_failed(traits::to_failure(*last), clock.elapsed(), false)
+                                       : call.attempt_succeeded();
+        } else {
+          try {
+            if constexpr (std::is_void_v<result_type>) {
+              f();
+              (void)call.attempt_succeeded();
+              return;
+            } else {
+              result_type r = f();
+              (void)call.attempt_succeeded();
+              return r;
+            }
+          } catch (...) {
+            last = std::current_exception();
+          }
+          next = call.attempt_failed(failure(last), clock.elapsed(), false);
+        }
+        break;
+      case action_kind::wait:
+        next = call.wait_finished(clock.elapsed(), !sleep(next.wait));
+        break;
+      case action_kind::deliver:
+      case action_kind::give_up:
+        // A blocking call has no "aborted" value: an interrupted wait delivers the last failure.
+        if constexpr (traits::is_error_value)
+          return std::move(*last);
+        else
+          std::rethrow_exception(last);  // the same exception object, unchanged
     }
-    return retry_after_failure<Clock>(policy, sleep, f, timed, start, std::move(r));
-  } else {
-    std::exception_ptr error;
-    try {
-      if constexpr (std::is_void_v<result_type>) {
-        f();
-        record_first_success(policy);
-        return;
-      } else {
-        result_type r = f();
-        record_first_success(policy);
-        return r;
-      }
-    } catch (...) {
-      error = std::current_exception();
-    }
-    return retry_after_failure<Clock>(policy, sleep, f, timed, start, std::move(error));
   }
 }
 

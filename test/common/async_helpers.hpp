@@ -17,7 +17,7 @@ namespace test {
 // async_retry on virtual time.
 template <class Ex, class Op, class Token>
 auto async_retry_virtual(Ex&& ex, stamina::retry_policy policy, Op op, Token&& token) {
-  return stamina::detail::async_retry_with_clock<mock_clock, mock_wait_traits>(
+  return stamina::detail::async_retry_with_clock<mock_clock>(
       std::forward<Ex>(ex), std::move(policy), std::move(op), std::forward<Token>(token));
 }
 

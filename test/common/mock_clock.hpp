@@ -8,6 +8,7 @@
 
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/wait_traits.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -33,10 +34,23 @@ struct mock_clock {
   inline static std::atomic<std::int64_t> ticks{0};
 };
 
-struct mock_wait_traits {
-  static mock_clock::duration to_wait_duration(const mock_clock::duration&) { return mock_clock::duration(0); }
-  static mock_clock::duration to_wait_duration(const mock_clock::time_point&) { return mock_clock::duration(0); }
+}  // namespace test
+
+// The reactor never blocks on virtual time: every timer on mock_clock is "due now" as far as
+// the reactor is concerned, and fires during a poll() once the clock has passed its expiry.
+template <>
+struct boost::asio::wait_traits<test::mock_clock> {
+  static test::mock_clock::duration to_wait_duration(const test::mock_clock::duration&) {
+    return test::mock_clock::duration(0);
+  }
+  static test::mock_clock::duration to_wait_duration(const test::mock_clock::time_point&) {
+    return test::mock_clock::duration(0);
+  }
 };
+
+namespace test {
+
+using virtual_timer = boost::asio::basic_waitable_timer<mock_clock>;
 
 // Runs handlers until `done()` or until `limit` of virtual time has passed, advancing the
 // clock by `step` whenever nothing is ready.

@@ -5,7 +5,11 @@
 // completion signature it produces, how to start one attempt with a given handler, and how to
 // tell success from failure in its completion arguments.
 
+#include <stamina/error.hpp>
 #include <stamina/failure.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/post.hpp>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -126,7 +130,7 @@ struct awaitable_signature<void> {
 template <class Op, class = void>
 struct op_traits;
 
-// op() returns asio::awaitable<T, E>: each attempt is co_spawned; failures are exceptions.
+// op() returns asio::awaitable<T, E>: failures are exceptions.
 template <awaitable_op Op>
 struct op_traits<Op> {
   using awaitable_type = std::invoke_result_t<Op&>;
@@ -134,11 +138,6 @@ struct op_traits<Op> {
   using awaitable_executor = typename awaitable_parts<awaitable_type>::executor_type;
   using signature = typename awaitable_signature<value_type>::type;
   static constexpr bool is_awaitable = true;
-
-  template <class Executor, class Token>
-  static decltype(auto) start(Op& op, const Executor& ex, Token&& token) {
-    return boost::asio::co_spawn(ex, op(), std::forward<Token>(token));
-  }
 };
 
 // op(token) starts an Asio operation; async_retry completes with its exact signature.
@@ -146,11 +145,6 @@ template <token_op Op>
 struct op_traits<Op> {
   using signature = typename single_signature<std::invoke_result_t<Op&, signature_probe>>::type;
   static constexpr bool is_awaitable = false;
-
-  template <class Executor, class Token>
-  static decltype(auto) start(Op& op, const Executor&, Token&& token) {
-    return op(std::forward<Token>(token));
-  }
 };
 
 inline bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
@@ -163,6 +157,51 @@ First error_as(const boost::system::error_code& ec) {
     return std::make_exception_ptr(boost::system::system_error(ec));
   else
     return ec;
+}
+
+// The first completion argument that stands for an exception thrown by `op` itself when it
+// was called: the exception for exception_ptr signatures; for error_code signatures the code
+// of a system_error, otherwise stamina::error::op_threw.
+template <class First>
+First thrown_as(const std::exception_ptr& e) {
+  if constexpr (std::is_same_v<First, std::exception_ptr>) {
+    return e;
+  } else {
+    try {
+      std::rethrow_exception(e);
+    } catch (const boost::system::system_error& se) {
+      return se.code();
+    } catch (...) {
+      return make_error_code(error::op_threw);
+    }
+  }
+}
+
+// Starts one attempt of `op` that completes into `handler`. Whatever `op` does, the handler
+// is called exactly once and never inside this function: if `op` throws before starting its
+// operation, or returns without starting one, the handler is posted to `ex` with a failure
+// (the exception as above; invalid_argument for an operation never started).
+template <class Op, class Executor, class Handler, class First, class... Rest>
+void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...)) {
+  using handler_type = std::decay_t<Handler>;
+  std::optional<handler_type> parked(std::forward<Handler>(handler));
+  First failure_value{};
+  try {
+    if constexpr (op_traits<Op>::is_awaitable)
+      {
+        auto attempt = op();
+        boost::asio::co_spawn(ex, std::move(attempt), std::move(*parked));
+        parked.reset();
+      }
+    else
+      op(attempt_token<handler_type>(&parked));
+    if (!parked) return;
+    failure_value = error_as<First>(boost::asio::error::invalid_argument);  // op started nothing
+  } catch (...) {
+    if (!parked) return;  // it threw after starting its operation, which will complete
+    failure_value = thrown_as<First>(std::current_exception());
+  }
+  boost::asio::post(ex, boost::asio::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
 }
 
 }  // namespace stamina::detail

@@ -1,0 +1,202 @@
+#ifndef STAMINA_DETAIL_ASYNC_RETRY_OP_HPP
+#define STAMINA_DETAIL_ASYNC_RETRY_OP_HPP
+
+// The composed-operation driver: async_retry for every completion token except
+// `use_awaitable` (see caller_coroutine.hpp). It performs the retry protocol's actions with
+// Asio: attempts through start_attempt, waits on a timer, attempt limits through
+// attempt_limiter.
+
+#include <stamina/detail/async_op_traits.hpp>
+#include <stamina/detail/attempt_limiter.hpp>
+#include <stamina/detail/protocol.hpp>
+#include <stamina/error.hpp>
+#include <stamina/retry_policy.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prepend.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/wait_traits.hpp>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace stamina::detail {
+
+struct wait_done {};  // tags the completion of a backoff wait; an attempt's is untagged
+
+template <class Clock, class Executor, class Op, class Allocator, class Signature>
+class retry_op;
+
+template <class Clock, class Executor, class Op, class Allocator, class First, class... Rest>
+class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
+  using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, Executor>;
+
+  // Everything that must stay at one address while inner operations are pending (the
+  // protocol refers to the policy; timers must not move while waiting).
+  struct state {
+    state(retry_policy&& p, Op&& o) : policy(std::move(p)), op(std::move(o)), call(policy), clock(call.needs_clock()) {}
+    retry_policy policy;
+    Op op;
+    retry_protocol call;
+    stopwatch<Clock> clock;
+    std::optional<timer_type> wait_timer;                   // created on the first real wait only
+    std::optional<attempt_limiter<timer_type>> limiter;     // created on the first limited attempt
+    std::atomic<bool> starting{false};                      // true while an attempt is being started
+    bool limited = false;                                   // the attempt in flight has a time limit
+  };
+  using state_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<state>;
+  using state_alloc_traits = std::allocator_traits<state_allocator>;
+
+  struct state_deleter {
+    state_allocator alloc;
+    void operator()(state* p) {
+      state_alloc_traits::destroy(alloc, p);
+      state_alloc_traits::deallocate(alloc, p, 1);
+    }
+  };
+
+ public:
+  retry_op(const Executor& ex, retry_policy&& policy, Op&& op, const Allocator& alloc)
+      : ex_(ex), state_(make_state(state_allocator(alloc), std::move(policy), std::move(op))) {}
+
+  // Initiation.
+  template <class Self>
+  void operator()(Self& self) {
+    // Terminal and partial cancellation are supported; total is not (earlier attempts may
+    // have had effects that cannot be undone), so it is filtered out.
+    self.reset_cancellation_state(boost::asio::enable_partial_cancellation());
+    perform(self, state_->call.start(duration(0)));
+  }
+
+  // An attempt finished.
+  template <class Self>
+  void operator()(Self& self, First first, Rest... rest) {
+    state& s = *state_;
+    if (s.starting.load(std::memory_order_acquire)) {
+      // It completed inside its initiating function: continue from a fresh stack, so the
+      // final handler never runs inside async_retry() and inline attempts cannot nest.
+      const Executor ex = ex_;  // `self` (and this object) moves into the handler
+      boost::asio::post(ex, boost::asio::append(std::move(self), std::move(first), std::move(rest)...));
+      return;
+    }
+    const bool timed_out = s.limited && s.limiter->finish();
+    s.limited = false;
+    action next;
+    if (!failed(first)) {
+      next = s.call.attempt_succeeded();
+    } else {
+      const bool cancelled = self.cancelled() != boost::asio::cancellation_type::none;
+      next = timed_out ? s.call.attempt_timed_out(s.clock.elapsed(), cancelled)
+                       : s.call.attempt_failed(failure(first), s.clock.elapsed(), cancelled);
+    }
+    if (next.kind == action_kind::deliver ||
+        (next.kind == action_kind::give_up && next.result == give_up_result::last_attempt)) {
+      complete(self, std::move(first), std::move(rest)...);
+      return;
+    }
+    perform(self, next);
+  }
+
+  // A backoff wait finished.
+  template <class Self>
+  void operator()(Self& self, wait_done, boost::system::error_code ec) {
+    state& s = *state_;
+    perform(self, s.call.wait_finished(s.clock.elapsed(), ec || self.cancelled() != boost::asio::cancellation_type::none));
+  }
+
+ private:
+  // Performs an action that needs no attempt result.
+  template <class Self>
+  void perform(Self& self, const action& next) {
+    state& s = *state_;
+    switch (next.kind) {
+      case action_kind::attempt:
+        start(self, next.limit);
+        return;
+      case action_kind::wait:
+        if (!s.wait_timer) s.wait_timer.emplace(ex_);
+        s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait));
+        s.wait_timer->async_wait(boost::asio::prepend(std::move(self), wait_done{}));
+        return;
+      case action_kind::deliver:
+      case action_kind::give_up:
+        const error_code_type code = next.result == give_up_result::attempt_timeout
+                                         ? error_code_type(error::attempt_timeout)
+                                         : error_code_type(boost::asio::error::operation_aborted);
+        complete(self, error_as<First>(code), std::decay_t<Rest>{}...);
+        return;
+    }
+  }
+
+  template <class Self>
+  void start(Self& self, const std::optional<duration>& limit) {
+    state& s = *state_;
+    const Executor ex = ex_;
+    s.starting.store(true, std::memory_order_release);
+    if (limit) {
+      if (!s.limiter) s.limiter.emplace(ex);
+      s.limited = true;
+      auto slot = s.limiter->arm(*limit, self.get_cancellation_state().slot(),
+                                 boost::asio::get_associated_executor(self, ex));
+      start_attempt(s.op, ex, boost::asio::bind_cancellation_slot(slot, std::move(self)),
+                    static_cast<void (*)(First, Rest...)>(nullptr));
+    } else {
+      start_attempt(s.op, ex, std::move(self), static_cast<void (*)(First, Rest...)>(nullptr));
+    }
+    // `self` has moved, but the state is still alive: a completion that arrives while
+    // `starting` is set re-posts itself instead of finishing the call.
+    s.starting.store(false, std::memory_order_release);
+  }
+
+  template <class Self, class... Args>
+  void complete(Self& self, Args&&... args) {
+    state_.reset();  // timers, copies and hook scopes go before the handler runs
+    self.complete(std::forward<Args>(args)...);
+  }
+
+  using error_code_type = boost::system::error_code;
+
+  // The state comes from the handler's allocator (an allocator need not be default-constructible).
+  static std::unique_ptr<state, state_deleter> make_state(state_allocator a, retry_policy&& policy, Op&& op) {
+    state* p = state_alloc_traits::allocate(a, 1);
+    try {
+      state_alloc_traits::construct(a, p, std::move(policy), std::move(op));
+    } catch (...) {
+      state_alloc_traits::deallocate(a, p, 1);
+      throw;
+    }
+    return std::unique_ptr<state, state_deleter>(p, state_deleter{a});
+  }
+
+  Executor ex_;
+  std::unique_ptr<state, state_deleter> state_;
+};
+
+template <class Clock, class Executor, class Signature>
+struct initiate_retry {
+  Executor ex;
+
+  template <class Handler, class Op>
+  void operator()(Handler&& handler, retry_policy policy, Op op) const {
+    // Asio's recycling allocator unless the handler names one: a retrying call then costs
+    // no malloc in steady state.
+    auto alloc = boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    using impl = retry_op<Clock, Executor, Op, decltype(alloc), Signature>;
+    boost::asio::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
+  }
+};
+
+}  // namespace stamina::detail
+
+#endif
