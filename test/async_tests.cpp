@@ -461,6 +461,7 @@ BOOST_AUTO_TEST_CASE(absurd_retry_after_saturates_instead_of_overflowing) {
   asio::io_context ctx;
   auto op = refusing_until(ctx, 2);
   auto rec = std::make_shared<test::completion_record>();
+  rec->may_be_abandoned = true;  // still waiting when the context is destroyed
   const auto policy = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) {
                         return stamina::decision::retry_after(stamina::duration(1e300));
                       })).timeout(std::nullopt);
@@ -593,6 +594,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_io_context_after_each_step_leaks_nothing) {
     int steps_to_finish = 0;
     for (int k = 0;; ++k) {
       auto rec = std::make_shared<test::completion_record>();
+      rec->may_be_abandoned = true;
       {
         asio::io_context ctx;
         auto policy = refused_policy().attempts(4).wait_initial(1ms);
@@ -631,6 +633,7 @@ BOOST_AUTO_TEST_CASE(stopping_the_io_context_mid_wait) {
   asio::io_context ctx;
   auto op = refusing_until(ctx, 100);
   auto rec = std::make_shared<test::completion_record>();
+  rec->may_be_abandoned = true;
   test::async_retry_virtual(ctx, refused_policy().wait_initial(10s), op, test::once(rec, [](error_code, int) {}));
   ctx.poll();  // first attempt fails, the wait starts
   ctx.stop();

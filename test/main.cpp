@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE stamina
 #include <boost/test/unit_test.hpp>
 
+#include <common/async_helpers.hpp>
 #include <stamina/instrumentation.hpp>
 
 // The default hooks log every retry to standard error; tests that want hooks install their
@@ -12,3 +13,10 @@ struct quiet_hooks {
   }
 };
 BOOST_TEST_GLOBAL_FIXTURE(quiet_hooks);
+
+// Every exactly_once handler of every test must have been called exactly once, never inline
+// (violations are counted on any thread, reported here).
+struct handlers_called_exactly_once {
+  ~handlers_called_exactly_once() { BOOST_TEST(test::handler_violations().load() == 0); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(handlers_called_exactly_once);

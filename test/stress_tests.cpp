@@ -174,6 +174,7 @@ BOOST_AUTO_TEST_CASE(stop_and_destroy_with_thousands_of_pending_retries) {
       asio::io_context ctx;
       for (int i = 0; i < 5000; ++i) {
         records.push_back(std::make_shared<test::completion_record>());
+        records.back()->may_be_abandoned = true;
         const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
                                 .wait_initial(10s)
                                 .attempt_timeout(form == 1 ? std::optional<stamina::duration>(30s) : std::nullopt);
@@ -196,6 +197,7 @@ BOOST_AUTO_TEST_CASE(thread_pool_stopped_mid_retry) {
     asio::thread_pool pool(4);
     for (int i = 0; i < 2000; ++i) {
       records.push_back(std::make_shared<test::completion_record>());
+      records.back()->may_be_abandoned = true;
       auto strand = asio::make_strand(pool);
       auto op = [strand](auto token) { return asio::post(strand, asio::append(std::move(token), refused)); };
       const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))

@@ -1,0 +1,248 @@
+// Regression tests for the defects an independent audit of version 0.1 found in the
+// asynchronous drivers. Each failed before the retry protocol was rewritten.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/async_helpers.hpp>
+#include <common/policies.hpp>
+#include <common/print.hpp>
+#include <stamina/async_retry.hpp>
+#include <stamina/global.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/consign.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/post.hpp>
+
+#include <future>
+#include <stdexcept>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+
+namespace {
+
+const error_code refused = asio::error::connection_refused;
+
+stamina::retry_policy refused_policy() {
+  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+      .wait_initial(1ms)
+      .wait_jitter(0s)
+      .timeout(std::nullopt);
+}
+
+// An operation that completes inside its initiating function (as one that dispatches its
+// handler, or finds its result ready, may do).
+struct inline_op {
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  int succeed_at = 1;
+
+  template <class Token>
+  auto operator()(Token&& token) const {
+    const error_code ec = ++*calls < succeed_at ? refused : error_code();
+    return asio::async_initiate<Token, void(error_code)>([ec](auto handler) { std::move(handler)(ec); }, token);
+  }
+};
+
+// Whether an initiating function returned an awaitable, i.e. op(token) was handed a
+// use_awaitable-based token by the caller-coroutine driver (the composed operation hands it a
+// handler, and the initiating function then returns void).
+template <class T>
+struct is_awaitable : std::false_type {};
+template <class T, class E>
+struct is_awaitable<asio::awaitable<T, E>> : std::true_type {};
+
+// Runs a coroutine to completion, rethrowing what it threw.
+template <class F>
+void run_coroutine(asio::io_context& ctx, F f) {
+  auto rec = std::make_shared<test::completion_record>();
+  std::exception_ptr failure;
+  asio::co_spawn(ctx, std::move(f), test::once(rec, [&](const std::exception_ptr& e) { failure = e; }));
+  ctx.run();
+  BOOST_REQUIRE_EQUAL(rec->calls, 1);
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(audit)
+
+// With attempt_timeout, an op(token) that returned without starting an operation made the
+// call vanish: the handler was destroyed uncalled.
+BOOST_AUTO_TEST_CASE(op_that_starts_nothing_with_attempt_timeout_still_completes) {
+  asio::io_context ctx;
+  auto calls = std::make_shared<int>(0);
+  // Uses its token's type, but never starts the operation.
+  auto op = [calls, &ctx](auto token) -> decltype(auto) {
+    ++*calls;
+    using started = decltype(asio::post(ctx, asio::append(std::move(token), refused)));
+    return started();
+  };
+  auto rec = std::make_shared<test::completion_record>();
+  error_code got;
+  stamina::async_retry(ctx, refused_policy().attempt_timeout(1s), op,
+                       test::once(rec, [&](error_code ec) { got = ec; }));
+  ctx.run();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST((got == asio::error::invalid_argument));  // not retried: `on` names only refused
+  BOOST_TEST(*calls == 1);
+
+  // and in a coroutine
+  bool threw = false;
+  ctx.restart();
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+    try {
+      co_await stamina::async_retry(ctx, refused_policy().attempt_timeout(1s),
+                                    [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), refused)); });
+    } catch (const boost::system::system_error& e) {
+      threw = e.code() == refused;
+    }
+  });
+  BOOST_TEST(threw);
+}
+
+// An attempt that completed inline ran the final handler inside async_retry(), and a
+// use_future future was ready before run().
+BOOST_AUTO_TEST_CASE(inline_completion_never_runs_the_handler_inside_async_retry) {
+  for (int mode = 0; mode < 3; ++mode) {  // normal, inactive, testing
+    BOOST_TEST_CONTEXT("mode " << mode) {
+      std::optional<stamina::testing_scope> testing;
+      if (mode == 1) stamina::set_active(false);
+      if (mode == 2) testing.emplace(3);
+      asio::io_context ctx;
+      auto rec = std::make_shared<test::completion_record>();
+      inline_op op{.succeed_at = mode == 1 ? 1 : 2};
+      test::initiate([&] {
+        stamina::async_retry(ctx, refused_policy(), op, test::once(rec, [](error_code ec) { BOOST_TEST(!ec); }));
+      });
+      BOOST_TEST(rec->calls == 0);
+      std::future<void> f = stamina::async_retry(ctx, refused_policy(), inline_op{}, asio::use_future);
+      BOOST_TEST((f.wait_for(0s) == std::future_status::timeout));
+      ctx.run();
+      BOOST_TEST(rec->calls == 1);
+      BOOST_TEST(!rec->called_inline);
+      BOOST_TEST((f.wait_for(0s) == std::future_status::ready));
+      stamina::set_active(true);
+    }
+  }
+}
+
+// Attempts that complete inline with zero waits grew the stack by ~1.5 KB each: 10,000 of
+// them in a testing scope overflowed it.
+BOOST_AUTO_TEST_CASE(ten_thousand_inline_attempts_do_not_grow_the_stack) {
+  stamina::testing_scope scope(10000);
+  asio::io_context ctx;
+  inline_op op{.succeed_at = 10000};
+  auto rec = std::make_shared<test::completion_record>();
+  stamina::async_retry(ctx, refused_policy(), op, test::once(rec, [](error_code ec) { BOOST_TEST(!ec); }));
+  ctx.run();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(*op.calls == 10000);
+}
+
+// An op that threw when called escaped from async_retry() or from run() and dropped the
+// handler. It is now a failed attempt: classified, retried or delivered.
+BOOST_AUTO_TEST_CASE(op_that_throws_is_a_failed_attempt) {
+  asio::io_context ctx;
+  auto calls = std::make_shared<int>(0);
+  auto op = [calls, &ctx](auto token) {
+    if (++*calls == 1) throw std::runtime_error("could not start");
+    return asio::post(ctx, asio::append(std::move(token), error_code()));
+  };
+  // error_code signature: the exception becomes stamina::error::op_threw
+  const auto retry_throws = stamina::retry_policy(stamina::on_error(stamina::error::op_threw)).wait_initial(1ms);
+  auto rec = std::make_shared<test::completion_record>();
+  error_code got = refused;
+  test::initiate([&] {
+    stamina::async_retry(ctx, retry_throws, op, test::once(rec, [&](error_code ec) { got = ec; }));
+  });
+  ctx.run();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(!got);
+  BOOST_TEST(*calls == 2);
+
+  // not retried: delivered, never thrown out of run()
+  *calls = 0;
+  ctx.restart();
+  auto rec2 = std::make_shared<test::completion_record>();
+  stamina::async_retry(ctx, refused_policy(), op, test::once(rec2, [&](error_code ec) { got = ec; }));
+  BOOST_CHECK_NO_THROW(ctx.run());
+  BOOST_TEST(rec2->calls == 1);
+  BOOST_TEST((got == stamina::error::op_threw));
+
+  // a system_error thrown by op delivers its code
+  ctx.restart();
+  auto rec3 = std::make_shared<test::completion_record>();
+  auto throws_code = [&ctx](auto token) {
+    if (ctx.get_executor() == ctx.get_executor()) throw boost::system::system_error(asio::error::host_not_found);
+    return asio::post(ctx, asio::append(std::move(token), error_code()));
+  };
+  stamina::async_retry(ctx, refused_policy(), throws_code, test::once(rec3, [&](error_code ec) { got = ec; }));
+  ctx.run();
+  BOOST_TEST((got == asio::error::host_not_found));
+
+  // in a coroutine: the same failed attempt, retried
+  *calls = 0;
+  ctx.restart();
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, retry_throws, op); });
+  BOOST_TEST(*calls == 2);
+}
+
+BOOST_AUTO_TEST_CASE(awaitable_op_that_throws_before_its_coroutine_starts) {
+  asio::io_context ctx;
+  auto calls = std::make_shared<int>(0);
+  // Not a coroutine itself: it may throw before returning the awaitable.
+  auto op = [calls]() -> asio::awaitable<int> {
+    if (++*calls == 1) throw test::transient_error("no connection yet");
+    return []() -> asio::awaitable<int> { co_return 42; }();
+  };
+  const auto policy = test::retry_transient().wait_initial(1ms).wait_jitter(0s);
+  auto rec = std::make_shared<test::completion_record>();
+  int value = 0;
+  stamina::async_retry(ctx, policy, op, test::once(rec, [&](const std::exception_ptr& e, int v) {
+                         BOOST_TEST(!e);
+                         value = v;
+                       }));
+  BOOST_CHECK_NO_THROW(ctx.run());
+  BOOST_TEST(value == 42);
+  *calls = 0;
+  ctx.restart();
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> { value = co_await stamina::async_retry(ctx, policy, op) + 1; });
+  BOOST_TEST(value == 43);
+  BOOST_TEST(*calls == 2);
+}
+
+// A policy value no longer picks the driver: with attempt_timeout, a use_awaitable call runs
+// in the caller's coroutine (no composed operation, no co_spawn for op(token)), so it honours
+// the caller's cancellation filter like any awaited operation.
+BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
+  asio::io_context ctx;
+  int attempts = 0;
+  int composed = 0;
+  bool timed_out = false;
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+    auto hang = [&](auto token) {
+      ++attempts;
+      auto timer = std::make_shared<asio::steady_timer>(ctx, 1h);
+      if (!is_awaitable<decltype(timer->async_wait(asio::consign(std::move(token), timer)))>::value) ++composed;
+      return timer->async_wait(asio::consign(std::move(token), timer));
+    };
+    const auto policy = refused_policy().attempts(2).attempt_timeout(20ms).on(stamina::on_error(asio::error::operation_aborted));
+    try {
+      co_await stamina::async_retry(ctx, policy, hang);
+    } catch (const boost::system::system_error& e) {
+      timed_out = e.code() == stamina::error::attempt_timeout;
+    }
+  });
+  BOOST_TEST(timed_out);
+  BOOST_TEST(attempts == 2);
+  BOOST_TEST(composed == 0);  // every attempt was awaited by the caller's coroutine
+}
+
+BOOST_AUTO_TEST_SUITE_END()

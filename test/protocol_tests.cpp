@@ -1,0 +1,233 @@
+// The retry protocol stepped by hand, with plain asserts: every rule of a retrying call, with
+// no driver, no clock and no I/O.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/hook_recorder.hpp>
+#include <common/policies.hpp>
+#include <stamina/detail/protocol.hpp>
+#include <stamina/global.hpp>
+#include <stamina/retry_budget.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <memory>
+
+using namespace std::chrono_literals;
+using stamina::duration;
+using stamina::give_up_reason;
+using stamina::detail::action_kind;
+using stamina::detail::give_up_result;
+using stamina::detail::retry_protocol;
+
+namespace {
+
+const stamina::failure refused(boost::system::error_code(boost::asio::error::connection_refused));
+const stamina::failure reset(boost::system::error_code(boost::asio::error::connection_reset));
+
+stamina::retry_policy policy() {
+  return stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
+      .wait_initial(1s)
+      .wait_jitter(0s)
+      .timeout(std::nullopt);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(protocol)
+
+BOOST_AUTO_TEST_CASE(success_first_time) {
+  test::hook_recorder hooks;
+  const auto p = policy();
+  retry_protocol call(p);
+  auto a = call.start(0s);
+  BOOST_TEST((a.kind == action_kind::attempt));
+  BOOST_TEST(!a.limit);
+  BOOST_TEST((call.attempt_succeeded().kind == action_kind::deliver));
+  BOOST_TEST(call.attempts() == 1u);
+  BOOST_TEST(hooks.retries().empty());
+  BOOST_TEST(hooks.give_ups().empty());
+}
+
+BOOST_AUTO_TEST_CASE(retry_wait_then_success) {
+  test::hook_recorder hooks;
+  const auto p = policy();
+  retry_protocol call(p);
+  call.start(0s);
+  auto a = call.attempt_failed(refused, 0s, false);
+  BOOST_TEST((a.kind == action_kind::wait));
+  BOOST_TEST(a.wait.count() == 1.0);
+  BOOST_TEST(hooks.retries().size() == 1u);  // reported before the wait starts
+  a = call.wait_finished(1s, false);
+  BOOST_TEST((a.kind == action_kind::attempt));
+  a = call.attempt_failed(refused, 1s, false);
+  BOOST_TEST(a.wait.count() == 2.0);
+  call.wait_finished(3s, false);
+  BOOST_TEST((call.attempt_succeeded().kind == action_kind::deliver));
+  BOOST_TEST(call.attempts() == 3u);
+  BOOST_TEST(hooks.retries().size() == 2u);
+  BOOST_TEST(hooks.retries()[1].waited_so_far == 1.0);
+  BOOST_TEST(hooks.give_ups().empty());
+}
+
+BOOST_AUTO_TEST_CASE(not_retryable_gives_up_with_the_last_attempt) {
+  test::hook_recorder hooks;
+  const auto p = policy();
+  retry_protocol call(p);
+  call.start(0s);
+  const auto a = call.attempt_failed(reset, 0s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::last_attempt));
+  BOOST_REQUIRE(hooks.give_ups().size() == 1u);
+  BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::not_retryable));
+  BOOST_TEST(hooks.give_ups()[0].attempts == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(attempts_exhausted) {
+  test::hook_recorder hooks;
+  const auto p = policy().attempts(2);
+  retry_protocol call(p);
+  call.start(0s);
+  call.attempt_failed(refused, 0s, false);
+  call.wait_finished(1s, false);
+  const auto a = call.attempt_failed(refused, 1s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::attempts_exhausted));
+  BOOST_TEST(hooks.give_ups().at(0).attempts == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(deadline_and_attempt_limits_come_from_elapsed_time) {
+  test::hook_recorder hooks;
+  const auto p = policy().timeout(2.5s).attempt_timeout(2s);
+  retry_protocol call(p);
+  BOOST_TEST(call.needs_clock());
+  auto a = call.start(0s);
+  BOOST_TEST(a.limit->count() == 2.0);
+  a = call.attempt_failed(refused, 0.2s, false);
+  BOOST_TEST(a.wait.count() == 1.0);
+  a = call.wait_finished(1.2s, false);
+  BOOST_TEST(a.limit->count() == 1.3);  // min(attempt_timeout, time left)
+  a = call.attempt_failed(refused, 1.3s, false);  // 1.3 + 2 >= 2.5
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::deadline));
+}
+
+BOOST_AUTO_TEST_CASE(no_clock_without_time_limits) {
+  const auto p = policy();
+  BOOST_TEST(!retry_protocol(p).needs_clock());
+  const auto limited = policy().attempt_timeout(1s);
+  BOOST_TEST(retry_protocol(limited).needs_clock());
+}
+
+BOOST_AUTO_TEST_CASE(timed_out_attempt_is_retried_and_reported_as_attempt_timeout) {
+  test::hook_recorder hooks;
+  const auto p = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
+                     .attempt_timeout(1s)
+                     .attempts(2)
+                     .wait_jitter(0s)
+                     .wait_initial(1s)
+                     .timeout(std::nullopt);
+  retry_protocol call(p);
+  call.start(0s);
+  auto a = call.attempt_timed_out(1s, false);  // retryable though `on` knows nothing of it
+  BOOST_TEST((a.kind == action_kind::wait));
+  BOOST_TEST(hooks.retries().at(0).caused_by.find("attempt timed out") != std::string::npos);
+  call.wait_finished(2s, false);
+  a = call.attempt_timed_out(3s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::attempt_timeout));
+}
+
+BOOST_AUTO_TEST_CASE(cancelled_attempt_is_never_retried) {
+  test::hook_recorder hooks;
+  const auto p = policy();
+  retry_protocol call(p);
+  call.start(0s);
+  const auto a = call.attempt_failed(refused, 0s, true);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::last_attempt));
+  BOOST_TEST(hooks.retries().empty());
+  BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::cancelled));
+}
+
+BOOST_AUTO_TEST_CASE(interrupted_wait_aborts) {
+  test::hook_recorder hooks;
+  const auto p = policy();
+  retry_protocol call(p);
+  call.start(0s);
+  call.attempt_failed(refused, 0s, false);
+  const auto a = call.wait_finished(0.5s, true);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::aborted));
+  BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::cancelled));
+  BOOST_TEST(hooks.give_ups().at(0).attempts == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(budget_is_charged_and_refunded) {
+  test::hook_recorder hooks;
+  auto budget = std::make_shared<stamina::retry_budget>(4, 1);
+  const auto p = policy().budget(budget);
+  {
+    retry_protocol call(p);
+    call.start(0s);
+    BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::wait));  // 3 left
+    call.wait_finished(1s, false);
+    const auto a = call.attempt_failed(refused, 1s, false);  // 2 left: not above half
+    BOOST_TEST((a.kind == action_kind::give_up));
+    BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::budget_exhausted));
+  }
+  BOOST_TEST(budget->tokens() == 2.0);
+  retry_protocol ok(p);
+  ok.start(0s);
+  ok.attempt_succeeded();  // a success earns its ratio back
+  BOOST_TEST(budget->tokens() == 3.0);
+}
+
+BOOST_AUTO_TEST_CASE(switches_are_read_once_when_the_call_starts) {
+  test::hook_recorder hooks;
+  const auto p = policy();
+  stamina::set_active(false);
+  retry_protocol inactive(p);
+  stamina::set_active(true);  // too late for `inactive`
+  inactive.start(0s);
+  BOOST_TEST((inactive.attempt_failed(refused, 0s, false).kind == action_kind::give_up));
+  BOOST_TEST(hooks.give_ups().empty());  // no hooks when inactive
+
+  stamina::testing_scope scope(3);
+  retry_protocol testing(p);
+  testing.start(0s);
+  // Zero waits are no waits: the next attempt follows at once, the hook still sees the retry.
+  BOOST_TEST((testing.attempt_failed(refused, 0s, false).kind == action_kind::attempt));
+  BOOST_TEST((testing.attempt_failed(refused, 0s, false).kind == action_kind::attempt));
+  BOOST_TEST((testing.attempt_failed(refused, 0s, false).kind == action_kind::give_up));
+  BOOST_TEST(hooks.retries().size() == 2u);
+  BOOST_TEST(hooks.retries()[0].wait_for == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(throwing_classifier_means_no_retry) {
+  test::hook_recorder hooks;
+  const auto p = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) -> bool {
+    throw std::runtime_error("classifier bug");
+  }));
+  retry_protocol call(p);
+  call.start(0s);
+  BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::give_up));
+  BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::not_retryable));
+}
+
+BOOST_AUTO_TEST_CASE(hook_scopes_live_until_the_next_attempt) {
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  stamina::instrumentation::set_on_retry_hooks(
+      {[&alive](const stamina::retry_details&) { return std::exchange(alive, nullptr); }});
+  const auto p = policy();
+  retry_protocol call(p);
+  call.start(0s);
+  call.attempt_failed(refused, 0s, false);
+  BOOST_TEST(!watch.expired());  // during the wait
+  call.wait_finished(1s, false);
+  BOOST_TEST(watch.expired());  // the next attempt has started
+  stamina::instrumentation::set_on_retry_hooks({});
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,441 @@
+// One table of scenarios run against every driver and completion token: the blocking loop,
+// callbacks (both op forms), use_awaitable (both op forms), deferred and use_future. Each must
+// make the same attempts, schedule the same waits, call the same hooks and give up for the
+// same reason with the same result: the rules live in one protocol.
+
+#include <boost/test/data/monomorphic.hpp>
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <common/async_helpers.hpp>
+#include <common/hook_recorder.hpp>
+#include <common/mock_clock.hpp>
+#include <common/print.hpp>
+#include <stamina/async_retry.hpp>
+#include <stamina/global.hpp>
+#include <stamina/retry.hpp>
+#include <stamina/retry_budget.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+using stamina::give_up_reason;
+
+namespace {
+
+const error_code ok{};
+const error_code refused = asio::error::connection_refused;
+const error_code reset = asio::error::connection_reset;  // never retried below
+const error_code aborted = asio::error::operation_aborted;
+const error_code timed_out = stamina::error::attempt_timeout;
+
+enum class switches { normal, testing, inactive };
+
+struct scenario {
+  std::string name{};
+  std::function<stamina::retry_policy()> policy{};
+  std::vector<error_code> results{};  // attempt n's result; the last one repeats
+  double attempt_seconds = 0;         // virtual time each attempt takes
+  std::optional<double> cancel_at{};  // virtual time of a terminal cancellation
+  switches mode = switches::normal;
+  bool async_only = false;            // needs to interrupt an attempt: not for the blocking driver
+  // expected, the same for every driver
+  int attempts = 0;
+  std::vector<double> waits{};        // as reported to the on-retry hook
+  std::optional<give_up_reason> reason{};
+  error_code result{};                // ok: success, with value 10 * attempts
+};
+
+std::ostream& operator<<(std::ostream& out, const scenario& s) { return out << s.name; }
+
+stamina::retry_policy base() {
+  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+      .wait_initial(1s)
+      .wait_jitter(0s)
+      .timeout(std::nullopt);
+}
+
+const std::vector<scenario> table = {
+    {.name = "success", .policy = base, .results = {ok}, .attempts = 1, .waits = {}, .reason = {}, .result = ok},
+    {.name = "retry_then_success",
+     .policy = base,
+     .results = {refused, refused, ok},
+     .attempts = 3,
+     .waits = {1, 2},
+     .reason = {},
+     .result = ok},
+    {.name = "not_retryable",
+     .policy = base,
+     .results = {reset},
+     .attempts = 1,
+     .waits = {},
+     .reason = give_up_reason::not_retryable,
+     .result = reset},
+    {.name = "attempts_exhausted",
+     .policy = [] { return base().attempts(3); },
+     .results = {refused},
+     .attempts = 3,
+     .waits = {1, 2},
+     .reason = give_up_reason::attempts_exhausted,
+     .result = refused},
+    {.name = "deadline",
+     .policy = [] { return base().timeout(2.5s); },
+     .results = {refused},
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::deadline,
+     .result = refused},
+    {.name = "retry_after",
+     .policy =
+         [] {
+           return base().on(stamina::retry_on([](const stamina::failure& f) -> stamina::decision {
+             if (f.error() == asio::error::connection_refused) return stamina::decision::retry_after(5s);
+             return false;
+           }));
+         },
+     .results = {refused, ok},
+     .attempts = 2,
+     .waits = {5},
+     .reason = {},
+     .result = ok},
+    {.name = "budget_exhausted",
+     .policy = [] { return base().budget(std::make_shared<stamina::retry_budget>(4, 1)); },
+     .results = {refused},
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::budget_exhausted,
+     .result = refused},
+    {.name = "testing_mode",
+     .policy = base,
+     .results = {refused},
+     .mode = switches::testing,
+     .attempts = 3,
+     .waits = {0, 0},
+     .reason = give_up_reason::attempts_exhausted,
+     .result = refused},
+    {.name = "inactive",
+     .policy = base,
+     .results = {refused, ok},
+     .mode = switches::inactive,
+     .attempts = 1,
+     .waits = {},
+     .reason = {},  // no hooks at all when retrying is inactive
+     .result = refused},
+    {.name = "cancelled_during_wait",
+     .policy = base,
+     .results = {refused},
+     .cancel_at = 0.5,
+     .attempts = 1,
+     .waits = {1},
+     .reason = give_up_reason::cancelled,
+     .result = aborted},
+    {.name = "cancelled_during_attempt",
+     .policy = base,
+     .results = {refused},
+     .attempt_seconds = 1,
+     .cancel_at = 2.5,  // during the second attempt (it runs from 2 s to 3 s)
+     .async_only = true,
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::cancelled,
+     .result = aborted},  // the attempt's own result: it honoured the cancellation
+    {.name = "attempt_timeout",
+     .policy = [] { return base().attempts(2).attempt_timeout(1s); },
+     .results = {refused},
+     .attempt_seconds = 10,
+     .async_only = true,
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::attempts_exhausted,
+     .result = timed_out},
+};
+
+// What a driver saw.
+struct outcome {
+  error_code result;
+  int value = 0;
+  int attempts = 0;
+};
+
+// The script of a scenario as an attempt: takes `attempt_seconds` of virtual time (cut short
+// by cancellation, which completes it with operation_aborted), then yields result n.
+struct script {
+  const scenario* s;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+
+  error_code result(int n) const {
+    return s->results[std::min<std::size_t>(static_cast<std::size_t>(n) - 1, s->results.size() - 1)];
+  }
+};
+
+struct token_op {
+  script sc;
+  asio::io_context* ctx;
+
+  template <class Token>
+  auto operator()(Token&& token) const {
+    const int n = ++*sc.calls;
+    auto timer = std::make_shared<test::virtual_timer>(*ctx);
+    timer->expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(sc.s->attempt_seconds)));
+    return asio::async_compose<Token, void(error_code, int)>(
+        [timer, r = sc.result(n), n, started = false](auto& self, error_code ec = {}) mutable {
+          if (!started) {
+            started = true;
+            timer->async_wait(std::move(self));
+            return;
+          }
+          self.complete(ec ? ec : r, r ? 0 : 10 * n);
+        },
+        token, *ctx);
+  }
+};
+
+struct awaitable_op {
+  script sc;
+
+  asio::awaitable<int> operator()() const {
+    const int n = ++*sc.calls;
+    const error_code r = sc.result(n);
+    test::virtual_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(sc.s->attempt_seconds)));
+    co_await timer.async_wait(asio::use_awaitable);  // throws operation_aborted when cancelled
+    if (r) throw boost::system::system_error(r);
+    co_return 10 * n;
+  }
+};
+
+error_code code_of(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    return se.code();
+  } catch (...) {
+    return asio::error::fault;  // not expected: shows up as a mismatch
+  }
+}
+
+// Runs one async scenario: `start(ctx, policy, signal)` initiates the call; the io_context runs
+// on virtual time until `done()`; then nothing may be left to run.
+template <class Start, class Done>
+void run_async(const scenario& s, const stamina::retry_policy& policy, Start start, Done done) {
+  asio::io_context ctx;
+  asio::cancellation_signal signal;
+  const auto t0 = test::mock_clock::now();
+  test::virtual_timer canceller(ctx);
+  if (s.cancel_at) {
+    canceller.expires_at(t0 + std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(*s.cancel_at)));
+    canceller.async_wait([&signal](error_code ec) {
+      if (!ec) signal.emit(asio::cancellation_type::terminal);
+    });
+  }
+  test::initiate([&] { start(ctx, policy, signal); });
+  test::run_virtual(ctx, done, 10ms, 1h);
+  canceller.cancel();
+  ctx.restart();
+  ctx.poll();
+  BOOST_TEST(ctx.stopped(), "work left in the io_context after the call completed");
+}
+
+outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
+  script sc{&s};
+  const auto t0 = test::mock_clock::now();
+  auto interrupted = [&] { return s.cancel_at && test::mock_clock::now() - t0 >= stamina::duration(*s.cancel_at); };
+  auto sleeper = [&](stamina::duration d) {
+    auto end = test::mock_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+    if (s.cancel_at) end = std::min(end, t0 + std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(*s.cancel_at)));
+    test::mock_clock::advance(end - test::mock_clock::now());
+    return !interrupted();
+  };
+  auto f = [&]() -> error_code {
+    const int n = ++*sc.calls;
+    test::mock_clock::advance(std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(s.attempt_seconds)));
+    return sc.result(n);
+  };
+  const error_code r = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
+  return {r, r ? 0 : 10 * *sc.calls, *sc.calls};
+}
+
+outcome run_callback_token(const scenario& s, const stamina::retry_policy& policy) {
+  outcome out;
+  script sc{&s};
+  auto rec = std::make_shared<test::completion_record>();
+  run_async(
+      s, policy,
+      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
+        test::async_retry_virtual(ctx, p, token_op{sc, &ctx},
+                                  asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int v) {
+                                                                 out.result = ec;
+                                                                 out.value = v;
+                                                               })));
+      },
+      [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  out.attempts = *sc.calls;
+  return out;
+}
+
+outcome run_callback_awaitable(const scenario& s, const stamina::retry_policy& policy) {
+  outcome out;
+  script sc{&s};
+  auto rec = std::make_shared<test::completion_record>();
+  run_async(
+      s, policy,
+      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
+        test::async_retry_virtual(
+            ctx, p, awaitable_op{sc},
+            asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](const std::exception_ptr& e, int v) {
+                                           out.result = code_of(e);
+                                           out.value = v;
+                                         })));
+      },
+      [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  out.attempts = *sc.calls;
+  return out;
+}
+
+template <class Op>
+outcome run_co_await(const scenario& s, const stamina::retry_policy& policy, Op make_op) {
+  outcome out;
+  script sc{&s};
+  auto rec = std::make_shared<test::completion_record>();
+  run_async(
+      s, policy,
+      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
+        auto op = make_op(sc, ctx);
+        asio::co_spawn(
+            ctx,
+            [&, op, p]() -> asio::awaitable<void> {
+              out.value = co_await test::async_retry_virtual(ctx, p, op, asio::use_awaitable);
+            },
+            asio::bind_cancellation_slot(signal.slot(),
+                                         test::once(rec, [&](const std::exception_ptr& e) { out.result = code_of(e); })));
+      },
+      [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  out.attempts = *sc.calls;
+  return out;
+}
+
+outcome run_co_await_token(const scenario& s, const stamina::retry_policy& policy) {
+  return run_co_await(s, policy, [](const script& sc, asio::io_context& ctx) { return token_op{sc, &ctx}; });
+}
+
+outcome run_co_await_awaitable(const scenario& s, const stamina::retry_policy& policy) {
+  return run_co_await(s, policy, [](const script& sc, asio::io_context&) { return awaitable_op{sc}; });
+}
+
+outcome run_deferred(const scenario& s, const stamina::retry_policy& policy) {
+  outcome out;
+  script sc{&s};
+  auto rec = std::make_shared<test::completion_record>();
+  run_async(
+      s, policy,
+      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
+        auto deferred_call = test::async_retry_virtual(ctx, p, token_op{sc, &ctx}, asio::deferred);
+        std::move(deferred_call)(asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int v) {
+                                                                out.result = ec;
+                                                                out.value = v;
+                                                              })));
+      },
+      [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  out.attempts = *sc.calls;
+  return out;
+}
+
+outcome run_future(const scenario& s, const stamina::retry_policy& policy) {
+  outcome out;
+  script sc{&s};
+  std::future<int> result;
+  run_async(
+      s, policy,
+      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
+        result = test::async_retry_virtual(ctx, p, token_op{sc, &ctx},
+                                           asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+        // Never ready before the io_context runs: the call cannot complete inside async_retry.
+        BOOST_TEST((result.wait_for(0s) == std::future_status::timeout));
+      },
+      [&] { return result.wait_for(0s) == std::future_status::ready; });
+  try {
+    out.value = result.get();
+  } catch (const boost::system::system_error& e) {
+    out.result = e.code();
+  }
+  out.attempts = *sc.calls;
+  return out;
+}
+
+struct driver {
+  const char* name;
+  outcome (*run)(const scenario&, const stamina::retry_policy&);
+  bool interrupts_attempts;  // false: the blocking driver, which cannot stop a running attempt
+};
+
+// The one documented difference: a blocking call has no "aborted" value, so an interrupted
+// wait delivers the last failure.
+error_code expected_result(const scenario& s, const driver& d) {
+  return !d.interrupts_attempts && s.result == aborted ? s.results.back() : s.result;
+}
+
+const driver drivers[] = {
+    {"sync", run_sync, false},
+    {"callback, op(token)", run_callback_token, true},
+    {"callback, op() -> awaitable", run_callback_awaitable, true},
+    {"use_awaitable, op(token)", run_co_await_token, true},
+    {"use_awaitable, op() -> awaitable", run_co_await_awaitable, true},
+    {"deferred", run_deferred, true},
+    {"use_future", run_future, true},
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(scenarios)
+
+BOOST_DATA_TEST_CASE(same_behaviour_on_every_driver, boost::unit_test::data::make(table), s) {
+  for (const driver& d : drivers) {
+    if (s.async_only && !d.interrupts_attempts) continue;
+    BOOST_TEST_CONTEXT("scenario " << s.name << ", driver " << d.name) {
+      std::optional<stamina::testing_scope> testing;
+      if (s.mode == switches::testing) testing.emplace(3);
+      if (s.mode == switches::inactive) stamina::set_active(false);
+      test::hook_recorder hooks;
+      const stamina::retry_policy policy = s.policy();  // made under the switches, as a user would
+      const outcome out = d.run(s, policy);
+      stamina::set_active(true);
+
+      BOOST_TEST(out.attempts == s.attempts);
+      BOOST_TEST(out.result == expected_result(s, d));
+      if (!s.result) BOOST_TEST(out.value == 10 * s.attempts);
+      std::vector<double> waits;
+      for (const auto& r : hooks.retries()) waits.push_back(r.wait_for);
+      BOOST_TEST(waits == s.waits, boost::test_tools::per_element());
+      const auto give_ups = hooks.give_ups();
+      if (s.reason) {
+        BOOST_TEST_REQUIRE(give_ups.size() == 1u);
+        BOOST_TEST((give_ups[0].reason == *s.reason), "give-up reason " << stamina::to_string(give_ups[0].reason));
+        BOOST_TEST(give_ups[0].attempts == static_cast<unsigned>(s.attempts));
+      } else {
+        BOOST_TEST(give_ups.empty());
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
