@@ -100,7 +100,10 @@ int main() {
       [&]() -> asio::awaitable<void> {
         const auto policy = stamina::retry_policy(classify).name("GET /greeting").attempts(5).timeout(10s);
         const auto start = std::chrono::steady_clock::now();
-        body = co_await stamina::async_retry(ctx, policy, [endpoint] { return get(endpoint); });
+        // The op is named before the co_await: g++ 12 destroys a lambda with captures twice when
+        // it is written inside a co_await expression.
+        const auto fetch = [endpoint] { return get(endpoint); };
+        body = co_await stamina::async_retry(ctx, policy, fetch);
         seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       },
       rethrow);

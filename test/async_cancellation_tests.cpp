@@ -8,6 +8,7 @@
 #include <common/print.hpp>
 #include <stamina/async_retry.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -304,6 +305,87 @@ BOOST_AUTO_TEST_CASE(overall_deadline_with_or_operator) {
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(deadline_won);
   BOOST_TEST(*calls == 2);  // attempts at 0 s and 2 s; the wait to 6 s is cut at 5 s
+}
+
+// What the docs say of `||`: it waits for the first *success*, so a retry that gives up at
+// once (not retryable) still waits out the whole timer, which is then reported as the winner;
+// the retry's failure is lost.
+BOOST_AUTO_TEST_CASE(or_operator_waits_out_the_timer_when_the_retry_gives_up_early) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::io_context ctx;
+  auto op = []() -> asio::awaitable<int> {
+    throw test::fatal_error("not retryable");
+    co_return 0;
+  };
+  double returned_after = -1;
+  std::size_t winner = 0;
+  auto rec = std::make_shared<test::completion_record>();
+  const auto t0 = test::mock_clock::now();
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        virtual_timer deadline(ctx);
+        deadline.expires_after(30s);
+        const auto result =
+            co_await (test::async_retry_virtual(ctx, test::retry_transient(), op, asio::use_awaitable) ||
+                      deadline.async_wait(asio::use_awaitable));
+        winner = result.index();
+        returned_after = std::chrono::duration<double>(test::mock_clock::now() - t0).count();
+      },
+      test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); }));
+  test::run_virtual(
+      ctx, [&] { return rec->calls > 0; }, 100ms);
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(returned_after >= 30.0);  // the failure was known at 0 s
+  BOOST_TEST(winner == 1u);            // and it is not reported at all
+}
+
+// The documented way to bound a call: a timer that emits terminal cancellation into its slot.
+BOOST_AUTO_TEST_CASE(a_cancelling_timer_bounds_the_call_and_a_fatal_failure_is_immediate) {
+  for (const bool fatal : {false, true}) {
+    asio::io_context ctx;
+    auto op = [fatal]() -> asio::awaitable<int> {
+      if (fatal) throw test::fatal_error("not retryable");
+      throw test::transient_error("again");
+      co_return 0;
+    };
+    double ended_after = -1;
+    std::exception_ptr error;
+    auto rec = std::make_shared<test::completion_record>();
+    const auto t0 = test::mock_clock::now();
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+          asio::cancellation_signal cancel_call;
+          virtual_timer deadline(ctx);
+          deadline.expires_after(30s);
+          deadline.async_wait([&cancel_call](error_code ec) {
+            if (!ec) cancel_call.emit(cancellation_type::terminal);
+          });
+          const auto policy = test::retry_transient().attempts(std::nullopt).timeout(std::nullopt);
+          auto bounded = asio::bind_cancellation_slot(cancel_call.slot(), asio::as_tuple(asio::use_awaitable));
+          auto [e, value] = co_await test::async_retry_virtual(ctx, policy, op, bounded);
+          deadline.cancel();
+          error = e;
+          ended_after = std::chrono::duration<double>(test::mock_clock::now() - t0).count();
+        },
+        test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); }));
+    test::run_virtual(
+        ctx, [&] { return rec->calls > 0; }, 100ms);
+    BOOST_TEST_REQUIRE(rec->calls == 1);
+    if (fatal) {
+      BOOST_TEST(ended_after < 0.001);
+      BOOST_CHECK_THROW(std::rethrow_exception(error), test::fatal_error);
+    } else {
+      BOOST_TEST(ended_after >= 30.0);
+      BOOST_TEST(ended_after < 30.2);
+      BOOST_CHECK_EXCEPTION(std::rethrow_exception(error), boost::system::system_error,
+                            [](const auto& e) { return e.code() == asio::error::operation_aborted; });
+    }
+    ctx.restart();
+    ctx.poll();
+    BOOST_TEST(ctx.stopped());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

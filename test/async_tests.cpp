@@ -377,9 +377,7 @@ struct hanging_op {
 };
 
 hanging_op make_hanging(asio::io_context& ctx, int succeed_at = 1000) {
-  return hanging_op{&ctx, std::make_shared<int>(0),
-                    std::make_shared<test::virtual_timer>(ctx),
-                    succeed_at};
+  return hanging_op{&ctx, std::make_shared<int>(0), std::make_shared<test::virtual_timer>(ctx), succeed_at};
 }
 
 BOOST_AUTO_TEST_CASE(attempt_timeout_retries_then_reports_attempt_timeout) {

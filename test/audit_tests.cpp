@@ -9,15 +9,15 @@
 #include <stamina/async_retry.hpp>
 #include <stamina/global.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/consign.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-#include <boost/asio/consign.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/append.hpp>
-#include <boost/asio/post.hpp>
 
 #include <future>
 #include <stdexcept>
@@ -98,8 +98,9 @@ BOOST_AUTO_TEST_CASE(op_that_starts_nothing_with_attempt_timeout_still_completes
   ctx.restart();
   run_coroutine(ctx, [&]() -> asio::awaitable<void> {
     try {
-      co_await stamina::async_retry(ctx, refused_policy().attempt_timeout(1s),
-                                    [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), refused)); });
+      co_await stamina::async_retry(ctx, refused_policy().attempt_timeout(1s), [&ctx](auto token) {
+        return asio::post(ctx, asio::append(std::move(token), refused));
+      });
     } catch (const boost::system::system_error& e) {
       threw = e.code() == refused;
     }
@@ -159,9 +160,8 @@ BOOST_AUTO_TEST_CASE(op_that_throws_is_a_failed_attempt) {
   const auto retry_throws = stamina::retry_policy(stamina::on_error(stamina::error::op_threw)).wait_initial(1ms);
   auto rec = std::make_shared<test::completion_record>();
   error_code got = refused;
-  test::initiate([&] {
-    stamina::async_retry(ctx, retry_throws, op, test::once(rec, [&](error_code ec) { got = ec; }));
-  });
+  test::initiate(
+      [&] { stamina::async_retry(ctx, retry_throws, op, test::once(rec, [&](error_code ec) { got = ec; })); });
   ctx.run();
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(!got);
@@ -233,7 +233,8 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
       if (!is_awaitable<decltype(timer->async_wait(asio::consign(std::move(token), timer)))>::value) ++composed;
       return timer->async_wait(asio::consign(std::move(token), timer));
     };
-    const auto policy = refused_policy().attempts(2).attempt_timeout(20ms).on(stamina::on_error(asio::error::operation_aborted));
+    const auto policy =
+        refused_policy().attempts(2).attempt_timeout(20ms).on(stamina::on_error(asio::error::operation_aborted));
     try {
       co_await stamina::async_retry(ctx, policy, hang);
     } catch (const boost::system::system_error& e) {

@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(deadline_and_attempt_limits_come_from_elapsed_time) {
   a = call.attempt_failed(refused, 0.2s, false);
   BOOST_TEST(a.wait.count() == 1.0);
   a = call.wait_finished(1.2s, false);
-  BOOST_TEST(a.limit->count() == 1.3);  // min(attempt_timeout, time left)
+  BOOST_TEST(a.limit->count() == 1.3);            // min(attempt_timeout, time left)
   a = call.attempt_failed(refused, 1.3s, false);  // 1.3 + 2 >= 2.5
   BOOST_TEST((a.kind == action_kind::give_up));
   BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::deadline));
@@ -206,9 +206,8 @@ BOOST_AUTO_TEST_CASE(switches_are_read_once_when_the_call_starts) {
 
 BOOST_AUTO_TEST_CASE(throwing_classifier_means_no_retry) {
   test::hook_recorder hooks;
-  const auto p = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) -> bool {
-    throw std::runtime_error("classifier bug");
-  }));
+  const auto p = stamina::retry_policy(
+      stamina::retry_on([](const stamina::failure&) -> bool { throw std::runtime_error("classifier bug"); }));
   retry_protocol call(p);
   call.start(0s);
   BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::give_up));

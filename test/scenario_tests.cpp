@@ -53,12 +53,12 @@ struct scenario {
   double attempt_seconds = 0;         // virtual time each attempt takes
   std::optional<double> cancel_at{};  // virtual time of a terminal cancellation
   switches mode = switches::normal;
-  bool async_only = false;            // needs to interrupt an attempt: not for the blocking driver
+  bool async_only = false;  // needs to interrupt an attempt: not for the blocking driver
   // expected, the same for every driver
   int attempts = 0;
-  std::vector<double> waits{};        // as reported to the on-retry hook
+  std::vector<double> waits{};  // as reported to the on-retry hook
   std::optional<give_up_reason> reason{};
-  error_code result{};                // ok: success, with value 10 * attempts
+  error_code result{};  // ok: success, with value 10 * attempts
 };
 
 std::ostream& operator<<(std::ostream& out, const scenario& s) { return out << s.name; }
@@ -191,7 +191,8 @@ struct token_op {
   auto operator()(Token&& token) const {
     const int n = ++*sc.calls;
     auto timer = std::make_shared<test::virtual_timer>(*ctx);
-    timer->expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(sc.s->attempt_seconds)));
+    timer->expires_after(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(sc.s->attempt_seconds)));
     return asio::async_compose<Token, void(error_code, int)>(
         [timer, r = sc.result(n), n, started = false](auto& self, error_code ec = {}) mutable {
           if (!started) {
@@ -258,13 +259,15 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
   auto interrupted = [&] { return s.cancel_at && test::mock_clock::now() - t0 >= stamina::duration(*s.cancel_at); };
   auto sleeper = [&](stamina::duration d) {
     auto end = test::mock_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d);
-    if (s.cancel_at) end = std::min(end, t0 + std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(*s.cancel_at)));
+    if (s.cancel_at)
+      end = std::min(end, t0 + std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(*s.cancel_at)));
     test::mock_clock::advance(end - test::mock_clock::now());
     return !interrupted();
   };
   auto f = [&]() -> error_code {
     const int n = ++*sc.calls;
-    test::mock_clock::advance(std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(s.attempt_seconds)));
+    test::mock_clock::advance(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(s.attempt_seconds)));
     return sc.result(n);
   };
   const error_code r = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
@@ -278,11 +281,12 @@ outcome run_callback_token(const scenario& s, const stamina::retry_policy& polic
   run_async(
       s, policy,
       [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
-        test::async_retry_virtual(ctx, p, token_op{sc, &ctx},
-                                  asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int v) {
-                                                                 out.result = ec;
-                                                                 out.value = v;
-                                                               })));
+        test::async_retry_virtual(
+            ctx, p, token_op{sc, &ctx},
+            asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int v) {
+                                           out.result = ec;
+                                           out.value = v;
+                                         })));
       },
       [&] { return rec->calls > 0; });
   BOOST_TEST(rec->calls == 1);
@@ -324,8 +328,8 @@ outcome run_co_await(const scenario& s, const stamina::retry_policy& policy, Op 
             [&, op, p]() -> asio::awaitable<void> {
               out.value = co_await test::async_retry_virtual(ctx, p, op, asio::use_awaitable);
             },
-            asio::bind_cancellation_slot(signal.slot(),
-                                         test::once(rec, [&](const std::exception_ptr& e) { out.result = code_of(e); })));
+            asio::bind_cancellation_slot(
+                signal.slot(), test::once(rec, [&](const std::exception_ptr& e) { out.result = code_of(e); })));
       },
       [&] { return rec->calls > 0; });
   BOOST_TEST(rec->calls == 1);

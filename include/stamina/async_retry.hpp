@@ -71,8 +71,8 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
                     "stamina::async_retry: the completion values after the first argument must be "
                     "default-constructible (a cancelled or timed-out call completes with them value-initialised)");
       if constexpr (rest_default_constructible<signature>::value)
-        return boost::asio::async_initiate<CompletionToken, signature>(initiate_retry<Clock, executor_type, signature>{ex},
-                                                                       token, std::move(policy), std::move(op));
+        return boost::asio::async_initiate<CompletionToken, signature>(
+            initiate_retry<Clock, executor_type, signature>{ex}, token, std::move(policy), std::move(op));
     };
     if constexpr (is_use_awaitable<token_type>::value) {
       using awaitable_executor = typename is_use_awaitable<token_type>::executor_type;
@@ -80,7 +80,7 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
         return composed();  // the op's coroutines cannot be awaited from this caller's
       else
         return caller_coroutine<Clock, awaitable_executor, executor_type, op_type, signature>(ex, std::move(policy),
-                                                                                            std::move(op));
+                                                                                              std::move(op));
     } else {
       return composed();
     }
@@ -89,18 +89,23 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 
 }  // namespace detail
 
-/// Runs `op` until it succeeds or `policy` gives up, waiting on a `steady_timer` between
-/// attempts (exponential backoff with jitter, DESIGN.md §2).
+/// Runs `op` until it succeeds or `policy` gives up, waiting on a timer between attempts
+/// (exponential backoff with jitter).
 ///
-/// @param ex      The executor (or execution context) on which awaitable attempts are spawned
-///                and backoff timers are created.
+/// @param ex      An executor or execution context: where the call's timers are created and its
+///                own intermediate steps are posted; awaitable attempts run on it.
 /// @param policy  Decay-copied. A `retry_on` converts implicitly (all defaults).
 /// @param op      Decay-copied; called once per attempt. Either
 ///                - `op()` returning `asio::awaitable<T, E>`: failures are exceptions; or
-///                - `op(token)` starting an Asio operation whose completion signature begins
-///                  with `error_code` or `std::exception_ptr`: failures are non-success first
-///                  arguments.
-/// @param token   Any completion token; default `asio::use_awaitable`.
+///                - `op(token)` starting one Asio operation with `token` before returning,
+///                  whose completion signature begins with `error_code` or
+///                  `std::exception_ptr`: failures are non-success first arguments. The token
+///                  is single-use.
+/// @param token   Any completion token; default `asio::use_awaitable`. The token alone
+///                chooses how the call runs: with `use_awaitable` the attempts are awaited in
+///                the caller's coroutine (no coroutine is spawned per attempt when `ex` is the
+///                caller's executor, except for an awaitable `op` under an `attempt_timeout`);
+///                any other token runs a composed operation.
 ///
 /// @par Completion signature
 /// For `op()` returning `awaitable<T>`: `void(std::exception_ptr, T)` (`void(std::exception_ptr)`
@@ -110,21 +115,24 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// unchanged (the same exception object). After a cancelled wait the first argument is
 /// `asio::error::operation_aborted`, after a last attempt that timed out it is
 /// `stamina::error::attempt_timeout` (as `system_error` in an `exception_ptr`), the remaining
-/// arguments value-initialised.
+/// arguments value-initialised (so, except with `use_awaitable`, they must be
+/// default-constructible).
 ///
 /// @par Per-operation cancellation
-/// `terminal` and `partial` are supported. During a wait the timer is cancelled and the call
-/// completes with `operation_aborted`. During an attempt the cancellation is forwarded to the
-/// attempt, which is then never retried: its result (success or failure) is delivered. `total`
-/// is not supported and is ignored, because earlier attempts may have had effects. With
-/// `use_awaitable` the loop runs in the awaiting coroutine and honours that coroutine's
-/// cancellation state and filter (terminal only, by default).
+/// `terminal` and `partial` are supported, by every token. During a wait the timer is
+/// cancelled and the call completes with `operation_aborted`. During an attempt the
+/// cancellation is forwarded to the attempt, which is then never retried: its result (success
+/// or failure) is delivered. `total` is not supported and is ignored, because earlier attempts
+/// may have had effects. With `use_awaitable` the call honours the awaiting coroutine's
+/// cancellation state and filter (terminal only, by default). `attempt_timeout` cancels a
+/// running attempt the same way, so it only stops attempts that honour cancellation.
 ///
 /// @par Executor
 /// The completion handler runs on its associated executor (default: that of `ex`), never
-/// inside `async_retry` itself. Outstanding work is tracked on `ex` and on the handler's
-/// executor while the operation is pending. The handler's associated allocator (default: Asio's
-/// recycling allocator) is used for the operation's state.
+/// inside `async_retry` itself, even when an attempt completes immediately. Outstanding work
+/// is tracked on `ex` and on the handler's executor while the operation is pending. The
+/// handler's associated allocator (default: Asio's recycling allocator) is used for the
+/// operation's state.
 ///
 /// @par Object lifetimes
 /// `policy` and `op` are copied into the operation; objects `op` refers to (sockets, buffers)
@@ -133,8 +141,12 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 ///
 /// @par Errors
 /// Only failures accepted by `policy.on()` are retried; any other failure is delivered at
-/// once. A classifier that throws counts as "do not retry". `op()` itself must not throw when
-/// called (throw inside the coroutine instead).
+/// once. A classifier that throws counts as "do not retry". An `op` that throws when called is
+/// a failed attempt: the exception itself for `exception_ptr` signatures, otherwise the code
+/// of a `boost::system::system_error` or `stamina::error::op_threw`. An `op(token)` that
+/// returns without starting an operation is a failed attempt with `invalid_argument`.
+/// `timeout` is checked between attempts: without `attempt_timeout`, a hanging attempt can
+/// run past it.
 ///
 /// @par Thread safety
 /// Distinct calls are independent. One call's intermediate handlers are serialised through the

@@ -19,8 +19,8 @@ namespace test {
 // async_retry on virtual time.
 template <class Ex, class Op, class Token>
 auto async_retry_virtual(Ex&& ex, stamina::retry_policy policy, Op op, Token&& token) {
-  return stamina::detail::async_retry_with_clock<mock_clock>(
-      std::forward<Ex>(ex), std::move(policy), std::move(op), std::forward<Token>(token));
+  return stamina::detail::async_retry_with_clock<mock_clock>(std::forward<Ex>(ex), std::move(policy), std::move(op),
+                                                             std::forward<Token>(token));
 }
 
 // Set while an initiating function runs, so a handler can tell it was called inline.

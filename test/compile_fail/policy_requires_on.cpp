@@ -1,10 +1,10 @@
-// Built by ctest only: without STAMINA_CONTROL it must fail to compile.
+// Built by ctest only: with STAMINA_WITHOUT_ON it must fail to compile.
 #include <stamina/retry_policy.hpp>
 
 #include <stdexcept>
 
 int main() {
-#ifdef STAMINA_CONTROL
+#ifndef STAMINA_WITHOUT_ON
   stamina::retry_policy p = stamina::on_exception<std::runtime_error>();
 #else
   stamina::retry_policy p;

@@ -187,13 +187,11 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
   std::optional<handler_type> parked(std::forward<Handler>(handler));
   First failure_value{};
   try {
-    if constexpr (op_traits<Op>::is_awaitable)
-      {
-        auto attempt = op();
-        boost::asio::co_spawn(ex, std::move(attempt), std::move(*parked));
-        parked.reset();
-      }
-    else
+    if constexpr (op_traits<Op>::is_awaitable) {
+      auto attempt = op();
+      boost::asio::co_spawn(ex, std::move(attempt), std::move(*parked));
+      parked.reset();
+    } else
       op(attempt_token<handler_type>(&parked));
     if (!parked) return;
     failure_value = error_as<First>(boost::asio::error::invalid_argument);  // op started nothing

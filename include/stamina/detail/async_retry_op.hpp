@@ -50,10 +50,10 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     Op op;
     retry_protocol call;
     stopwatch<Clock> clock;
-    std::optional<timer_type> wait_timer;                   // created on the first real wait only
-    std::optional<attempt_limiter<timer_type>> limiter;     // created on the first limited attempt
-    std::atomic<bool> starting{false};                      // true while an attempt is being started
-    bool limited = false;                                   // the attempt in flight has a time limit
+    std::optional<timer_type> wait_timer;                // created on the first real wait only
+    std::optional<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
+    std::atomic<bool> starting{false};                   // true while an attempt is being started
+    bool limited = false;                                // the attempt in flight has a time limit
   };
   using state_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<state>;
   using state_alloc_traits = std::allocator_traits<state_allocator>;
@@ -112,7 +112,8 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   template <class Self>
   void operator()(Self& self, wait_done, boost::system::error_code ec) {
     state& s = *state_;
-    perform(self, s.call.wait_finished(s.clock.elapsed(), ec || self.cancelled() != boost::asio::cancellation_type::none));
+    perform(self,
+            s.call.wait_finished(s.clock.elapsed(), ec || self.cancelled() != boost::asio::cancellation_type::none));
   }
 
  private:
@@ -147,8 +148,8 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     if (limit) {
       if (!s.limiter) s.limiter.emplace(ex);
       s.limited = true;
-      auto slot = s.limiter->arm(*limit, self.get_cancellation_state().slot(),
-                                 boost::asio::get_associated_executor(self, ex));
+      auto slot =
+          s.limiter->arm(*limit, self.get_cancellation_state().slot(), boost::asio::get_associated_executor(self, ex));
       start_attempt(s.op, ex, boost::asio::bind_cancellation_slot(slot, std::move(self)),
                     static_cast<void (*)(First, Rest...)>(nullptr));
     } else {

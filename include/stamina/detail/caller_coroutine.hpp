@@ -139,9 +139,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           try {
             if (limited || !same_executor) {
               auto attempt = op();
-              auto spawned = limited ? boost::asio::co_spawn(ex, std::move(attempt),
-                                                             boost::asio::bind_cancellation_slot(slot, use_awaitable_type{}))
-                                     : boost::asio::co_spawn(ex, std::move(attempt), use_awaitable_type{});
+              auto spawned =
+                  limited ? boost::asio::co_spawn(ex, std::move(attempt),
+                                                  boost::asio::bind_cancellation_slot(slot, use_awaitable_type{}))
+                          : boost::asio::co_spawn(ex, std::move(attempt), use_awaitable_type{});
               if constexpr (std::is_void_v<result_type>) {
                 co_await std::move(spawned);
                 last.value.emplace(true);
@@ -162,8 +163,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           std::exception_ptr thrown;
           try {
             if (limited)
-              last.args.emplace(co_await op(
-                  boost::asio::bind_cancellation_slot(slot, boost::asio::as_tuple(use_awaitable_type{}))));
+              last.args.emplace(
+                  co_await op(boost::asio::bind_cancellation_slot(slot, boost::asio::as_tuple(use_awaitable_type{}))));
             else
               last.args.emplace(co_await op(boost::asio::as_tuple(use_awaitable_type{})));
           } catch (...) {

@@ -120,7 +120,7 @@ class retry_protocol {
       notify_retry(d, scope_);
     }
     if (next.wait.count() <= 0) return next_attempt(elapsed);  // a zero wait is no wait
-    last_failure_ = what;  // reported if the wait is interrupted
+    last_failure_ = what;                                      // reported if the wait is interrupted
     stage_ = stage::waiting;
     return action::wait_for(next.wait);
   }
