@@ -41,26 +41,45 @@ class backoff {
   };
 
   /// Draws its random seed lazily, on the first wait, so the success path costs nothing.
-  explicit backoff(const retry_policy& policy) noexcept : backoff(policy, 0) { seeded_ = false; }
+  explicit backoff(const retry_policy& policy) noexcept : backoff(policy, detail::load_global_config()) {}
 
   /// A backoff refers to its policy: binding it to a temporary would dangle.
   explicit backoff(retry_policy&&) = delete;
   backoff(retry_policy&&, std::uint64_t) = delete;
 
   /// Same seed, same policy and same failures give the same waits.
-  backoff(const retry_policy& policy, std::uint64_t seed) noexcept
-      : policy_(&policy), rng_(seed), prev_wait_(policy.wait_initial().count()) {
-    const detail::global_config cfg = detail::load_global_config();
-    active_ = cfg.active();
-    testing_ = cfg.testing();
+  backoff(const retry_policy& policy, std::uint64_t seed) noexcept : backoff(policy, detail::load_global_config()) {
+    rng_ = seed;
+    seeded_ = true;
+  }
+
+  /// With the global switches as they were when the call started (`detail::load_global_config`).
+  backoff(const retry_policy& policy, detail::global_config switches) noexcept
+      : policy_(&policy), rng_(0), prev_wait_(policy.wait_initial().count()) {
+    active_ = switches.active();
+    testing_ = switches.testing();
     const unsigned configured = policy.attempts().value_or(0);  // 0 = unlimited
     max_attempts_ = configured;
     if (testing_) {
-      const unsigned forced = std::max(1u, cfg.testing_attempts());
-      max_attempts_ = cfg.cap() && configured != 0 ? std::min(configured, forced) : forced;
+      const unsigned forced = std::max(1u, switches.testing_attempts());
+      max_attempts_ = switches.cap() && configured != 0 ? std::min(configured, forced) : forced;
     }
     if (!active_) max_attempts_ = 1;
     if (policy.timeout() && !testing_ && active_) timeout_ = policy.timeout()->count();
+  }
+  backoff(retry_policy&&, detail::global_config) = delete;
+
+  /// Whether a call under `switches` must measure elapsed time: a deadline or an attempt
+  /// time limit applies. The one rule for every driver.
+  static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
+    return switches.active() && ((policy.timeout() && !switches.testing()) || policy.attempt_timeout().has_value());
+  }
+
+  /// Records a success of a call: returns tokens to the policy's budget, unless retrying was
+  /// inactive when the call started.
+  static void record_success(const retry_policy& policy, bool active) noexcept {
+    if (!active) return;
+    if (retry_budget* budget = policy.budget().get()) budget->on_success();
   }
 
   /// The policy this backoff follows.
@@ -85,7 +104,7 @@ class backoff {
   /// Whether the driver must measure elapsed time (a deadline or an attempt timeout applies).
   bool needs_clock() const noexcept {
     return active_ && (!std::isinf(timeout_) || policy_->attempt_timeout().has_value());
-  }
+  }  // same answer as needs_clock(policy, switches) for the switches it was made under
 
   /// How long the next attempt may run when the policy has an `attempt_timeout`:
   /// `min(attempt_timeout, time left before the deadline)`, so the whole call ends by its
@@ -129,10 +148,7 @@ class backoff {
   }
 
   /// Records a success: returns tokens to the budget.
-  void on_success() noexcept {
-    if (!active_) return;
-    if (retry_budget* budget = policy_->budget().get()) budget->on_success();
-  }
+  void on_success() noexcept { record_success(*policy_, active_); }
 
   /// The exponential part for retry `retry_num`: `min(wait_max, wait_initial *
   /// wait_exp_base^(retry_num-1))`, saturating (never overflows, whatever `retry_num`).
@@ -192,7 +208,7 @@ class backoff {
   unsigned max_attempts_ = 0;
   bool active_ = true;
   bool testing_ = false;
-  bool seeded_ = true;
+  bool seeded_ = false;
 };
 
 }  // namespace stamina

@@ -18,9 +18,6 @@
 #include <stop_token>
 #include <thread>
 #include <type_traits>
-#if defined(__linux__)
-#include <time.h>
-#endif
 
 namespace stamina {
 
@@ -46,26 +43,6 @@ struct sync_result<boost::system::result<T, E>> {
   static failure to_failure(const boost::system::result<T, E>& r) noexcept { return failure(r.error()); }
 };
 
-// The clock the synchronous driver measures its deadline with. On Linux it is
-// CLOCK_MONOTONIC_COARSE: a few nanoseconds to read instead of ~20, at a resolution of a few
-// milliseconds, which is plenty for deadlines of seconds and keeps the success path cheap.
-#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
-struct coarse_steady_clock {
-  using rep = std::int64_t;
-  using period = std::nano;
-  using duration = std::chrono::nanoseconds;
-  using time_point = std::chrono::time_point<coarse_steady_clock>;
-  static constexpr bool is_steady = true;
-  static time_point now() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
-  }
-};
-#else
-using coarse_steady_clock = std::chrono::steady_clock;
-#endif
-
 struct thread_sleeper {
   bool operator()(duration d) const {
     std::this_thread::sleep_for(to_clock_duration<std::chrono::steady_clock::duration>(d));
@@ -86,53 +63,87 @@ struct stoppable_sleeper {
   }
 };
 
+// One attempt of a blocking call and what it left: the value or the exception (f() returns T
+// and throws), or the returned error value (f() returns error_code or result<T>).
+template <class R, bool ErrorValue = sync_result<std::remove_cvref_t<R>>::is_error_value>
+struct sync_attempt {
+  std::exception_ptr error;
+  std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value;
+
+  template <class F>
+  bool run(F& f) {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        f();
+        value.emplace(true);
+      } else {
+        value.emplace(f());
+      }
+      return true;
+    } catch (...) {
+      error = std::current_exception();
+      return false;
+    }
+  }
+  failure what() const noexcept { return failure(error); }
+  R take() {
+    if constexpr (!std::is_void_v<R>) return std::move(*value);
+  }
+  [[noreturn]] R give_up() { std::rethrow_exception(error); }  // the same exception object
+};
+
+template <class R>
+struct sync_attempt<R, true> {
+  using traits = sync_result<std::remove_cvref_t<R>>;
+  std::optional<R> last;
+
+  template <class F>
+  bool run(F& f) {
+    last.emplace(f());
+    return !traits::failed(*last);
+  }
+  failure what() const noexcept { return traits::to_failure(*last); }
+  R take() { return std::move(*last); }
+  R give_up() { return std::move(*last); }
+};
+
+// After the first failure: performs the protocol's actions until the call ends. Out of line,
+// so that the success path of retry_with stays small enough to inline.
+template <class Clock, class Sleeper, class F, class Attempt>
+[[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(retry_protocol& call, const stopwatch<Clock>& clock,
+                                                               Sleeper& sleep, F& f, Attempt& last) {
+  for (action next = call.attempt_failed(last.what(), clock.elapsed(), false);;) {
+    switch (next.kind) {
+      case action_kind::attempt:
+        next = last.run(f) ? call.attempt_succeeded() : call.attempt_failed(last.what(), clock.elapsed(), false);
+        break;
+      case action_kind::wait:
+        next = call.wait_finished(clock.elapsed(), !sleep(next.wait));
+        break;
+      case action_kind::deliver:
+        return last.take();
+      case action_kind::give_up:
+        // A blocking call has no "aborted" value: an interrupted wait delivers the last failure.
+        return last.give_up();
+    }
+  }
+}
+
 // The blocking driver: performs the actions of the retry protocol, sleeping the thread for
 // waits. Its clock and its way of sleeping are injectable for tests; `Sleeper(duration) ->
 // bool` returns false when the wait was interrupted. It has no way to interrupt a blocking
 // attempt, so an attempt time limit is not applied here.
 template <class Clock, class Sleeper, class F>
 std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
-  using result_type = std::invoke_result_t<F&>;
-  using traits = sync_result<std::remove_cvref_t<result_type>>;
   retry_protocol call(policy);
   const stopwatch<Clock> clock(call.needs_clock());
-  [[maybe_unused]] std::conditional_t<traits::is_error_value, std::optional<result_type>, std::exception_ptr> last;
-  for (action next = call.start(duration(0));;) {
-    switch (next.kind) {
-      case action_kind::attempt:
-        if constexpr (traits::is_error_value) {
-          last.emplace(f());
-          next = traits::failed(*last) ? call.attempt_failed(traits::to_failure(*last), clock.elapsed(), false)
-                                       : call.attempt_succeeded();
-        } else {
-          try {
-            if constexpr (std::is_void_v<result_type>) {
-              f();
-              (void)call.attempt_succeeded();
-              return;
-            } else {
-              result_type r = f();
-              (void)call.attempt_succeeded();
-              return r;
-            }
-          } catch (...) {
-            last = std::current_exception();
-          }
-          next = call.attempt_failed(failure(last), clock.elapsed(), false);
-        }
-        break;
-      case action_kind::wait:
-        next = call.wait_finished(clock.elapsed(), !sleep(next.wait));
-        break;
-      case action_kind::deliver:
-      case action_kind::give_up:
-        // A blocking call has no "aborted" value: an interrupted wait delivers the last failure.
-        if constexpr (traits::is_error_value)
-          return std::move(*last);
-        else
-          std::rethrow_exception(last);  // the same exception object, unchanged
-    }
+  sync_attempt<std::invoke_result_t<F&>> last;
+  (void)call.start(duration(0));  // always the first attempt
+  if (last.run(f)) {
+    (void)call.attempt_succeeded();  // always "deliver"
+    return last.take();
   }
+  return retry_after_failure(call, clock, sleep, f, last);
 }
 
 }  // namespace detail
@@ -146,14 +157,14 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 /// Failures the policy's `on` rejects are delivered at once.
 template <class F>
 auto retry(const retry_policy& policy, F&& f) -> std::invoke_result_t<F&> {
-  return detail::retry_with<detail::coarse_steady_clock>(policy, detail::thread_sleeper{}, f);
+  return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f);
 }
 
 /// Same, but a stop request on `stop` ends the current wait at once and the last failure is
 /// delivered (the attempt in progress, if any, is not interrupted).
 template <class F>
 auto retry(const retry_policy& policy, std::stop_token stop, F&& f) -> std::invoke_result_t<F&> {
-  return detail::retry_with<detail::coarse_steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f);
+  return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f);
 }
 
 }  // namespace stamina

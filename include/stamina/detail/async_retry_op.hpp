@@ -50,10 +50,10 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     Op op;
     retry_protocol call;
     stopwatch<Clock> clock;
-    std::optional<timer_type> wait_timer;                // created on the first real wait only
-    std::optional<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
-    std::atomic<bool> starting{false};                   // true while an attempt is being started
-    bool limited = false;                                // the attempt in flight has a time limit
+    std::optional<timer_type> wait_timer;                  // created on the first real wait only
+    std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
+    std::atomic<bool> starting{false};                     // true while an attempt is being started
+    bool limited = false;                                  // the attempt in flight has a time limit
   };
   using state_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<state>;
   using state_alloc_traits = std::allocator_traits<state_allocator>;
@@ -146,7 +146,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     const Executor ex = ex_;
     s.starting.store(true, std::memory_order_release);
     if (limit) {
-      if (!s.limiter) s.limiter.emplace(ex);
+      if (!s.limiter) s.limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
       s.limited = true;
       auto slot =
           s.limiter->arm(*limit, self.get_cancellation_state().slot(), boost::asio::get_associated_executor(self, ex));

@@ -27,6 +27,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <exception>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -109,7 +110,9 @@ struct caller_outcome<Op, void(First, Rest...), false> {
 
 template <class Clock, class AwaitableExecutor, class Executor, class Op, class Signature>
 awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_policy policy, Op op) {
-  using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, AwaitableExecutor>;
+  // Timers live on `ex`, like the composed operation's; the coroutine resumes on its own
+  // executor whatever the timer's.
+  using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, Executor>;
   using result_type = typename awaitable_parts<awaited_type<AwaitableExecutor, Signature>>::value_type;
   using use_awaitable_type = boost::asio::use_awaitable_t<AwaitableExecutor>;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
@@ -118,7 +121,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   const stopwatch<Clock> clock(call.needs_clock());
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
-  std::optional<attempt_limiter<timer_type>> limiter;
+  std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
   bool same_executor = true;
   if constexpr (awaitable_form) same_executor = runs_on(co_await boost::asio::this_coro::executor, ex);
 
@@ -128,10 +131,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         const bool limited = next.limit.has_value();
         boost::asio::cancellation_slot slot;
         if (limited) {
-          const AwaitableExecutor here = co_await boost::asio::this_coro::executor;
-          if (!limiter) limiter.emplace(here);
+          if (!limiter) limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
           const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
-          slot = limiter->arm(*next.limit, caller_state.slot(), here);
+          slot = limiter->arm(*next.limit, caller_state.slot(), co_await boost::asio::this_coro::executor);
         }
         // An exception from calling `op` itself is a failed attempt like any other.
         if constexpr (awaitable_form) {
@@ -187,7 +189,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         break;
       }
       case action_kind::wait: {
-        if (!wait_timer) wait_timer.emplace(co_await boost::asio::this_coro::executor);
+        if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait));
         const auto [ec] = co_await wait_timer->async_wait(boost::asio::as_tuple(use_awaitable_type{}));
         const auto caller_state = co_await boost::asio::this_coro::cancellation_state;

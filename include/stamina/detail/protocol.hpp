@@ -7,11 +7,12 @@
 // cancelled; a wait ended or was interrupted — and performs the action the machine returns.
 // The machine reads no clock (elapsed time is passed in), starts nothing and waits for nothing.
 //
-// Owned here: the switch snapshot (via backoff, read once when the call starts), the clock
-// rule (needs_clock), attempt time limits, classification of timed-out and cancelled
-// attempts, budget refunds on success, hook reports and the lifetime of hook scopes, the
-// attempt count and the give-up outcome. The wait arithmetic, deadline, attempt limit,
-// classification and budget charge are backoff's (backoff.hpp), which this machine drives.
+// Owned here: the switch snapshot (read once when the call starts), the order of steps,
+// classification of timed-out and cancelled attempts, budget refunds on success, hook reports
+// and the lifetime of hook scopes, the attempt count and the give-up result. The arithmetic
+// it applies — waits, deadline, attempt limits, the clock rule, attempt counting under the
+// switches, classification and budget charges — is backoff's (backoff.hpp), fed the same
+// snapshot.
 
 #include <stamina/backoff.hpp>
 #include <stamina/error.hpp>
@@ -19,7 +20,11 @@
 
 #include <cassert>
 #include <chrono>
+#include <cstdint>
 #include <optional>
+#if defined(__linux__)
+#include <time.h>
+#endif
 
 namespace stamina::detail {
 
@@ -52,13 +57,15 @@ struct action {
 
 class retry_protocol {
  public:
-  /// Snapshots the global switches. Refers to `policy`, which must outlive the machine.
-  explicit retry_protocol(const retry_policy& policy) noexcept : backoff_(policy) {}
+  /// Snapshots the global switches: the one moment every driver reads them. Refers to
+  /// `policy`, which must outlive the machine. Cheap: what a failure needs is made at the
+  /// first failure.
+  explicit retry_protocol(const retry_policy& policy) noexcept : policy_(&policy), switches_(load_global_config()) {}
   retry_protocol(retry_policy&&) = delete;
 
   /// The one clock rule: the driver measures elapsed time (one clock read when the call
   /// starts and one per step) only when a deadline or an attempt time limit applies.
-  bool needs_clock() const noexcept { return backoff_.needs_clock(); }
+  bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, switches_); }
 
   /// The first step of every call: the first attempt.
   action start(duration elapsed) {
@@ -69,7 +76,7 @@ class retry_protocol {
   /// The attempt succeeded (also when it raced a cancellation): deliver it.
   action attempt_succeeded() noexcept {
     assert(stage_ == stage::attempting);
-    backoff_.on_success();  // budget refund (not when retrying is inactive)
+    backoff::record_success(*policy_, switches_.active());  // budget refund
     return finish();
   }
 
@@ -78,7 +85,7 @@ class retry_protocol {
   action attempt_failed(const failure& what, duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::last_attempt);
-    return after_failure(backoff_.classify(what), what, elapsed, give_up_result::last_attempt);
+    return after_failure(failed().waits.classify(what), what, elapsed, give_up_result::last_attempt);
   }
 
   /// The attempt was cut by its time limit: a retryable failure whatever `on` says; if the
@@ -93,41 +100,59 @@ class retry_protocol {
   /// The wait ended; `interrupted`: it was cancelled (async) or a stop was requested (sync).
   action wait_finished(duration elapsed, bool interrupted) {
     assert(stage_ == stage::waiting);
-    if (interrupted) return give_up(give_up_reason::cancelled, *last_failure_, give_up_result::aborted);
+    if (interrupted) return give_up(give_up_reason::cancelled, *failed().last_failure, give_up_result::aborted);
     return next_attempt(elapsed);
   }
 
   /// Attempts started so far.
   unsigned attempts() const noexcept { return attempts_; }
-  /// The wait arithmetic this machine drives.
-  const backoff& waits() const noexcept { return backoff_; }
 
  private:
   enum class stage : unsigned char { idle, attempting, waiting, done };
 
+  // What only a call that failed needs.
+  struct failure_state {
+    failure_state(const retry_policy& policy, global_config switches) noexcept : waits(policy, switches) {}
+    backoff waits;                        // wait arithmetic, deadline, attempts, classification, budget charge
+    retry_scope scope;                    // objects returned by on-retry hooks
+    std::optional<failure> last_failure;  // reported if a wait is interrupted
+  };
+
+  failure_state& failed() noexcept {
+    if (!failed_) failed_.emplace(*policy_, switches_);
+    return *failed_;
+  }
+
   action next_attempt(duration elapsed) {
-    scope_.clear();  // hook scopes live until the next attempt starts
+    if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
     if (attempts_ != ~0u) ++attempts_;
     stage_ = stage::attempting;
-    return action::attempt(backoff_.attempt_limit(elapsed));
+    if (!policy_->attempt_timeout()) return action::attempt(std::nullopt);
+    return limited_attempt(elapsed);
+  }
+
+  [[gnu::noinline]] action limited_attempt(duration elapsed) {
+    return action::attempt(failed().waits.attempt_limit(elapsed));
   }
 
   action after_failure(decision verdict, const failure& what, duration elapsed, give_up_result result) {
-    const backoff::step next = backoff_.on_failure(verdict, elapsed);
+    failure_state& f = failed();
+    const backoff::step next = f.waits.on_failure(verdict, elapsed);
     if (!next.retry) return give_up(next.reason, what, result);
-    if (backoff_.active() && has_on_retry_hooks()) {
-      const retry_details d{backoff_.policy().name(), next.retry_num, next.wait, next.waited_so_far, what};
-      notify_retry(d, scope_);
+    if (switches_.active() && has_on_retry_hooks()) {
+      const retry_details d{policy_->name(), next.retry_num, next.wait, next.waited_so_far, what};
+      notify_retry(d, f.scope);
     }
     if (next.wait.count() <= 0) return next_attempt(elapsed);  // a zero wait is no wait
-    last_failure_ = what;                                      // reported if the wait is interrupted
+    f.last_failure = what;
     stage_ = stage::waiting;
     return action::wait_for(next.wait);
   }
 
   action give_up(give_up_reason reason, const failure& what, give_up_result result) {
-    if (backoff_.active() && has_on_give_up_hooks()) {
-      const give_up_details d{backoff_.policy().name(), reason, attempts_, backoff_.waited_so_far(), what};
+    if (switches_.active() && has_on_give_up_hooks()) {
+      const duration waited = failed_ ? failed_->waits.waited_so_far() : duration(0);
+      const give_up_details d{policy_->name(), reason, attempts_, waited, what};
       notify_give_up(d);
     }
     finish();
@@ -135,15 +160,14 @@ class retry_protocol {
   }
 
   action finish() noexcept {
-    scope_.clear();
-    last_failure_.reset();
+    failed_.reset();  // hook scopes end with the call
     stage_ = stage::done;
     return action::deliver();
   }
 
-  backoff backoff_;
-  retry_scope scope_;
-  std::optional<failure> last_failure_;
+  const retry_policy* policy_;
+  global_config switches_;
+  std::optional<failure_state> failed_;
   unsigned attempts_ = 0;
   stage stage_ = stage::idle;
 };
@@ -157,9 +181,42 @@ ClockDuration to_clock_duration(duration d) noexcept {
   return std::chrono::ceil<ClockDuration>(duration(s));
 }
 
-/// Elapsed time since the call started, read from `Clock` only when the protocol needs it.
+// The clock every driver measures a call's elapsed time with when it waits on
+// std::chrono::steady_clock. On Linux it is CLOCK_MONOTONIC_COARSE: a few nanoseconds to read
+// instead of ~20, at a resolution of a few milliseconds, which is plenty for deadlines and
+// attempt limits and keeps the success path cheap. (Timers still wait on steady_clock.)
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+struct coarse_steady_clock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<coarse_steady_clock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+  }
+};
+#else
+using coarse_steady_clock = std::chrono::steady_clock;
+#endif
+
 template <class Clock>
+struct elapsed_clock {
+  using type = Clock;  // a test's virtual clock is used as it is
+};
+template <>
+struct elapsed_clock<std::chrono::steady_clock> {
+  using type = coarse_steady_clock;
+};
+
+/// Elapsed time since the call started, read only when the protocol needs it, from the
+/// coarse variant of `WaitClock`.
+template <class WaitClock>
 class stopwatch {
+  using Clock = typename elapsed_clock<WaitClock>::type;
+
  public:
   explicit stopwatch(bool running) noexcept : start_(running ? Clock::now() : typename Clock::time_point{}) {
     running_ = running;
