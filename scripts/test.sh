@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Builds stamina with a CMake preset and runs every test and example with ctest.
-# Usage: scripts/test.sh [preset]   (default: ci = debug build, warnings are errors)
-# Other presets: dev, release, asan (ASan+UBSan), tsan.
+# Builds stamina with a CMake preset and runs its tests and examples with ctest.
+# Usage: scripts/test.sh [preset [ctest arguments...]]   (default: ci = debug build, warnings
+# are errors, every test and example). Other presets: dev, release, clang, asan (ASan+UBSan),
+# tsan. With ctest arguments, only the executables those tests need are built, e.g.
+#   scripts/test.sh asan -L unit      the unit-test executables under ASan+UBSan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-ci}"
+[ $# -gt 0 ] && shift
 # promtool checks the metrics text; spdlog for its adapter; redis-server for the outage test
 bash scripts/setup.sh prometheus libspdlog-dev redis-server
 cmake --preset "$preset" >/dev/null
-cmake --build --preset "$preset" -j "$(nproc)"
-ctest --preset "$preset" -j "$(nproc)"
+if [ $# -gt 0 ]; then
+  # The executables of the selected tests (ctest names them after their targets).
+  mapfile -t targets < <(ctest --preset "$preset" -N "$@" | sed -n 's/^ *Test *#[0-9]*: \(test_[a-z_]*\)$/\1/p')
+  cmake --build --preset "$preset" -j "$(nproc)" --target "${targets[@]}"
+else
+  cmake --build --preset "$preset" -j "$(nproc)"
+fi
+ctest --preset "$preset" -j "$(nproc)" "$@"

@@ -1,0 +1,36 @@
+// Instantiates every driver of the retry protocol once, for clang-tidy (scripts/tidy.sh): the
+// blocking loop, the caller coroutine with both op forms and an attempt limit, and the composed
+// operation with both op forms. Compiled in every build so that it stays valid; never run.
+
+#include <stamina/stamina.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using namespace std::chrono_literals;
+
+void instantiate_drivers(asio::io_context& ctx) {
+  const auto policy =
+      stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).attempt_timeout(1s).timeout(5s);
+  auto token_op = [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code(), 1)); };
+  auto awaitable_op = []() -> asio::awaitable<int> { co_return 1; };
+
+  (void)stamina::retry(stamina::retry_policy(stamina::on_exception<std::runtime_error>()), [] { return 1; });
+  (void)stamina::retry(policy, [] { return error_code(); });
+
+  stamina::async_retry(ctx, policy, token_op, [](error_code, int) {});
+  stamina::async_retry(ctx, policy, awaitable_op, [](const std::exception_ptr&, int) {});
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        (void)co_await stamina::async_retry(ctx, policy, token_op);
+        (void)co_await stamina::async_retry(ctx, policy, awaitable_op);
+      },
+      [](const std::exception_ptr&) {});
+}
