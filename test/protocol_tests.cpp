@@ -22,8 +22,8 @@ using stamina::detail::retry_protocol;
 
 namespace {
 
-const stamina::failure refused(boost::system::error_code(boost::asio::error::connection_refused));
-const stamina::failure reset(boost::system::error_code(boost::asio::error::connection_reset));
+const stamina::failure refused{boost::system::error_code(boost::asio::error::connection_refused)};
+const stamina::failure reset{boost::system::error_code(boost::asio::error::connection_reset)};
 
 stamina::retry_policy policy() {
   return stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
