@@ -1,4 +1,4 @@
-// Per-operation cancellation of async_retry: the table of DESIGN.md §4 / issue 3.
+// Per-operation cancellation of async_retry: terminal and partial, during waits and attempts.
 
 #include <boost/test/unit_test.hpp>
 

@@ -76,7 +76,8 @@ BOOST_AUTO_TEST_SUITE(audit)
 // With attempt_timeout, an op(token) that returned without starting an operation made the
 // call vanish: the handler was destroyed uncalled.
 BOOST_AUTO_TEST_CASE(op_that_starts_nothing_with_attempt_timeout_still_completes) {
-  asio::io_context ctx;
+  test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
   auto calls = std::make_shared<int>(0);
   // Uses its token's type, but never starts the operation.
   auto op = [calls](auto token) -> decltype(auto) {
@@ -116,7 +117,8 @@ BOOST_AUTO_TEST_CASE(inline_completion_never_runs_the_handler_inside_async_retry
       std::optional<stamina::testing_scope> testing;
       if (mode == 1) stamina::set_active(false);
       if (mode == 2) testing.emplace(3);
-      asio::io_context ctx;
+      test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
       auto rec = std::make_shared<test::completion_record>();
       inline_op op{.succeed_at = mode == 1 ? 1 : 2};
       test::initiate([&] {
@@ -138,7 +140,8 @@ BOOST_AUTO_TEST_CASE(inline_completion_never_runs_the_handler_inside_async_retry
 // them in a testing scope overflowed it.
 BOOST_AUTO_TEST_CASE(ten_thousand_inline_attempts_do_not_grow_the_stack) {
   stamina::testing_scope scope(10000);
-  asio::io_context ctx;
+  test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
   inline_op op{.succeed_at = 10000};
   auto rec = std::make_shared<test::completion_record>();
   stamina::async_retry(ctx, refused_policy(), op, test::once(rec, [](error_code ec) { BOOST_TEST(!ec); }));
@@ -150,7 +153,8 @@ BOOST_AUTO_TEST_CASE(ten_thousand_inline_attempts_do_not_grow_the_stack) {
 // An op that threw when called escaped from async_retry() or from run() and dropped the
 // handler. It is now a failed attempt: classified, retried or delivered.
 BOOST_AUTO_TEST_CASE(op_that_throws_is_a_failed_attempt) {
-  asio::io_context ctx;
+  test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
   auto calls = std::make_shared<int>(0);
   auto op = [calls, &ctx](auto token) {
     if (++*calls == 1) throw std::runtime_error("could not start");
@@ -195,7 +199,8 @@ BOOST_AUTO_TEST_CASE(op_that_throws_is_a_failed_attempt) {
 }
 
 BOOST_AUTO_TEST_CASE(awaitable_op_that_throws_before_its_coroutine_starts) {
-  asio::io_context ctx;
+  test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
   auto calls = std::make_shared<int>(0);
   // Not a coroutine itself: it may throw before returning the awaitable.
   auto op = [calls]() -> asio::awaitable<int> {
@@ -222,7 +227,8 @@ BOOST_AUTO_TEST_CASE(awaitable_op_that_throws_before_its_coroutine_starts) {
 // in the caller's coroutine (no composed operation, no co_spawn for op(token)), so it honours
 // the caller's cancellation filter like any awaited operation.
 BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
-  asio::io_context ctx;
+  test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
   int attempts = 0;
   int composed = 0;
   bool timed_out = false;

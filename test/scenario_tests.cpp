@@ -235,7 +235,8 @@ error_code code_of(const std::exception_ptr& e) {
 // on virtual time until `done()`; then nothing may be left to run.
 template <class Start, class Done>
 void run_async(const scenario& s, const stamina::retry_policy& policy, Start start, Done done) {
-  asio::io_context ctx;
+  test::io_fixture io;  // no work may be left once the call has completed
+  asio::io_context& ctx = io.ctx;
   asio::cancellation_signal signal;
   const auto t0 = test::mock_clock::now();
   test::virtual_timer canceller(ctx);
@@ -248,9 +249,6 @@ void run_async(const scenario& s, const stamina::retry_policy& policy, Start sta
   test::initiate([&] { start(ctx, policy, signal); });
   test::run_virtual(ctx, done, 10ms, 1h);
   canceller.cancel();
-  ctx.restart();
-  ctx.poll();
-  BOOST_TEST(ctx.stopped(), "work left in the io_context after the call completed");
 }
 
 outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {

@@ -95,6 +95,24 @@ exactly_once<F> once(const std::shared_ptr<completion_record>& rec, F f) {
   return exactly_once<F>(rec, std::move(f));
 }
 
+// An io_context that must have no work left when the test is done with it: a call that
+// completed must leave no timer, handler or operation behind.
+struct io_fixture {
+  boost::asio::io_context ctx;
+  io_fixture() = default;
+  io_fixture(const io_fixture&) = delete;
+  io_fixture& operator=(const io_fixture&) = delete;
+  ~io_fixture() {
+    ctx.restart();
+    ctx.poll();
+    if (!ctx.stopped()) report_leftover_work();
+  }
+  static void report_leftover_work() {
+    ++handler_violations();
+    std::fprintf(stderr, "io_fixture: work left in the io_context after the test\n");
+  }
+};
+
 // A token op that completes (through post, never inline) with the codes a script gives.
 struct scripted_op {
   boost::asio::io_context* ctx;
