@@ -204,6 +204,23 @@ BOOST_AUTO_TEST_CASE(switches_are_read_once_when_the_call_starts) {
   BOOST_TEST(hooks.retries()[0].wait_for == 0.0);
 }
 
+BOOST_AUTO_TEST_CASE(first_attempt_then_machine_is_the_same_call) {
+  test::hook_recorder hooks;
+  auto budget = std::make_shared<stamina::retry_budget>(10, 1);
+  const auto p = policy().budget(budget).attempts(2);
+  const stamina::detail::first_attempt first(p);
+  BOOST_TEST(!first.needs_clock());
+  retry_protocol call(first);  // the first attempt failed
+  BOOST_TEST(call.attempts() == 1u);
+  BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::wait));
+  call.wait_finished(1s, false);
+  BOOST_TEST((call.attempt_failed(refused, 1s, false).kind == action_kind::give_up));
+  BOOST_TEST(hooks.give_ups().at(0).attempts == 2u);
+  BOOST_TEST(budget->tokens() == 8.0);
+  stamina::detail::first_attempt(p).succeeded();  // a first success refunds like attempt_succeeded
+  BOOST_TEST(budget->tokens() == 9.0);
+}
+
 BOOST_AUTO_TEST_CASE(throwing_classifier_means_no_retry) {
   test::hook_recorder hooks;
   const auto p = stamina::retry_policy(

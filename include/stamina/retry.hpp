@@ -110,8 +110,10 @@ struct sync_attempt<R, true> {
 // After the first failure: performs the protocol's actions until the call ends. Out of line,
 // so that the success path of retry_with stays small enough to inline.
 template <class Clock, class Sleeper, class F, class Attempt>
-[[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(retry_protocol& call, const stopwatch<Clock>& clock,
-                                                               Sleeper& sleep, F& f, Attempt& last) {
+[[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(const first_attempt& first,
+                                                               const stopwatch<Clock>& clock, Sleeper& sleep, F& f,
+                                                               Attempt& last) {
+  retry_protocol call(first);
   for (action next = call.attempt_failed(last.what(), clock.elapsed(), false);;) {
     switch (next.kind) {
       case action_kind::attempt:
@@ -135,15 +137,14 @@ template <class Clock, class Sleeper, class F, class Attempt>
 // attempt, so an attempt time limit is not applied here.
 template <class Clock, class Sleeper, class F>
 std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
-  retry_protocol call(policy);
-  const stopwatch<Clock> clock(call.needs_clock());
+  const first_attempt first(policy);
+  const stopwatch<Clock> clock(first.needs_clock());
   sync_attempt<std::invoke_result_t<F&>> last;
-  (void)call.start(duration(0));  // always the first attempt
   if (last.run(f)) {
-    (void)call.attempt_succeeded();  // always "deliver"
+    first.succeeded();
     return last.take();
   }
-  return retry_after_failure(call, clock, sleep, f, last);
+  return retry_after_failure(first, clock, sleep, f, last);
 }
 
 }  // namespace detail

@@ -55,6 +55,25 @@ struct action {
   static action give_up(give_up_result r) noexcept { return {action_kind::give_up, r, {}, {}}; }
 };
 
+/// The start of a call, before the machine exists: the switch snapshot and the first attempt.
+/// A driver whose success path must stay tiny (the blocking one) begins with this and builds
+/// the retry_protocol from it only if the first attempt fails; the outcome is the same as
+/// retry_protocol(policy).start() followed by attempt_succeeded() or attempt_failed().
+class first_attempt {
+ public:
+  explicit first_attempt(const retry_policy& policy) noexcept : policy_(&policy), switches_(load_global_config()) {}
+  first_attempt(retry_policy&&) = delete;
+
+  bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, switches_); }
+  /// The first attempt succeeded: the call delivers it.
+  void succeeded() const noexcept { backoff::record_success(*policy_, switches_.active()); }
+
+ private:
+  friend class retry_protocol;
+  const retry_policy* policy_;
+  global_config switches_;
+};
+
 class retry_protocol {
  public:
   /// Snapshots the global switches: the one moment every driver reads them. Refers to
@@ -62,6 +81,10 @@ class retry_protocol {
   /// first failure.
   explicit retry_protocol(const retry_policy& policy) noexcept : policy_(&policy), switches_(load_global_config()) {}
   retry_protocol(retry_policy&&) = delete;
+
+  /// Continues a call whose first attempt (started as `first`) is running or has failed.
+  explicit retry_protocol(const first_attempt& first) noexcept
+      : policy_(first.policy_), switches_(first.switches_), attempts_(1), stage_(stage::attempting) {}
 
   /// The one clock rule: the driver measures elapsed time (one clock read when the call
   /// starts and one per step) only when a deadline or an attempt time limit applies.
@@ -76,7 +99,7 @@ class retry_protocol {
   /// The attempt succeeded (also when it raced a cancellation): deliver it.
   action attempt_succeeded() noexcept {
     assert(stage_ == stage::attempting);
-    backoff::record_success(*policy_, switches_.active());  // budget refund
+    backoff::record_success(*policy_, switches_.active());  // budget refund, as first_attempt::succeeded
     return finish();
   }
 
