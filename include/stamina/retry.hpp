@@ -120,7 +120,7 @@ template <class Clock, class Sleeper, class F, class Attempt>
         next = last.run(f) ? call.attempt_succeeded() : call.attempt_failed(last.what(), clock.elapsed(), false);
         break;
       case action_kind::wait:
-        next = call.wait_finished(clock.elapsed(), !sleep(next.wait));
+        next = call.wait_finished(clock.elapsed(), !sleep(next.wait()), last.what());
         break;
       case action_kind::deliver:
         return last.take();

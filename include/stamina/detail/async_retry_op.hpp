@@ -52,6 +52,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     stopwatch<Clock> clock;
     std::optional<timer_type> wait_timer;                  // created on the first real wait only
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
+    std::optional<failure> waiting_after;                  // the failure a wait follows, for a give-up report
     std::atomic<bool> starting{false};                     // true while an attempt is being started
     bool limited = false;                                  // the attempt in flight has a time limit
   };
@@ -105,6 +106,8 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       complete(self, std::move(first), std::move(rest)...);
       return;
     }
+    if (next.kind == action_kind::wait)
+      s.waiting_after = timed_out ? retry_protocol::timed_out_failure() : failure(first);
     perform(self, next);
   }
 
@@ -112,8 +115,10 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   template <class Self>
   void operator()(Self& self, wait_done, boost::system::error_code ec) {
     state& s = *state_;
-    perform(self,
-            s.call.wait_finished(s.clock.elapsed(), ec || self.cancelled() != boost::asio::cancellation_type::none));
+    const bool interrupted = ec || self.cancelled() != boost::asio::cancellation_type::none;
+    const failure last = std::move(*s.waiting_after);
+    s.waiting_after.reset();
+    perform(self, s.call.wait_finished(s.clock.elapsed(), interrupted, last));
   }
 
  private:
@@ -123,11 +128,11 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     state& s = *state_;
     switch (next.kind) {
       case action_kind::attempt:
-        start(self, next.limit);
+        start(self, next.limit());
         return;
       case action_kind::wait:
         if (!s.wait_timer) s.wait_timer.emplace(ex_);
-        s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait));
+        s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         s.wait_timer->async_wait(boost::asio::prepend(std::move(self), wait_done{}));
         return;
       case action_kind::deliver:

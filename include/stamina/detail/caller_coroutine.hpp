@@ -123,17 +123,18 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   std::optional<timer_type> wait_timer;
   std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
   bool same_executor = true;
+  bool timed_out = false;  // the last attempt was cut by its time limit
   if constexpr (awaitable_form) same_executor = runs_on(co_await boost::asio::this_coro::executor, ex);
 
   for (action next = call.start(duration(0));;) {
     switch (next.kind) {
       case action_kind::attempt: {
-        const bool limited = next.limit.has_value();
+        const bool limited = next.limited;
         boost::asio::cancellation_slot slot;
         if (limited) {
           if (!limiter) limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
           const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
-          slot = limiter->arm(*next.limit, caller_state.slot(), co_await boost::asio::this_coro::executor);
+          slot = limiter->arm(next.amount, caller_state.slot(), co_await boost::asio::this_coro::executor);
         }
         // An exception from calling `op` itself is a failed attempt like any other.
         if constexpr (awaitable_form) {
@@ -177,7 +178,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
             std::get<0>(*last.args) = thrown_as<first_type>(thrown);
           }
         }
-        const bool timed_out = limited && limiter->finish();
+        timed_out = limited && limiter->finish();
         if (!last.failed()) {
           next = call.attempt_succeeded();
         } else {
@@ -190,11 +191,12 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       }
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
-        wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait));
+        wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         const auto [ec] = co_await wait_timer->async_wait(boost::asio::as_tuple(use_awaitable_type{}));
         const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
         const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
-        next = call.wait_finished(clock.elapsed(), ec || cancelled);
+        next = call.wait_finished(clock.elapsed(), ec || cancelled,
+                                  timed_out ? retry_protocol::timed_out_failure() : last.what());
         break;
       }
       case action_kind::deliver:

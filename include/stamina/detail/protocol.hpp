@@ -46,13 +46,20 @@ enum class give_up_result : unsigned char {
 struct action {
   action_kind kind = action_kind::deliver;
   give_up_result result = give_up_result::last_attempt;  ///< give_up only
-  duration wait{0};                                      ///< wait only
-  std::optional<duration> limit;                         ///< attempt only
+  bool limited = false;                                  ///< attempt only: `amount` is its time limit
+  duration amount{0};                                    ///< wait: how long; attempt: the time limit
 
-  static action attempt(std::optional<duration> limit) noexcept { return {action_kind::attempt, {}, {}, limit}; }
-  static action wait_for(duration d) noexcept { return {action_kind::wait, {}, d, {}}; }
-  static action deliver() noexcept { return {action_kind::deliver, {}, {}, {}}; }
-  static action give_up(give_up_result r) noexcept { return {action_kind::give_up, r, {}, {}}; }
+  /// attempt only: the attempt's time limit, if any.
+  std::optional<duration> limit() const noexcept { return limited ? std::optional<duration>(amount) : std::nullopt; }
+  /// wait only: how long.
+  duration wait() const noexcept { return amount; }
+
+  static action attempt(std::optional<duration> limit) noexcept {
+    return {action_kind::attempt, {}, limit.has_value(), limit.value_or(duration(0))};
+  }
+  static action wait_for(duration d) noexcept { return {action_kind::wait, {}, false, d}; }
+  static action deliver() noexcept { return {action_kind::deliver, {}, false, {}}; }
+  static action give_up(give_up_result r) noexcept { return {action_kind::give_up, r, false, {}}; }
 };
 
 /// The start of a call, before the machine exists: the switch snapshot and the first attempt.
@@ -115,17 +122,21 @@ class retry_protocol {
   /// call gives up, it completes with `attempt_timeout`.
   action attempt_timed_out(duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
-    const failure what(make_error_code(error::attempt_timeout));
+    const failure what = timed_out_failure();
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::attempt_timeout);
     return after_failure(decision::retry(), what, elapsed, give_up_result::attempt_timeout);
   }
 
   /// The wait ended; `interrupted`: it was cancelled (async) or a stop was requested (sync).
-  action wait_finished(duration elapsed, bool interrupted) {
+  /// `last` is the failure the wait followed (the driver keeps it; reported on give-up).
+  action wait_finished(duration elapsed, bool interrupted, const failure& last) {
     assert(stage_ == stage::waiting);
-    if (interrupted) return give_up(give_up_reason::cancelled, *failed().last_failure, give_up_result::aborted);
+    if (interrupted) return give_up(give_up_reason::cancelled, last, give_up_result::aborted);
     return next_attempt(elapsed);
   }
+
+  /// The failure a timed-out attempt stands for.
+  static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
 
   /// Attempts started so far.
   unsigned attempts() const noexcept { return attempts_; }
@@ -136,9 +147,8 @@ class retry_protocol {
   // What only a call that failed needs.
   struct failure_state {
     failure_state(const retry_policy& policy, global_config switches) noexcept : waits(policy, switches) {}
-    backoff waits;                        // wait arithmetic, deadline, attempts, classification, budget charge
-    retry_scope scope;                    // objects returned by on-retry hooks
-    std::optional<failure> last_failure;  // reported if a wait is interrupted
+    backoff waits;      // wait arithmetic, deadline, attempts, classification, budget charge
+    retry_scope scope;  // objects returned by on-retry hooks
   };
 
   failure_state& failed() noexcept {
@@ -167,7 +177,6 @@ class retry_protocol {
       notify_retry(d, f.scope);
     }
     if (next.wait.count() <= 0) return next_attempt(elapsed);  // a zero wait is no wait
-    f.last_failure = what;
     stage_ = stage::waiting;
     return action::wait_for(next.wait);
   }
