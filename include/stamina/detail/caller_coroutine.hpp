@@ -126,14 +126,17 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   bool timed_out = false;  // the last attempt was cut by its time limit
   if constexpr (awaitable_form) same_executor = runs_on(co_await boost::asio::this_coro::executor, ex);
 
+  // The awaiting coroutine's cancellation state: one per coroutine chain, and it cannot change
+  // while the chain awaits this call.
+  const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
+
   for (action next = call.start(duration(0));;) {
     switch (next.kind) {
       case action_kind::attempt: {
         const bool limited = next.limited;
-        boost::asio::cancellation_slot slot;
+        boost::asio::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
         if (limited) {
           if (!limiter) limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
-          const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
           slot = limiter->arm(next.amount, caller_state.slot(), co_await boost::asio::this_coro::executor);
         }
         // An exception from calling `op` itself is a failed attempt like any other.
@@ -165,11 +168,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
           std::exception_ptr thrown;
           try {
-            if (limited)
-              last.args.emplace(
-                  co_await op(boost::asio::bind_cancellation_slot(slot, boost::asio::as_tuple(use_awaitable_type{}))));
-            else
-              last.args.emplace(co_await op(boost::asio::as_tuple(use_awaitable_type{})));
+            last.args.emplace(
+                co_await op(boost::asio::bind_cancellation_slot(slot, boost::asio::as_tuple(use_awaitable_type{}))));
           } catch (...) {
             thrown = std::current_exception();
           }
@@ -182,7 +182,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         if (!last.failed()) {
           next = call.attempt_succeeded();
         } else {
-          const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
           const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
           next = timed_out ? call.attempt_timed_out(clock.elapsed(), cancelled)
                            : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
@@ -193,7 +192,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         const auto [ec] = co_await wait_timer->async_wait(boost::asio::as_tuple(use_awaitable_type{}));
-        const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
         const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
         next = call.wait_finished(clock.elapsed(), ec || cancelled,
                                   timed_out ? retry_protocol::timed_out_failure() : last.what());
