@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(inline_completion_never_runs_the_handler_inside_async_retry
       if (mode == 1) stamina::set_active(false);
       if (mode == 2) testing.emplace(3);
       test::io_fixture io;
-  asio::io_context& ctx = io.ctx;
+      asio::io_context& ctx = io.ctx;
       auto rec = std::make_shared<test::completion_record>();
       inline_op op{.succeed_at = mode == 1 ? 1 : 2};
       test::initiate([&] {
