@@ -220,6 +220,8 @@ struct awaitable_op {
   }
 };
 
+error_code code_of(const error_code& ec) { return ec; }
+
 error_code code_of(const std::exception_ptr& e) {
   if (!e) return {};
   try {
@@ -272,67 +274,55 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
   return {r, r ? 0 : 10 * *sc.calls, *sc.calls};
 }
 
-outcome run_callback_token(const scenario& s, const stamina::retry_policy& policy) {
+// Runs an async driver: `start(ctx, policy, script, out, handler)` initiates the call so that
+// it completes into `handler` (exactly once, never inline, cancellable through the scenario's
+// signal); the handler records the first argument's error and the value, if any.
+template <class Start>
+outcome run_with_handler(const scenario& s, const stamina::retry_policy& policy, Start start) {
   outcome out;
   script sc{&s};
   auto rec = std::make_shared<test::completion_record>();
   run_async(
       s, policy,
       [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
-        test::async_retry_virtual(
-            ctx, p, token_op{sc, &ctx},
-            asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int v) {
-                                           out.result = ec;
-                                           out.value = v;
-                                         })));
+        start(ctx, p, sc, out, asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](auto first, auto... v) {
+                                                              out.result = code_of(first);
+                                                              if constexpr (sizeof...(v) == 1) out.value = (v, ...);
+                                                            })));
       },
       [&] { return rec->calls > 0; });
   BOOST_TEST(rec->calls == 1);
   out.attempts = *sc.calls;
   return out;
+}
+
+outcome run_callback_token(const scenario& s, const stamina::retry_policy& policy) {
+  return run_with_handler(s, policy,
+                          [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
+                            test::async_retry_virtual(ctx, p, token_op{sc, &ctx}, std::move(handler));
+                          });
 }
 
 outcome run_callback_awaitable(const scenario& s, const stamina::retry_policy& policy) {
-  outcome out;
-  script sc{&s};
-  auto rec = std::make_shared<test::completion_record>();
-  run_async(
-      s, policy,
-      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
-        test::async_retry_virtual(
-            ctx, p, awaitable_op{sc},
-            asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](const std::exception_ptr& e, int v) {
-                                           out.result = code_of(e);
-                                           out.value = v;
-                                         })));
-      },
-      [&] { return rec->calls > 0; });
-  BOOST_TEST(rec->calls == 1);
-  out.attempts = *sc.calls;
-  return out;
+  return run_with_handler(s, policy,
+                          [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
+                            test::async_retry_virtual(ctx, p, awaitable_op{sc}, std::move(handler));
+                          });
 }
 
-template <class Op>
-outcome run_co_await(const scenario& s, const stamina::retry_policy& policy, Op make_op) {
-  outcome out;
-  script sc{&s};
-  auto rec = std::make_shared<test::completion_record>();
-  run_async(
-      s, policy,
-      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
-        auto op = make_op(sc, ctx);
-        asio::co_spawn(
-            ctx,
-            [&, op, p]() -> asio::awaitable<void> {
-              out.value = co_await test::async_retry_virtual(ctx, p, op, asio::use_awaitable);
-            },
-            asio::bind_cancellation_slot(
-                signal.slot(), test::once(rec, [&](const std::exception_ptr& e) { out.result = code_of(e); })));
-      },
-      [&] { return rec->calls > 0; });
-  BOOST_TEST(rec->calls == 1);
-  out.attempts = *sc.calls;
-  return out;
+// use_awaitable: a coroutine awaits the call; the coroutine's completion is the handler.
+template <class MakeOp>
+outcome run_co_await(const scenario& s, const stamina::retry_policy& policy, MakeOp make_op) {
+  return run_with_handler(s, policy,
+                          [&](asio::io_context& ctx, const auto& p, const script& sc, outcome& out, auto handler) {
+                            auto op = make_op(sc, ctx);
+                            asio::co_spawn(
+                                ctx,
+                                [&ctx, &out, op, p]() -> asio::awaitable<void> {
+                                  out.value = co_await test::async_retry_virtual(ctx, p, op, asio::use_awaitable);
+                                },
+                                std::move(handler));
+                          });
 }
 
 outcome run_co_await_token(const scenario& s, const stamina::retry_policy& policy) {
@@ -344,22 +334,11 @@ outcome run_co_await_awaitable(const scenario& s, const stamina::retry_policy& p
 }
 
 outcome run_deferred(const scenario& s, const stamina::retry_policy& policy) {
-  outcome out;
-  script sc{&s};
-  auto rec = std::make_shared<test::completion_record>();
-  run_async(
-      s, policy,
-      [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
-        auto deferred_call = test::async_retry_virtual(ctx, p, token_op{sc, &ctx}, asio::deferred);
-        std::move(deferred_call)(asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int v) {
-                                                                out.result = ec;
-                                                                out.value = v;
-                                                              })));
-      },
-      [&] { return rec->calls > 0; });
-  BOOST_TEST(rec->calls == 1);
-  out.attempts = *sc.calls;
-  return out;
+  return run_with_handler(s, policy,
+                          [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
+                            auto deferred_call = test::async_retry_virtual(ctx, p, token_op{sc, &ctx}, asio::deferred);
+                            std::move(deferred_call)(std::move(handler));
+                          });
 }
 
 outcome run_future(const scenario& s, const stamina::retry_policy& policy) {
