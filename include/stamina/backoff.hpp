@@ -102,9 +102,7 @@ class backoff {
     return std::isinf(timeout_) ? std::nullopt : std::optional<duration>(timeout_);
   }
   /// Whether the driver must measure elapsed time (a deadline or an attempt timeout applies).
-  bool needs_clock() const noexcept {
-    return active_ && (!std::isinf(timeout_) || policy_->attempt_timeout().has_value());
-  }  // same answer as needs_clock(policy, switches) for the switches it was made under
+  bool needs_clock() const noexcept { return needs_clock(*policy_, switches()); }
 
   /// How long the next attempt may run when the policy has an `attempt_timeout`:
   /// `min(attempt_timeout, time left before the deadline)`, so the whole call ends by its
@@ -184,6 +182,11 @@ class backoff {
   }
 
  private:
+  // The switches this backoff was made under, as far as its rules read them.
+  detail::global_config switches() const noexcept {
+    return {(active_ ? 0 : detail::global_config::inactive_bit) | (testing_ ? detail::global_config::testing_bit : 0)};
+  }
+
   step give_up(give_up_reason r) const noexcept { return {false, duration(0), failures_, duration(waited_), r}; }
 
   // splitmix64: tiny state, good enough statistical quality for jitter, trivially copyable.
