@@ -1,5 +1,6 @@
 // The non-template parts of the value types: validation, descriptions, the seed source.
 
+#include <stamina/adaptive_throttle.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/failure.hpp>
@@ -115,6 +116,11 @@ retry_policy& retry_policy::budget(std::shared_ptr<retry_budget> value) {
   return *this;
 }
 
+retry_policy& retry_policy::throttle(std::shared_ptr<adaptive_throttle> value) {
+  change_shared([&](shared_parts& p) { p.throttle = std::move(value); });
+  return *this;
+}
+
 void retry_policy::throw_invalid_attempts(long long value) {
   invalid("attempts", "at least 1 or nullopt", std::to_string(value));
 }
@@ -182,6 +188,40 @@ retry_budget::retry_budget(double max_tokens, double token_ratio) {
   ratio_milli_ = std::llround(token_ratio * 1000);
   threshold_ = max_milli_ / 2;
   milli_.store(max_milli_, std::memory_order_relaxed);
+}
+
+// --- adaptive_throttle -------------------------------------------------------------------
+
+adaptive_throttle::adaptive_throttle(double k, unsigned window, unsigned min_sent, std::uint64_t seed)
+    : k_(k), window_(window), min_sent_(min_sent), rng_(seed != 0 ? seed : detail::random_seed()) {
+  if (!std::isfinite(k) || k < 1 || k > 100) {
+    std::ostringstream out;
+    out << "stamina::adaptive_throttle: k must be finite and in [1, 100], got " << k;
+    throw std::invalid_argument(out.str());
+  }
+  if (window < 10 || window > 1000000)
+    throw std::invalid_argument("stamina::adaptive_throttle: window must be in [10, 1000000], got " +
+                                std::to_string(window));
+  if (min_sent < 1 || min_sent > 2 * window)
+    throw std::invalid_argument("stamina::adaptive_throttle: min_sent must be in [1, 2 * window], got " +
+                                std::to_string(min_sent));
+}
+
+void adaptive_throttle::forget_half() noexcept {
+  std::uint64_t now = state_.load(std::memory_order_relaxed);
+  while (sent_of(now) >= 2 * window_) {
+    const std::uint64_t next = (std::uint64_t{sent_of(now) / 2u} << 32) | (accepted_of(now) / 2u);
+    if (state_.compare_exchange_weak(now, next, std::memory_order_relaxed)) return;
+  }
+}
+
+double adaptive_throttle::uniform() noexcept {
+  // splitmix64 over a shared counter: deterministic for one thread and a fixed seed.
+  std::uint64_t z = rng_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
 // --- seeds -------------------------------------------------------------------------------

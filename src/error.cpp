@@ -16,6 +16,8 @@ class category_impl final : public boost::system::error_category {
         return "attempt timed out";
       case op_threw:
         return "the operation threw when it was started";
+      case throttled:
+        return "attempt shed by the client-side throttle";
       default:
         return "unknown stamina error";
     }

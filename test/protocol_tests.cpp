@@ -58,11 +58,11 @@ BOOST_AUTO_TEST_CASE(retry_wait_then_success) {
   BOOST_TEST((a.kind == action_kind::wait));
   BOOST_TEST(a.wait().count() == 1.0);
   BOOST_TEST(hooks.retries().size() == 1u);  // reported before the wait starts
-  a = call.wait_finished(1s, false, refused);
+  a = call.wait_finished(1s, false);
   BOOST_TEST((a.kind == action_kind::attempt));
   a = call.attempt_failed(refused, 1s, false);
   BOOST_TEST(a.wait().count() == 2.0);
-  call.wait_finished(3s, false, refused);
+  call.wait_finished(3s, false);
   BOOST_TEST((call.attempt_succeeded().kind == action_kind::deliver));
   BOOST_TEST(call.attempts() == 3u);
   BOOST_TEST(hooks.retries().size() == 2u);
@@ -89,7 +89,7 @@ BOOST_AUTO_TEST_CASE(attempts_exhausted) {
   retry_protocol call(p);
   call.start(0s);
   call.attempt_failed(refused, 0s, false);
-  call.wait_finished(1s, false, refused);
+  call.wait_finished(1s, false);
   const auto a = call.attempt_failed(refused, 1s, false);
   BOOST_TEST((a.kind == action_kind::give_up));
   BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::attempts_exhausted));
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(deadline_and_attempt_limits_come_from_elapsed_time) {
   BOOST_TEST(a.limit()->count() == 2.0);
   a = call.attempt_failed(refused, 0.2s, false);
   BOOST_TEST(a.wait().count() == 1.0);
-  a = call.wait_finished(1.2s, false, refused);
+  a = call.wait_finished(1.2s, false);
   BOOST_TEST(a.limit()->count() == 1.3);          // min(attempt_timeout, time left)
   a = call.attempt_failed(refused, 1.3s, false);  // 1.3 + 2 >= 2.5
   BOOST_TEST((a.kind == action_kind::give_up));
@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(timed_out_attempt_is_retried_and_reported_as_attempt_timeou
   auto a = call.attempt_timed_out(1s, false);  // retryable though `on` knows nothing of it
   BOOST_TEST((a.kind == action_kind::wait));
   BOOST_TEST(hooks.retries().at(0).caused_by.find("attempt timed out") != std::string::npos);
-  call.wait_finished(2s, false, refused);
+  call.wait_finished(2s, false);
   a = call.attempt_timed_out(3s, false);
   BOOST_TEST((a.kind == action_kind::give_up));
   BOOST_TEST((a.result == give_up_result::attempt_timeout));
@@ -156,7 +156,7 @@ BOOST_AUTO_TEST_CASE(interrupted_wait_aborts) {
   retry_protocol call(p);
   call.start(0s);
   call.attempt_failed(refused, 0s, false);
-  const auto a = call.wait_finished(0.5s, true, refused);
+  const auto a = call.wait_finished(0.5s, true);
   BOOST_TEST((a.kind == action_kind::give_up));
   BOOST_TEST((a.result == give_up_result::aborted));
   BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::cancelled));
@@ -171,7 +171,7 @@ BOOST_AUTO_TEST_CASE(budget_is_charged_and_refunded) {
     retry_protocol call(p);
     call.start(0s);
     BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::wait));  // 3 left
-    call.wait_finished(1s, false, refused);
+    call.wait_finished(1s, false);
     const auto a = call.attempt_failed(refused, 1s, false);  // 2 left: not above half
     BOOST_TEST((a.kind == action_kind::give_up));
     BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::budget_exhausted));
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(first_attempt_then_machine_is_the_same_call) {
   retry_protocol call(first);  // the first attempt failed
   BOOST_TEST(call.attempts() == 1u);
   BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::wait));
-  call.wait_finished(1s, false, refused);
+  call.wait_finished(1s, false);
   BOOST_TEST((call.attempt_failed(refused, 1s, false).kind == action_kind::give_up));
   BOOST_TEST(hooks.give_ups().at(0).attempts == 2u);
   BOOST_TEST(budget->tokens() == 8.0);
@@ -241,7 +241,7 @@ BOOST_AUTO_TEST_CASE(hook_scopes_live_until_the_next_attempt) {
   call.start(0s);
   call.attempt_failed(refused, 0s, false);
   BOOST_TEST(!watch.expired());  // during the wait
-  call.wait_finished(1s, false, refused);
+  call.wait_finished(1s, false);
   BOOST_TEST(watch.expired());  // the next attempt has started
   stamina::instrumentation::set_on_retry_hooks({});
 }

@@ -1,6 +1,7 @@
 #ifndef STAMINA_BACKOFF_HPP
 #define STAMINA_BACKOFF_HPP
 
+#include <stamina/adaptive_throttle.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/failure.hpp>
@@ -75,11 +76,19 @@ class backoff {
     return switches.active() && ((policy.timeout() && !switches.testing()) || policy.attempt_timeout().has_value());
   }
 
-  /// Records a success of a call: returns tokens to the policy's budget, unless retrying was
-  /// inactive when the call started.
+  /// Records a success of a call: returns tokens to the policy's budget and tells its throttle
+  /// the dependency answered, unless retrying was inactive when the call started.
   static void record_success(const retry_policy& policy, bool active) noexcept {
     if (!active) return;
     if (retry_budget* budget = policy.budget().get()) budget->on_success();
+    if (adaptive_throttle* throttle = policy.throttle().get()) throttle->on_accepted();
+  }
+
+  /// Asks the policy's throttle whether the next attempt may be sent (always yes without a
+  /// throttle, or when retrying was inactive when the call started).
+  static bool admit(const retry_policy& policy, bool active) noexcept {
+    adaptive_throttle* throttle = policy.throttle().get();
+    return throttle == nullptr || !active || throttle->admit();
   }
 
   /// The policy this backoff follows.
@@ -129,25 +138,53 @@ class backoff {
   step on_failure(const failure& f, duration elapsed) { return on_failure(classify(f), elapsed); }
 
   /// Same, with the classification already made (e.g. an attempt timeout, always retryable).
-  step on_failure(decision d, duration elapsed) {
+  step on_failure(decision d, duration elapsed) { return on_failure(d, elapsed, false); }
+
+  /// An attempt the policy's throttle shed: retryable, never sent, so it charges no budget; a
+  /// give-up after it (other than at the deadline) has reason `throttled`.
+  step on_shed(duration elapsed) { return on_failure(decision::retry(), elapsed, true); }
+
+  /// Records a success: returns tokens to the budget.
+  void on_success() noexcept { record_success(*policy_, active_); }
+
+  /// The wait after a server-given minimum `d` (a `retry_after` decision): `d + U(0, min(d,
+  /// wait_jitter))`. Never earlier than asked, and spread after it, so clients that were
+  /// turned away together do not all come back in the same instant. `room`: how much later
+  /// than `d` the wait may end (the deadline); the spread is kept inside it.
+  duration spread_after(duration d, double room = std::numeric_limits<double>::infinity()) noexcept {
+    const double spread = std::min({d.count(), policy_->wait_jitter().count(), room});
+    if (!(spread > 0) || std::isinf(spread)) return d;
+    return duration(d.count() + uniform() * spread);
+  }
+
+ private:
+  step on_failure(decision d, duration elapsed, bool shed) {
     if (failures_ != std::numeric_limits<unsigned>::max()) ++failures_;
     if (!active_) return give_up(give_up_reason::attempts_exhausted);
-    if (!d.should_retry()) return give_up(give_up_reason::not_retryable);
-    retry_budget* budget = policy_->budget().get();
+    if (!d.should_retry()) {
+      // The dependency answered (a 404 is an answer): the throttle counts it as accepted.
+      if (adaptive_throttle* throttle = policy_->throttle().get()) throttle->on_accepted();
+      return give_up(give_up_reason::not_retryable);
+    }
+    retry_budget* budget = shed ? nullptr : policy_->budget().get();
     const bool budget_allows = budget == nullptr || budget->on_failure();
-    if (max_attempts_ != 0 && failures_ >= max_attempts_) return give_up(give_up_reason::attempts_exhausted);
+    if (max_attempts_ != 0 && failures_ >= max_attempts_)
+      return give_up(shed ? give_up_reason::throttled : give_up_reason::attempts_exhausted);
     if (!budget_allows) return give_up(give_up_reason::budget_exhausted);
     double wait = 0;
-    if (!testing_) wait = d.what() == decision::kind::retry_after ? d.wait().count() : draw_wait(failures_).count();
+    if (!testing_) {
+      // The spread after a server-given wait stays short of the deadline (ends strictly before it).
+      wait = d.what() == decision::kind::retry_after
+                 ? spread_after(d.wait(), 0.999 * (timeout_ - elapsed.count() - d.wait().count())).count()
+                 : draw_wait(failures_).count();
+    }
     if (elapsed.count() + wait >= timeout_) return give_up(give_up_reason::deadline);
     const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
     waited_ += wait;
     return s;
   }
 
-  /// Records a success: returns tokens to the budget.
-  void on_success() noexcept { record_success(*policy_, active_); }
-
+ public:
   /// The exponential part for retry `retry_num`: `min(wait_max, wait_initial *
   /// wait_exp_base^(retry_num-1))`, saturating (never overflows, whatever `retry_num`).
   duration capped_exponential(unsigned retry_num) const noexcept {

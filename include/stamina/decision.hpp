@@ -12,7 +12,7 @@ class decision {
   enum class kind : unsigned char {
     no_retry,    ///< deliver the failure now
     retry,       ///< retry with the policy's backoff
-    retry_after  ///< retry after exactly `wait()`
+    retry_after  ///< retry after at least `wait()`, spread after it
   };
 
   /// `true` = retry with the policy's backoff, `false` = deliver the failure now.
@@ -24,8 +24,10 @@ class decision {
   /// Retry with the policy's backoff.
   static decision retry() noexcept { return decision(true); }
 
-  /// Retry after exactly `wait` (no jitter, no cap), e.g. a server's `Retry-After`. The wait
-  /// still never extends past the policy's deadline: if it would, the call gives up.
+  /// Retry after at least `wait` (no cap), e.g. a server's `Retry-After`: never earlier, and
+  /// spread after it by `U(0, min(wait, wait_jitter))` so that clients turned away together
+  /// do not return together (the spread stays inside the deadline). The wait still never
+  /// extends past the policy's deadline: if `wait` itself would, the call gives up.
   /// Throws `std::invalid_argument` for a negative or NaN wait; `+inf` means "never" and so
   /// gives up at the deadline (or waits "forever" without one, saturated).
   static decision retry_after(duration wait);

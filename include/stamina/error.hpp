@@ -17,6 +17,8 @@ enum errors {
   /// `op` threw an exception that is not a `boost::system::system_error` when it was called to
   /// start an attempt whose completion signature begins with an error code.
   op_threw = 2,
+  /// The policy's `adaptive_throttle` shed the attempt: it was never sent to the dependency.
+  throttled = 3,
 };
 
 /// The `stamina` error category.

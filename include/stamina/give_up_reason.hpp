@@ -12,6 +12,7 @@ enum class give_up_reason : unsigned char {
   not_retryable,       ///< the policy's `on` rejected the failure
   budget_exhausted,    ///< the shared `retry_budget` refused the retry
   cancelled,           ///< async cancellation or a `std::stop_token` stop request
+  throttled,           ///< the last attempt was shed by the policy's `adaptive_throttle`
 };
 
 constexpr std::string_view to_string(give_up_reason r) noexcept {
@@ -26,6 +27,8 @@ constexpr std::string_view to_string(give_up_reason r) noexcept {
       return "budget_exhausted";
     case give_up_reason::cancelled:
       return "cancelled";
+    case give_up_reason::throttled:
+      return "throttled";
   }
   return "unknown";
 }

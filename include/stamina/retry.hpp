@@ -3,10 +3,12 @@
 
 #include <stamina/backoff.hpp>
 #include <stamina/detail/protocol.hpp>
+#include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +35,7 @@ struct sync_result<boost::system::error_code> {
   static constexpr bool is_error_value = true;
   static bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
   static failure to_failure(const boost::system::error_code& ec) noexcept { return failure(ec); }
+  static boost::system::error_code from_error(boost::system::error_code ec) noexcept { return ec; }
 };
 template <class T, class E>
 struct sync_result<boost::system::result<T, E>> {
@@ -41,6 +44,12 @@ struct sync_result<boost::system::result<T, E>> {
   static constexpr bool is_error_value = true;
   static bool failed(const boost::system::result<T, E>& r) noexcept { return !r.has_value(); }
   static failure to_failure(const boost::system::result<T, E>& r) noexcept { return failure(r.error()); }
+  static boost::system::result<T, E> from_error(boost::system::error_code ec) {
+    if constexpr (std::is_same_v<E, std::exception_ptr>)
+      return std::make_exception_ptr(boost::system::system_error(ec));
+    else
+      return ec;
+  }
 };
 
 struct thread_sleeper {
@@ -90,6 +99,7 @@ struct sync_attempt {
     if constexpr (!std::is_void_v<R>) return std::move(*value);
   }
   [[noreturn]] R give_up() { std::rethrow_exception(error); }  // the same exception object
+  [[noreturn]] R give_up(boost::system::error_code ec) { throw boost::system::system_error(ec); }
 };
 
 template <class R>
@@ -105,26 +115,27 @@ struct sync_attempt<R, true> {
   failure what() const noexcept { return traits::to_failure(*last); }
   R take() { return std::move(*last); }
   R give_up() { return std::move(*last); }
+  R give_up(boost::system::error_code ec) { return traits::from_error(ec); }
 };
 
-// After the first failure: performs the protocol's actions until the call ends. Out of line,
-// so that the success path of retry_with stays small enough to inline.
+// Performs the protocol's actions until the call ends. Out of line, so that the success path
+// of retry_with stays small enough to inline.
 template <class Clock, class Sleeper, class F, class Attempt>
-[[gnu::noinline]] std::invoke_result_t<F&> retry_after_failure(const first_attempt& first,
-                                                               const stopwatch<Clock>& clock, Sleeper& sleep, F& f,
-                                                               Attempt& last) {
-  retry_protocol call(first);
-  for (action next = call.attempt_failed(last.what(), clock.elapsed(), false);;) {
+[[gnu::noinline]] std::invoke_result_t<F&> perform_actions(retry_protocol& call, action next,
+                                                           const stopwatch<Clock>& clock, Sleeper& sleep, F& f,
+                                                           Attempt& last) {
+  for (;;) {
     switch (next.kind) {
       case action_kind::attempt:
         next = last.run(f) ? call.attempt_succeeded() : call.attempt_failed(last.what(), clock.elapsed(), false);
         break;
       case action_kind::wait:
-        next = call.wait_finished(clock.elapsed(), !sleep(next.wait()), last.what());
+        next = call.wait_finished(clock.elapsed(), !sleep(next.wait()));
         break;
       case action_kind::deliver:
         return last.take();
       case action_kind::give_up:
+        if (next.result == give_up_result::throttled) return last.give_up(make_error_code(error::throttled));
         // A blocking call has no "aborted" value: an interrupted wait delivers the last failure.
         return last.give_up();
     }
@@ -140,11 +151,16 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
   const first_attempt first(policy);
   const stopwatch<Clock> clock(first.needs_clock());
   sync_attempt<std::invoke_result_t<F&>> last;
+  if (first.throttled()) {  // even the first attempt asks the throttle
+    retry_protocol call(policy);
+    return perform_actions(call, call.start(duration(0)), clock, sleep, f, last);
+  }
   if (last.run(f)) {
     first.succeeded();
     return last.take();
   }
-  return retry_after_failure(first, clock, sleep, f, last);
+  retry_protocol call(first);
+  return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last);
 }
 
 }  // namespace detail

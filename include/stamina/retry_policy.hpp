@@ -14,6 +14,7 @@
 namespace stamina {
 
 class retry_budget;
+class adaptive_throttle;
 
 /// How a call is retried. A value type: every setter validates its argument, so an invalid
 /// policy cannot exist. Setters return `*this` for chaining; each getter has the setter's
@@ -26,7 +27,7 @@ class retry_policy {
   /// The only required part: which failures are retried. Implicit, so a `retry_on` (e.g.
   /// `stamina::on_error(...)`) can stand wherever a policy with all defaults is expected.
   retry_policy(retry_on on)  // NOLINT(google-explicit-constructor): deliberate, see above
-      : shared_(std::make_shared<const shared_parts>(shared_parts{std::move(on), {}, {}})) {}
+      : shared_(std::make_shared<const shared_parts>(shared_parts{std::move(on), {}, {}, {}})) {}
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
   /// Which failures are retried.
@@ -65,6 +66,8 @@ class retry_policy {
   retry_policy& name(std::string value);
   /// A token bucket shared between calls; null = no budget.
   retry_policy& budget(std::shared_ptr<retry_budget> value);
+  /// Client-side throttling shared between calls to one dependency; null = none.
+  retry_policy& throttle(std::shared_ptr<adaptive_throttle> value);
 
   // --- getters -------------------------------------------------------------------------
   /// Which failures are retried.
@@ -89,6 +92,8 @@ class retry_policy {
   const std::string& name() const noexcept { return shared_->name; }
   /// The shared retry budget; null = none (default).
   const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
+  /// The shared adaptive throttle; null = none (default).
+  const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
@@ -99,6 +104,7 @@ class retry_policy {
     retry_on on;
     std::string name;
     std::shared_ptr<retry_budget> budget;
+    std::shared_ptr<adaptive_throttle> throttle;
   };
   template <class Change>
   void change_shared(Change&& change);

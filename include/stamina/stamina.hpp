@@ -3,6 +3,7 @@
 
 // Umbrella header: everything in stamina.
 
+#include <stamina/adaptive_throttle.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/decision.hpp>

@@ -5,6 +5,7 @@
 // completion signature it produces, how to start one attempt with a given handler, and how to
 // tell success from failure in its completion arguments.
 
+#include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
 
@@ -149,6 +150,20 @@ struct op_traits<Op> {
 
 inline bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
 inline bool failed(const std::exception_ptr& e) noexcept { return e != nullptr; }
+
+// What an async call that gives up without a last attempt's result completes with.
+inline boost::system::error_code give_up_code(give_up_result r) noexcept {
+  switch (r) {
+    case give_up_result::attempt_timeout:
+      return error::attempt_timeout;
+    case give_up_result::throttled:
+      return error::throttled;
+    case give_up_result::last_attempt:
+    case give_up_result::aborted:
+      break;
+  }
+  return boost::asio::error::operation_aborted;
+}
 
 // The first completion argument that stands for `ec` (operation_aborted, attempt_timeout).
 template <class First>

@@ -52,7 +52,6 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     stopwatch<Clock> clock;
     std::optional<timer_type> wait_timer;                  // created on the first real wait only
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
-    std::optional<failure> waiting_after;                  // the failure a wait follows, for a give-up report
     std::atomic<bool> starting{false};                     // true while an attempt is being started
     bool limited = false;                                  // the attempt in flight has a time limit
   };
@@ -77,7 +76,20 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     // Terminal and partial cancellation are supported; total is not (earlier attempts may
     // have had effects that cannot be undone), so it is filtered out.
     self.reset_cancellation_state(boost::asio::enable_partial_cancellation());
-    perform(self, state_->call.start(duration(0)));
+    const action first = state_->call.start(duration(0));
+    if (first.kind == action_kind::give_up) {
+      // Shed before anything started: complete from a fresh stack, never inside async_retry().
+      const Executor ex = ex_;
+      boost::asio::post(ex, boost::asio::prepend(std::move(self), first));
+      return;
+    }
+    perform(self, first);
+  }
+
+  // The call ended in its initiating function (posted).
+  template <class Self>
+  void operator()(Self& self, action next) {
+    perform(self, next);
   }
 
   // An attempt finished.
@@ -106,8 +118,6 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       complete(self, std::move(first), std::move(rest)...);
       return;
     }
-    if (next.kind == action_kind::wait)
-      s.waiting_after = timed_out ? retry_protocol::timed_out_failure() : failure(first);
     perform(self, next);
   }
 
@@ -116,9 +126,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void operator()(Self& self, wait_done, boost::system::error_code ec) {
     state& s = *state_;
     const bool interrupted = ec || self.cancelled() != boost::asio::cancellation_type::none;
-    const failure last = std::move(*s.waiting_after);
-    s.waiting_after.reset();
-    perform(self, s.call.wait_finished(s.clock.elapsed(), interrupted, last));
+    perform(self, s.call.wait_finished(s.clock.elapsed(), interrupted));
   }
 
  private:
@@ -137,10 +145,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
         return;
       case action_kind::deliver:
       case action_kind::give_up:
-        const error_code_type code = next.result == give_up_result::attempt_timeout
-                                         ? error_code_type(error::attempt_timeout)
-                                         : error_code_type(boost::asio::error::operation_aborted);
-        complete(self, error_as<First>(code), std::decay_t<Rest>{}...);
+        complete(self, error_as<First>(give_up_code(next.result)), std::decay_t<Rest>{}...);
         return;
     }
   }

@@ -193,8 +193,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         const auto [ec] = co_await wait_timer->async_wait(boost::asio::as_tuple(use_awaitable_type{}));
         const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
-        next = call.wait_finished(clock.elapsed(), ec || cancelled,
-                                  timed_out ? retry_protocol::timed_out_failure() : last.what());
+        next = call.wait_finished(clock.elapsed(), ec || cancelled);
         break;
       }
       case action_kind::deliver:
@@ -204,9 +203,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           co_return last.template take<result_type>();
       case action_kind::give_up:
         if (next.result == give_up_result::last_attempt) last.throw_last();
-        throw boost::system::system_error(next.result == give_up_result::attempt_timeout
-                                              ? boost::system::error_code(error::attempt_timeout)
-                                              : boost::system::error_code(boost::asio::error::operation_aborted));
+        throw boost::system::system_error(give_up_code(next.result));
     }
   }
 }

@@ -8,7 +8,7 @@
 // The machine reads no clock (elapsed time is passed in), starts nothing and waits for nothing.
 //
 // Owned here: the switch snapshot (read once when the call starts), the order of steps,
-// classification of timed-out and cancelled attempts, budget refunds on success, hook reports
+// classification of timed-out, shed and cancelled attempts, budget refunds on success, hook reports
 // and the lifetime of hook scopes, the attempt count and the give-up result. The arithmetic
 // it applies — waits, deadline, attempt limits, the clock rule, attempt counting under the
 // switches, classification and budget charges — is backoff's (backoff.hpp), fed the same
@@ -41,6 +41,7 @@ enum class give_up_result : unsigned char {
   last_attempt,     ///< the last attempt's result, unchanged
   aborted,          ///< `operation_aborted` (a wait was cancelled); other values value-initialised
   attempt_timeout,  ///< `stamina::error::attempt_timeout`; other values value-initialised
+  throttled,        ///< `stamina::error::throttled`; other values value-initialised
 };
 
 struct action {
@@ -72,6 +73,9 @@ class first_attempt {
   first_attempt(retry_policy&&) = delete;
 
   bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, switches_); }
+  /// Whether the first attempt must be admitted by a throttle: then the driver starts the
+  /// whole machine instead (retry_protocol::start).
+  bool throttled() const noexcept { return policy_->throttle() != nullptr && switches_.active(); }
   /// The first attempt succeeded: the call delivers it.
   void succeeded() const noexcept { backoff::record_success(*policy_, switches_.active()); }
 
@@ -115,7 +119,10 @@ class retry_protocol {
   action attempt_failed(const failure& what, duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::last_attempt);
-    return after_failure(failed().waits.classify(what), what, elapsed, give_up_result::last_attempt);
+    failure_state& f = failed();
+    return then_attempt(
+        after_failure(f.waits.on_failure(f.waits.classify(what), elapsed), what, give_up_result::last_attempt),
+        elapsed);
   }
 
   /// The attempt was cut by its time limit: a retryable failure whatever `on` says; if the
@@ -124,21 +131,27 @@ class retry_protocol {
     assert(stage_ == stage::attempting);
     const failure what = timed_out_failure();
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::attempt_timeout);
-    return after_failure(decision::retry(), what, elapsed, give_up_result::attempt_timeout);
+    return then_attempt(
+        after_failure(failed().waits.on_failure(decision::retry(), elapsed), what, give_up_result::attempt_timeout),
+        elapsed);
   }
 
   /// The wait ended; `interrupted`: it was cancelled (async) or a stop was requested (sync).
-  /// `last` is the failure the wait followed (the driver keeps it; reported on give-up).
-  action wait_finished(duration elapsed, bool interrupted, const failure& last) {
+  action wait_finished(duration elapsed, bool interrupted) {
     assert(stage_ == stage::waiting);
-    if (interrupted) return give_up(give_up_reason::cancelled, last, give_up_result::aborted);
+    if (interrupted) {
+      const failure last = failed_->last;  // give_up ends the failure state
+      return give_up(give_up_reason::cancelled, last, give_up_result::aborted);
+    }
     return next_attempt(elapsed);
   }
 
   /// The failure a timed-out attempt stands for.
   static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
+  /// The failure a shed attempt stands for.
+  static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
 
-  /// Attempts started so far.
+  /// Attempts started so far (shed ones included).
   unsigned attempts() const noexcept { return attempts_; }
 
  private:
@@ -147,8 +160,9 @@ class retry_protocol {
   // What only a call that failed needs.
   struct failure_state {
     failure_state(const retry_policy& policy, global_config switches) noexcept : waits(policy, switches) {}
-    backoff waits;      // wait arithmetic, deadline, attempts, classification, budget charge
-    retry_scope scope;  // objects returned by on-retry hooks
+    backoff waits;                              // wait arithmetic, deadline, attempts, classification, budget charge
+    retry_scope scope;                          // objects returned by on-retry hooks
+    failure last{boost::system::error_code()};  // the failure the current wait follows
   };
 
   failure_state& failed() noexcept {
@@ -156,27 +170,43 @@ class retry_protocol {
     return *failed_;
   }
 
+  // Starts the next attempt, unless the policy's throttle sheds it: a shed attempt is a local,
+  // retryable failure (`error::throttled`), followed by its wait, another attempt or a give-up.
   action next_attempt(duration elapsed) {
-    if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
-    if (attempts_ != ~0u) ++attempts_;
-    stage_ = stage::attempting;
-    if (!policy_->attempt_timeout()) return action::attempt(std::nullopt);
-    return limited_attempt(elapsed);
+    for (;;) {
+      if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
+      if (attempts_ != ~0u) ++attempts_;
+      stage_ = stage::attempting;
+      if (backoff::admit(*policy_, switches_.active())) [[likely]] {
+        if (!policy_->attempt_timeout()) return action::attempt(std::nullopt);
+        return limited_attempt(elapsed);
+      }
+      if (const std::optional<action> after = shed(elapsed)) return *after;
+    }
   }
 
   [[gnu::noinline]] action limited_attempt(duration elapsed) {
     return action::attempt(failed().waits.attempt_limit(elapsed));
   }
 
-  action after_failure(decision verdict, const failure& what, duration elapsed, give_up_result result) {
-    failure_state& f = failed();
-    const backoff::step next = f.waits.on_failure(verdict, elapsed);
+  [[gnu::noinline]] std::optional<action> shed(duration elapsed) {
+    return after_failure(failed().waits.on_shed(elapsed), throttled_failure(), give_up_result::throttled);
+  }
+
+  action then_attempt(const std::optional<action>& after, duration elapsed) {
+    return after ? *after : next_attempt(elapsed);
+  }
+
+  // The wait or give-up that follows a failure; nullopt: attempt again at once.
+  std::optional<action> after_failure(const backoff::step& next, const failure& what, give_up_result result) {
+    failure_state& f = *failed_;
     if (!next.retry) return give_up(next.reason, what, result);
     if (switches_.active() && has_on_retry_hooks()) {
       const retry_details d{policy_->name(), next.retry_num, next.wait, next.waited_so_far, what};
       notify_retry(d, f.scope);
     }
-    if (next.wait.count() <= 0) return next_attempt(elapsed);  // a zero wait is no wait
+    if (next.wait.count() <= 0) return std::nullopt;  // a zero wait is no wait
+    f.last = what;
     stage_ = stage::waiting;
     return action::wait_for(next.wait);
   }
