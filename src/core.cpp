@@ -10,7 +10,11 @@
 #include <boost/core/demangle.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <limits>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -192,8 +196,14 @@ retry_budget::retry_budget(double max_tokens, double token_ratio) {
 
 // --- adaptive_throttle -------------------------------------------------------------------
 
-adaptive_throttle::adaptive_throttle(double k, unsigned window, unsigned min_sent, std::uint64_t seed)
-    : k_(k), window_(window), min_sent_(min_sent), rng_(seed != 0 ? seed : detail::random_seed()) {
+namespace {
+double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+adaptive_throttle::adaptive_throttle(double k, unsigned window, unsigned min_sent)
+    : k_(k), window_(window), min_sent_(min_sent), now_(&monotonic_seconds) {
   if (!std::isfinite(k) || k < 1 || k > 100) {
     std::ostringstream out;
     out << "stamina::adaptive_throttle: k must be finite and in [1, 100], got " << k;
@@ -207,21 +217,128 @@ adaptive_throttle::adaptive_throttle(double k, unsigned window, unsigned min_sen
                                 std::to_string(min_sent));
 }
 
+adaptive_throttle& adaptive_throttle::min_rate(double per_second) {
+  if (!std::isfinite(per_second) || per_second <= 0) {
+    std::ostringstream out;
+    out << "stamina::adaptive_throttle: min_rate must be finite and > 0, got " << per_second;
+    throw std::invalid_argument(out.str());
+  }
+  std::lock_guard lock(mutex_);
+  min_rate_ = per_second;
+  return *this;
+}
+
+adaptive_throttle& adaptive_throttle::interval(double seconds) {
+  if (!std::isfinite(seconds) || seconds <= 0) {
+    std::ostringstream out;
+    out << "stamina::adaptive_throttle: interval must be finite and > 0, got " << seconds;
+    throw std::invalid_argument(out.str());
+  }
+  std::lock_guard lock(mutex_);
+  interval_ = seconds;
+  return *this;
+}
+
+adaptive_throttle& adaptive_throttle::clock(clock_function now) noexcept {
+  std::lock_guard lock(mutex_);
+  now_ = now != nullptr ? now : &monotonic_seconds;
+  return *this;
+}
+
+double adaptive_throttle::rate() const {
+  std::lock_guard lock(mutex_);
+  return rate_;
+}
+
+void adaptive_throttle::start_watching() noexcept {
+  std::lock_guard lock(mutex_);
+  if (mode_.load(std::memory_order_relaxed) != mode::healthy) return;
+  state_.store(one_sent, std::memory_order_relaxed);  // the attempt that just failed
+  watching_since_ = now_();
+  accepted_before_ = 0;
+  mode_.store(mode::watching, std::memory_order_release);
+}
+
 void adaptive_throttle::forget_half() noexcept {
   std::uint64_t now = state_.load(std::memory_order_relaxed);
   while (sent_of(now) >= 2 * window_) {
     const std::uint64_t next = (std::uint64_t{sent_of(now) / 2u} << 32) | (accepted_of(now) / 2u);
-    if (state_.compare_exchange_weak(now, next, std::memory_order_relaxed)) return;
+    if (state_.compare_exchange_weak(now, next, std::memory_order_relaxed)) {
+      std::lock_guard lock(mutex_);
+      if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
+      if (sent_of(now) <= k_ * accepted_of(now)) {
+        // A whole window without trouble: healthy again.
+        mode_.store(mode::healthy, std::memory_order_relaxed);
+        return;
+      }
+      accepted_before_ += accepted_of(now) - accepted_of(next);
+      return;
+    }
   }
 }
 
-double adaptive_throttle::uniform() noexcept {
-  // splitmix64 over a shared counter: deterministic for one thread and a fixed seed.
-  std::uint64_t z = rng_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
+void adaptive_throttle::start_pacing() noexcept {
+  std::lock_guard lock(mutex_);
+  if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
+  const double t = now_();
+  // Start from the pace the dependency answered at while it was watched.
+  const double answered = accepted_before_ + accepted_of(state_.load(std::memory_order_relaxed));
+  // No ceiling yet: grow by doubling until a pace proves too much.
+  rate_ = std::max(min_rate_, answered / std::max(interval_, t - watching_since_));
+  ceiling_ = std::numeric_limits<double>::infinity();
+  last_good_ = false;
+  tokens_ = 0;
+  refilled_at_ = interval_start_ = t;
+  interval_admitted_ = interval_held_ = 0;
+  interval_accepted_.store(0, std::memory_order_relaxed);
+  interval_rejected_.store(0, std::memory_order_relaxed);
+  mode_.store(mode::pacing, std::memory_order_release);
+}
+
+bool adaptive_throttle::admit_paced() noexcept {
+  std::lock_guard lock(mutex_);
+  if (mode_.load(std::memory_order_relaxed) != mode::pacing) return true;  // another thread just stopped pacing
+  const double t = now_();
+  if (t - interval_start_ >= interval_) {
+    const double accepted = interval_accepted_.exchange(0, std::memory_order_relaxed);
+    const double rejected = interval_rejected_.exchange(0, std::memory_order_relaxed);
+    if (accepted + rejected == 0 && interval_held_ > 0) {
+      // Nothing answered yet (a slow dependency, or a pace too low to tell): no change.
+    } else if (rejected > 0.1 * (accepted + rejected)) {
+      // Overloaded at this pace: halve it. A pace that failed right after a good interval is
+      // the new ceiling; failures that go on (a backlog draining) do not lower it further.
+      if (last_good_) ceiling_ = rate_;
+      rate_ = std::max(min_rate_, rate_ / 2);
+      last_good_ = false;
+    } else if (accepted + 2 < 0.95 * interval_admitted_) {  // + 2: answers still on their way
+      // Few failures, but answers lag behind what is sent: a queue is building up. Pace a
+      // little below the throughput the dependency shows, so the queue drains, and make
+      // that the ceiling.
+      rate_ = ceiling_ = std::max(min_rate_, 0.9 * accepted / (t - interval_start_));
+      last_good_ = false;
+    } else if (interval_held_ > 0) {
+      // All fine, but demand exceeds the pace: double back up to the ceiling, probe past it
+      // by 25 % per interval.
+      rate_ = rate_ < ceiling_ ? std::min(ceiling_, 2 * rate_) : 1.25 * rate_;
+      last_good_ = true;
+    } else {
+      // All fine and nothing held back: healthy again.
+      mode_.store(mode::healthy, std::memory_order_relaxed);
+      return true;
+    }
+    interval_start_ = t;
+    interval_admitted_ = interval_held_ = 0;
+  }
+  const double burst = std::max(1.0, rate_ * interval_ / 4);
+  tokens_ = std::min(burst, tokens_ + rate_ * std::max(0.0, t - refilled_at_));
+  refilled_at_ = t;
+  if (tokens_ >= 1) {
+    tokens_ -= 1;
+    ++interval_admitted_;
+    return true;
+  }
+  ++interval_held_;
+  return false;
 }
 
 // --- seeds -------------------------------------------------------------------------------

@@ -73,11 +73,13 @@ stamina::retry_policy base() {
       .timeout(std::nullopt);
 }
 
-// A throttle whose dependency has failed 1000 times in a row: sheds 1000 of 1001 attempts
-// (seeded, so every driver sees the same draws).
+// A throttle pacing a dependency that failed, on a frozen clock: no token ever arrives, so
+// every attempt is held back.
 std::shared_ptr<stamina::adaptive_throttle> shedding_throttle() {
-  auto t = std::make_shared<stamina::adaptive_throttle>(1.0, 1000, 1000, 5);
-  for (int i = 0; i < 1000; ++i) t->admit();
+  auto t = std::make_shared<stamina::adaptive_throttle>();
+  t->clock(+[] { return 0.0; });
+  t->on_rejected();
+  while (!t->pacing()) t->admit();
   return t;
 }
 

@@ -40,10 +40,17 @@ stamina::retry_policy policy() {
       .timeout(std::nullopt);
 }
 
-// A throttle that has seen `sent` attempts fail and none accepted: sheds with sent/(sent+1).
-std::shared_ptr<adaptive_throttle> failing_throttle(unsigned sent, std::uint64_t seed = 7) {
-  auto t = std::make_shared<adaptive_throttle>(1.0, sent, sent, seed);
-  for (unsigned i = 0; i < sent; ++i) BOOST_REQUIRE(t->admit());  // below min_sent: all admitted
+// A clock test code moves by hand.
+double fake_seconds = 0;
+double fake_now() { return fake_seconds; }
+
+// Drives a throttle into pacing: a failure starts watching, then `min_sent` attempts that are
+// not accepted. With the clock frozen, no token ever arrives: every attempt is held back.
+std::shared_ptr<adaptive_throttle> held_throttle() {
+  auto t = std::make_shared<adaptive_throttle>();
+  t->clock(+[] { return 0.0; });
+  t->on_rejected();
+  while (!t->pacing()) BOOST_REQUIRE(t->admit());
   return t;
 }
 
@@ -67,72 +74,122 @@ BOOST_AUTO_TEST_CASE(invalid_parameters_name_the_field) {
   BOOST_TEST(message_of([] { adaptive_throttle t(2, 10, 0); }).find("min_sent must be") != std::string::npos);
   BOOST_TEST(message_of([] { adaptive_throttle t(2, 10, 21); }).find("min_sent must be") != std::string::npos);
   BOOST_TEST(message_of([] { adaptive_throttle t(2, 10, 20); }) == "no exception");
+  BOOST_TEST(message_of([] { adaptive_throttle().min_rate(0); }).find("min_rate must be") != std::string::npos);
+  BOOST_TEST(message_of([] { adaptive_throttle().interval(INFINITY); }).find("interval must be") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(sheds_nothing_below_min_sent) {
-  adaptive_throttle t(2.0, 100, 20, 1);
-  for (int i = 0; i < 19; ++i) BOOST_TEST(t.admit());  // all failing, but only 19 remembered
-  BOOST_TEST(t.shed_probability() == 0.0);
-  BOOST_TEST(t.admit());
-  BOOST_TEST(t.sent() == 20u);
-  BOOST_TEST(t.shed_probability() == 20.0 / 21.0);
-}
-
-BOOST_AUTO_TEST_CASE(probability_follows_the_sre_formula) {
-  adaptive_throttle t(2.0, 100, 20, 1);
-  for (int i = 0; i < 40; ++i) {
-    BOOST_REQUIRE(t.admit() || t.sent() >= 20);
-    if (i % 4 == 0) t.on_accepted();
+BOOST_AUTO_TEST_CASE(healthy_throttle_counts_nothing) {
+  adaptive_throttle t;
+  for (int i = 0; i < 1000; ++i) {
+    BOOST_TEST(t.admit());
+    t.on_accepted();
   }
-  const double sent = t.sent();
-  const double accepted = t.accepted();
-  BOOST_TEST(accepted > 0.0);
-  BOOST_TEST(t.shed_probability() == std::max(0.0, (sent - 2 * accepted) / (sent + 1)));
-  // Half accepted with k = 2: nothing is shed.
-  adaptive_throttle healthy(2.0, 100, 20, 1);
-  for (int i = 0; i < 100; ++i) {
-    BOOST_REQUIRE(healthy.admit());
-    if (i % 2 == 0) healthy.on_accepted();
-  }
-  BOOST_TEST(healthy.shed_probability() == 0.0);
+  BOOST_TEST(!t.watching());
+  BOOST_TEST(t.sent() == 0u);  // the success path writes nothing
 }
 
-BOOST_AUTO_TEST_CASE(forgets_half_at_twice_the_window) {
-  adaptive_throttle t(2.0, 10, 1, 1);
-  for (int i = 0; i < 19; ++i) {
+BOOST_AUTO_TEST_CASE(a_failure_starts_watching_and_a_good_window_ends_it) {
+  adaptive_throttle t(2.0, 10, 5);
+  t.on_rejected();
+  BOOST_TEST(t.watching());
+  BOOST_TEST(t.sent() == 1u);
+  for (int i = 0; i < 18; ++i) {  // 19 sent, 18 accepted: no trouble
     BOOST_REQUIRE(t.admit());
     t.on_accepted();
   }
-  BOOST_TEST(t.sent() == 19u);
-  BOOST_REQUIRE(t.admit());  // the 20th: both counts halve
-  BOOST_TEST(t.sent() == 10u);
-  BOOST_TEST(t.accepted() == 9u);
+  BOOST_TEST(t.watching());
+  BOOST_REQUIRE(t.admit());  // the 20th: a whole window (2 * 10) seen without trouble
+  BOOST_TEST(!t.watching());
 }
 
-BOOST_AUTO_TEST_CASE(sheds_about_the_predicted_fraction_and_recovers) {
-  adaptive_throttle t(2.0, 100, 20, 42);
-  for (int i = 0; i < 200; ++i) t.admit();  // the dependency is down: nothing accepted
-  const double p = t.shed_probability();
-  BOOST_TEST(p == t.sent() / (t.sent() + 1.0));
-  BOOST_TEST(p > 0.95);
-  int shed = 0;
-  for (int i = 0; i < 10000; ++i) shed += t.admit() ? 0 : 1;
-  BOOST_TEST(shed > 9500);  // seeded: the same count every run
-  // The dependency is back: every admitted attempt succeeds; shedding stops.
-  int attempts = 0;
-  while (t.shed_probability() > 0 && attempts < 100000) {
-    ++attempts;
+BOOST_AUTO_TEST_CASE(pacing_starts_on_the_sre_condition_not_before) {
+  adaptive_throttle t(2.0, 100, 20);
+  t.clock(&fake_now);
+  fake_seconds = 0;
+  t.on_rejected();  // 1 sent, 0 accepted
+  for (int i = 0; i < 18; ++i) BOOST_REQUIRE(t.admit());
+  BOOST_TEST(!t.pacing());  // 19 sent: below min_sent
+  BOOST_REQUIRE(t.admit());
+  BOOST_TEST(t.pacing());  // 20 sent > 2 * 0 accepted
+  // Two in three accepted with k = 2 never paces.
+  adaptive_throttle ok(2.0, 100, 20);
+  ok.on_rejected();
+  for (int i = 0; i < 100; ++i) {
+    BOOST_REQUIRE(ok.admit());
+    if (i % 3 != 0) ok.on_accepted();
+  }
+  BOOST_TEST(!ok.pacing());
+}
+
+BOOST_AUTO_TEST_CASE(paced_admission_follows_the_rate_and_adapts) {
+  adaptive_throttle t(2.0, 100, 20);
+  t.clock(&fake_now).min_rate(10).interval(1.0);
+  fake_seconds = 100;
+  t.on_rejected();
+  while (!t.pacing()) BOOST_REQUIRE(t.admit());
+  BOOST_TEST(t.rate() == 10.0);  // nothing answered while watching: the lowest pace
+  // Ask 100 times a second for 0.9 s: about 10 per second get through.
+  int admitted = 0;
+  for (int i = 0; i < 90; ++i) {
+    fake_seconds += 0.01;
+    if (t.admit()) {
+      ++admitted;
+      t.on_accepted();
+    }
+  }
+  BOOST_TEST(admitted >= 8);
+  BOOST_TEST(admitted <= 11);
+  // The interval ends with every answer a success and attempts held back: the pace doubles.
+  fake_seconds += 0.2;
+  t.admit();
+  BOOST_TEST(t.rate() == 20.0);
+  // Failures in the next interval: halved, and 20 becomes the ceiling.
+  for (int i = 0; i < 100; ++i) {
+    fake_seconds += 0.01;
+    if (t.admit()) t.on_rejected();
+  }
+  BOOST_TEST(t.rate() == 10.0);
+  // Good again: double back to the ceiling, then +25 % per interval.
+  for (double expected : {20.0, 25.0}) {
+    for (int i = 0; i < 100; ++i) {
+      fake_seconds += 0.01;
+      if (t.admit()) t.on_accepted();
+    }
+    BOOST_TEST(t.rate() == expected);
+  }
+  // Demand falls below the pace, all answers fine: healthy again.
+  for (int i = 0; i < 12; ++i) {
+    fake_seconds += 0.1;
     if (t.admit()) t.on_accepted();
   }
-  BOOST_TEST(t.shed_probability() == 0.0);
-  BOOST_TEST_MESSAGE("recovered after " << attempts << " attempts");
-  BOOST_TEST(attempts < 100000);
+  BOOST_TEST(!t.pacing());
+}
+
+BOOST_AUTO_TEST_CASE(a_building_queue_lowers_the_pace_to_the_answered_rate) {
+  adaptive_throttle t(2.0, 100, 20);
+  t.clock(&fake_now).min_rate(100).interval(1.0);  // starts pacing at 100 per second
+  fake_seconds = 0;
+  t.on_rejected();
+  while (!t.pacing()) BOOST_REQUIRE(t.admit());
+  BOOST_TEST(t.rate() == 100.0);
+  t.min_rate(1);
+  // About 100 admitted in the interval, only half of them answered, none failed.
+  int admitted = 0;
+  for (int i = 0; i < 200; ++i) {
+    fake_seconds += 0.005;
+    if (t.admit() && ++admitted % 2 == 0) t.on_accepted();
+  }
+  fake_seconds += 0.01;
+  t.admit();
+  // 0.9 * about 50 answered per second.
+  BOOST_TEST(t.rate() > 40.0);
+  BOOST_TEST(t.rate() < 46.0);
 }
 
 BOOST_AUTO_TEST_CASE(shed_attempt_waits_its_backoff_and_charges_no_budget) {
   test::hook_recorder hooks;
   auto budget = std::make_shared<stamina::retry_budget>(10, 1);
-  const auto p = policy().attempts(3).throttle(failing_throttle(1000)).budget(budget);
+  const auto p = policy().attempts(3).throttle(held_throttle()).budget(budget);
   retry_protocol call(p);
   auto a = call.start(0s);  // shed: a local failure, then the backoff wait
   BOOST_TEST((a.kind == action_kind::wait));
@@ -152,9 +209,26 @@ BOOST_AUTO_TEST_CASE(shed_attempt_waits_its_backoff_and_charges_no_budget) {
   BOOST_TEST(budget->tokens() == 10.0);
 }
 
+BOOST_AUTO_TEST_CASE(under_a_deadline_held_back_attempts_do_not_use_up_attempts) {
+  test::hook_recorder hooks;
+  const auto p = policy().attempts(2).timeout(10s).throttle(held_throttle());
+  retry_protocol call(p);
+  auto a = call.start(0s);
+  double now = 0;
+  while (a.kind == action_kind::wait) {
+    now += a.wait().count();
+    a = call.wait_finished(duration(now), false);
+  }
+  BOOST_TEST((a.result == give_up_result::throttled));
+  BOOST_TEST(hooks.retries().size() == 3u);  // waits 1, 2 and 4 s; the next (5 s) passes the deadline
+  BOOST_REQUIRE(hooks.give_ups().size() == 1u);
+  BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::throttled));
+  BOOST_TEST(hooks.give_ups()[0].attempts == 4u);  // more than `attempts`: none was sent
+}
+
 BOOST_AUTO_TEST_CASE(cancelled_wait_after_a_shed_reports_the_shed) {
   test::hook_recorder hooks;
-  const auto p = policy().throttle(failing_throttle(1000));
+  const auto p = policy().throttle(held_throttle());
   retry_protocol call(p);
   BOOST_TEST((call.start(0s).kind == action_kind::wait));
   const auto a = call.wait_finished(0.5s, true);
@@ -200,7 +274,7 @@ BOOST_AUTO_TEST_CASE(single_failing_call_in_a_fresh_process_gets_all_its_attempt
 }
 
 BOOST_AUTO_TEST_CASE(blocking_call_shed_throughout_fails_with_throttled) {
-  const auto p = policy().wait_initial(0s).attempts(3).throttle(failing_throttle(1000));
+  const auto p = policy().wait_initial(0s).attempts(3).throttle(held_throttle());
   int calls = 0;
   const auto r = stamina::retry(p, [&] {
     ++calls;
@@ -219,7 +293,7 @@ BOOST_AUTO_TEST_CASE(blocking_call_shed_throughout_fails_with_throttled) {
 
 BOOST_AUTO_TEST_CASE(inactive_retrying_ignores_the_throttle) {
   stamina::set_active(false);
-  const auto p = policy().throttle(failing_throttle(1000));
+  const auto p = policy().throttle(held_throttle());
   int calls = 0;
   stamina::retry(p, [&] { ++calls; });
   stamina::set_active(true);

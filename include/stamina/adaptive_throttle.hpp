@@ -3,56 +3,95 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace stamina {
 
-/// Client-side throttling shared by the calls to one dependency (Google SRE, "Handling
-/// Overload"): it remembers how many attempts were sent and how many the dependency
-/// *accepted* — answered with a success or with a failure the policy does not retry (a 404 is
-/// an answer; a refused connection, a 503 or a timed-out attempt is not) — and sheds each new
-/// attempt, first attempts included, with probability
+/// Client-side throttling shared by the calls to one dependency. It notices overload the way
+/// Google SRE's client-side throttling does, then paces attempts the way AWS SDKs' adaptive
+/// retry mode does, and lets go when the dependency keeps up again.
 ///
-///     max(0, (sent - k * accepted) / (sent + 1))    once at least `min_sent` are remembered.
+/// - **Healthy** (the usual state): every attempt is sent, and a success costs one relaxed
+///   atomic load — nothing is written, so calls on many threads do not contend.
+/// - **Watching** starts at a failure the policy retries (or a timed-out attempt). The
+///   throttle then counts attempts sent and attempts *accepted* — answered with a success or
+///   with a failure the policy does not retry (a 404 is an answer; a refused connection, a 503
+///   or a timed-out attempt is not) — forgetting half of both every `window` attempts. Once
+///   `window` attempts in a row show no trouble (`sent <= k * accepted`), it is healthy again.
+/// - **Pacing** starts when at least `min_sent` attempts are counted and `sent > k * accepted`
+///   (SRE's condition for shedding). Attempts, first attempts included, are then admitted by a
+///   token bucket at `rate` per second, starting from the accepted rate seen while watching.
+///   Every `interval` the rate follows what happened: more than 10 % of the answers were
+///   failures → halve it (a pace that fails right after a good interval becomes the ceiling);
+///   answers lag behind what was sent (a queue is building) → 0.9 × the answered rate, also
+///   the new ceiling; all fine but attempts were held back → double up to the ceiling, then
+///   +25 % per interval; all fine and nothing held back → healthy again.
 ///
-/// A shed attempt never reaches the dependency: it fails locally with
+/// An attempt that is not admitted never reaches the dependency: it fails locally with
 /// `stamina::error::throttled` and, like any retryable failure, waits its backoff before the
-/// next attempt (which is asked again), so callers are paced rather than dropped while their
-/// deadline lasts; it costs nothing from a `retry_budget`. A call whose last attempt was shed
-/// gives up with reason `throttled`. As the dependency recovers, the admitted attempts succeed
-/// and the shed probability falls back to zero.
+/// next attempt, which asks again, so callers are paced rather than dropped. It costs nothing
+/// from a `retry_budget`, and when the policy has a deadline (`timeout`) it does not use up
+/// one of the policy's `attempts`: the deadline bounds how long a call is paced. A call whose
+/// last attempt was held back gives up with reason `throttled`.
 ///
-/// Memory is counted in attempts, not seconds: when `sent` reaches `2 * window`, both counts
-/// are halved, so the throttle forgets at the pace of the traffic and reads no clock.
-///
-/// Lock-free and safe to share between threads (`std::shared_ptr<adaptive_throttle>` in
-/// `retry_policy::throttle`). On the success path it costs two relaxed atomic additions.
+/// Safe to share between threads (`std::shared_ptr<adaptive_throttle>` in
+/// `retry_policy::throttle`); while watching it costs two relaxed atomic additions per
+/// attempt, while pacing admission takes a mutex.
 class adaptive_throttle {
  public:
+  /// Seconds on a monotonic clock; injectable for tests and simulations.
+  using clock_function = double (*)();
+
   /// Throws `std::invalid_argument` naming the parameter unless `k` is finite and in
-  /// [1, 100], `window` in [10, 1e6] and `min_sent` in [1, 2 * window]. `seed` = 0 draws a
-  /// random seed for the shedding decisions.
-  explicit adaptive_throttle(double k = 2.0, unsigned window = 100, unsigned min_sent = 20, std::uint64_t seed = 0);
+  /// [1, 100], `window` in [10, 1e6] and `min_sent` in [1, 2 * window].
+  explicit adaptive_throttle(double k = 2.0, unsigned window = 100, unsigned min_sent = 20);
 
   adaptive_throttle(const adaptive_throttle&) = delete;
   adaptive_throttle& operator=(const adaptive_throttle&) = delete;
 
-  /// Asks to send one attempt: counts it and returns true, or returns false (shed, not counted).
+  /// The lowest pacing rate, attempts per second (default 1; finite, > 0).
+  adaptive_throttle& min_rate(double per_second);
+  /// How often the pacing rate is revised (default 0.5 s; finite, > 0).
+  adaptive_throttle& interval(double seconds);
+  /// The clock (default: the monotonic clock). Set it before sharing the throttle.
+  adaptive_throttle& clock(clock_function now) noexcept;
+
+  /// Asks to send one attempt: true = send it, false = held back.
   bool admit() noexcept {
-    const std::uint64_t now = state_.load(std::memory_order_relaxed);
-    if (shedding(now) && uniform() < shed_probability(now)) return false;
+    const mode m = mode_.load(std::memory_order_acquire);
+    if (m == mode::healthy) [[likely]]
+      return true;
+    if (m == mode::pacing) return admit_paced();
     const std::uint64_t after = state_.fetch_add(one_sent, std::memory_order_relaxed) + one_sent;
     if (sent_of(after) >= 2 * window_) forget_half();
+    if (sent_of(after) >= min_sent_ && sent_of(after) > k_ * accepted_of(after)) start_pacing();
     return true;
   }
 
-  /// The dependency answered an admitted attempt.
-  void on_accepted() noexcept { state_.fetch_add(1, std::memory_order_relaxed); }
+  /// The dependency answered an admitted attempt (a success, or a failure not retried).
+  void on_accepted() noexcept {
+    const mode m = mode_.load(std::memory_order_relaxed);
+    if (m == mode::healthy) [[likely]]
+      return;
+    state_.fetch_add(1, std::memory_order_relaxed);
+    if (m == mode::pacing) interval_accepted_.fetch_add(1, std::memory_order_relaxed);
+  }
 
-  /// The probability that the next attempt is shed.
-  double shed_probability() const noexcept { return shed_probability(state_.load(std::memory_order_relaxed)); }
-  /// Attempts remembered as sent.
+  /// An admitted attempt failed in a way the policy retries, or timed out.
+  void on_rejected() noexcept {
+    const mode m = mode_.load(std::memory_order_relaxed);
+    if (m == mode::healthy) start_watching();
+    if (m == mode::pacing) interval_rejected_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Whether attempts are being paced now.
+  bool pacing() const noexcept { return mode_.load(std::memory_order_relaxed) == mode::pacing; }
+  /// Whether failures are being watched (or attempts paced): the dependency had trouble lately.
+  bool watching() const noexcept { return mode_.load(std::memory_order_relaxed) != mode::healthy; }
+  /// The pacing rate, attempts per second (meaningful while pacing).
+  double rate() const;
+  /// Attempts counted as sent / accepted while watching.
   std::uint32_t sent() const noexcept { return sent_of(state_.load(std::memory_order_relaxed)); }
-  /// Attempts remembered as accepted.
   std::uint32_t accepted() const noexcept { return accepted_of(state_.load(std::memory_order_relaxed)); }
 
   /// The parameters.
@@ -67,25 +106,35 @@ class adaptive_throttle {
   static std::uint32_t sent_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
   static std::uint32_t accepted_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
 
-  // The cheap test first, so a healthy dependency costs no division and no random number.
-  bool shedding(std::uint64_t s) const noexcept {
-    const double sent = sent_of(s);
-    return sent >= min_sent_ && sent > k_ * accepted_of(s);
-  }
-  double shed_probability(std::uint64_t s) const noexcept {
-    if (!shedding(s)) return 0;
-    const double sent = sent_of(s);
-    return (sent - k_ * accepted_of(s)) / (sent + 1);
-  }
+  enum class mode : unsigned char { healthy, watching, pacing };
 
+  void start_watching() noexcept;
   void forget_half() noexcept;
-  double uniform() noexcept;
+  void start_pacing() noexcept;
+  bool admit_paced() noexcept;
 
   double k_;
   unsigned window_;
   unsigned min_sent_;
+  double min_rate_ = 1.0;
+  double interval_ = 0.5;
+  clock_function now_;
   std::atomic<std::uint64_t> state_{0};
-  std::atomic<std::uint64_t> rng_;
+  std::atomic<mode> mode_{mode::healthy};
+  std::atomic<std::uint32_t> interval_accepted_{0};
+  std::atomic<std::uint32_t> interval_rejected_{0};
+
+  mutable std::mutex mutex_;  // guards what follows
+  double watching_since_ = 0;   // when watching started
+  std::uint32_t accepted_before_ = 0;  // accepted counts forgotten since then
+  double rate_ = 0;
+  double ceiling_ = 0;     // the last pace that proved too much, or the healthy accepted rate
+  bool last_good_ = true;  // the last interval had no overload
+  double tokens_ = 0;
+  double refilled_at_ = 0;
+  double interval_start_ = 0;
+  std::uint32_t interval_admitted_ = 0;
+  std::uint32_t interval_held_ = 0;
 };
 
 }  // namespace stamina

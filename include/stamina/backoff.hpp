@@ -70,6 +70,14 @@ class backoff {
   }
   backoff(retry_policy&&, detail::global_config) = delete;
 
+  /// Both: the given switches and a fixed seed (0 = draw one lazily, as without a seed).
+  backoff(const retry_policy& policy, detail::global_config switches, std::uint64_t seed) noexcept
+      : backoff(policy, switches) {
+    rng_ = seed;
+    seeded_ = seed != 0;
+  }
+  backoff(retry_policy&&, detail::global_config, std::uint64_t) = delete;
+
   /// Whether a call under `switches` must measure elapsed time: a deadline or an attempt
   /// time limit applies. The one rule for every driver.
   static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
@@ -166,9 +174,15 @@ class backoff {
       if (adaptive_throttle* throttle = policy_->throttle().get()) throttle->on_accepted();
       return give_up(give_up_reason::not_retryable);
     }
+    if (!shed) {
+      if (adaptive_throttle* throttle = policy_->throttle().get()) throttle->on_rejected();
+    }
     retry_budget* budget = shed ? nullptr : policy_->budget().get();
     const bool budget_allows = budget == nullptr || budget->on_failure();
-    if (max_attempts_ != 0 && failures_ >= max_attempts_)
+    // A held-back attempt was never sent: under a deadline it does not use up an attempt
+    // (the deadline bounds the pacing); without one it does, so that the call still ends.
+    if (shed && !std::isinf(timeout_) && unsent_ != std::numeric_limits<unsigned>::max()) ++unsent_;
+    if (max_attempts_ != 0 && failures_ - unsent_ >= max_attempts_)
       return give_up(shed ? give_up_reason::throttled : give_up_reason::attempts_exhausted);
     if (!budget_allows) return give_up(give_up_reason::budget_exhausted);
     double wait = 0;
@@ -178,7 +192,7 @@ class backoff {
                  ? spread_after(d.wait(), 0.999 * (timeout_ - elapsed.count() - d.wait().count())).count()
                  : draw_wait(failures_).count();
     }
-    if (elapsed.count() + wait >= timeout_) return give_up(give_up_reason::deadline);
+    if (elapsed.count() + wait >= timeout_) return give_up(shed ? give_up_reason::throttled : give_up_reason::deadline);
     const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
     waited_ += wait;
     return s;
@@ -245,6 +259,7 @@ class backoff {
   double prev_wait_;
   double timeout_ = std::numeric_limits<double>::infinity();
   unsigned failures_ = 0;
+  unsigned unsent_ = 0;  // held-back attempts that do not count against max_attempts_
   unsigned max_attempts_ = 0;
   bool active_ = true;
   bool testing_ = false;

@@ -93,6 +93,10 @@ class retry_protocol {
   explicit retry_protocol(const retry_policy& policy) noexcept : policy_(&policy), switches_(load_global_config()) {}
   retry_protocol(retry_policy&&) = delete;
 
+  /// With a fixed jitter seed (simulations, tests): the same seed gives the same waits.
+  retry_protocol(const retry_policy& policy, std::uint64_t seed) noexcept : retry_protocol(policy) { seed_ = seed; }
+  retry_protocol(retry_policy&&, std::uint64_t) = delete;
+
   /// Continues a call whose first attempt (started as `first`) is running or has failed.
   explicit retry_protocol(const first_attempt& first) noexcept
       : policy_(first.policy_), switches_(first.switches_), attempts_(1), stage_(stage::attempting) {}
@@ -159,14 +163,15 @@ class retry_protocol {
 
   // What only a call that failed needs.
   struct failure_state {
-    failure_state(const retry_policy& policy, global_config switches) noexcept : waits(policy, switches) {}
+    failure_state(const retry_policy& policy, global_config switches, std::uint64_t seed) noexcept
+        : waits(policy, switches, seed) {}
     backoff waits;                              // wait arithmetic, deadline, attempts, classification, budget charge
     retry_scope scope;                          // objects returned by on-retry hooks
     failure last{boost::system::error_code()};  // the failure the current wait follows
   };
 
   failure_state& failed() noexcept {
-    if (!failed_) failed_.emplace(*policy_, switches_);
+    if (!failed_) failed_.emplace(*policy_, switches_, seed_);
     return *failed_;
   }
 
@@ -230,6 +235,7 @@ class retry_protocol {
   const retry_policy* policy_;
   global_config switches_;
   std::optional<failure_state> failed_;
+  std::uint64_t seed_ = 0;  // 0: a random seed at the first failure
   unsigned attempts_ = 0;
   stage stage_ = stage::idle;
 };
