@@ -21,8 +21,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <functional>
@@ -169,50 +169,52 @@ client_config library(std::string name, std::function<stamina::retry_policy(std:
 }
 
 client_config reference(std::string name, std::function<reference_rules()> rules) {
-  return {std::move(name), [rules](std::uint64_t) {
-            auto r = std::make_shared<reference_rules>(rules());
-            return std::function<std::unique_ptr<request_state>(std::uint64_t, unsigned*)>(
-                [r](std::uint64_t seed, unsigned* sent) { return std::make_unique<reference_request>(*r, seed, sent); });
-          }};
+  return {
+      std::move(name), [rules](std::uint64_t) {
+        auto r = std::make_shared<reference_rules>(rules());
+        return std::function<std::unique_ptr<request_state>(std::uint64_t, unsigned*)>(
+            [r](std::uint64_t seed, unsigned* sent) { return std::make_unique<reference_request>(*r, seed, sent); });
+      }};
 }
-
-double envd(const char* n, double d) { return std::getenv(n) ? std::atof(std::getenv(n)) : d; }
 
 // Virtual time: the simulation's clock, read by the throttles.
 double virtual_now = 0;
 double read_virtual_now() { return virtual_now; }
 
-std::shared_ptr<stamina::adaptive_throttle> throttle(std::uint64_t) {
-  auto t = std::make_shared<stamina::adaptive_throttle>(envd("TK", 2.0), unsigned(envd("TW", 100)), 20);
-  t->clock(&read_virtual_now);
-  return t;
+// Each run of the library's default gets a name of its own, so that it starts with a fresh
+// default throttle, read on the simulation's virtual clock.
+std::string fresh_default_name() {
+  static int runs = 0;
+  std::string name = "simulated-dependency-" + std::to_string(++runs);
+  stamina::default_throttle(name).clock(&read_virtual_now);
+  return name;
 }
+
 std::vector<client_config> clients(double attempt_limit) {
   const auto limit = stamina::duration(attempt_limit);
   return {
-      library("no retry", [limit](std::uint64_t) { return any_failure().attempts(1).attempt_timeout(limit); }),
+      library("no retry",
+              [limit](std::uint64_t) { return any_failure().attempts(1).attempt_timeout(limit).throttle(nullptr); }),
       library("naive: 10 tries, no wait",
               [limit](std::uint64_t) {
-                return any_failure().attempts(10).wait_initial(0s).wait_jitter(0s).attempt_timeout(limit);
+                return any_failure().attempts(10).wait_initial(0s).wait_jitter(0s).attempt_timeout(limit).throttle(
+                    nullptr);
               }),
-      library("stamina default", [limit](std::uint64_t) { return any_failure().attempt_timeout(limit); }),
+      library("stamina 0.1 default",
+              [limit](std::uint64_t) { return any_failure().attempt_timeout(limit).throttle(nullptr); }),
+      library("stamina 0.1 default + retry_budget",
+              [limit](std::uint64_t) {
+                return any_failure().attempt_timeout(limit).throttle(nullptr).budget(
+                    std::make_shared<stamina::retry_budget>());
+              }),
+      library("stamina default (0.2: default throttle)",
+              [limit](std::uint64_t) { return any_failure().attempt_timeout(limit).name(fresh_default_name()); }),
       library("stamina default + retry_budget",
               [limit](std::uint64_t) {
-                return any_failure().attempt_timeout(limit).budget(std::make_shared<stamina::retry_budget>());
-              }),
-      library("stamina default + adaptive_throttle",
-              [limit](std::uint64_t s) {
-                return any_failure().attempt_timeout(limit).throttle(
-                    throttle(s));
-              }),
-      library("throttle, attempts bounded by the deadline",
-              [limit](std::uint64_t s) { return any_failure().attempt_timeout(limit).attempts(std::nullopt).throttle(throttle(s)); }),
-      library("stamina default + budget + throttle",
-              [limit](std::uint64_t s) {
                 return any_failure()
                     .attempt_timeout(limit)
-                    .budget(std::make_shared<stamina::retry_budget>())
-                    .throttle(throttle(s));
+                    .name(fresh_default_name())
+                    .budget(std::make_shared<stamina::retry_budget>());
               }),
       // gRPC A6: 5 attempts, backoff x1.6 from 0.1 s (cap 1 s) +-20 %, retry throttling
       // maxTokens 10, tokenRatio 0.1.
@@ -220,7 +222,9 @@ std::vector<client_config> clients(double attempt_limit) {
                 [attempt_limit] {
                   reference_rules r;
                   r.attempts = 5;
-                  r.wait = [](unsigned n, double u) { return std::min(1.0, 0.1 * std::pow(1.6, n - 1.0)) * (0.8 + 0.4 * u); };
+                  r.wait = [](unsigned n, double u) {
+                    return std::min(1.0, 0.1 * std::pow(1.6, n - 1.0)) * (0.8 + 0.4 * u);
+                  };
                   r.grpc_throttling = std::make_shared<stamina::retry_budget>(10, 0.1);
                   r.attempt_limit = attempt_limit;
                   return r;
@@ -250,8 +254,8 @@ std::vector<client_config> clients(double attempt_limit) {
 // --- the simulation engine ----------------------------------------------------------------------
 
 struct scenario {
-  double rate = 75;      // arrivals per second
-  double end = 60;       // seconds simulated
+  double rate = 75;  // arrivals per second
+  double end = 60;   // seconds simulated
   double arrivals_until = 60;
   double trigger_from = 10, trigger_to = 12;
   // metastable: FIFO server whose capacity falls during the trigger
@@ -423,7 +427,8 @@ run_result simulate(const scenario& sc, const client_config& cfg, std::uint64_t 
   }
   (void)sent;
   if (std::getenv("STORM_TRACE") && cfg.name == std::getenv("STORM_TRACE") && seed == 1) {
-    for (std::size_t t = 0; t + 1 < seconds; ++t) std::fprintf(stderr, "%zu: offered %.0f goodput %.0f\n", t, r.offered[t], r.goodput[t]);
+    for (std::size_t t = 0; t + 1 < seconds; ++t)
+      std::fprintf(stderr, "%zu: offered %.0f goodput %.0f\n", t, r.offered[t], r.goodput[t]);
   }
   return r;
 }
@@ -492,8 +497,8 @@ int main(int argc, char** argv) {
 
   scenario metastable;
   std::ofstream goodput(dir + "/storm_goodput.csv");
-  run_table("metastable overload: FIFO server 100/s, load 75/s, attempt limit 0.5 s, capacity 30/s for 2 s",
-            metastable, clients(metastable.attempt_limit), seeds, dir + "/storm_metastable.csv", &goodput);
+  run_table("metastable overload: FIFO server 100/s, load 75/s, attempt limit 0.5 s, capacity 30/s for 2 s", metastable,
+            clients(metastable.attempt_limit), seeds, dir + "/storm_metastable.csv", &goodput);
 
   scenario outage;
   outage.fifo = false;
@@ -502,7 +507,7 @@ int main(int argc, char** argv) {
   outage.trigger_from = 10;
   outage.trigger_to = 20;
   outage.attempt_limit = 0;  // the backend answers at once
-  run_table("outage: 100 req/s, capacity 200 attempts/s, every attempt fails from 10 s to 20 s", outage,
-            clients(5.0), seeds, dir + "/storm_outage.csv", nullptr);
+  run_table("outage: 100 req/s, capacity 200 attempts/s, every attempt fails from 10 s to 20 s", outage, clients(5.0),
+            seeds, dir + "/storm_outage.csv", nullptr);
   return 0;
 }

@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -111,7 +113,11 @@ retry_policy& retry_policy::on(retry_on value) {
 }
 
 retry_policy& retry_policy::name(std::string value) {
-  change_shared([&](shared_parts& p) { p.name = std::move(value); });
+  adaptive_throttle* named = &default_throttle(value);
+  change_shared([&](shared_parts& p) {
+    p.name = std::move(value);
+    p.name_throttle = named;
+  });
   return *this;
 }
 
@@ -121,7 +127,10 @@ retry_policy& retry_policy::budget(std::shared_ptr<retry_budget> value) {
 }
 
 retry_policy& retry_policy::throttle(std::shared_ptr<adaptive_throttle> value) {
-  change_shared([&](shared_parts& p) { p.throttle = std::move(value); });
+  change_shared([&](shared_parts& p) {
+    p.throttle = std::move(value);
+    p.throttle_set = true;
+  });
   return *this;
 }
 
@@ -255,7 +264,7 @@ void adaptive_throttle::start_watching() noexcept {
   if (mode_.load(std::memory_order_relaxed) != mode::healthy) return;
   state_.store(one_sent, std::memory_order_relaxed);  // the attempt that just failed
   watching_since_ = now_();
-  accepted_before_ = 0;
+  accepted_before_ = sent_before_ = 0;
   mode_.store(mode::watching, std::memory_order_release);
 }
 
@@ -272,6 +281,7 @@ void adaptive_throttle::forget_half() noexcept {
         return;
       }
       accepted_before_ += accepted_of(now) - accepted_of(next);
+      sent_before_ += sent_of(now) - sent_of(next);
       return;
     }
   }
@@ -281,11 +291,13 @@ void adaptive_throttle::start_pacing() noexcept {
   std::lock_guard lock(mutex_);
   if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
   const double t = now_();
-  // Start from the pace the dependency answered at while it was watched.
-  const double answered = accepted_before_ + accepted_of(state_.load(std::memory_order_relaxed));
-  // No ceiling yet: grow by doubling until a pace proves too much.
-  rate_ = std::max(min_rate_, answered / std::max(interval_, t - watching_since_));
-  ceiling_ = std::numeric_limits<double>::infinity();
+  // Start from the pace the dependency answered at while it was watched; the pace the calls
+  // asked for then is the ceiling to return to quickly once answers come back.
+  const std::uint64_t counts = state_.load(std::memory_order_relaxed);
+  const double watched = std::max(interval_, t - watching_since_);
+  rate_ = std::max(min_rate_, (accepted_before_ + accepted_of(counts)) / watched);
+  ceiling_ = std::max(rate_, (sent_before_ + sent_of(counts)) / watched);
+  ceiling_proven_ = false;
   last_good_ = false;
   tokens_ = 0;
   refilled_at_ = interval_start_ = t;
@@ -300,6 +312,8 @@ bool adaptive_throttle::admit_paced() noexcept {
   if (mode_.load(std::memory_order_relaxed) != mode::pacing) return true;  // another thread just stopped pacing
   const double t = now_();
   if (t - interval_start_ >= interval_) {
+    // Until a pace has proved too much, the ceiling is what the calls ask for.
+    if (!ceiling_proven_) ceiling_ = std::max(ceiling_, (interval_admitted_ + interval_held_) / (t - interval_start_));
     const double accepted = interval_accepted_.exchange(0, std::memory_order_relaxed);
     const double rejected = interval_rejected_.exchange(0, std::memory_order_relaxed);
     if (accepted + rejected == 0 && interval_held_ > 0) {
@@ -307,7 +321,10 @@ bool adaptive_throttle::admit_paced() noexcept {
     } else if (rejected > 0.1 * (accepted + rejected)) {
       // Overloaded at this pace: halve it. A pace that failed right after a good interval is
       // the new ceiling; failures that go on (a backlog draining) do not lower it further.
-      if (last_good_) ceiling_ = rate_;
+      if (last_good_) {
+        ceiling_ = rate_;
+        ceiling_proven_ = true;
+      }
       rate_ = std::max(min_rate_, rate_ / 2);
       last_good_ = false;
     } else if (accepted + 2 < 0.95 * interval_admitted_) {  // + 2: answers still on their way
@@ -315,11 +332,16 @@ bool adaptive_throttle::admit_paced() noexcept {
       // little below the throughput the dependency shows, so the queue drains, and make
       // that the ceiling.
       rate_ = ceiling_ = std::max(min_rate_, 0.9 * accepted / (t - interval_start_));
+      ceiling_proven_ = true;
       last_good_ = false;
     } else if (interval_held_ > 0) {
       // All fine, but demand exceeds the pace: double back up to the ceiling, probe past it
       // by 25 % per interval.
-      rate_ = rate_ < ceiling_ ? std::min(ceiling_, 2 * rate_) : 1.25 * rate_;
+      // The first good interval after bad ones jumps to a quarter of the ceiling at least.
+      if (rate_ < ceiling_)
+        rate_ = std::min(ceiling_, std::max(2 * rate_, last_good_ ? 0.0 : ceiling_ / 4));
+      else
+        rate_ *= 1.25;
       last_good_ = true;
     } else {
       // All fine and nothing held back: healthy again.
@@ -338,7 +360,23 @@ bool adaptive_throttle::admit_paced() noexcept {
     return true;
   }
   ++interval_held_;
+  held_back_.fetch_add(1, std::memory_order_relaxed);
   return false;
+}
+
+adaptive_throttle& default_throttle(std::string_view name) {
+  // Never destroyed: policies hold plain pointers to these, and calls may run during exit.
+  static auto* const mutex = new std::mutex;
+  static auto* const throttles = new std::map<std::string, std::unique_ptr<adaptive_throttle>, std::less<>>;
+  std::lock_guard lock(*mutex);
+  auto it = throttles->find(name);
+  if (it == throttles->end()) it = throttles->emplace(std::string(name), std::make_unique<adaptive_throttle>()).first;
+  return *it->second;
+}
+
+adaptive_throttle* detail::unnamed_default_throttle() noexcept {
+  static adaptive_throttle* const unnamed = &default_throttle("");
+  return unnamed;
 }
 
 // --- seeds -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ namespace {
 using detail::global_config;
 using detail::global_config_bits;
 
-constexpr std::uint64_t testing_mask = ~global_config::inactive_bit;  // testing, cap, attempts
+// testing, cap, attempts
+constexpr std::uint64_t testing_mask = ~(global_config::inactive_bit | global_config::no_default_throttle_bit);
 
 std::uint64_t testing_bits(bool testing, unsigned attempts, bool cap) noexcept {
   if (!testing) return 0;
@@ -37,6 +38,17 @@ void set_testing(bool testing, unsigned attempts, bool cap) noexcept {
 }
 
 bool is_testing() noexcept { return detail::load_global_config().testing(); }
+
+void set_default_throttling(bool on) noexcept {
+  if (on)
+    global_config_bits.fetch_and(~global_config::no_default_throttle_bit, std::memory_order_acq_rel);
+  else
+    global_config_bits.fetch_or(global_config::no_default_throttle_bit, std::memory_order_acq_rel);
+}
+
+bool is_default_throttling() noexcept {
+  return (global_config_bits.load(std::memory_order_acquire) & global_config::no_default_throttle_bit) == 0;
+}
 
 testing_scope::testing_scope(unsigned attempts, bool cap) noexcept
     : previous_(global_config_bits.load(std::memory_order_acquire) & testing_mask) {

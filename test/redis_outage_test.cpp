@@ -1,7 +1,8 @@
 // A real server outage: a redis-server on a loopback port, a few hundred clients sending PING
 // (RESP over raw TCP) through async_retry; the server is killed mid-run and restarted two
 // seconds later. Every call must succeed within its deadline and attempts; with a budget the
-// number of retries must stay within the budget's bound.
+// number of retries must stay within the budget's bound; with the default throttle (the
+// default since 0.2) every call must still succeed, with fewer retries reaching the server.
 //
 // Usage: test_redis_outage /path/to/redis-server
 
@@ -100,7 +101,7 @@ struct run_result {
   double max_call_seconds = 0;
 };
 
-run_result run(const std::string& redis_binary, std::shared_ptr<stamina::retry_budget> budget) {
+run_result run(const std::string& redis_binary, std::shared_ptr<stamina::retry_budget> budget, bool default_throttle) {
   const unsigned short port = free_port();
   const tcp::endpoint endpoint(asio::ip::address_v4::loopback(), port);
   redis_process redis(redis_binary, port);
@@ -131,14 +132,15 @@ run_result run(const std::string& redis_binary, std::shared_ptr<stamina::retry_b
   constexpr auto deadline = 8s;
   run_result result;
   stamina::instrumentation::set_on_retry_hooks({[&](const stamina::retry_details&) { ++result.retries; }});
-  const auto policy = stamina::retry_policy(transient)
-                          .name("redis.ping")
-                          .attempts(max_attempts)
-                          .timeout(deadline)
-                          .wait_initial(50ms)
-                          .wait_max(1s)
-                          .wait_jitter(100ms)
-                          .budget(budget);
+  auto policy = stamina::retry_policy(transient)
+                    .name(default_throttle ? "redis.ping" : "redis.ping.unthrottled")
+                    .attempts(max_attempts)
+                    .timeout(deadline)
+                    .wait_initial(50ms)
+                    .wait_max(1s)
+                    .wait_jitter(100ms)
+                    .budget(budget);
+  if (!default_throttle) policy.throttle(nullptr);
 
   asio::io_context ctx(1);
   const auto start = clock_type::now();
@@ -201,8 +203,8 @@ int main(int argc, char** argv) {
     if (!ok) ++failures;
   };
 
-  std::printf("run 1: no budget\n");
-  const run_result a = run(argv[1], nullptr);
+  std::printf("run 1: no budget, no throttle\n");
+  const run_result a = run(argv[1], nullptr, false);
   std::printf("  calls %ld, successes %ld, failures %ld, retries %ld, longest call %.2f s\n", a.calls, a.successes,
               a.failures, a.retries, a.max_call_seconds);
   check(a.calls > 0 && a.successes == a.calls, "every call succeeded");
@@ -210,15 +212,23 @@ int main(int argc, char** argv) {
   check(a.over_deadline == 0, "no call exceeded its deadline");
   check(a.over_attempts == 0, "no call exceeded its attempts");
 
-  std::printf("run 2: budget(100, 0.1)\n");
+  std::printf("run 2: budget(100, 0.1), no throttle\n");
   auto budget = std::make_shared<stamina::retry_budget>(100, 0.1);
-  const run_result b = run(argv[1], budget);
+  const run_result b = run(argv[1], budget, false);
   const double bound = 50 + 0.1 * static_cast<double>(b.successes);
   std::printf("  calls %ld, successes %ld, failures %ld, retries %ld (bound %.1f), longest call %.2f s\n", b.calls,
               b.successes, b.failures, b.retries, bound, b.max_call_seconds);
   check(static_cast<double>(b.retries) <= bound, "retries within max_tokens/2 + token_ratio * successes");
   check(b.retries < a.retries, "fewer retries than without a budget");
   check(b.over_deadline == 0 && b.over_attempts == 0, "deadlines and attempts respected");
-  std::printf("%d passed, %d failed\n", 7 - failures, failures);
+
+  std::printf("run 3: the default throttle\n");
+  const run_result c = run(argv[1], nullptr, true);
+  std::printf("  calls %ld, successes %ld, failures %ld, retries %ld, longest call %.2f s\n", c.calls, c.successes,
+              c.failures, c.retries, c.max_call_seconds);
+  check(c.calls > 0 && c.successes == c.calls, "every call succeeded");
+  check(c.retries < a.retries, "fewer retries reached the server than without a throttle");
+  check(c.over_deadline == 0 && c.over_attempts == 0, "deadlines and attempts respected");
+  std::printf("%d passed, %d failed\n", 10 - failures, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <string_view>
 
 namespace stamina {
 
@@ -90,6 +91,8 @@ class adaptive_throttle {
   bool watching() const noexcept { return mode_.load(std::memory_order_relaxed) != mode::healthy; }
   /// The pacing rate, attempts per second (meaningful while pacing).
   double rate() const;
+  /// Attempts held back since the throttle was made (they are not reported to on-retry hooks).
+  std::uint64_t held_back() const noexcept { return held_back_.load(std::memory_order_relaxed); }
   /// Attempts counted as sent / accepted while watching.
   std::uint32_t sent() const noexcept { return sent_of(state_.load(std::memory_order_relaxed)); }
   std::uint32_t accepted() const noexcept { return accepted_of(state_.load(std::memory_order_relaxed)); }
@@ -123,19 +126,29 @@ class adaptive_throttle {
   std::atomic<mode> mode_{mode::healthy};
   std::atomic<std::uint32_t> interval_accepted_{0};
   std::atomic<std::uint32_t> interval_rejected_{0};
+  std::atomic<std::uint64_t> held_back_{0};
 
-  mutable std::mutex mutex_;  // guards what follows
-  double watching_since_ = 0;   // when watching started
-  std::uint32_t accepted_before_ = 0;  // accepted counts forgotten since then
+  mutable std::mutex mutex_;           // guards what follows
+  double watching_since_ = 0;          // when watching started
+  std::uint32_t accepted_before_ = 0;  // counts forgotten since then
+  std::uint32_t sent_before_ = 0;
   double rate_ = 0;
-  double ceiling_ = 0;     // the last pace that proved too much, or the healthy accepted rate
-  bool last_good_ = true;  // the last interval had no overload
+  double ceiling_ = 0;           // the last pace that proved too much, or the healthy accepted rate
+  bool last_good_ = true;        // the last interval had no overload
+  bool ceiling_proven_ = false;  // the ceiling is a pace that proved too much
   double tokens_ = 0;
   double refilled_at_ = 0;
   double interval_start_ = 0;
   std::uint32_t interval_admitted_ = 0;
   std::uint32_t interval_held_ = 0;
 };
+
+/// The process-wide throttle of the calls named `name` (`retry_policy::name`), made on first
+/// use and kept until the process ends. Every policy that was given no throttle of its own
+/// uses it while default throttling is on (`set_default_throttling`): calls to one dependency
+/// share what they learn about it, and a policy opts out with `throttle(nullptr)`. Names are
+/// meant to be a program's fixed call-site names: each distinct one keeps a throttle.
+adaptive_throttle& default_throttle(std::string_view name);
 
 }  // namespace stamina
 

@@ -59,6 +59,7 @@ class backoff {
       : policy_(&policy), rng_(0), prev_wait_(policy.wait_initial().count()) {
     active_ = switches.active();
     testing_ = switches.testing();
+    default_throttling_ = switches.default_throttling();
     const unsigned configured = policy.attempts().value_or(0);  // 0 = unlimited
     max_attempts_ = configured;
     if (testing_) {
@@ -86,17 +87,17 @@ class backoff {
 
   /// Records a success of a call: returns tokens to the policy's budget and tells its throttle
   /// the dependency answered, unless retrying was inactive when the call started.
-  static void record_success(const retry_policy& policy, bool active) noexcept {
-    if (!active) return;
+  static void record_success(const retry_policy& policy, detail::global_config switches) noexcept {
+    if (!switches.active()) return;
     if (retry_budget* budget = policy.budget().get()) budget->on_success();
-    if (adaptive_throttle* throttle = policy.throttle().get()) throttle->on_accepted();
+    if (adaptive_throttle* throttle = policy.throttle_in_effect(switches)) throttle->on_accepted();
   }
 
-  /// Asks the policy's throttle whether the next attempt may be sent (always yes without a
-  /// throttle, or when retrying was inactive when the call started).
-  static bool admit(const retry_policy& policy, bool active) noexcept {
-    adaptive_throttle* throttle = policy.throttle().get();
-    return throttle == nullptr || !active || throttle->admit();
+  /// Asks the throttle in effect whether the next attempt may be sent (always yes without
+  /// one, or when retrying was inactive when the call started).
+  static bool admit(const retry_policy& policy, detail::global_config switches) noexcept {
+    adaptive_throttle* throttle = policy.throttle_in_effect(switches);
+    return throttle == nullptr || !switches.active() || throttle->admit();
   }
 
   /// The policy this backoff follows.
@@ -153,7 +154,7 @@ class backoff {
   step on_shed(duration elapsed) { return on_failure(decision::retry(), elapsed, true); }
 
   /// Records a success: returns tokens to the budget.
-  void on_success() noexcept { record_success(*policy_, active_); }
+  void on_success() noexcept { record_success(*policy_, switches()); }
 
   /// The wait after a server-given minimum `d` (a `retry_after` decision): `d + U(0, min(d,
   /// wait_jitter))`. Never earlier than asked, and spread after it, so clients that were
@@ -171,11 +172,11 @@ class backoff {
     if (!active_) return give_up(give_up_reason::attempts_exhausted);
     if (!d.should_retry()) {
       // The dependency answered (a 404 is an answer): the throttle counts it as accepted.
-      if (adaptive_throttle* throttle = policy_->throttle().get()) throttle->on_accepted();
+      if (adaptive_throttle* throttle = policy_->throttle_in_effect(switches())) throttle->on_accepted();
       return give_up(give_up_reason::not_retryable);
     }
     if (!shed) {
-      if (adaptive_throttle* throttle = policy_->throttle().get()) throttle->on_rejected();
+      if (adaptive_throttle* throttle = policy_->throttle_in_effect(switches())) throttle->on_rejected();
     }
     retry_budget* budget = shed ? nullptr : policy_->budget().get();
     const bool budget_allows = budget == nullptr || budget->on_failure();
@@ -193,6 +194,8 @@ class backoff {
                  : draw_wait(failures_).count();
     }
     if (elapsed.count() + wait >= timeout_) return give_up(shed ? give_up_reason::throttled : give_up_reason::deadline);
+    // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
+    if (shed && !(wait > 0)) return give_up(give_up_reason::throttled);
     const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
     waited_ += wait;
     return s;
@@ -235,7 +238,8 @@ class backoff {
  private:
   // The switches this backoff was made under, as far as its rules read them.
   detail::global_config switches() const noexcept {
-    return {(active_ ? 0 : detail::global_config::inactive_bit) | (testing_ ? detail::global_config::testing_bit : 0)};
+    return {(active_ ? 0 : detail::global_config::inactive_bit) | (testing_ ? detail::global_config::testing_bit : 0) |
+            (default_throttling_ ? 0 : detail::global_config::no_default_throttle_bit)};
   }
 
   step give_up(give_up_reason r) const noexcept { return {false, duration(0), failures_, duration(waited_), r}; }
@@ -263,6 +267,7 @@ class backoff {
   unsigned max_attempts_ = 0;
   bool active_ = true;
   bool testing_ = false;
+  bool default_throttling_ = true;
   bool seeded_ = false;
 };
 

@@ -151,9 +151,9 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
   const first_attempt first(policy);
   const stopwatch<Clock> clock(first.needs_clock());
   sync_attempt<std::invoke_result_t<F&>> last;
-  if (first.throttled()) {  // even the first attempt asks the throttle
-    retry_protocol call(policy);
-    return perform_actions(call, call.start(duration(0)), clock, sleep, f, last);
+  if (!first.admit()) [[unlikely]] {  // the throttle holds even a first attempt back
+    retry_protocol call(first);
+    return perform_actions(call, call.attempt_held_back(clock.elapsed()), clock, sleep, f, last);
   }
   if (last.run(f)) {
     first.succeeded();

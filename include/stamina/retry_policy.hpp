@@ -2,6 +2,7 @@
 #define STAMINA_RETRY_POLICY_HPP
 
 #include <stamina/duration.hpp>
+#include <stamina/global.hpp>
 #include <stamina/jitter.hpp>
 #include <stamina/retry_on.hpp>
 
@@ -15,6 +16,10 @@ namespace stamina {
 
 class retry_budget;
 class adaptive_throttle;
+namespace detail {
+// default_throttle(""), looked up once.
+adaptive_throttle* unnamed_default_throttle() noexcept;
+}  // namespace detail
 
 /// How a call is retried. A value type: every setter validates its argument, so an invalid
 /// policy cannot exist. Setters return `*this` for chaining; each getter has the setter's
@@ -27,7 +32,8 @@ class retry_policy {
   /// The only required part: which failures are retried. Implicit, so a `retry_on` (e.g.
   /// `stamina::on_error(...)`) can stand wherever a policy with all defaults is expected.
   retry_policy(retry_on on)  // NOLINT(google-explicit-constructor): deliberate, see above
-      : shared_(std::make_shared<const shared_parts>(shared_parts{std::move(on), {}, {}, {}})) {}
+      : shared_(std::make_shared<const shared_parts>(
+            shared_parts{std::move(on), {}, {}, {}, detail::unnamed_default_throttle(), false})) {}
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
   /// Which failures are retried.
@@ -66,7 +72,8 @@ class retry_policy {
   retry_policy& name(std::string value);
   /// A token bucket shared between calls; null = no budget.
   retry_policy& budget(std::shared_ptr<retry_budget> value);
-  /// Client-side throttling shared between calls to one dependency; null = none.
+  /// Client-side throttling shared between calls to one dependency. Without this setter the
+  /// policy uses `stamina::default_throttle(name())`; null = no throttling at all.
   retry_policy& throttle(std::shared_ptr<adaptive_throttle> value);
 
   // --- getters -------------------------------------------------------------------------
@@ -92,8 +99,17 @@ class retry_policy {
   const std::string& name() const noexcept { return shared_->name; }
   /// The shared retry budget; null = none (default).
   const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
-  /// The shared adaptive throttle; null = none (default).
+  /// The throttle given to `throttle(...)`; null when none was given (then the name's default
+  /// throttle applies, see throttle_in_effect) or when throttling was turned off.
   const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
+  /// The throttle a call under `switches` uses: the one given to `throttle(...)`, else (unless
+  /// `throttle(nullptr)` turned throttling off) the name's default throttle while default
+  /// throttling is on.
+  adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
+    const shared_parts& p = *shared_;
+    if (p.throttle_set) return p.throttle.get();
+    return switches.default_throttling() ? p.name_throttle : nullptr;
+  }
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
@@ -105,6 +121,8 @@ class retry_policy {
     std::string name;
     std::shared_ptr<retry_budget> budget;
     std::shared_ptr<adaptive_throttle> throttle;
+    adaptive_throttle* name_throttle;  // default_throttle(name): lives until the process ends
+    bool throttle_set;                 // throttle(...) was called
   };
   template <class Change>
   void change_shared(Change&& change);

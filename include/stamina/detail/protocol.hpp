@@ -73,11 +73,11 @@ class first_attempt {
   first_attempt(retry_policy&&) = delete;
 
   bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, switches_); }
-  /// Whether the first attempt must be admitted by a throttle: then the driver starts the
-  /// whole machine instead (retry_protocol::start).
-  bool throttled() const noexcept { return policy_->throttle() != nullptr && switches_.active(); }
+  /// Asks the throttle in effect whether the first attempt may be sent; when not, the driver
+  /// continues with retry_protocol(first).attempt_held_back(...).
+  bool admit() const noexcept { return backoff::admit(*policy_, switches_); }
   /// The first attempt succeeded: the call delivers it.
-  void succeeded() const noexcept { backoff::record_success(*policy_, switches_.active()); }
+  void succeeded() const noexcept { backoff::record_success(*policy_, switches_); }
 
  private:
   friend class retry_protocol;
@@ -114,7 +114,7 @@ class retry_protocol {
   /// The attempt succeeded (also when it raced a cancellation): deliver it.
   action attempt_succeeded() noexcept {
     assert(stage_ == stage::attempting);
-    backoff::record_success(*policy_, switches_.active());  // budget refund, as first_attempt::succeeded
+    backoff::record_success(*policy_, switches_);  // budget refund, as first_attempt::succeeded
     return finish();
   }
 
@@ -138,6 +138,12 @@ class retry_protocol {
     return then_attempt(
         after_failure(failed().waits.on_failure(decision::retry(), elapsed), what, give_up_result::attempt_timeout),
         elapsed);
+  }
+
+  /// The first attempt (begun with first_attempt) was held back by the throttle.
+  action attempt_held_back(duration elapsed) {
+    assert(stage_ == stage::attempting);
+    return then_attempt(shed(elapsed), elapsed);
   }
 
   /// The wait ended; `interrupted`: it was cancelled (async) or a stop was requested (sync).
@@ -182,7 +188,7 @@ class retry_protocol {
       if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
       if (attempts_ != ~0u) ++attempts_;
       stage_ = stage::attempting;
-      if (backoff::admit(*policy_, switches_.active())) [[likely]] {
+      if (backoff::admit(*policy_, switches_)) [[likely]] {
         if (!policy_->attempt_timeout()) return action::attempt(std::nullopt);
         return limited_attempt(elapsed);
       }
@@ -195,7 +201,7 @@ class retry_protocol {
   }
 
   [[gnu::noinline]] std::optional<action> shed(duration elapsed) {
-    return after_failure(failed().waits.on_shed(elapsed), throttled_failure(), give_up_result::throttled);
+    return after_failure(failed().waits.on_shed(elapsed), throttled_failure(), give_up_result::throttled, false);
   }
 
   action then_attempt(const std::optional<action>& after, duration elapsed) {
@@ -203,10 +209,13 @@ class retry_protocol {
   }
 
   // The wait or give-up that follows a failure; nullopt: attempt again at once.
-  std::optional<action> after_failure(const backoff::step& next, const failure& what, give_up_result result) {
+  // `report`: tell the on-retry hooks. Held-back attempts are not reported: while pacing
+  // there can be thousands a second, and none of them reached the dependency.
+  std::optional<action> after_failure(const backoff::step& next, const failure& what, give_up_result result,
+                                      bool report = true) {
     failure_state& f = *failed_;
     if (!next.retry) return give_up(next.reason, what, result);
-    if (switches_.active() && has_on_retry_hooks()) {
+    if (report && switches_.active() && has_on_retry_hooks()) {
       const retry_details d{policy_->name(), next.retry_num, next.wait, next.waited_so_far, what};
       notify_retry(d, f.scope);
     }
