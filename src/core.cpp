@@ -319,8 +319,9 @@ bool adaptive_throttle::admit_paced() noexcept {
     if (accepted + rejected == 0 && interval_held_ > 0) {
       // Nothing answered yet (a slow dependency, or a pace too low to tell): no change.
     } else if (rejected > 0.1 * (accepted + rejected)) {
-      // Overloaded at this pace: halve it. A pace that failed right after a good interval is
-      // the new ceiling; failures that go on (a backlog draining) do not lower it further.
+      // Overloaded at this pace: halve it. A pace that failed right
+      // after a good interval is the new ceiling; failures that go on (a backlog draining)
+      // do not lower it further.
       if (last_good_) {
         ceiling_ = rate_;
         ceiling_proven_ = true;

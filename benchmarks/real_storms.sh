@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Retry storms against real processes on loopback, each started here and stopped by its pid:
+#  1. metastable overload: benchmarks/real_storms (a FIFO UDP server, capacity 100/s, 30/s for
+#     2 s) and two client processes at 37.5 requests/s each (75 % of capacity), attempts
+#     limited to 0.5 s; one run per policy and seed;
+#  2. rate limiter: HAProxy (Debian's) limits to 20 accepted requests per second and answers
+#     429 with Retry-After: 1; 200 clients each need one success.
+# Writes CSVs and summary to benchmarks/results/real/ and prints the table against the targets.
+# Usage: real_storms.sh [--short]   (--short: naive and default only, shorter runs; for CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+short=false
+[[ "${1:-}" == "--short" ]] && short=true
+bash scripts/setup.sh haproxy python3 libbenchmark-dev
+cmake --preset bench >/dev/null
+cmake --build --preset bench --target real_storms -j "$(nproc)" >/dev/null
+bin=build/bench/benchmarks/real_storms
+out=benchmarks/results/real
+rm -rf "$out" && mkdir -p "$out"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+if $short; then policies="default"; seeds="1"; run=14; else policies="none naive v0.1 budget default"; seeds="1 2 3"; run=20; fi
+echo "--- metastable overload: $run s per run, dip at 5 s for 2 s"
+for policy in $policies; do
+  for seed in $seeds; do
+    port=$(free_port)
+    tag="metastable_${policy}_${seed}"
+    "$bin" metastable-server "$port" 100 5 2 30 "$run" "$out/${tag}_server.csv" & server=$!; pids+=("$server")
+    sleep 0.2
+    "$bin" metastable-client "$port" 37.5 "$run" "$policy" "$((seed * 2))" "$out/${tag}_client1.csv" & c1=$!; pids+=("$c1")
+    "$bin" metastable-client "$port" 37.5 "$run" "$policy" "$((seed * 2 + 1))" "$out/${tag}_client2.csv" & c2=$!; pids+=("$c2")
+    wait "$c1" "$c2"
+    timeout 10 tail --pid="$server" -f /dev/null || kill "$server"
+    wait "$server" || true
+    echo "  $tag done"
+  done
+done
+
+echo "--- rate limiter: HAProxy, 20 accepted requests/s, 429 + Retry-After: 1; 200 clients"
+if $short; then rl_policies="v0.1 default"; else rl_policies="naive v0.1 spread default"; fi
+for policy in $rl_policies; do
+  port=$(free_port)
+  cat > "$out/haproxy.cfg" <<CFG
+global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+frontend limiter
+  bind 127.0.0.1:$port
+  # One shared counter of *accepted* requests per second: rejected ones do not count.
+  stick-table type integer size 1 expire 60s store gpc0_rate(1s)
+  http-request track-sc0 int(1)
+  http-request return status 429 content-type text/plain string "slow down" hdr Retry-After 1 if { sc_gpc0_rate(0) ge 20 }
+  http-request sc-inc-gpc0(0)
+  http-request return status 200 content-type text/plain string "ok"
+CFG
+  haproxy -f "$out/haproxy.cfg" -db >"$out/haproxy_$policy.log" 2>&1 & hp=$!; pids+=("$hp")
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+  sleep 1.2  # a quiet second, so the limiter's counter starts from zero
+  timeout 120 "$bin" ratelimit-client "$port" 200 "$policy" "$out/ratelimit_$policy.csv"
+  kill "$hp"; wait "$hp" 2>/dev/null || true
+  echo "  ratelimit $policy done"
+done
+
+python3 benchmarks/real_storms_summary.py "$out" | tee "$out/summary.txt"
