@@ -1,366 +1,310 @@
-// stamina demo: an Asio service that rides out a flaky backend.
+// stamina demo: a brief hiccup, and whether the retries turn it into a lasting outage.
 //
 // One process, loopback only:
-//   backend  - a TCP service that is healthy, then refuses connections, then resets them, then
-//              answers "BUSY <ms>" (retry after), then recovers;
-//   frontend - a TCP server whose per-request coroutine calls the backend through
-//              `co_await stamina::async_retry` (budget + rate-limited logging hook);
-//   clients  - a few hundred concurrent clients sending requests to the frontend.
-// At the end it prints a summary. `--naive` replaces the retry policy with the loop people
-// write first (retry at once, no backoff, until a deadline) so the load difference shows.
+//   backend - a UDP service with finite capacity: it answers requests first in, first out,
+//             100 per second, one at a time. For 2 seconds its capacity drops to 30 per
+//             second (a garbage-collection pause, a noisy neighbour). Like most servers, it
+//             cannot tell that a client gave up: it still serves requests nobody waits for.
+//   clients - requests arrive at 75 per second (75 % of capacity); each one is a
+//             `co_await stamina::async_retry(...)` whose attempts are limited to 0.5 s.
+// With `--naive`, each request retries the way a first retry loop does: at once, up to 10
+// times. The dip makes attempts time out; naive retries pile more requests into the queue
+// than the backend can serve, every answer comes too late, and the backend stays down after
+// the dip is over (a metastable failure). stamina's defaults — backoff with jitter and the
+// default throttle, which paces calls to a dependency that stops answering — let the queue
+// drain, and the service recovers seconds after the dip.
+//
+// Usage: demo [--naive] [--seconds N] [--csv FILE] [--expect recovery|collapse]
 
 #include <stamina/stamina.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/streambuf.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <functional>
-#include <iostream>
-#include <map>
-#include <mutex>
+#include <deque>
+#include <fstream>
+#include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace asio = boost::asio;
-using asio::ip::tcp;
+using asio::ip::udp;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
+using steady = std::chrono::steady_clock;
 
 namespace {
 
-// --- scenario -------------------------------------------------------------------------------
-constexpr int client_count = 300;
-constexpr auto run_time = 6s;
-constexpr auto think_time = 200ms;  // each client's pause between requests
+constexpr double capacity = 100, dip_capacity = 30, arrival_rate = 75;
+constexpr double dip_from = 4, dip_seconds = 2;
 
-enum class phase { healthy, refusing, resetting, busy, recovered };
-const char* to_string(phase p) {
-  switch (p) {
-    case phase::healthy:
-      return "healthy";
-    case phase::refusing:
-      return "refusing connections";
-    case phase::resetting:
-      return "resetting connections";
-    case phase::busy:
-      return "answering BUSY, retry after 200 ms";
-    case phase::recovered:
-      return "recovered";
-  }
-  return "?";
+steady::time_point start;
+double now_s() { return std::chrono::duration<double>(steady::now() - start).count(); }
+steady::time_point at(double s) {
+  return start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
 }
 
-clock_type::time_point start_time;
-double seconds_since_start() { return std::chrono::duration<double>(clock_type::now() - start_time).count(); }
-
-phase backend_phase() {
-  const double t = seconds_since_start();
-  if (t < 1.0) return phase::healthy;
-  if (t < 2.0) return phase::refusing;
-  if (t < 2.6) return phase::resetting;
-  if (t < 3.3) return phase::busy;
-  return phase::recovered;
-}
-
-// --- measurements -----------------------------------------------------------------------------
-struct stats {
-  long requests = 0, successes = 0, failures = 0;
-  long backend_attempts = 0;              // connection attempts that reached the backend port
-  std::vector<long> attempts_per_window;  // backend attempts per 100 ms window
-  std::vector<double> latencies_ms;
-  std::map<std::string, long> give_ups;  // by reason
-  long retries_scheduled = 0;
-
-  void backend_attempt() {
-    ++backend_attempts;
-    const auto window = static_cast<std::size_t>(seconds_since_start() * 10);
-    if (attempts_per_window.size() <= window) attempts_per_window.resize(window + 1);
-    ++attempts_per_window[window];
-  }
-} stats;
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
-// --- backend ----------------------------------------------------------------------------------
-asio::awaitable<void> backend_session(tcp::socket socket) {
-  const phase p = backend_phase();
-  if (p == phase::resetting) {
-    socket.set_option(asio::socket_base::linger(true, 0));  // close with RST
-    socket.close();
-    co_return;
-  }
-  asio::streambuf in;
-  co_await asio::async_read_until(socket, in, '\n', asio::use_awaitable);
-  const std::string reply = p == phase::busy ? "BUSY 200\n" : "OK\n";
-  co_await asio::async_write(socket, asio::buffer(reply), asio::use_awaitable);
-}
-
-// The backend refuses connections by closing its listening socket during the "refusing" phase.
-asio::awaitable<void> backend(tcp::endpoint endpoint) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer tick(ex);
-  tcp::acceptor acceptor(ex);
-  for (;;) {
-    const phase p = backend_phase();
-    if (p == phase::refusing && acceptor.is_open()) acceptor.close();
-    if (p != phase::refusing && !acceptor.is_open()) {
-      acceptor.open(endpoint.protocol());
-      acceptor.set_option(tcp::acceptor::reuse_address(true));
-      acceptor.bind(endpoint);
-      acceptor.listen(4096);
-    }
-    if (!acceptor.is_open()) {
-      tick.expires_after(10ms);
-      co_await tick.async_wait(asio::use_awaitable);
-      if (seconds_since_start() > std::chrono::duration<double>(run_time).count() + 5) co_return;
-      continue;
-    }
-    // Accept until the phase says "refuse"; a short timer wakes us to check.
-    tick.expires_after(10ms);
-    tick.async_wait([&](boost::system::error_code ec) {
-      if (!ec && backend_phase() == phase::refusing) acceptor.close();
-    });
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    tick.cancel();
-    if (ec) continue;  // closed for the refusing phase
-    stats.backend_attempt();
-    asio::co_spawn(ex, backend_session(std::move(socket)), [](std::exception_ptr) {});
-    if (seconds_since_start() > std::chrono::duration<double>(run_time).count() + 5) co_return;
-  }
-}
-
-// --- frontend ---------------------------------------------------------------------------------
-struct backend_busy : std::runtime_error {
-  explicit backend_busy(std::chrono::milliseconds after) : std::runtime_error("backend busy"), retry_after(after) {}
-  std::chrono::milliseconds retry_after;
+struct second {
+  int arrived = 0, attempts = 0, succeeded = 0, failed = 0;
+  std::size_t queue = 0;
 };
 
-// One call to the backend: connect, send, read one line. Failures are exceptions.
-asio::awaitable<std::string> call_backend(tcp::endpoint endpoint) {
-  tcp::socket socket(co_await asio::this_coro::executor);
-  try {
-    co_await socket.async_connect(endpoint, asio::use_awaitable);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::connection_refused) stats.backend_attempt();  // a refused attempt hits it too
-    throw;
-  }
-  co_await asio::async_write(socket, asio::buffer("GET\n", 4), asio::use_awaitable);
-  asio::streambuf in;
-  co_await asio::async_read_until(socket, in, '\n', asio::use_awaitable);
-  std::string line(asio::buffers_begin(in.data()), asio::buffers_end(in.data()));
-  if (line.rfind("BUSY ", 0) == 0) throw backend_busy(std::chrono::milliseconds(std::stoi(line.substr(5))));
-  co_return line;
+void rethrow(std::exception_ptr e) {
+  if (e) std::rethrow_exception(e);
 }
 
-// Transient failures: connection refused/reset/closed, and BUSY (with the server's wait).
-stamina::decision classify(const stamina::failure& f) {
-  if (const auto* busy = f.get<backend_busy>()) return stamina::decision::retry_after(busy->retry_after);
-  const auto ec = f.error();
-  return ec == asio::error::connection_refused || ec == asio::error::connection_reset || ec == asio::error::eof;
-}
+// --- backend: FIFO, timer-paced capacity, serves abandoned requests too ----------------------------
 
-stamina::retry_policy frontend_policy() {
-  static const auto budget = std::make_shared<stamina::retry_budget>(10000, 1.0);
-  return stamina::retry_policy(classify)
-      .name("backend")
-      .attempts(8)
-      .timeout(4s)
-      .wait_initial(50ms)
-      .wait_max(1s)
-      .wait_jitter(200ms)
-      .budget(budget);
-}
-
-// What people write first: try again at once until it works or time is up.
-asio::awaitable<std::string> naive_retry(tcp::endpoint endpoint) {
-  const auto deadline = clock_type::now() + 4s;
-  for (;;) {
-    std::exception_ptr error;
-    try {
-      co_return co_await call_backend(endpoint);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (clock_type::now() >= deadline) std::rethrow_exception(error);
-    ++stats.retries_scheduled;
-  }
-}
-
-asio::awaitable<void> frontend_session(tcp::socket socket, tcp::endpoint backend_endpoint, bool naive) {
-  asio::streambuf in;
-  auto [ec, n] = co_await asio::async_read_until(socket, in, '\n', asio::as_tuple(asio::use_awaitable));
-  if (ec) co_return;
-  std::string reply;
-  try {
-    if (naive) {
-      reply = co_await naive_retry(backend_endpoint);
-    } else {
-      auto op = [backend_endpoint]() { return call_backend(backend_endpoint); };
-      reply = co_await stamina::async_retry(co_await asio::this_coro::executor, frontend_policy(), op);
-    }
-  } catch (const std::exception& e) {
-    reply = std::string("ERR ") + e.what() + "\n";
-  }
-  co_await asio::async_write(socket, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
-}
-
-asio::awaitable<void> frontend(tcp::acceptor acceptor, tcp::endpoint backend_endpoint, bool naive) {
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
-    asio::co_spawn(acceptor.get_executor(), frontend_session(std::move(socket), backend_endpoint, naive),
-                   [](std::exception_ptr) {});
-  }
-}
-
-// --- clients ----------------------------------------------------------------------------------
-asio::awaitable<void> client(tcp::endpoint frontend_endpoint) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer pause(ex);
-  while (clock_type::now() - start_time < run_time) {
-    const auto sent = clock_type::now();
-    ++stats.requests;
-    bool ok = false;
-    try {
-      tcp::socket socket(ex);
-      co_await socket.async_connect(frontend_endpoint, asio::use_awaitable);
-      co_await asio::async_write(socket, asio::buffer("GET\n", 4), asio::use_awaitable);
-      asio::streambuf in;
-      co_await asio::async_read_until(socket, in, '\n', asio::use_awaitable);
-      ok = std::string(asio::buffers_begin(in.data()), asio::buffers_end(in.data())).rfind("OK", 0) == 0;
-    } catch (const std::exception&) {
-    }
-    ++(ok ? stats.successes : stats.failures);
-    stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - sent).count());
-    pause.expires_after(think_time);
-    co_await pause.async_wait(asio::use_awaitable);
-  }
-}
-
-// --- rate-limited logging -----------------------------------------------------------------------
-// Prints at most a few retry lines per half second, and how many it held back.
-class rate_limited_log {
+class backend {
  public:
-  void operator()(std::string_view line) {
-    const auto now = clock_type::now();
-    if (now - window_start_ > 500ms) {
-      if (suppressed_ > 0) std::printf("  ... %ld more retries scheduled\n", suppressed_);
-      window_start_ = now;
-      printed_ = 0;
-      suppressed_ = 0;
-    }
-    if (printed_++ < 2)
-      std::printf("  %.*s\n", static_cast<int>(line.size()), line.data());
-    else
-      ++suppressed_;
+  explicit backend(asio::io_context& ctx)
+      : socket_(ctx, udp::endpoint(asio::ip::address_v4::loopback(), 0)), wake_(ctx, steady::time_point::max()) {
+    socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20));
+    asio::co_spawn(ctx, receive(), rethrow);
+    asio::co_spawn(ctx, serve(), rethrow);
+  }
+  udp::endpoint endpoint() const { return socket_.local_endpoint(); }
+  std::size_t queue() const { return queue_.size(); }
+  void stop() {
+    socket_.close();
+    stopped_ = true;
+    wake_.cancel();
   }
 
  private:
-  clock_type::time_point window_start_ = clock_type::now();
-  int printed_ = 0;
-  long suppressed_ = 0;
+  asio::awaitable<void> receive() {
+    std::uint64_t id = 0;
+    udp::endpoint from;
+    for (;;) {
+      auto [ec, n] =
+          co_await socket_.async_receive_from(asio::buffer(&id, sizeof id), from, asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec || n != sizeof id) continue;
+      queue_.push_back({id, from});
+      wake_.cancel();
+    }
+  }
+  asio::awaitable<void> serve() {
+    asio::steady_timer busy(co_await asio::this_coro::executor);
+    auto free_at = steady::now();
+    while (!stopped_) {
+      if (queue_.empty()) {
+        wake_.expires_at(steady::time_point::max());
+        co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      const auto [id, from] = queue_.front();
+      queue_.pop_front();
+      const double t = now_s();
+      const double c = t >= dip_from && t < dip_from + dip_seconds ? dip_capacity : capacity;
+      free_at = std::max(free_at, steady::now()) +
+                std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(1 / c));
+      busy.expires_at(free_at);
+      co_await busy.async_wait(asio::as_tuple(asio::use_awaitable));
+      boost::system::error_code ignored;
+      socket_.send_to(asio::buffer(&id, sizeof id), from, 0, ignored);
+    }
+  }
+
+  udp::socket socket_;
+  asio::steady_timer wake_;
+  std::deque<std::pair<std::uint64_t, udp::endpoint>> queue_;
+  bool stopped_ = false;
 };
+
+// --- client side: one datagram out, its answer back, per attempt -----------------------------------
+
+class backend_client {
+ public:
+  backend_client(asio::io_context& ctx, udp::endpoint server)
+      : socket_(ctx, udp::endpoint(asio::ip::address_v4::loopback(), 0)), server_(server) {
+    socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20));
+    asio::co_spawn(ctx, receive(), rethrow);
+  }
+  void stop() { socket_.close(); }
+
+  // One attempt. Cancellable: stamina's attempt limit cancels the wait for the answer (and an
+  // answer that comes later is dropped: the backend's work on it was wasted).
+  asio::awaitable<void> call() {
+    const std::uint64_t id = ++next_id_;
+    asio::steady_timer answer(co_await asio::this_coro::executor, steady::time_point::max());
+    waiting w{&answer};
+    pending_.emplace(id, &w);
+    boost::system::error_code ignored;
+    socket_.send_to(asio::buffer(&id, sizeof id), server_, 0, ignored);
+    co_await answer.async_wait(asio::as_tuple(asio::use_awaitable));
+    pending_.erase(id);
+    if (!w.answered) throw boost::system::system_error(asio::error::timed_out);
+  }
+
+ private:
+  struct waiting {
+    asio::steady_timer* timer;
+    bool answered = false;
+  };
+  asio::awaitable<void> receive() {
+    std::uint64_t id = 0;
+    for (;;) {
+      auto [ec, n] = co_await socket_.async_receive(asio::buffer(&id, sizeof id), asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec || n != sizeof id) continue;
+      if (auto it = pending_.find(id); it != pending_.end()) {
+        it->second->answered = true;
+        it->second->timer->cancel();
+      }
+    }
+  }
+
+  udp::socket socket_;
+  udp::endpoint server_;
+  std::unordered_map<std::uint64_t, waiting*> pending_;
+  std::uint64_t next_id_ = 0;
+};
+
+// An ASCII plot of successes per second against arrivals.
+void plot(const std::vector<second>& s, int seconds) {
+  std::printf("\ngoodput (successes per second; '|' marks the arrival rate, 75/s)\n");
+  for (int t = 0; t < seconds; ++t) {
+    const int bar = s[t].succeeded / 3;
+    std::string line(static_cast<std::size_t>(std::max(bar, 25) + 1), ' ');
+    std::fill_n(line.begin(), bar, '#');
+    line[25] = line[25] == '#' ? '#' : '|';
+    const bool dip = t >= dip_from && t < dip_from + dip_seconds;
+    std::printf("%3ds %4d %s%s\n", t, s[t].succeeded, line.c_str(), dip ? "  <- capacity dip" : "");
+  }
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool naive = argc > 1 && std::strcmp(argv[1], "--naive") == 0;
+  bool naive = false;
+  int seconds = 20;
+  std::string csv, expect;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--naive") naive = true;
+    if (a == "--seconds" && i + 1 < argc) seconds = std::max(10, std::atoi(argv[++i]));
+    if (a == "--csv" && i + 1 < argc) csv = argv[++i];
+    if (a == "--expect" && i + 1 < argc) expect = argv[++i];
+  }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // The retries of hundreds of requests would flood the terminal; the per-second lines say it.
+  stamina::instrumentation::set_on_retry_hooks({});
+  stamina::instrumentation::set_on_give_up_hooks({});
 
-  namespace inst = stamina::instrumentation;
-  auto log = std::make_shared<rate_limited_log>();
-  inst::set_on_retry_hooks({inst::logging_hook([log](std::string_view line) { (*log)(line); }),
-                            [](const stamina::retry_details&) { ++stats.retries_scheduled; }});
-  inst::set_on_give_up_hooks(
-      {[](const stamina::give_up_details& d) { ++stats.give_ups[std::string(stamina::to_string(d.reason))]; }});
+  // [policy]
+  // stamina's defaults, plus a limit on each attempt: an answer later than 0.5 s is useless.
+  auto policy = stamina::retry_policy(stamina::on_error(asio::error::timed_out)).name("backend").attempt_timeout(500ms);
+  // [policy]
+  if (naive)  // the loop people write first: again at once, 10 times, no shared protection
+    policy.attempts(10).wait_initial(0s).wait_jitter(0s).throttle(nullptr);
 
   asio::io_context ctx(1);
-  const auto loopback = asio::ip::address_v4::loopback();
-  tcp::endpoint backend_endpoint;
-  {
-    tcp::acceptor probe(ctx, tcp::endpoint(loopback, 0));
-    backend_endpoint = probe.local_endpoint();
-  }
-  tcp::acceptor frontend_acceptor(ctx, tcp::endpoint(loopback, 0));
-  frontend_acceptor.listen(4096);
-  const tcp::endpoint frontend_endpoint = frontend_acceptor.local_endpoint();
-
-  std::printf("stamina demo (%s): %d clients for %lld s; backend on port %d, frontend on port %d\n",
-              naive ? "--naive: immediate retries, no backoff" : "async_retry with backoff, jitter and a budget",
-              client_count, static_cast<long long>(run_time.count()), backend_endpoint.port(),
-              frontend_endpoint.port());
-
-  start_time = clock_type::now();
-  const auto check = [](std::exception_ptr e) {
-    if (e) std::rethrow_exception(e);
+  start = steady::now();
+  backend server(ctx);
+  backend_client client(ctx, server.endpoint());
+  std::vector<second> stats(static_cast<std::size_t>(seconds) + 2);
+  const auto this_second = [&]() -> second& {
+    return stats[std::min(stats.size() - 1, static_cast<std::size_t>(now_s()))];
   };
-  asio::co_spawn(ctx, backend(backend_endpoint), check);
-  asio::co_spawn(ctx, frontend(std::move(frontend_acceptor), backend_endpoint, naive), check);
-  for (int i = 0; i < client_count; ++i) asio::co_spawn(ctx, client(frontend_endpoint), check);
 
-  // Progress line, twice a second.
-  asio::steady_timer progress(ctx);
-  phase last_phase = phase::healthy;
-  long last_attempts = 0;
-  std::function<void(boost::system::error_code)> report = [&](boost::system::error_code) {
-    const phase p = backend_phase();
-    if (p != last_phase) {
-      std::printf("[%4.1fs] backend is now %s\n", seconds_since_start(), to_string(p));
-      last_phase = p;
-    }
-    std::printf("[%4.1fs] requests %ld  ok %ld  failed %ld  retries %ld  backend attempts/s %ld\n",
-                seconds_since_start(), stats.requests, stats.successes, stats.failures, stats.retries_scheduled,
-                (stats.backend_attempts - last_attempts) * 2);
-    last_attempts = stats.backend_attempts;
-    if (clock_type::now() - start_time < run_time + 1s) {
-      progress.expires_after(500ms);
-      progress.async_wait(report);
-    } else {
-      ctx.stop();  // the backend loop would run forever otherwise
-    }
-  };
-  progress.expires_after(500ms);
-  progress.async_wait(report);
+  std::printf("stamina demo (%s): requests at %.0f/s to a backend serving %.0f/s, %.0f/s from %.0f s to %.0f s\n",
+              naive ? "--naive: immediate retries, 10 tries" : "stamina's defaults, 0.5 s per attempt", arrival_rate,
+              capacity, dip_capacity, dip_from, dip_from + dip_seconds);
+
+  // Open-loop arrivals: requests keep coming whether or not earlier ones are done.
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        std::mt19937_64 rng(42);
+        std::exponential_distribution<double> gap(arrival_rate);
+        asio::steady_timer next_arrival(ctx);
+        for (double t = gap(rng); t < seconds; t += gap(rng)) {
+          next_arrival.expires_at(at(t));
+          co_await next_arrival.async_wait(asio::use_awaitable);
+          ++this_second().arrived;
+          auto attempt = [&]() -> asio::awaitable<void> {
+            ++this_second().attempts;
+            co_await client.call();
+          };
+          asio::co_spawn(
+              ctx, [&, attempt]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, policy, attempt); },
+              [&](std::exception_ptr e) { ++(e ? this_second().failed : this_second().succeeded); });
+        }
+      },
+      rethrow);
+
+  // One progress line per second.
+  asio::steady_timer ticker(ctx);
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        for (int t = 1; t <= seconds; ++t) {
+          ticker.expires_at(at(t));
+          co_await ticker.async_wait(asio::use_awaitable);
+          second& s = stats[static_cast<std::size_t>(t - 1)];
+          s.queue = server.queue();
+          const bool dip = t - 1 >= dip_from && t - 1 < dip_from + dip_seconds;
+          std::printf(
+              "[%3ds] capacity %3.0f/s  arrivals %3d  attempts %4d/s  ok %3d  failed %3d  backend queue %5zu (%.1f "
+              "s)\n",
+              t, dip ? dip_capacity : capacity, s.arrived, s.attempts, s.succeeded, s.failed, s.queue,
+              static_cast<double>(s.queue) / capacity);
+        }
+        server.stop();
+        client.stop();
+        ctx.stop();  // calls still in flight are abandoned with the io_context
+      },
+      rethrow);
   ctx.run();
 
-  // Normal load: the mean of the healthy windows after the start-up burst (0.2 s to 1 s).
-  long peak = 0;
-  long normal = 0;
-  for (std::size_t i = 0; i < stats.attempts_per_window.size(); ++i) {
-    peak = std::max(peak, stats.attempts_per_window[i] * 10);
-    if (i >= 2 && i < 10) normal += stats.attempts_per_window[i] * 10;
+  // Summary: recovered = from some second after the dip on, every 2 s window served at least
+  // 80 % of the requests that arrived in it.
+  long arrived = 0, ok = 0, failed = 0, attempts = 0;
+  int peak = 0;
+  for (int t = 0; t < seconds; ++t) {
+    arrived += stats[t].arrived;
+    ok += stats[t].succeeded;
+    failed += stats[t].failed;
+    attempts += stats[t].attempts;
+    peak = std::max(peak, stats[t].attempts);
   }
-  normal /= 8;
-  std::printf("\nsummary (%s)\n", naive ? "naive immediate retry" : "stamina::async_retry");
-  std::printf("  requests          %ld\n", stats.requests);
-  std::printf(
-      "  successes         %ld (%.1f%%)\n", stats.successes,
-      stats.requests ? 100.0 * static_cast<double>(stats.successes) / static_cast<double>(stats.requests) : 0.0);
-  std::printf("  retries           %ld\n", stats.retries_scheduled);
-  std::printf("  give-ups          ");
-  if (stats.give_ups.empty()) std::printf("none");
-  for (const auto& [reason, count] : stats.give_ups) std::printf("%s=%ld ", reason.c_str(), count);
-  std::printf("\n  latency p50/p99   %.1f ms / %.1f ms\n", percentile(stats.latencies_ms, 0.5),
-              percentile(stats.latencies_ms, 0.99));
-  std::printf("  backend attempts  %ld in total\n", stats.backend_attempts);
-  std::printf("  peak backend load %ld attempts/s (healthy: %ld attempts/s, %.1fx)\n", peak, normal,
-              normal ? static_cast<double>(peak) / static_cast<double>(normal) : 0.0);
-  // The run is judged: every request was answered and most succeeded.
-  const bool answered = stats.successes + stats.failures == stats.requests;
-  return answered && stats.successes > stats.requests / 2 ? 0 : 1;
+  int recovered_at = -1;
+  const int dip_end = static_cast<int>(dip_from + dip_seconds);
+  for (int t = dip_end; t + 2 < seconds && recovered_at < 0; ++t) {
+    bool healthy = true;
+    for (int w = t; w + 2 <= seconds - 1 && healthy; ++w)
+      healthy = stats[w].succeeded + stats[w + 1].succeeded >= 0.8 * (stats[w].arrived + stats[w + 1].arrived);
+    if (healthy) recovered_at = t;
+  }
+  plot(stats, seconds);
+  std::printf("\nsummary (%s)\n", naive ? "--naive" : "stamina");
+  std::printf("  requests            %ld (%ld succeeded, %ld failed, %ld unfinished)\n", arrived, ok, failed,
+              arrived - ok - failed);
+  std::printf("  attempts            %ld (%.2f per success)\n", attempts, ok > 0 ? double(attempts) / ok : 0.0);
+  std::printf("  peak attempts/s     %d (%.1fx the arrival rate; the backend serves %.0f/s)\n", peak,
+              peak / arrival_rate, capacity);
+  if (recovered_at >= 0)
+    std::printf("  recovered           %d s after the dip ended\n", recovered_at - dip_end);
+  else
+    std::printf("  recovered           no: still down %d s after a %.0f s dip\n", seconds - dip_end, dip_seconds);
+
+  if (!csv.empty()) {
+    std::ofstream out(csv);
+    out << "second,arrived,attempts,succeeded,failed,queue\n";
+    for (int t = 0; t < seconds; ++t)
+      out << t << ',' << stats[t].arrived << ',' << stats[t].attempts << ',' << stats[t].succeeded << ','
+          << stats[t].failed << ',' << stats[t].queue << '\n';
+  }
+  if (expect == "recovery") return recovered_at >= 0 ? 0 : 1;
+  if (expect == "collapse") return recovered_at < 0 ? 0 : 1;
+  return 0;
 }
