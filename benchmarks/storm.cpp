@@ -426,10 +426,6 @@ run_result simulate(const scenario& sc, const client_config& cfg, std::uint64_t 
     }
   }
   (void)sent;
-  if (std::getenv("STORM_TRACE") && cfg.name == std::getenv("STORM_TRACE") && seed == 1) {
-    for (std::size_t t = 0; t + 1 < seconds; ++t)
-      std::fprintf(stderr, "%zu: offered %.0f goodput %.0f\n", t, r.offered[t], r.goodput[t]);
-  }
   return r;
 }
 
@@ -468,7 +464,7 @@ void run_table(const char* title, const scenario& sc, const std::vector<client_c
       std::snprintf(rec, sizeof rec, "%.1f / %.0f", s.mean_recovery, s.worst_recovery);
     else
       std::snprintf(rec, sizeof rec, "never");
-    std::printf("%-44s %5d/%-3d %12s %12.0f %8.1f%% %8.1fx %11.2f\n", c.name.c_str(), s.recovered, seeds, rec, s.failed,
+    std::printf("%-44s %5d/%-3d %12s %12.0f %8.1f%% %8.2fx %11.2f\n", c.name.c_str(), s.recovered, seeds, rec, s.failed,
                 100 * s.failed / s.requests, s.peak, s.aps);
     csv << '"' << c.name << "\"," << seeds << ',' << s.recovered << ',' << s.mean_recovery << ',' << s.worst_recovery
         << ',' << s.failed << ',' << s.requests << ',' << 100 * s.failed / s.requests << ',' << s.peak << ',' << s.aps

@@ -291,13 +291,14 @@ void adaptive_throttle::start_pacing() noexcept {
   std::lock_guard lock(mutex_);
   if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
   const double t = now_();
+  // Watch for one interval at least, so that the paces below are measured, not guessed.
+  if (t - watching_since_ < interval_) return;
   // Start from the pace the dependency answered at while it was watched; the pace the calls
   // asked for then is the ceiling to return to quickly once answers come back.
   const std::uint64_t counts = state_.load(std::memory_order_relaxed);
   const double watched = std::max(interval_, t - watching_since_);
   rate_ = std::max(min_rate_, (accepted_before_ + accepted_of(counts)) / watched);
   ceiling_ = std::max(rate_, (sent_before_ + sent_of(counts)) / watched);
-  ceiling_proven_ = false;
   last_good_ = false;
   tokens_ = 0;
   refilled_at_ = interval_start_ = t;
@@ -312,8 +313,6 @@ bool adaptive_throttle::admit_paced() noexcept {
   if (mode_.load(std::memory_order_relaxed) != mode::pacing) return true;  // another thread just stopped pacing
   const double t = now_();
   if (t - interval_start_ >= interval_) {
-    // Until a pace has proved too much, the ceiling is what the calls ask for.
-    if (!ceiling_proven_) ceiling_ = std::max(ceiling_, (interval_admitted_ + interval_held_) / (t - interval_start_));
     const double accepted = interval_accepted_.exchange(0, std::memory_order_relaxed);
     const double rejected = interval_rejected_.exchange(0, std::memory_order_relaxed);
     if (accepted + rejected == 0 && interval_held_ > 0) {
@@ -322,10 +321,7 @@ bool adaptive_throttle::admit_paced() noexcept {
       // Overloaded at this pace: halve it. A pace that failed right
       // after a good interval is the new ceiling; failures that go on (a backlog draining)
       // do not lower it further.
-      if (last_good_) {
-        ceiling_ = rate_;
-        ceiling_proven_ = true;
-      }
+      if (last_good_) ceiling_ = rate_;
       rate_ = std::max(min_rate_, rate_ / 2);
       last_good_ = false;
     } else if (accepted + 2 < 0.95 * interval_admitted_) {  // + 2: answers still on their way
@@ -333,7 +329,6 @@ bool adaptive_throttle::admit_paced() noexcept {
       // little below the throughput the dependency shows, so the queue drains, and make
       // that the ceiling.
       rate_ = ceiling_ = std::max(min_rate_, 0.9 * accepted / (t - interval_start_));
-      ceiling_proven_ = true;
       last_good_ = false;
     } else if (interval_held_ > 0) {
       // All fine, but demand exceeds the pace: double back up to the ceiling, probe past it

@@ -73,13 +73,16 @@ stamina::retry_policy base() {
       .timeout(std::nullopt);
 }
 
-// A throttle pacing a dependency that failed, on a frozen clock: no token ever arrives, so
-// every attempt is held back.
+// A throttle pacing a dependency that failed, whose clock then stands still: no token ever
+// arrives, so every attempt is held back.
+double shedding_seconds = 0;
 std::shared_ptr<stamina::adaptive_throttle> shedding_throttle() {
   auto t = std::make_shared<stamina::adaptive_throttle>();
-  t->clock(+[] { return 0.0; });
+  t->clock(+[] { return shedding_seconds; });
+  shedding_seconds += 10;
   t->on_rejected();
-  while (!t->pacing()) t->admit();
+  shedding_seconds += 1;
+  for (int i = 0; i < 100 && !t->pacing(); ++i) t->admit();
   return t;
 }
 

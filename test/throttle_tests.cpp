@@ -19,6 +19,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 using stamina::adaptive_throttle;
@@ -45,13 +46,18 @@ stamina::retry_policy policy() {
 double fake_seconds = 0;
 double fake_now() { return fake_seconds; }
 
-// Drives a throttle into pacing: a failure starts watching, then `min_sent` attempts that are
-// not accepted. With the clock frozen, no token ever arrives: every attempt is held back.
+// Drives a throttle into pacing: a failure starts watching, a second later `min_sent`
+// attempts are not accepted. Then its clock stands still: no token ever arrives, every
+// attempt is held back.
+double held_seconds = 0;
 std::shared_ptr<adaptive_throttle> held_throttle() {
   auto t = std::make_shared<adaptive_throttle>();
-  t->clock(+[] { return 0.0; });
+  t->clock(+[] { return held_seconds; });
+  held_seconds += 10;
   t->on_rejected();
-  while (!t->pacing()) BOOST_REQUIRE(t->admit());
+  held_seconds += 1;
+  for (int i = 0; i < 100 && !t->pacing(); ++i) BOOST_REQUIRE(t->admit());
+  BOOST_REQUIRE(t->pacing());
   return t;
 }
 
@@ -109,9 +115,19 @@ BOOST_AUTO_TEST_CASE(pacing_starts_on_the_sre_condition_not_before) {
   fake_seconds = 0;
   t.on_rejected();  // 1 sent, 0 accepted
   for (int i = 0; i < 18; ++i) BOOST_REQUIRE(t.admit());
+  fake_seconds = 1;
   BOOST_TEST(!t.pacing());  // 19 sent: below min_sent
   BOOST_REQUIRE(t.admit());
-  BOOST_TEST(t.pacing());  // 20 sent > 2 * 0 accepted
+  BOOST_TEST(t.pacing());  // 20 sent > 2 * 0 accepted, watched for an interval at least
+  // Not before an interval of watching, whatever the counts.
+  adaptive_throttle quick(2.0, 100, 20);
+  quick.clock(&fake_now);
+  quick.on_rejected();
+  for (int i = 0; i < 50; ++i) BOOST_REQUIRE(quick.admit());
+  BOOST_TEST(!quick.pacing());
+  fake_seconds = 1.5;
+  BOOST_REQUIRE(quick.admit());
+  BOOST_TEST(quick.pacing());
   // Two in three accepted with k = 2 never paces.
   adaptive_throttle ok(2.0, 100, 20);
   ok.on_rejected();
@@ -127,6 +143,7 @@ BOOST_AUTO_TEST_CASE(paced_admission_follows_the_rate_and_adapts) {
   t.clock(&fake_now).min_rate(10).interval(1.0);
   fake_seconds = 100;
   t.on_rejected();
+  fake_seconds = 101;
   while (!t.pacing()) BOOST_REQUIRE(t.admit());
   BOOST_TEST(t.rate() == 10.0);  // nothing answered while watching: the lowest pace
   // Ask 100 times a second for 0.9 s: about 10 per second get through.
@@ -140,13 +157,12 @@ BOOST_AUTO_TEST_CASE(paced_admission_follows_the_rate_and_adapts) {
   }
   BOOST_TEST(admitted >= 8);
   BOOST_TEST(admitted <= 11);
-  // The interval ends with every answer a success and attempts held back: the first good
-  // interval jumps to a quarter of the ceiling, which is still what the calls asked for
-  // (90 asks in 1.1 s; the one that ends the interval counts in the next).
+  // The interval ends with every answer a success and attempts held back: the pace doubles,
+  // up to the ceiling (the 20 attempts a second sent while watching).
   fake_seconds += 0.2;
   t.admit();
   const double first = t.rate();
-  BOOST_TEST(first == 90 / 1.1 / 4, boost::test_tools::tolerance(1e-6));
+  BOOST_TEST(first == 20.0, boost::test_tools::tolerance(1e-6));
   // Failures in the next interval: halved, and the failing pace becomes the ceiling.
   for (int i = 0; i < 100; ++i) {
     fake_seconds += 0.01;
@@ -175,6 +191,7 @@ BOOST_AUTO_TEST_CASE(a_building_queue_lowers_the_pace_to_the_answered_rate) {
   t.clock(&fake_now).min_rate(100).interval(1.0);  // starts pacing at 100 per second
   fake_seconds = 0;
   t.on_rejected();
+  fake_seconds = 1;
   while (!t.pacing()) BOOST_REQUIRE(t.admit());
   BOOST_TEST(t.rate() == 100.0);
   t.min_rate(1);
@@ -351,7 +368,11 @@ BOOST_AUTO_TEST_CASE(a_failing_dependency_is_paced_for_every_call_of_its_name_on
     ++calls;
     return boost::system::error_code(boost::asio::error::connection_refused);
   };
-  for (int i = 0; i < 5; ++i) stamina::retry(fast_policy(name), refused_op);
+  stamina::default_throttle(name).interval(0.01);  // start pacing after 10 ms of failures
+  for (int i = 0; i < 5 && !stamina::default_throttle(name).pacing(); ++i) {
+    stamina::retry(fast_policy(name), refused_op);
+    std::this_thread::sleep_for(20ms);
+  }
   BOOST_TEST(stamina::default_throttle(name).pacing());
   // Paced at the lowest rate (1/s) on the real clock: most attempts of the next call are held
   // back, and the call ends with `throttled`.

@@ -133,9 +133,8 @@ class adaptive_throttle {
   std::uint32_t accepted_before_ = 0;  // counts forgotten since then
   std::uint32_t sent_before_ = 0;
   double rate_ = 0;
-  double ceiling_ = 0;           // the last pace that proved too much, or the healthy accepted rate
-  bool last_good_ = true;        // the last interval had no overload
-  bool ceiling_proven_ = false;  // the ceiling is a pace that proved too much
+  double ceiling_ = 0;     // the last pace that proved too much, or the healthy accepted rate
+  bool last_good_ = true;  // the last interval had no overload
   double tokens_ = 0;
   double refilled_at_ = 0;
   double interval_start_ = 0;
