@@ -181,9 +181,11 @@ class backoff {
     retry_budget* budget = shed ? nullptr : policy_->budget().get();
     const bool budget_allows = budget == nullptr || budget->on_failure();
     // A held-back attempt was never sent: under a deadline it does not use up an attempt
-    // (the deadline bounds the pacing); without one it does, so that the call still ends.
-    if (shed && !std::isinf(timeout_) && unsent_ != std::numeric_limits<unsigned>::max()) ++unsent_;
-    if (max_attempts_ != 0 && failures_ - unsent_ >= max_attempts_)
+    // (the deadline bounds the pacing); without one it does, so that the call still ends. It
+    // waits the backoff of the next real retry: holds do not make the waits grow.
+    if (shed && held_ != std::numeric_limits<unsigned>::max()) ++held_;
+    const unsigned unsent = std::isinf(timeout_) ? 0 : held_;
+    if (max_attempts_ != 0 && failures_ - unsent >= max_attempts_)
       return give_up(shed ? give_up_reason::throttled : give_up_reason::attempts_exhausted);
     if (!budget_allows) return give_up(give_up_reason::budget_exhausted);
     double wait = 0;
@@ -191,7 +193,7 @@ class backoff {
       // The spread after a server-given wait stays short of the deadline (ends strictly before it).
       wait = d.what() == decision::kind::retry_after
                  ? spread_after(d.wait(), 0.999 * (timeout_ - elapsed.count() - d.wait().count())).count()
-                 : draw_wait(failures_).count();
+                 : draw_wait(shed ? failures_ - held_ + 1 : failures_ - held_).count();
     }
     if (elapsed.count() + wait >= timeout_) return give_up(shed ? give_up_reason::throttled : give_up_reason::deadline);
     // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
@@ -263,7 +265,7 @@ class backoff {
   double prev_wait_;
   double timeout_ = std::numeric_limits<double>::infinity();
   unsigned failures_ = 0;
-  unsigned unsent_ = 0;  // held-back attempts that do not count against max_attempts_
+  unsigned held_ = 0;  // attempts held back by the throttle: they do not advance the backoff
   unsigned max_attempts_ = 0;
   bool active_ = true;
   bool testing_ = false;
