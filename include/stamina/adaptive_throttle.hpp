@@ -93,13 +93,16 @@ class adaptive_throttle {
   double rate() const;
   /// Attempts held back since the throttle was made (they are not reported to on-retry hooks).
   std::uint64_t held_back() const noexcept { return held_back_.load(std::memory_order_relaxed); }
-  /// Attempts counted as sent / accepted while watching.
+  /// Attempts counted as sent while watching.
   std::uint32_t sent() const noexcept { return sent_of(state_.load(std::memory_order_relaxed)); }
+  /// Attempts counted as accepted (answered) while watching.
   std::uint32_t accepted() const noexcept { return accepted_of(state_.load(std::memory_order_relaxed)); }
 
-  /// The parameters.
+  /// Pacing starts when `sent > k * accepted`.
   double k() const noexcept { return k_; }
+  /// Both counts are halved every `window` attempts.
   unsigned window() const noexcept { return window_; }
+  /// Pacing needs at least this many attempts counted.
   unsigned min_sent() const noexcept { return min_sent_; }
 
  private:
