@@ -17,9 +17,9 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <random>
 #include <thread>
 #include <vector>
-#include <random>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
