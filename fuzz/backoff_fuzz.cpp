@@ -5,6 +5,7 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
@@ -99,7 +100,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (limit) CHECK(step < *limit);
     if (deadline) CHECK(elapsed + w < deadline->count());
     if (override_wait) {
-      CHECK(w == requested);
+      // A server-given wait is a minimum, spread after it by at most min(d, wait_jitter).
+      CHECK(w >= requested);
+      CHECK(w <= requested + std::min(requested, wjit));
     } else {
       switch (policy.jitter()) {
         case stamina::jitter::additive:
