@@ -54,14 +54,12 @@ class request_state {
   virtual next_step succeeded() = 0;
   virtual next_step failed(bool timed_out, double elapsed) = 0;
   virtual next_step wait_done(double elapsed) = 0;
-  // An attempt was shed before being sent (library policies count it as an attempt).
-  virtual bool shed_last() const { return false; }
 };
 
 // The library: a retry_protocol over a shared policy.
 class library_request final : public request_state {
  public:
-  library_request(const stamina::retry_policy& p, std::uint64_t seed, unsigned* sent) : call_(p, seed), sent_(sent) {}
+  library_request(const stamina::retry_policy& p, std::uint64_t seed) : call_(p, seed) {}
   next_step start() override { return translate(call_.start(stamina::duration(0))); }
   next_step succeeded() override { return translate(call_.attempt_succeeded()); }
   next_step failed(bool timed_out, double elapsed) override {
@@ -82,7 +80,6 @@ class library_request final : public request_state {
     using stamina::detail::action_kind;
     switch (a.kind) {
       case action_kind::attempt:
-        ++*sent_;
         return {next_step::attempt, a.limit() ? a.limit()->count() : 0.0, false};
       case action_kind::wait:
         return {next_step::wait, a.wait().count(), false};
@@ -94,7 +91,6 @@ class library_request final : public request_state {
     return {next_step::done, 0, true};
   }
   stamina::detail::retry_protocol call_;
-  unsigned* sent_;
 };
 
 // AWS SDK standard mode's retry quota: 500 tokens, a retry costs 5 (10 after a timeout), a
@@ -115,7 +111,7 @@ struct reference_rules {
 
 class reference_request final : public request_state {
  public:
-  reference_request(const reference_rules& r, std::uint64_t seed, unsigned* sent) : r_(r), rng_(seed), sent_(sent) {}
+  reference_request(const reference_rules& r, std::uint64_t seed) : r_(r), rng_(seed) {}
   next_step start() override { return attempt(); }
   next_step succeeded() override {
     if (r_.grpc_throttling) r_.grpc_throttling->on_success();
@@ -139,13 +135,9 @@ class reference_request final : public request_state {
   next_step wait_done(double) override { return attempt(); }
 
  private:
-  next_step attempt() {
-    ++*sent_;
-    return {next_step::attempt, r_.attempt_limit, false};
-  }
+  next_step attempt() { return {next_step::attempt, r_.attempt_limit, false}; }
   const reference_rules& r_;
   std::mt19937_64 rng_;
-  unsigned* sent_;
   unsigned failures_ = 0;
   double last_cost_ = 0;
 };
@@ -153,7 +145,7 @@ class reference_request final : public request_state {
 struct client_config {
   std::string name;
   // Fresh shared state (budgets, throttles) per run, then a factory of per-request states.
-  std::function<std::function<std::unique_ptr<request_state>(std::uint64_t, unsigned*)>(std::uint64_t run_seed)> make;
+  std::function<std::function<std::unique_ptr<request_state>(std::uint64_t)>(std::uint64_t run_seed)> make;
 };
 
 stamina::retry_policy any_failure() {
@@ -163,18 +155,17 @@ stamina::retry_policy any_failure() {
 client_config library(std::string name, std::function<stamina::retry_policy(std::uint64_t run_seed)> policy) {
   return {std::move(name), [policy](std::uint64_t run_seed) {
             auto p = std::make_shared<stamina::retry_policy>(policy(run_seed));
-            return std::function<std::unique_ptr<request_state>(std::uint64_t, unsigned*)>(
-                [p](std::uint64_t seed, unsigned* sent) { return std::make_unique<library_request>(*p, seed, sent); });
+            return std::function<std::unique_ptr<request_state>(std::uint64_t)>(
+                [p](std::uint64_t seed) { return std::make_unique<library_request>(*p, seed); });
           }};
 }
 
 client_config reference(std::string name, std::function<reference_rules()> rules) {
-  return {
-      std::move(name), [rules](std::uint64_t) {
-        auto r = std::make_shared<reference_rules>(rules());
-        return std::function<std::unique_ptr<request_state>(std::uint64_t, unsigned*)>(
-            [r](std::uint64_t seed, unsigned* sent) { return std::make_unique<reference_request>(*r, seed, sent); });
-      }};
+  return {std::move(name), [rules](std::uint64_t) {
+            auto r = std::make_shared<reference_rules>(rules());
+            return std::function<std::unique_ptr<request_state>(std::uint64_t)>(
+                [r](std::uint64_t seed) { return std::make_unique<reference_request>(*r, seed); });
+          }};
 }
 
 // Virtual time: the simulation's clock, read by the throttles.
@@ -301,7 +292,6 @@ run_result simulate(const scenario& sc, const client_config& cfg, std::uint64_t 
     bool ok = false;
   };
   std::vector<request> reqs;
-  unsigned sent = 0;  // attempts the policies decided to send (shed ones excluded)
   std::priority_queue<event, std::vector<event>, std::greater<>> q;
   for (double t = gap(rng); t < sc.arrivals_until; t += gap(rng)) {
     reqs.emplace_back();
@@ -355,7 +345,7 @@ run_result simulate(const scenario& sc, const client_config& cfg, std::uint64_t 
     const auto sec = static_cast<std::size_t>(e.time);
     switch (e.kind) {
       case arrive:
-        rq.state = factory(seed * 1000003 + static_cast<std::uint64_t>(e.req), &sent);
+        rq.state = factory(seed * 1000003 + static_cast<std::uint64_t>(e.req));
         perform(e.req, rq.state->start(), e.time);
         break;
       case reach_server: {
@@ -425,7 +415,6 @@ run_result simulate(const scenario& sc, const client_config& cfg, std::uint64_t 
       break;
     }
   }
-  (void)sent;
   return r;
 }
 
