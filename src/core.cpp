@@ -3,6 +3,10 @@
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/decision.hpp>
+#include <stamina/detail/protocol.hpp>
+#include <stamina/retry.hpp>
+#include <stamina/retry_context.hpp>
+#include <stamina/detail/classifier.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/retry_budget.hpp>
 #include <stamina/retry_policy.hpp>
@@ -90,6 +94,31 @@ std::string failure::type_name() const {
   return std::string(error_.category().name()) + ":" + std::to_string(error_.value());
 }
 
+// --- on_result ------------------------------------------------------------------------
+
+std::string detail::describe_values(const std::type_info& tuple_type) {
+  std::string text = boost::core::demangle(tuple_type.name());
+  // "std::tuple<int, std::string>" -> "(int, std::string)"
+  if (const auto open = text.find('<'); text.rfind("std::tuple", 0) == 0 && open != std::string::npos)
+    return "(" + text.substr(open + 1, text.size() - open - 2) + ")";
+  return text == "std::tuple<>" ? "()" : text;
+}
+
+void detail::throw_result_mismatch(const std::type_info& predicate, const std::type_info& values) {
+  throw std::invalid_argument("stamina::retry_policy: on_result's predicate takes " + describe_values(predicate) +
+                              " but the operation succeeds with " + describe_values(values));
+}
+
+void detail::throw_blocking_attempt_timeout(const char* who) {
+  throw std::invalid_argument(std::string(who) +
+                              ": the policy's attempt_timeout cannot be applied to a blocking call, which cannot be "
+                              "interrupted; use async_retry, or remove attempt_timeout from this policy");
+}
+
+void detail::throw_context_misuse(const char* what) {
+  throw std::invalid_argument(std::string("stamina::retry_context: ") + what);
+}
+
 // --- decision --------------------------------------------------------------------------
 
 decision decision::retry_after(duration wait) {
@@ -107,26 +136,66 @@ void retry_policy::change_shared(Change&& change) {
   shared_ = std::move(next);
 }
 
-retry_policy& retry_policy::on(retry_on value) {
+retry_policy::retry_policy(retry_on on, const char* file, unsigned line) {
+  // "client.cpp:42": the file's own name is enough to find the call site, and short.
+  std::string_view path = file != nullptr ? file : "";
+  if (const auto slash = path.find_last_of("/\\"); slash != std::string_view::npos) path.remove_prefix(slash + 1);
+  auto parts = std::make_shared<shared_parts>(std::move(on));
+  parts->name.reserve(path.size() + 11);
+  parts->name.append(path).append(":").append(std::to_string(line));
+  shared_ = std::move(parts);
+}
+
+adaptive_throttle* retry_policy::resolve_name_throttle() const noexcept {
+  adaptive_throttle* named = nullptr;
+  try {
+    named = &default_throttle(shared_->name);
+  } catch (...) {
+    return nullptr;  // out of memory: no throttling rather than no call
+  }
+  shared_->name_throttle.ptr.store(named, std::memory_order_release);
+  return named;
+}
+
+retry_policy& retry_policy::on_result(std::nullptr_t) & {
+  set_on_result(nullptr);
+  return *this;
+}
+
+void retry_policy::set_on_result(std::shared_ptr<const detail::result_classifier> value) {
+  change_shared([&](shared_parts& p) { p.on_result = std::move(value); });
+}
+
+retry_policy& retry_policy::on_retry(instrumentation::on_retry_hook hook) & {
+  change_shared([&](shared_parts& p) { p.own_on_retry.emplace(std::move(hook)); });
+  return *this;
+}
+
+retry_policy& retry_policy::on_give_up(instrumentation::on_give_up_hook hook) & {
+  change_shared([&](shared_parts& p) { p.own_on_give_up = std::move(hook); });
+  return *this;
+}
+
+retry_policy& retry_policy::on(retry_on value) & {
   change_shared([&](shared_parts& p) { p.on = std::move(value); });
   return *this;
 }
 
-retry_policy& retry_policy::name(std::string value) {
+retry_policy& retry_policy::name(std::string value) & {
   adaptive_throttle* named = &default_throttle(value);
   change_shared([&](shared_parts& p) {
     p.name = std::move(value);
-    p.name_throttle = named;
+    p.name_throttle.ptr.store(named, std::memory_order_relaxed);
   });
   return *this;
 }
 
-retry_policy& retry_policy::budget(std::shared_ptr<retry_budget> value) {
+retry_policy& retry_policy::budget(std::shared_ptr<retry_budget> value) & {
   change_shared([&](shared_parts& p) { p.budget = std::move(value); });
   return *this;
 }
 
-retry_policy& retry_policy::throttle(std::shared_ptr<adaptive_throttle> value) {
+retry_policy& retry_policy::throttle(std::shared_ptr<adaptive_throttle> value) & {
   change_shared([&](shared_parts& p) {
     p.throttle = std::move(value);
     p.throttle_set = true;
@@ -138,37 +207,37 @@ void retry_policy::throw_invalid_attempts(long long value) {
   invalid("attempts", "at least 1 or nullopt", std::to_string(value));
 }
 
-retry_policy& retry_policy::attempts(std::optional<unsigned> value) {
+retry_policy& retry_policy::attempts(std::optional<unsigned> value) & {
   if (value && *value == 0) throw_invalid_attempts(0);
   attempts_ = value;
   return *this;
 }
 
-retry_policy& retry_policy::timeout(std::optional<duration> value) {
+retry_policy& retry_policy::timeout(std::optional<duration> value) & {
   check_positive("timeout", value);
   timeout_ = value;
   return *this;
 }
 
-retry_policy& retry_policy::wait_initial(duration value) {
+retry_policy& retry_policy::wait_initial(duration value) & {
   check_non_negative("wait_initial", value);
   wait_initial_ = value;
   return *this;
 }
 
-retry_policy& retry_policy::wait_max(duration value) {
+retry_policy& retry_policy::wait_max(duration value) & {
   check_non_negative("wait_max", value);
   wait_max_ = value;
   return *this;
 }
 
-retry_policy& retry_policy::wait_jitter(duration value) {
+retry_policy& retry_policy::wait_jitter(duration value) & {
   check_non_negative("wait_jitter", value);
   wait_jitter_ = value;
   return *this;
 }
 
-retry_policy& retry_policy::wait_exp_base(double value) {
+retry_policy& retry_policy::wait_exp_base(double value) & {
   if (!std::isfinite(value) || value < 1) {
     std::ostringstream out;
     out << value;
@@ -178,7 +247,7 @@ retry_policy& retry_policy::wait_exp_base(double value) {
   return *this;
 }
 
-retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) {
+retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) & {
   check_positive("attempt_timeout", value);
   attempt_timeout_ = value;
   return *this;
@@ -368,11 +437,6 @@ adaptive_throttle& default_throttle(std::string_view name) {
   auto it = throttles->find(name);
   if (it == throttles->end()) it = throttles->emplace(std::string(name), std::make_unique<adaptive_throttle>()).first;
   return *it->second;
-}
-
-adaptive_throttle* detail::unnamed_default_throttle() noexcept {
-  static adaptive_throttle* const unnamed = &default_throttle("");
-  return unnamed;
 }
 
 // --- seeds -------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ class category_impl final : public boost::system::error_category {
         return "the operation threw when it was started";
       case throttled:
         return "attempt shed by the client-side throttle";
+      case retried_result:
+        return "result retried by on_result";
       default:
         return "unknown stamina error";
     }

@@ -1,5 +1,9 @@
 #include <stamina/global.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
 namespace stamina {
 
 namespace {
@@ -50,11 +54,75 @@ bool is_default_throttling() noexcept {
   return (global_config_bits.load(std::memory_order_acquire) & global_config::no_default_throttle_bit) == 0;
 }
 
+namespace {
+std::atomic<std::uint64_t> seed_in_effect{0};
+std::atomic<std::int64_t> virtual_ticks{0};
+
+// The waits skipped in virtual time; the index of the first one each scope reports.
+struct wait_log {
+  std::mutex mutex;
+  std::vector<std::chrono::duration<double>> waits;
+};
+wait_log& skipped_waits() {
+  static wait_log log;
+  return log;
+}
+}  // namespace
+
+virtual_clock::time_point virtual_clock::now() noexcept {
+  return time_point(duration(virtual_ticks.load(std::memory_order_acquire)));
+}
+
+std::uint64_t detail::virtual_time_seed() noexcept { return seed_in_effect.load(std::memory_order_acquire); }
+
+void detail::skip_virtual_wait(std::chrono::duration<double> wait) noexcept {
+  // Saturated like every wait a driver performs (at about a century).
+  const double s = std::min(std::max(wait.count(), 0.0), 100.0 * 365 * 24 * 3600);
+  virtual_ticks.fetch_add(static_cast<std::int64_t>(std::ceil(s * 1e9)), std::memory_order_acq_rel);
+  try {
+    wait_log& log = skipped_waits();
+    std::lock_guard lock(log.mutex);
+    log.waits.push_back(wait);
+  } catch (...) {
+    // Out of memory: the schedule misses one entry; the call itself is unaffected.
+  }
+}
+
 testing_scope::testing_scope(unsigned attempts, bool cap) noexcept
-    : previous_(global_config_bits.load(std::memory_order_acquire) & testing_mask) {
+    : previous_(global_config_bits.load(std::memory_order_acquire) & testing_mask),
+      previous_seed_(seed_in_effect.load(std::memory_order_acquire)) {
   set_testing(true, attempts, cap);
 }
 
-testing_scope::~testing_scope() { store_testing_bits(previous_); }
+testing_scope::testing_scope(virtual_time_t /*tag*/, std::uint64_t seed) noexcept
+    : previous_(global_config_bits.load(std::memory_order_acquire) & testing_mask),
+      previous_seed_(seed_in_effect.load(std::memory_order_acquire)) {
+  {
+    wait_log& log = skipped_waits();
+    std::lock_guard lock(log.mutex);
+    first_wait_ = log.waits.size();
+  }
+  virtual_ = true;
+  seed_in_effect.store(seed, std::memory_order_release);
+  store_testing_bits(global_config::virtual_time_bit);
+}
+
+testing_scope::~testing_scope() {
+  store_testing_bits(previous_);
+  seed_in_effect.store(previous_seed_, std::memory_order_release);
+  if (virtual_ && (previous_ & global_config::virtual_time_bit) == 0) {
+    // The outermost virtual-time scope ended: nobody can ask for the schedule any more.
+    wait_log& log = skipped_waits();
+    std::lock_guard lock(log.mutex);
+    log.waits.clear();
+  }
+}
+
+std::vector<std::chrono::duration<double>> testing_scope::waits() const {
+  if (!virtual_) return {};
+  wait_log& log = skipped_waits();
+  std::lock_guard lock(log.mutex);
+  return {log.waits.begin() + static_cast<std::ptrdiff_t>(std::min(first_wait_, log.waits.size())), log.waits.end()};
+}
 
 }  // namespace stamina

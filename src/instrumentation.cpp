@@ -69,21 +69,38 @@ std::string quoted(std::string_view text) {
   return out;
 }
 
-std::string retry_line(const retry_details& d) {
+std::string seconds(duration d) {
   std::ostringstream out;
-  out << "stamina.retry_scheduled callable=" << quoted(d.name) << " retry_num=" << d.retry_num
-      << " wait_for=" << d.wait_for.count() << "s waited_so_far=" << d.waited_so_far.count()
-      << "s caused_by=" << quoted(d.caused_by.describe());
+  out << d.count();
   return out.str();
 }
 
-std::string give_up_line(const give_up_details& d) {
-  std::ostringstream out;
-  out << "stamina.gave_up callable=" << quoted(d.name) << " reason=" << to_string(d.reason)
-      << " attempts=" << d.attempts << " waited_so_far=" << d.waited_so_far.count()
-      << "s caused_by=" << quoted(d.caused_by.describe());
-  return out.str();
+log_record retry_record(const retry_details& d) {
+  log_record r;
+  r.level = log_level::warning;
+  r.event = "stamina.retry_scheduled";
+  r.fields = {{"callable", d.name, true},
+              {"retry_num", std::to_string(d.retry_num)},
+              {"wait_for", seconds(d.wait_for)},
+              {"waited_so_far", seconds(d.waited_so_far)},
+              {"caused_by", d.caused_by.describe(), true}};
+  return r;
 }
+
+log_record give_up_record(const give_up_details& d) {
+  log_record r;
+  r.level = log_level::error;
+  r.event = "stamina.gave_up";
+  r.fields = {{"callable", d.name, true},
+              {"reason", std::string(to_string(d.reason))},
+              {"attempts", std::to_string(d.attempts)},
+              {"waited_so_far", seconds(d.waited_so_far)},
+              {"caused_by", d.caused_by.describe(), true}};
+  return r;
+}
+
+// Python stamina logs retries only; a give-up is news only when the call retried.
+bool worth_logging(const give_up_details& d) noexcept { return d.attempts > 1; }
 
 std::mutex& stream_mutex() {
   static std::mutex m;
@@ -105,17 +122,44 @@ void set_on_give_up_hooks(std::vector<on_give_up_hook> hooks) { give_up_hooks().
 void reset_on_give_up_hooks() { give_up_hooks().reset(); }
 std::vector<on_give_up_hook> get_on_give_up_hooks() { return *give_up_hooks().snapshot(); }
 
+std::string log_record::line() const {
+  std::string out(event);
+  for (const log_field& f : fields) {
+    out += ' ';
+    out += f.key;
+    out += '=';
+    if (f.text)
+      out += quoted(f.value);
+    else
+      out += f.value;
+    if (f.key == "wait_for" || f.key == "waited_so_far") out += 's';
+  }
+  return out;
+}
+
 on_retry_hook logging_hook(std::ostream& out) {
-  return [&out](const retry_details& d) { write_line(out, retry_line(d)); };
+  return [&out](const retry_details& d) { write_line(out, retry_record(d).line()); };
+}
+on_retry_hook logging_hook(log_sink sink) {
+  return [sink = std::move(sink)](const retry_details& d) { sink(retry_record(d)); };
 }
 on_retry_hook logging_hook(std::function<void(std::string_view)> sink) {
-  return [sink = std::move(sink)](const retry_details& d) { sink(retry_line(d)); };
+  return [sink = std::move(sink)](const retry_details& d) { sink(retry_record(d).line()); };
 }
 on_give_up_hook give_up_logging_hook(std::ostream& out) {
-  return [&out](const give_up_details& d) { write_line(out, give_up_line(d)); };
+  return [&out](const give_up_details& d) {
+    if (worth_logging(d)) write_line(out, give_up_record(d).line());
+  };
+}
+on_give_up_hook give_up_logging_hook(log_sink sink) {
+  return [sink = std::move(sink)](const give_up_details& d) {
+    if (worth_logging(d)) sink(give_up_record(d));
+  };
 }
 on_give_up_hook give_up_logging_hook(std::function<void(std::string_view)> sink) {
-  return [sink = std::move(sink)](const give_up_details& d) { sink(give_up_line(d)); };
+  return [sink = std::move(sink)](const give_up_details& d) {
+    if (worth_logging(d)) sink(give_up_record(d).line());
+  };
 }
 
 // --- metrics -----------------------------------------------------------------------------
@@ -195,7 +239,7 @@ bool has_on_retry_hooks() noexcept { return instrumentation::retry_hooks().any()
 bool has_on_give_up_hooks() noexcept { return instrumentation::give_up_hooks().any(); }
 
 namespace {
-void report_hook_failure(const char* kind) noexcept {
+void report_hook_failure(const char* kind, const char* consequence = "threw and was ignored") noexcept {
   try {
     std::string what = "unknown exception";
     try {
@@ -205,43 +249,53 @@ void report_hook_failure(const char* kind) noexcept {
     } catch (...) {
     }
     std::lock_guard lock(instrumentation::stream_mutex());
-    std::cerr << "stamina: an " << kind << " hook threw and was ignored: " << what << '\n';
+    std::cerr << "stamina: an " << kind << ' ' << consequence << ": " << what << '\n';
   } catch (...) {
   }
 }
 }  // namespace
 
-void notify_retry(const retry_details& d, retry_scope& scope) noexcept {
-  std::shared_ptr<const std::vector<instrumentation::on_retry_hook>> hooks;
-  try {
-    hooks = instrumentation::retry_hooks().snapshot();
-  } catch (...) {
-    return;
-  }
-  for (const auto& hook : *hooks) {
+void notify_retry(const retry_details& d, retry_scope& scope, const instrumentation::on_retry_hook* own) noexcept {
+  const auto call = [&](const instrumentation::on_retry_hook& hook) {
     try {
       if (auto object = hook(d)) scope.push_back(std::move(object));
     } catch (...) {
-      report_hook_failure("on-retry");
+      report_hook_failure("on-retry hook");
     }
+  };
+  if (has_on_retry_hooks()) {
+    std::shared_ptr<const std::vector<instrumentation::on_retry_hook>> hooks;
+    try {
+      hooks = instrumentation::retry_hooks().snapshot();
+    } catch (...) {
+    }
+    if (hooks)
+      for (const auto& hook : *hooks) call(hook);
   }
+  if (own != nullptr) call(*own);
 }
 
-void notify_give_up(const give_up_details& d) noexcept {
-  std::shared_ptr<const std::vector<instrumentation::on_give_up_hook>> hooks;
-  try {
-    hooks = instrumentation::give_up_hooks().snapshot();
-  } catch (...) {
-    return;
-  }
-  for (const auto& hook : *hooks) {
+void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_hook* own) noexcept {
+  const auto call = [&](const instrumentation::on_give_up_hook& hook) {
     try {
       if (hook) hook(d);
     } catch (...) {
-      report_hook_failure("on-give-up");
+      report_hook_failure("on-give-up hook");
     }
+  };
+  if (has_on_give_up_hooks()) {
+    std::shared_ptr<const std::vector<instrumentation::on_give_up_hook>> hooks;
+    try {
+      hooks = instrumentation::give_up_hooks().snapshot();
+    } catch (...) {
+    }
+    if (hooks)
+      for (const auto& hook : *hooks) call(hook);
   }
+  if (own != nullptr) call(*own);
 }
+
+void report_classifier_failure() noexcept { report_hook_failure("on/on_result classifier", "failed (threw, or returned an invalid wait), so the failure is not retried"); }
 
 }  // namespace detail
 

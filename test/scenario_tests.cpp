@@ -25,8 +25,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/system/result.hpp>
 
 #include <functional>
+#include <numeric>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -46,7 +48,7 @@ const error_code aborted = asio::error::operation_aborted;
 const error_code timed_out = stamina::error::attempt_timeout;
 const error_code throttled = stamina::error::throttled;
 
-enum class switches { normal, testing, inactive };
+enum class switches { normal, testing, inactive, virtual_time };
 
 struct scenario {
   std::string name{};
@@ -193,6 +195,56 @@ const std::vector<scenario> table = {
      .waits = {1},
      .reason = {},
      .result = ok},
+    {.name = "on_result_retries_a_result",
+     .policy = [] { return base().on_result([](int value) { return value < 30; }); },
+     .results = {ok},
+     .attempts = 3,
+     .waits = {1, 2},
+     .reason = {},
+     .result = ok},
+    {.name = "on_result_gives_up_with_the_last_result",  // delivered as the success it is
+     .policy = [] { return base().attempts(2).on_result([](const int&) { return true; }); },
+     .results = {ok},
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::attempts_exhausted,
+     .result = ok},
+    {.name = "on_result_waits_a_server_given_wait",
+     .policy =
+         [] {
+           return base().wait_jitter(0s).on_result([](int value) -> stamina::decision {
+             if (value == 10) return stamina::decision::retry_after(5s);
+             return false;
+           });
+         },
+     .results = {ok},
+     .attempts = 2,
+     .waits = {5},
+     .reason = {},
+     .result = ok},
+    {.name = "on_result_and_failures_share_the_attempts",
+     .policy = [] { return base().attempts(3).on_result([](int) { return true; }); },
+     .results = {refused, ok},
+     .attempts = 3,
+     .waits = {1, 2},
+     .reason = give_up_reason::attempts_exhausted,
+     .result = ok},
+    {.name = "virtual_time_skips_the_waits",
+     .policy = base,
+     .results = {refused, refused, ok},
+     .mode = switches::virtual_time,
+     .attempts = 3,
+     .waits = {1, 2},
+     .reason = {},
+     .result = ok},
+    {.name = "virtual_time_keeps_the_deadline",
+     .policy = [] { return base().timeout(2.5s); },
+     .results = {refused},
+     .mode = switches::virtual_time,
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::deadline,
+     .result = refused},
     {.name = "attempt_timeout",
      .policy = [] { return base().attempts(2).attempt_timeout(1s); },
      .results = {refused},
@@ -303,14 +355,16 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
     test::mock_clock::advance(end - test::mock_clock::now());
     return !interrupted();
   };
-  auto f = [&]() -> error_code {
+  auto f = [&]() -> boost::system::result<int> {  // a value, for on_result, like the async ops
     const int n = ++*sc.calls;
     test::mock_clock::advance(
         std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(s.attempt_seconds)));
-    return sc.result(n);
+    if (const error_code r = sc.result(n)) return r;
+    return 10 * n;
   };
-  const error_code r = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
-  return {r, r ? 0 : 10 * *sc.calls, *sc.calls};
+  const boost::system::result<int> r = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
+  if (!r) return {r.error(), 0, *sc.calls};
+  return {ok, *r, *sc.calls};
 }
 
 // Runs an async driver: `start(ctx, policy, script, out, handler)` initiates the call so that
@@ -434,6 +488,10 @@ BOOST_DATA_TEST_CASE(same_behaviour_on_every_driver, boost::unit_test::data::mak
     BOOST_TEST_CONTEXT("scenario " << s.name << ", driver " << d.name) {
       std::optional<stamina::testing_scope> testing;
       if (s.mode == switches::testing) testing.emplace(3);
+      std::optional<stamina::testing_scope> virtual_time;
+      if (s.mode == switches::virtual_time) virtual_time.emplace(stamina::virtual_time, 7);
+      const auto virtual_start = stamina::virtual_clock::now();
+      const auto mock_start = test::mock_clock::now();
       if (s.mode == switches::inactive) stamina::set_active(false);
       test::hook_recorder hooks;
       const stamina::retry_policy policy = s.policy();  // made under the switches, as a user would
@@ -446,6 +504,15 @@ BOOST_DATA_TEST_CASE(same_behaviour_on_every_driver, boost::unit_test::data::mak
       std::vector<double> waits;
       for (const auto& r : hooks.retries()) waits.push_back(r.wait_for);
       BOOST_TEST(waits == s.waits, boost::test_tools::per_element());
+      if (virtual_time) {
+        // Every wait was skipped: the virtual clock moved by their sum, the driver's clock not at all.
+        const double skipped = stamina::duration(stamina::virtual_clock::now() - virtual_start).count();
+        BOOST_TEST(skipped == std::accumulate(s.waits.begin(), s.waits.end(), 0.0), boost::test_tools::tolerance(1e-9));
+        BOOST_TEST((test::mock_clock::now() - mock_start).count() < std::chrono::nanoseconds(1s).count());
+        std::vector<double> listed;
+        for (const auto w : virtual_time->waits()) listed.push_back(w.count());
+        BOOST_TEST(listed == s.waits, boost::test_tools::per_element());
+      }
       const auto give_ups = hooks.give_ups();
       if (s.reason) {
         BOOST_TEST_REQUIRE(give_ups.size() == 1u);

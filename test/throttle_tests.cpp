@@ -337,7 +337,7 @@ stamina::retry_policy fast_policy(const std::string& name) {
 
 BOOST_AUTO_TEST_CASE(a_policy_uses_the_default_throttle_of_its_name) {
   const auto switches = stamina::detail::load_global_config();
-  BOOST_TEST(policy().throttle_in_effect(switches) == &stamina::default_throttle(""));
+  BOOST_TEST(policy().throttle_in_effect(switches) == &stamina::default_throttle(policy().name()));
   BOOST_TEST(policy().name("db").throttle_in_effect(switches) == &stamina::default_throttle("db"));
   BOOST_TEST(policy().name("db").throttle(nullptr).throttle_in_effect(switches) == nullptr);
   auto own = std::make_shared<adaptive_throttle>();

@@ -43,6 +43,12 @@ constexpr bool foreign_awaitable() {
     return false;
 }
 
+// The on_result check of an async call: its values are the completion arguments after the first.
+template <class First, class... Rest>
+void check_values_of(const retry_policy& policy, void (*)(First, Rest...)) {
+  check_result_values<Rest...>(policy);
+}
+
 template <class Signature>
 struct rest_default_constructible;
 template <class First, class... Rest>
@@ -65,6 +71,7 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
     (void)signature_head<signature>{};
     executor_type ex = executor_of(ex_or_context);
     using token_type = std::decay_t<CompletionToken>;
+    if (policy.result_classifier() != nullptr) check_values_of(policy, static_cast<signature*>(nullptr));
 
     const auto composed = [&] {
       static_assert(rest_default_constructible<signature>::value,

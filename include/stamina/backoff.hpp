@@ -132,14 +132,29 @@ class backoff {
     return duration(std::min(per_attempt->count(), std::max(0.0, timeout_ - elapsed.count())));
   }
 
-  /// Asks the policy's `on` about `f`. A classifier that throws counts as "do not retry", so
+  /// Asks the policy's `on` about `f`. A classifier that throws (or returns an invalid wait)
+  /// is reported on standard error, like a throwing hook, and counts as "do not retry", so
   /// the original failure is delivered rather than the classifier's exception.
   decision classify(const failure& f) const noexcept {
     try {
       return policy_->on()(f);
     } catch (...) {
+      detail::report_classifier_failure();
       return decision::no_retry();
     }
+  }
+
+  /// The wait the next retryable failure will draw (ignoring the deadline, the attempt
+  /// limit and server-given waits), without drawing it: the same number `on_failure` will
+  /// then schedule. 0 in testing mode.
+  duration peek_wait() noexcept {
+    if (testing_) return duration(0);
+    if (!seeded_) {
+      rng_ = detail::random_seed();
+      seeded_ = true;
+    }
+    backoff copy = *this;
+    return copy.draw_wait(failures_ - held_ + 1);
   }
 
   /// Records a failure (classified by the policy) that happened `elapsed` after the first

@@ -19,6 +19,9 @@ enum errors {
   op_threw = 2,
   /// The policy's `adaptive_throttle` shed the attempt: it was never sent to the dependency.
   throttled = 3,
+  /// The operation succeeded but the policy's `on_result` asked for a retry (how such a
+  /// retry appears in hooks, logs and metrics; the caller receives the result itself).
+  retried_result = 4,
 };
 
 /// The `stamina` error category.

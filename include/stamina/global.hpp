@@ -2,7 +2,10 @@
 #define STAMINA_GLOBAL_HPP
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace stamina {
 
@@ -15,15 +18,19 @@ struct global_config {
   static constexpr std::uint64_t testing_bit = 2;
   static constexpr std::uint64_t cap_bit = 4;
   static constexpr std::uint64_t no_default_throttle_bit = 8;  // set = default throttles off
+  static constexpr std::uint64_t virtual_time_bit = 16;        // waits are skipped, on the virtual clock
 
   std::uint64_t bits;
 
   bool active() const noexcept { return (bits & inactive_bit) == 0; }
   bool testing() const noexcept { return (bits & testing_bit) != 0; }
   bool cap() const noexcept { return (bits & cap_bit) != 0; }
+  bool virtual_time() const noexcept { return (bits & virtual_time_bit) != 0; }
   /// Policies without a throttle of their own use their name's default throttle (not in
-  /// testing mode, and not when turned off with set_default_throttling(false)).
-  bool default_throttling() const noexcept { return (bits & (no_default_throttle_bit | testing_bit)) == 0; }
+  /// testing mode or virtual time, and not when turned off with set_default_throttling(false)).
+  bool default_throttling() const noexcept {
+    return (bits & (no_default_throttle_bit | testing_bit | virtual_time_bit)) == 0;
+  }
   unsigned testing_attempts() const noexcept { return static_cast<unsigned>(bits >> 32); }
 };
 
@@ -50,21 +57,64 @@ bool is_testing() noexcept;
 void set_default_throttling(bool on) noexcept;
 bool is_default_throttling() noexcept;
 
-/// Enables testing mode for a scope and restores the previous state (testing or not, and
-/// its attempts and cap) on destruction, also during unwinding. Scopes nest; like any
-/// save-and-restore guard of a process-wide setting, overlapping scopes on different threads
-/// do not nest and leave whichever state was restored last.
+/// The clock of virtual time (`testing_scope(stamina::virtual_time)`): it starts at 0 and moves only
+/// when a retrying call skips a wait in virtual time, by that wait. A test reads it to assert
+/// how long its code would have waited, without waiting. Thread-safe.
+struct virtual_clock {
+  using rep = std::int64_t;                                    ///< nanoseconds
+  using period = std::nano;                                    ///< nanoseconds
+  using duration = std::chrono::nanoseconds;                   ///< its duration
+  using time_point = std::chrono::time_point<virtual_clock>;  ///< its time point
+  static constexpr bool is_steady = true;                      ///< it never goes back
+  /// Now, in virtual time.
+  static time_point now() noexcept;
+};
+
+/// The tag that selects virtual time: `stamina::testing_scope scope(stamina::virtual_time, seed);`
+struct virtual_time_t {
+  explicit virtual_time_t() = default;
+};
+/// See virtual_time_t.
+inline constexpr virtual_time_t virtual_time{};
+
+/// For tests, a scope with a process-wide retry mode that is restored on destruction (also
+/// during unwinding):
+/// - `testing_scope(attempts, cap)`: testing mode, as `set_testing`: waits are zero, the
+///   `timeout` is ignored and attempts are forced to `attempts` (or capped, with `cap`).
+/// - `testing_scope(stamina::virtual_time, seed)`: the policies apply as written (attempts, waits,
+///   deadline), but no call sleeps: each wait is skipped at once and advances `virtual_clock`
+///   and the call's own elapsed time by exactly the wait; every call's jitter is drawn from
+///   `seed`, so the schedule is the same on every run, and `waits()` lists it.
+///
+/// Both turn default throttling off. Scopes nest; like any save-and-restore guard of a
+/// process-wide setting, overlapping scopes on different threads do not nest and leave
+/// whichever state was restored last.
 class testing_scope {
  public:
   /// Turns testing mode on with `attempts` (and `cap`), remembering the previous state.
   explicit testing_scope(unsigned attempts = 1, bool cap = false) noexcept;
+  /// Virtual time with a fixed jitter seed (see above).
+  explicit testing_scope(virtual_time_t /*tag*/, std::uint64_t seed = 1) noexcept;
   ~testing_scope();
   testing_scope(const testing_scope&) = delete;
   testing_scope& operator=(const testing_scope&) = delete;
 
+  /// The waits skipped in virtual time since this scope began, in the order they were
+  /// scheduled, by every call of the process (empty outside virtual time).
+  std::vector<std::chrono::duration<double>> waits() const;
+
  private:
   std::uint64_t previous_;
+  std::uint64_t previous_seed_ = 0;
+  std::size_t first_wait_ = 0;
+  bool virtual_ = false;
 };
+
+namespace detail {
+// Virtual time: the jitter seed every call uses (0 = random), and a skipped wait's bookkeeping.
+std::uint64_t virtual_time_seed() noexcept;
+void skip_virtual_wait(std::chrono::duration<double> wait) noexcept;
+}  // namespace detail
 
 }  // namespace stamina
 

@@ -17,21 +17,23 @@
 namespace stamina {
 
 /// What an on-retry hook is told: a retry has been scheduled and its wait is about to begin.
+/// A value: a copy kept after the hook returns stays valid (e.g. to assert on it in a test).
 struct retry_details {
-  std::string_view name;     ///< the policy's `name`
-  unsigned retry_num;        ///< the attempt that just failed, from 1
-  duration wait_for;         ///< the wait about to begin
-  duration waited_so_far;    ///< sum of the waits scheduled before this one
-  const failure& caused_by;  ///< the failure that caused this retry
+  std::string name;        ///< the policy's `name`
+  unsigned retry_num = 0;  ///< the attempt that just failed, from 1
+  duration wait_for{0};    ///< the wait about to begin
+  duration waited_so_far{0};  ///< sum of the waits scheduled before this one
+  failure caused_by{boost::system::error_code()};  ///< the failure that caused this retry
 };
 
-/// What an on-give-up hook is told: the call ends with its last failure.
+/// What an on-give-up hook is told: the call ends with its last failure. A value, like
+/// `retry_details`.
 struct give_up_details {
-  std::string_view name;     ///< the policy's `name`
-  give_up_reason reason;     ///< why the call stopped retrying
-  unsigned attempts;         ///< attempts made, including the last one
-  duration waited_so_far;    ///< sum of all waits scheduled
-  const failure& caused_by;  ///< the last failure, delivered to the caller
+  std::string name;                                    ///< the policy's `name`
+  give_up_reason reason = give_up_reason::attempts_exhausted;  ///< why the call stopped retrying
+  unsigned attempts = 0;                               ///< attempts made, including the last one
+  duration waited_so_far{0};                           ///< sum of all waits scheduled
+  failure caused_by{boost::system::error_code()};      ///< the last failure, delivered to the caller
 };
 
 namespace instrumentation {
@@ -71,21 +73,56 @@ using on_give_up_hook = std::function<void(const give_up_details&)>;
 void set_on_retry_hooks(std::vector<on_retry_hook> hooks);
 /// Back to the defaults: the logging hook (standard error) and the default metrics.
 void reset_on_retry_hooks();
+/// The on-retry hooks now installed.
 std::vector<on_retry_hook> get_on_retry_hooks();
 
+/// Replaces the on-give-up hooks, like set_on_retry_hooks.
 void set_on_give_up_hooks(std::vector<on_give_up_hook> hooks);
-/// Back to the defaults: the give-up logging hook (standard error) and the default metrics.
+/// Back to the defaults: the give-up logging hook (standard error; only calls that retried)
+/// and the default metrics.
 void reset_on_give_up_hooks();
+/// The on-give-up hooks now installed.
 std::vector<on_give_up_hook> get_on_give_up_hooks();
 
-/// Writes one line per scheduled retry:
-/// `stamina.retry_scheduled callable=... retry_num=... wait_for=... waited_so_far=... caused_by=...`
+/// Severity of a log record, as in Python's logging.
+enum class log_level : unsigned char { debug, info, warning, error };
+
+/// One field of a log record, e.g. `retry_num` = `"2"`.
+struct log_field {
+  std::string_view key;  ///< the field's name
+  std::string value;     ///< its value as text (seconds for durations)
+  bool text = false;     ///< quoted in a line (names, descriptions); numbers are not
+};
+
+/// What the logging hooks hand to a sink: a level, an event name and fields, so that a
+/// structured logger (spdlog, syslog, JSON) can keep them apart.
+struct log_record {
+  log_level level = log_level::warning;  ///< `warning` for a retry, `error` for a give-up
+  std::string_view event;                ///< `stamina.retry_scheduled` or `stamina.gave_up`
+  std::vector<log_field> fields;         ///< in a fixed order, see the hooks below
+  /// `event key=value ...`, as the stream hooks write it (without a newline).
+  std::string line() const;
+};
+
+/// A receiver of log records (e.g. an adapter to a logging library).
+using log_sink = std::function<void(const log_record&)>;
+
+/// Logs like Python stamina: one line per scheduled retry, at `warning`:
+/// `stamina.retry_scheduled callable="..." retry_num=... wait_for=... waited_so_far=... caused_by="..."`.
 /// The stream must outlive the hook; lines from different threads are not interleaved.
 on_retry_hook logging_hook(std::ostream& out);
-/// Same line, handed to `sink` (e.g. a logging library) without the trailing newline.
+/// Same record, handed to `sink`.
+on_retry_hook logging_hook(log_sink sink);
+/// Same line, handed to `sink` without the trailing newline.
 on_retry_hook logging_hook(std::function<void(std::string_view)> sink);
-/// `stamina.gave_up callable=... reason=... attempts=... waited_so_far=... caused_by=...`
+/// Logs a give-up at `error`, only for calls that retried (made more than one attempt): a
+/// first-attempt failure that was never going to be retried (a 404) is the caller's news,
+/// not the retry library's.
+/// `stamina.gave_up callable="..." reason=... attempts=... waited_so_far=... caused_by="..."`
 on_give_up_hook give_up_logging_hook(std::ostream& out);
+/// Same record, handed to `sink`.
+on_give_up_hook give_up_logging_hook(log_sink sink);
+/// Same line, handed to `sink` without the trailing newline.
 on_give_up_hook give_up_logging_hook(std::function<void(std::string_view)> sink);
 
 /// In-process counters, rendered in the Prometheus text exposition format:
@@ -132,10 +169,15 @@ using retry_scope = std::vector<std::shared_ptr<void>>;
 bool has_on_retry_hooks() noexcept;
 bool has_on_give_up_hooks() noexcept;
 
-// Calls every on-retry hook with a snapshot of the registry; a hook that throws is contained
-// (reported on standard error) and the others still run.
-void notify_retry(const retry_details& d, retry_scope& scope) noexcept;
-void notify_give_up(const give_up_details& d) noexcept;
+// Calls every on-retry hook with a snapshot of the registry, then the policy's own hook
+// (`own`, may be null); a hook that throws is contained (reported on standard error) and the
+// others still run.
+void notify_retry(const retry_details& d, retry_scope& scope, const instrumentation::on_retry_hook* own) noexcept;
+void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_hook* own) noexcept;
+
+// A classifier (`on`, `on_result`) threw or returned an invalid wait: reported like a throwing
+// hook; the failure is then not retried.
+void report_classifier_failure() noexcept;
 
 }  // namespace detail
 

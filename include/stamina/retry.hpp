@@ -19,6 +19,7 @@
 #include <optional>
 #include <stop_token>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 
 namespace stamina {
@@ -32,6 +33,11 @@ struct sync_result {
 };
 template <>
 struct sync_result<boost::system::error_code> {
+  using values = std::tuple<>;
+  template <class Fn>
+  static decltype(auto) with_value(const boost::system::error_code& /*ec*/, Fn&& fn) {
+    return fn();  // a success carries no value
+  }
   static constexpr bool is_error_value = true;
   static bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
   static failure to_failure(const boost::system::error_code& ec) noexcept { return failure(ec); }
@@ -39,6 +45,15 @@ struct sync_result<boost::system::error_code> {
 };
 template <class T, class E>
 struct sync_result<boost::system::result<T, E>> {
+  using values = std::conditional_t<std::is_void_v<T>, std::tuple<>, std::tuple<T>>;
+  // Calls fn with the success value (none for result<void>).
+  template <class Fn>
+  static decltype(auto) with_value(const boost::system::result<T, E>& r, Fn&& fn) {
+    if constexpr (std::is_void_v<T>)
+      return fn();
+    else
+      return fn(*r);
+  }
   static_assert(std::is_same_v<E, boost::system::error_code> || std::is_same_v<E, std::exception_ptr>,
                 "stamina::retry supports result<T, error_code> and result<T, exception_ptr>");
   static constexpr bool is_error_value = true;
@@ -95,10 +110,28 @@ struct sync_attempt {
     }
   }
   failure what() const noexcept { return failure(error); }
+  // The success, shown to the policy's on_result.
+  action succeeded(retry_protocol& call, duration elapsed) {
+    if constexpr (std::is_void_v<R>)
+      return call.attempt_succeeded(elapsed, false);
+    else
+      return call.attempt_succeeded(elapsed, false, *value);
+  }
+  template <class Policy>
+  static void check_values(const Policy& policy) {
+    if constexpr (std::is_void_v<R>)
+      check_result_values<>(policy);
+    else
+      check_result_values<R>(policy);
+  }
   R take() {
     if constexpr (!std::is_void_v<R>) return std::move(*value);
   }
-  [[noreturn]] R give_up() { std::rethrow_exception(error); }  // the same exception object
+  // The last attempt's result: a success that on_result retried, or the same exception object.
+  R give_up() {
+    if (!error) return take();
+    std::rethrow_exception(error);
+  }
   [[noreturn]] R give_up(boost::system::error_code ec) { throw boost::system::system_error(ec); }
 };
 
@@ -113,6 +146,17 @@ struct sync_attempt<R, true> {
     return !traits::failed(*last);
   }
   failure what() const noexcept { return traits::to_failure(*last); }
+  action succeeded(retry_protocol& call, duration elapsed) {
+    return traits::with_value(*last, [&](const auto&... v) { return call.attempt_succeeded(elapsed, false, v...); });
+  }
+  template <class Policy>
+  static void check_values(const Policy& policy) {
+    check(policy, static_cast<typename traits::values*>(nullptr));
+  }
+  template <class Policy, class... V>
+  static void check(const Policy& policy, std::tuple<V...>* /*values*/) {
+    check_result_values<V...>(policy);
+  }
   R take() { return std::move(*last); }
   R give_up() { return std::move(*last); }
   R give_up(boost::system::error_code ec) { return traits::from_error(ec); }
@@ -127,7 +171,7 @@ template <class Clock, class Sleeper, class F, class Attempt>
   for (;;) {
     switch (next.kind) {
       case action_kind::attempt:
-        next = last.run(f) ? call.attempt_succeeded() : call.attempt_failed(last.what(), clock.elapsed(), false);
+        next = last.run(f) ? last.succeeded(call, clock.elapsed()) : call.attempt_failed(last.what(), clock.elapsed(), false);
         break;
       case action_kind::wait:
         next = call.wait_finished(clock.elapsed(), !sleep(next.wait()));
@@ -145,9 +189,21 @@ template <class Clock, class Sleeper, class F, class Attempt>
 // The blocking driver: performs the actions of the retry protocol, sleeping the thread for
 // waits. Its clock and its way of sleeping are injectable for tests; `Sleeper(duration) ->
 // bool` returns false when the wait was interrupted. It has no way to interrupt a blocking
-// attempt, so an attempt time limit is not applied here.
+// attempt, so a policy with an attempt time limit is rejected.
+// What the blocking drivers cannot honour, rejected before the first attempt.
+[[noreturn]] void throw_blocking_attempt_timeout(const char* who);
+
+template <class R>
+void check_blocking_policy(const retry_policy& policy, const char* who) {
+  if (policy.attempt_timeout()) [[unlikely]]
+    throw_blocking_attempt_timeout(who);
+  if (policy.result_classifier() != nullptr) [[unlikely]]
+    sync_attempt<R>::check_values(policy);
+}
+
 template <class Clock, class Sleeper, class F>
 std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
+  check_blocking_policy<std::invoke_result_t<F&>>(policy, "stamina::retry");
   const first_attempt first(policy);
   const stopwatch<Clock> clock(first.needs_clock());
   sync_attempt<std::invoke_result_t<F&>> last;
@@ -156,6 +212,10 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
     return perform_actions(call, call.attempt_held_back(clock.elapsed()), clock, sleep, f, last);
   }
   if (last.run(f)) {
+    if (first.judges_results()) [[unlikely]] {
+      retry_protocol call(first);
+      return perform_actions(call, last.succeeded(call, clock.elapsed()), clock, sleep, f, last);
+    }
     first.succeeded();
     return last.take();
   }

@@ -2,6 +2,7 @@
 #define STAMINA_RETRY_ON_HPP
 
 #include <stamina/decision.hpp>
+#include <stamina/detail/classifier.hpp>
 #include <stamina/failure.hpp>
 
 #include <boost/system/error_code.hpp>
@@ -17,11 +18,6 @@ namespace stamina {
 
 namespace detail {
 
-template <class T>
-struct is_chrono_duration : std::false_type {};
-template <class R, class P>
-struct is_chrono_duration<std::chrono::duration<R, P>> : std::true_type {};
-
 // Type-erased, immutable classifier; shared between copies of a policy so that copying a
 // policy into an async operation never allocates.
 struct classifier {
@@ -34,15 +30,9 @@ struct classifier_for final : classifier {
   explicit classifier_for(F f) : f_(std::move(f)) {}
   decision classify(const failure& f) const override {
     using result = std::decay_t<std::invoke_result_t<const F&, const failure&>>;
-    if constexpr (std::is_same_v<result, decision>) {
-      return f_(f);
-    } else if constexpr (is_chrono_duration<result>::value) {
-      return decision::retry_after(std::chrono::duration_cast<duration>(f_(f)));
-    } else {
-      static_assert(std::is_convertible_v<result, bool>,
-                    "a retry_on predicate must return bool, stamina::decision or a chrono duration");
-      return decision(static_cast<bool>(f_(f)));
-    }
+    static_assert(is_verdict_v<result>, "a retry_on predicate must return bool, stamina::decision or a chrono duration "
+                                        "(a number is not a wait: return std::chrono::seconds(n))");
+    return as_decision(f_(f));
   }
   F f_;
 };
@@ -61,6 +51,16 @@ class retry_on {
 
   /// Classifies one failure.
   decision operator()(const failure& f) const { return impl_->classify(f); }
+
+  /// Either classifier: `a` is asked first; if it says "do not retry", `b` decides. So the
+  /// first part that says "retry" (and its wait) wins, e.g.
+  /// `on_error(errc::timed_out) || on_exception<std::runtime_error>()`.
+  friend retry_on operator||(retry_on a, retry_on b) {
+    return retry_on([a = std::move(a), b = std::move(b)](const failure& f) {
+      const decision first = a(f);
+      return first.should_retry() ? first : b(f);
+    });
+  }
 
  private:
   std::shared_ptr<const detail::classifier> impl_;

@@ -4,9 +4,13 @@
 #include <stamina/duration.hpp>
 #include <stamina/global.hpp>
 #include <stamina/jitter.hpp>
+#include <stamina/detail/classifier.hpp>
+#include <stamina/instrumentation.hpp>
 #include <stamina/retry_on.hpp>
 
+#include <atomic>
 #include <concepts>
+#include <cstddef>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -16,14 +20,11 @@ namespace stamina {
 
 class retry_budget;
 class adaptive_throttle;
-namespace detail {
-// default_throttle(""), looked up once.
-adaptive_throttle* unnamed_default_throttle() noexcept;
-}  // namespace detail
 
 /// How a call is retried. A value type: every setter validates its argument, so an invalid
-/// policy cannot exist. Setters return `*this` for chaining; each getter has the setter's
-/// name and no argument.
+/// policy cannot exist. Setters return the policy for chaining (an lvalue for a named policy,
+/// an rvalue for a temporary, so that `backoff b(retry_policy(on).attempts(3));`, which would
+/// dangle, does not compile); each getter has the setter's name and no argument.
 ///
 /// It is a class and not an aggregate on purpose: g++ 12 destroys aggregate temporaries
 /// with non-trivial members twice when they are built inside a `co_await` expression.
@@ -31,54 +32,133 @@ class retry_policy {
  public:
   /// The only required part: which failures are retried. Implicit, so a `retry_on` (e.g.
   /// `stamina::on_error(...)`) can stand wherever a policy with all defaults is expected.
-  retry_policy(retry_on on)  // NOLINT(google-explicit-constructor): deliberate, see above
-      : shared_(std::make_shared<const shared_parts>(
-            shared_parts{std::move(on), {}, {}, {}, detail::unnamed_default_throttle(), false})) {}
+  /// The policy is named after the place it is created (`"client.cpp:42"`: the file's name
+  /// and the line) until `name(...)` says otherwise, so unnamed call sites neither log
+  /// `callable=""` nor share one metrics series or default throttle. `file` and `line` are
+  /// filled in by the compiler; do not pass them.
+  retry_policy(retry_on on,  // NOLINT(google-explicit-constructor): deliberate, see above
+               const char* file = __builtin_FILE(), unsigned line = __builtin_LINE());
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
   /// Which failures are retried.
-  retry_policy& on(retry_on value);
+  retry_policy& on(retry_on value) &;
+  /// Which failures are retried.
+  retry_policy&& on(retry_on value) && { return std::move(on(std::move(value))); }
+  /// Retry a *successful* result too: `pred` takes the operation's success values (the
+  /// return value of `retry`'s function; the `T` of `awaitable<T>`; the completion arguments
+  /// after the first for `op(token)`) by value or const reference, and returns `bool`,
+  /// `stamina::decision` or a chrono duration, like a `retry_on` predicate. When the call
+  /// gives up on such a result, the result is delivered as the success it was. Its parameter
+  /// types must be fixed (no `auto`); they are checked against the operation's values before
+  /// the first attempt (`std::invalid_argument` naming both when they differ).
+  template <class F>
+  retry_policy& on_result(F pred) & {
+    static_assert(detail::has_fixed_parameters<F>,
+                  "stamina::retry_policy::on_result: the predicate needs fixed parameter types (no auto), which are "
+                  "checked against the operation's success values");
+    if constexpr (detail::has_fixed_parameters<F>) {
+      static_assert(detail::is_verdict_v<typename detail::fixed_parameters<F>::result>,
+                    "an on_result predicate must return bool, stamina::decision or a chrono duration (a number is not "
+                    "a wait: return std::chrono::seconds(n))");
+      set_on_result(std::make_shared<const detail::result_classifier_for<F>>(std::move(pred)));
+    }
+    return *this;
+  }
+  /// Retry a successful result (see above).
+  template <class F>
+  retry_policy&& on_result(F pred) && {
+    return std::move(on_result(std::move(pred)));
+  }
+  /// No retry on results (the default).
+  retry_policy& on_result(std::nullptr_t) &;
+  /// No retry on results (the default).
+  retry_policy&& on_result(std::nullptr_t) && { return std::move(on_result(nullptr)); }
   /// Total attempts including the first; `nullopt` = unlimited; 0 is invalid.
-  retry_policy& attempts(std::optional<unsigned> value);
+  retry_policy& attempts(std::optional<unsigned> value) &;
+  /// Total attempts including the first; `nullopt` = unlimited; 0 is invalid.
+  retry_policy&& attempts(std::optional<unsigned> value) && { return std::move(attempts(value)); }
   /// Integer overload so that `attempts(-1)` is rejected instead of wrapping around;
   /// values above `unsigned`'s range saturate.
   template <std::integral I>
-  requires(!std::same_as<I, bool>) retry_policy& attempts(I value) {
+  requires(!std::same_as<I, bool>) retry_policy& attempts(I value) & {
     if (value <= 0) throw_invalid_attempts(static_cast<long long>(value));
     if (static_cast<unsigned long long>(value) > std::numeric_limits<unsigned>::max())
       return attempts(std::optional<unsigned>(std::numeric_limits<unsigned>::max()));
     return attempts(std::optional<unsigned>(static_cast<unsigned>(value)));
   }
+  /// Integer overload (see above).
+  template <std::integral I>
+  requires(!std::same_as<I, bool>) retry_policy&& attempts(I value) && { return std::move(attempts(value)); }
   /// Total budget of the whole call, from the start of the first attempt; `nullopt` =
   /// unlimited; must be > 0.
-  retry_policy& timeout(std::optional<duration> value);
+  retry_policy& timeout(std::optional<duration> value) &;
+  /// Total budget of the whole call (see above).
+  retry_policy&& timeout(std::optional<duration> value) && { return std::move(timeout(value)); }
   /// Base of the first wait; >= 0 and finite (may exceed `wait_max`: then capped).
-  retry_policy& wait_initial(duration value);
+  retry_policy& wait_initial(duration value) &;
+  /// Base of the first wait (see above).
+  retry_policy&& wait_initial(duration value) && { return std::move(wait_initial(value)); }
   /// Cap of the exponential part; >= 0 and finite.
-  retry_policy& wait_max(duration value);
+  retry_policy& wait_max(duration value) &;
+  /// Cap of the exponential part (see above).
+  retry_policy&& wait_max(duration value) && { return std::move(wait_max(value)); }
   /// Maximum random addition (additive jitter); >= 0 and finite.
-  retry_policy& wait_jitter(duration value);
+  retry_policy& wait_jitter(duration value) &;
+  /// Maximum random addition (see above).
+  retry_policy&& wait_jitter(duration value) && { return std::move(wait_jitter(value)); }
   /// Growth factor of the exponential part; >= 1 and finite.
-  retry_policy& wait_exp_base(double value);
+  retry_policy& wait_exp_base(double value) &;
+  /// Growth factor of the exponential part (see above).
+  retry_policy&& wait_exp_base(double value) && { return std::move(wait_exp_base(value)); }
   /// The jitter strategy.
-  retry_policy& jitter(stamina::jitter value) noexcept {
+  retry_policy& jitter(stamina::jitter value) & noexcept {
     jitter_ = value;
     return *this;
   }
+  /// The jitter strategy.
+  retry_policy&& jitter(stamina::jitter value) && noexcept { return std::move(jitter(value)); }
   /// Async only: an attempt still running after this long is cancelled and counts as a
-  /// retryable failure (`stamina::error::attempt_timeout`).
-  retry_policy& attempt_timeout(std::optional<duration> value);
-  /// The name reported to hooks and metrics.
-  retry_policy& name(std::string value);
+  /// retryable failure (`stamina::error::attempt_timeout`). The blocking `retry` and
+  /// `retry_context` cannot interrupt an attempt and reject a policy that has one
+  /// (`std::invalid_argument`).
+  retry_policy& attempt_timeout(std::optional<duration> value) &;
+  /// Async only: a time limit per attempt (see above).
+  retry_policy&& attempt_timeout(std::optional<duration> value) && { return std::move(attempt_timeout(value)); }
+  /// The name reported to hooks, logs and metrics, and the key of the default throttle.
+  retry_policy& name(std::string value) &;
+  /// The name (see above).
+  retry_policy&& name(std::string value) && { return std::move(name(std::move(value))); }
   /// A token bucket shared between calls; null = no budget.
-  retry_policy& budget(std::shared_ptr<retry_budget> value);
+  retry_policy& budget(std::shared_ptr<retry_budget> value) &;
+  /// A token bucket shared between calls; null = no budget.
+  retry_policy&& budget(std::shared_ptr<retry_budget> value) && { return std::move(budget(std::move(value))); }
   /// Client-side throttling shared between calls to one dependency. Without this setter the
   /// policy uses `stamina::default_throttle(name())`; null = no throttling at all.
-  retry_policy& throttle(std::shared_ptr<adaptive_throttle> value);
+  retry_policy& throttle(std::shared_ptr<adaptive_throttle> value) &;
+  /// Client-side throttling (see above).
+  retry_policy&& throttle(std::shared_ptr<adaptive_throttle> value) && {
+    return std::move(throttle(std::move(value)));
+  }
+  /// A hook for this policy's calls only, called after the global on-retry hooks for every
+  /// retry scheduled (same rules: a returned object lives until the next attempt starts; a
+  /// hook that throws is reported on standard error and ignored). Replaces an earlier one.
+  retry_policy& on_retry(instrumentation::on_retry_hook hook) &;
+  /// A hook for this policy's calls only (see above).
+  retry_policy&& on_retry(instrumentation::on_retry_hook hook) && { return std::move(on_retry(std::move(hook))); }
+  /// A hook for this policy's calls only, called after the global on-give-up hooks when a
+  /// call gives up: the way for a caller to learn its own call's reason and attempts without
+  /// global state. Replaces an earlier one; an empty function removes it.
+  retry_policy& on_give_up(instrumentation::on_give_up_hook hook) &;
+  /// A hook for this policy's calls only (see above).
+  retry_policy&& on_give_up(instrumentation::on_give_up_hook hook) && {
+    return std::move(on_give_up(std::move(hook)));
+  }
 
   // --- getters -------------------------------------------------------------------------
   /// Which failures are retried.
   const retry_on& on() const noexcept { return shared_->on; }
+  /// Whether `on_result` was set.
+  bool has_on_result() const noexcept { return shared_->on_result != nullptr; }
   /// Total attempts (default 10); nullopt = unlimited.
   std::optional<unsigned> attempts() const noexcept { return attempts_; }
   /// Budget of the whole call (default 45 s); nullopt = unlimited.
@@ -95,7 +175,7 @@ class retry_policy {
   stamina::jitter jitter() const noexcept { return jitter_; }
   /// Per-attempt time limit of async calls; nullopt = none (default).
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
-  /// The name reported to hooks and metrics (default empty).
+  /// The name reported to hooks and metrics (default: where the policy was created).
   const std::string& name() const noexcept { return shared_->name; }
   /// The shared retry budget; null = none (default).
   const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
@@ -108,21 +188,55 @@ class retry_policy {
   adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
     const shared_parts& p = *shared_;
     if (p.throttle_set) return p.throttle.get();
-    return switches.default_throttling() ? p.name_throttle : nullptr;
+    if (!switches.default_throttling()) return nullptr;
+    adaptive_throttle* named = p.name_throttle.load();
+    return named != nullptr ? named : resolve_name_throttle();
   }
+  /// This policy's own on-retry hook, or null.
+  const instrumentation::on_retry_hook* own_on_retry() const noexcept {
+    return shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
+  }
+  /// This policy's own on-give-up hook, or null.
+  const instrumentation::on_give_up_hook* own_on_give_up() const noexcept {
+    return shared_->own_on_give_up ? &shared_->own_on_give_up : nullptr;
+  }
+
+  /// @cond
+  // Used by the drivers: the erased on_result predicate, or null.
+  const detail::result_classifier* result_classifier() const noexcept { return shared_->on_result.get(); }
+  /// @endcond
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
+  void set_on_result(std::shared_ptr<const detail::result_classifier> value);
+  adaptive_throttle* resolve_name_throttle() const noexcept;
+
+  // default_throttle(name), looked up at the first use: a policy made per call costs no lookup.
+  struct throttle_slot {
+    throttle_slot() = default;
+    throttle_slot(const throttle_slot& other) noexcept : ptr(other.load()) {}
+    throttle_slot& operator=(const throttle_slot& other) noexcept {
+      ptr.store(other.load(), std::memory_order_release);
+      return *this;
+    }
+    ~throttle_slot() = default;
+    adaptive_throttle* load() const noexcept { return ptr.load(std::memory_order_acquire); }
+    mutable std::atomic<adaptive_throttle*> ptr{nullptr};  // lives until the process ends
+  };
 
   // The parts that are not plain numbers live in one immutable block shared by copies, so a
   // policy copies with one reference-count increment and moves for free; setters replace it.
   struct shared_parts {
+    explicit shared_parts(retry_on o) : on(std::move(o)) {}
     retry_on on;
     std::string name;
     std::shared_ptr<retry_budget> budget;
     std::shared_ptr<adaptive_throttle> throttle;
-    adaptive_throttle* name_throttle;  // default_throttle(name): lives until the process ends
-    bool throttle_set;                 // throttle(...) was called
+    std::shared_ptr<const detail::result_classifier> on_result;
+    std::optional<instrumentation::on_retry_hook> own_on_retry;
+    instrumentation::on_give_up_hook own_on_give_up;
+    throttle_slot name_throttle;
+    bool throttle_set = false;  // throttle(...) was called
   };
   template <class Change>
   void change_shared(Change&& change);

@@ -17,6 +17,7 @@
 #include <stamina/retry.hpp>
 #include <stamina/retry_after.hpp>
 #include <stamina/retry_budget.hpp>
+#include <stamina/retry_context.hpp>
 #include <stamina/retry_on.hpp>
 #include <stamina/retry_policy.hpp>
 #include <stamina/version.hpp>

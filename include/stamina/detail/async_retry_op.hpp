@@ -106,10 +106,10 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     const bool timed_out = s.limited && s.limiter->finish();
     s.limited = false;
     action next;
+    const bool cancelled = self.cancelled() != boost::asio::cancellation_type::none;
     if (!failed(first)) {
-      next = s.call.attempt_succeeded();
+      next = s.call.attempt_succeeded(s.clock.elapsed(), cancelled, rest...);
     } else {
-      const bool cancelled = self.cancelled() != boost::asio::cancellation_type::none;
       next = timed_out ? s.call.attempt_timed_out(s.clock.elapsed(), cancelled)
                        : s.call.attempt_failed(failure(first), s.clock.elapsed(), cancelled);
     }

@@ -89,6 +89,12 @@ struct caller_outcome<Op, Signature, true> {
 
   bool failed() const noexcept { return error != nullptr; }
   failure what() const noexcept { return failure(error); }
+  action succeeded(retry_protocol& call, duration elapsed, bool cancelled) {
+    if constexpr (std::is_void_v<value_type>)
+      return call.attempt_succeeded(elapsed, cancelled);
+    else
+      return call.attempt_succeeded(elapsed, cancelled, *value);
+  }
   [[noreturn]] void throw_last() const { std::rethrow_exception(error); }
   value_type take() {
     if constexpr (!std::is_void_v<value_type>) return std::move(*value);
@@ -101,6 +107,11 @@ struct caller_outcome<Op, void(First, Rest...), false> {
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
+  action succeeded(retry_protocol& call, duration elapsed, bool cancelled) {
+    return std::apply(
+        [&](const First& /*ok*/, const Rest&... values) { return call.attempt_succeeded(elapsed, cancelled, values...); },
+        *args);
+  }
   [[noreturn]] void throw_last() const { throw_failure(std::get<0>(*args)); }
   template <class Result>
   Result take() {
@@ -179,10 +190,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           }
         }
         timed_out = limited && limiter->finish();
+        const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
         if (!last.failed()) {
-          next = call.attempt_succeeded();
+          next = last.succeeded(call, clock.elapsed(), cancelled);
         } else {
-          const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
           next = timed_out ? call.attempt_timed_out(clock.elapsed(), cancelled)
                            : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
         }
@@ -196,14 +207,15 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         next = call.wait_finished(clock.elapsed(), ec || cancelled);
         break;
       }
+      case action_kind::give_up:
+        if (next.result != give_up_result::last_attempt) throw boost::system::system_error(give_up_code(next.result));
+        if (last.failed()) last.throw_last();
+        [[fallthrough]];  // a result that on_result retried is delivered as the success it is
       case action_kind::deliver:
         if constexpr (awaitable_form)
           co_return last.take();
         else
           co_return last.template take<result_type>();
-      case action_kind::give_up:
-        if (next.result == give_up_result::last_attempt) last.throw_last();
-        throw boost::system::system_error(give_up_code(next.result));
     }
   }
 }

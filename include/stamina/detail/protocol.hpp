@@ -22,6 +22,9 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
 #if defined(__linux__)
 #include <time.h>
 #endif
@@ -73,6 +76,9 @@ class first_attempt {
   first_attempt(retry_policy&&) = delete;
 
   bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, switches_); }
+  /// Whether a success must be shown to the policy's `on_result` (then the driver continues
+  /// with retry_protocol(first).attempt_succeeded(elapsed, cancelled, values...)).
+  bool judges_results() const noexcept { return policy_->result_classifier() != nullptr; }
   /// Asks the throttle in effect whether the first attempt may be sent; when not, the driver
   /// continues with retry_protocol(first).attempt_held_back(...).
   bool admit() const noexcept { return backoff::admit(*policy_, switches_); }
@@ -111,11 +117,23 @@ class retry_protocol {
     return next_attempt(elapsed);
   }
 
-  /// The attempt succeeded (also when it raced a cancellation): deliver it.
+  /// The attempt succeeded (also when it raced a cancellation) and the policy has no
+  /// `on_result`: deliver it.
   action attempt_succeeded() noexcept {
     assert(stage_ == stage::attempting);
     backoff::record_success(*policy_, switches_);  // budget refund, as first_attempt::succeeded
     return finish();
+  }
+
+  /// The attempt succeeded with `values`: the policy's `on_result` (if any) decides whether the
+  /// result is delivered or retried like a failure. A give-up after a retried result has
+  /// result `last_attempt`: the driver delivers that result as the success it is.
+  template <class... V>
+  action attempt_succeeded(duration elapsed, bool cancelled, const V&... values) {
+    const result_classifier* judge = policy_->result_classifier();
+    if (judge == nullptr) [[likely]]
+      return attempt_succeeded();
+    return result_judged(judge_result(*judge, values...), elapsed, cancelled);
   }
 
   /// The attempt failed with `what`, `elapsed` after the call started. `cancelled`: the
@@ -125,7 +143,7 @@ class retry_protocol {
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::last_attempt);
     failure_state& f = failed();
     return then_attempt(
-        after_failure(f.waits.on_failure(f.waits.classify(what), elapsed), what, give_up_result::last_attempt),
+        after_failure(f.waits.on_failure(f.waits.classify(what), now(elapsed)), what, give_up_result::last_attempt),
         elapsed);
   }
 
@@ -136,7 +154,7 @@ class retry_protocol {
     const failure what = timed_out_failure();
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::attempt_timeout);
     return then_attempt(
-        after_failure(failed().waits.on_failure(decision::retry(), elapsed), what, give_up_result::attempt_timeout),
+        after_failure(failed().waits.on_failure(decision::retry(), now(elapsed)), what, give_up_result::attempt_timeout),
         elapsed);
   }
 
@@ -156,13 +174,22 @@ class retry_protocol {
     return next_attempt(elapsed);
   }
 
+  /// The wait that follows if the attempt now running fails with an ordinary retryable
+  /// failure (Python's `next_wait`): the same draw the failure will make, or 0 in testing mode.
+  /// It ignores the deadline, the attempt limit and server-given waits.
+  duration next_wait() { return failed().waits.peek_wait(); }
+
   /// The failure a timed-out attempt stands for.
   static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
   /// The failure a shed attempt stands for.
   static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
+  /// The failure a result retried by `on_result` stands for (in hooks and metrics).
+  static failure retried_result_failure() noexcept { return failure(make_error_code(error::retried_result)); }
 
   /// Attempts started so far (shed ones included).
   unsigned attempts() const noexcept { return attempts_; }
+  /// Why the call gave up; nullopt while it runs or when it delivered a success.
+  std::optional<give_up_reason> gave_up() const noexcept { return gave_up_; }
 
  private:
   enum class stage : unsigned char { idle, attempting, waiting, done };
@@ -177,8 +204,36 @@ class retry_protocol {
   };
 
   failure_state& failed() noexcept {
-    if (!failed_) failed_.emplace(*policy_, switches_, seed_);
+    if (!failed_) failed_.emplace(*policy_, switches_, seed_ != 0 || !switches_.virtual_time() ? seed_ : virtual_time_seed());
     return *failed_;
+  }
+
+  // In virtual time a call's elapsed time is the sum of the waits it skipped.
+  duration now(duration elapsed) const noexcept {
+    if (!switches_.virtual_time()) [[likely]]
+      return elapsed;
+    return failed_ ? failed_->waits.waited_so_far() : duration(0);
+  }
+
+  template <class... V>
+  static decision judge_result(const result_classifier& judge, const V&... values) noexcept {
+    try {
+      const std::tuple<const V*...> pointers(&values...);
+      return judge.classify(&pointers);
+    } catch (...) {
+      report_classifier_failure();
+      return decision::no_retry();
+    }
+  }
+
+  action result_judged(decision verdict, duration elapsed, bool cancelled) {
+    assert(stage_ == stage::attempting);
+    if (!verdict.should_retry()) return attempt_succeeded();
+    const failure what = retried_result_failure();
+    if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::last_attempt);
+    failure_state& f = failed();
+    return then_attempt(after_failure(f.waits.on_failure(verdict, now(elapsed)), what, give_up_result::last_attempt),
+                        elapsed);
   }
 
   // Starts the next attempt, unless the policy's throttle sheds it: a shed attempt is a local,
@@ -197,11 +252,11 @@ class retry_protocol {
   }
 
   [[gnu::noinline]] action limited_attempt(duration elapsed) {
-    return action::attempt(failed().waits.attempt_limit(elapsed));
+    return action::attempt(failed().waits.attempt_limit(now(elapsed)));
   }
 
   [[gnu::noinline]] std::optional<action> shed(duration elapsed) {
-    return after_failure(failed().waits.on_shed(elapsed), throttled_failure(), give_up_result::throttled, false);
+    return after_failure(failed().waits.on_shed(now(elapsed)), throttled_failure(), give_up_result::throttled, false);
   }
 
   action then_attempt(const std::optional<action>& after, duration elapsed) {
@@ -215,23 +270,30 @@ class retry_protocol {
                                       bool report = true) {
     failure_state& f = *failed_;
     if (!next.retry) return give_up(next.reason, what, result);
-    if (report && switches_.active() && has_on_retry_hooks()) {
+    const instrumentation::on_retry_hook* own = policy_->own_on_retry();
+    if (report && switches_.active() && (has_on_retry_hooks() || own != nullptr)) {
       const retry_details d{policy_->name(), next.retry_num, next.wait, next.waited_so_far, what};
-      notify_retry(d, f.scope);
+      notify_retry(d, f.scope, own);
     }
     if (next.wait.count() <= 0) return std::nullopt;  // a zero wait is no wait
+    if (switches_.virtual_time()) {
+      skip_virtual_wait(next.wait);  // and the call's elapsed time, now(), moves with its waits
+      return std::nullopt;
+    }
     f.last = what;
     stage_ = stage::waiting;
     return action::wait_for(next.wait);
   }
 
   action give_up(give_up_reason reason, const failure& what, give_up_result result) {
-    if (switches_.active() && has_on_give_up_hooks()) {
+    const instrumentation::on_give_up_hook* own = policy_->own_on_give_up();
+    if (switches_.active() && (has_on_give_up_hooks() || own != nullptr)) {
       const duration waited = failed_ ? failed_->waits.waited_so_far() : duration(0);
       const give_up_details d{policy_->name(), reason, attempts_, waited, what};
-      notify_give_up(d);
+      notify_give_up(d, own);
     }
     finish();
+    gave_up_ = reason;
     return action::give_up(result);
   }
 
@@ -246,8 +308,21 @@ class retry_protocol {
   std::optional<failure_state> failed_;
   std::uint64_t seed_ = 0;  // 0: a random seed at the first failure
   unsigned attempts_ = 0;
+  std::optional<give_up_reason> gave_up_;
   stage stage_ = stage::idle;
 };
+
+[[noreturn]] void throw_result_mismatch(const std::type_info& predicate, const std::type_info& values);
+
+// The on_result predicate must take exactly the op's success values: checked by every
+// driver before the first attempt (the policy is not typed by the op, so this is the first
+// moment the two types meet).
+template <class... V>
+void check_result_values(const retry_policy& policy) {
+  using values = std::tuple<std::decay_t<V>...>;
+  const result_classifier* judge = policy.result_classifier();
+  if (judge != nullptr && judge->values() != typeid(values)) throw_result_mismatch(judge->values(), typeid(values));
+}
 
 // Converts a wait to a clock's integer duration, saturating: an absurd wait (a hostile
 // Retry-After, +inf) becomes about a century instead of overflowing the tick count.
@@ -303,6 +378,20 @@ class stopwatch {
  private:
   typename Clock::time_point start_;
   bool running_;
+};
+
+// Reads a stopwatch of any clock through one type (for the non-template half of a driver).
+class duration_source {
+ public:
+  duration_source() = default;
+  template <class Clock>
+  explicit duration_source(const stopwatch<Clock>* watch) noexcept
+      : watch_(watch), read_([](const void* w) noexcept { return static_cast<const stopwatch<Clock>*>(w)->elapsed(); }) {}
+  duration operator()() const noexcept { return read_ != nullptr ? read_(watch_) : duration(0); }
+
+ private:
+  const void* watch_ = nullptr;
+  duration (*read_)(const void*) noexcept = nullptr;
 };
 
 }  // namespace stamina::detail

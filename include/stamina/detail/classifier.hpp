@@ -1,0 +1,95 @@
+#ifndef STAMINA_DETAIL_CLASSIFIER_HPP
+#define STAMINA_DETAIL_CLASSIFIER_HPP
+
+// What a predicate may return, and the type-erased predicate of retry_policy::on_result.
+
+#include <stamina/decision.hpp>
+
+#include <chrono>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+namespace stamina::detail {
+
+template <class T>
+struct is_chrono_duration : std::false_type {};
+template <class R, class P>
+struct is_chrono_duration<std::chrono::duration<R, P>> : std::true_type {};
+
+// The three things a predicate may return. A number is rejected: Python's `return 2.5` would
+// silently mean "retry with the normal backoff", and `return 0.0` "do not retry".
+template <class R>
+constexpr bool is_verdict_v = std::is_same_v<R, bool> || std::is_same_v<R, decision> || is_chrono_duration<R>::value;
+
+template <class R>
+decision as_decision(R&& r) {
+  using result = std::decay_t<R>;
+  if constexpr (std::is_same_v<result, decision>)
+    return r;
+  else if constexpr (is_chrono_duration<result>::value)
+    return decision::retry_after(std::chrono::duration_cast<duration>(r));
+  else
+    return decision(static_cast<bool>(r));
+}
+
+// The parameter types of a predicate with one fixed signature (not a generic lambda).
+template <class F>
+struct fixed_parameters : fixed_parameters<decltype(&F::operator())> {};
+template <class R, class... A>
+struct fixed_parameters<R (*)(A...)> {
+  using values = std::tuple<std::decay_t<A>...>;
+  using result = std::decay_t<R>;
+};
+template <class R, class... A>
+struct fixed_parameters<R(A...)> : fixed_parameters<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct fixed_parameters<R (C::*)(A...)> : fixed_parameters<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct fixed_parameters<R (C::*)(A...) const> : fixed_parameters<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct fixed_parameters<R (C::*)(A...) noexcept> : fixed_parameters<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct fixed_parameters<R (C::*)(A...) const noexcept> : fixed_parameters<R (*)(A...)> {};
+template <class R, class... A>
+struct fixed_parameters<R (*)(A...) noexcept> : fixed_parameters<R (*)(A...)> {};
+
+template <class F>
+concept has_fixed_parameters = requires { &F::operator(); } || std::is_function_v<std::remove_pointer_t<F>>;
+
+// The predicate of on_result, erased: the op's success values arrive as a tuple of pointers
+// to their decayed types; the types are checked once, before the first attempt.
+struct result_classifier {
+  virtual ~result_classifier() = default;
+  // typeid(std::tuple<decayed parameter types...>)
+  virtual const std::type_info& values() const noexcept = 0;
+  // `values` points at a std::tuple<const P*...> for the parameter types P.
+  virtual decision classify(const void* values) const = 0;
+};
+
+template <class F>
+struct result_classifier_for final : result_classifier {
+  using parameters = fixed_parameters<F>;
+  explicit result_classifier_for(F f) : f_(std::move(f)) {}
+  const std::type_info& values() const noexcept override { return typeid(typename parameters::values); }
+  decision classify(const void* values) const override {
+    return call(values, std::type_identity<typename parameters::values>{});
+  }
+
+ private:
+  template <class... P>
+  decision call(const void* values, std::type_identity<std::tuple<P...>> /*tag*/) const {
+    const auto& pointers = *static_cast<const std::tuple<const P*...>*>(values);
+    return std::apply([this](const P*... v) { return as_decision(f_(*v...)); }, pointers);
+  }
+  F f_;
+};
+
+// "(int, std::string)", for the message of a mismatch.
+std::string describe_values(const std::type_info& tuple_type);
+
+}  // namespace stamina::detail
+
+#endif

@@ -1,0 +1,284 @@
+#ifndef STAMINA_RETRY_CONTEXT_HPP
+#define STAMINA_RETRY_CONTEXT_HPP
+
+// Python's retry_context: the attempts of one call, for code that writes its own loop body
+// (several statements, co_await in the middle) instead of passing a function to retry().
+// Another driver of the retry protocol: the loop body is the attempt.
+
+#include <stamina/detail/protocol.hpp>
+#include <stamina/error.hpp>
+#include <stamina/failure.hpp>
+#include <stamina/retry_policy.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/wait_traits.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <thread>
+
+namespace stamina {
+
+namespace detail {
+[[noreturn]] void throw_context_misuse(const char* what);
+}  // namespace detail
+
+/// The attempts of one retrying call, for a hand-written loop: Python's `retry_context`.
+/// Switches, deadline, budget, throttle, hooks and logging behave exactly as in `retry`.
+///
+/// Blocking form, a range of attempts; a body that reports no failure ends the loop:
+/// @code
+/// for (stamina::attempt& attempt : stamina::retry_context(policy)) {
+///   try {
+///     connect();
+///   } catch (const std::system_error&) {
+///     attempt.failed();  // retried: the loop waits, then runs the body again; not: rethrown
+///   }
+/// }
+/// @endcode
+///
+/// Coroutine form: `co_await ctx.async_next()` waits on a timer (never blocking the thread)
+/// and returns the next attempt, or null when the call is over; no `co_await` is needed in a
+/// `catch` block, and no exception or duration has to be carried out of it:
+/// @code
+/// stamina::retry_context ctx(policy);
+/// while (stamina::attempt* attempt = co_await ctx.async_next()) {
+///   try {
+///     co_await socket.async_connect(endpoint, asio::use_awaitable);
+///   } catch (const boost::system::system_error&) {
+///     attempt->failed();
+///   }
+/// }
+/// @endcode
+///
+/// Reporting a failure: `failed()` in a `catch` block (the current exception), or
+/// `failed(error_code)`. When the policy gives up on an exception, `failed()` rethrows that
+/// same exception object; on an error code it returns and the loop ends (the caller still
+/// holds its code; `gave_up()` says why). A give-up caused by the throttle throws
+/// `boost::system::system_error(stamina::error::throttled)` after an exception (and ends the
+/// loop after an error code).
+///
+/// The context refers to nothing but itself: it keeps a copy of the policy. It is neither
+/// copyable nor movable; `Clock` is for tests (a virtual clock with Asio wait traits).
+/// A policy with `attempt_timeout` or `on_result` is rejected (`std::invalid_argument`):
+/// the context cannot interrupt the body or see its result.
+template <class Clock = std::chrono::steady_clock>
+class basic_retry_context;
+
+/// One attempt of a retry_context.
+class attempt {
+ public:
+  /// The attempt's number, from 1 (attempts the throttle held back included).
+  unsigned num() const noexcept { return call_->attempts(); }
+  /// The wait that follows if this attempt fails with an ordinary retryable failure (the
+  /// very draw the failure will make); it ignores the deadline, the attempt limit and
+  /// server-given waits.
+  duration next_wait() const { return call_->next_wait(); }
+  /// This attempt failed with the exception being handled (call it in a `catch` block).
+  /// Retryable: returns, and the loop waits before the next attempt. Otherwise the call gives
+  /// up and the same exception object is rethrown. A second report of one attempt is ignored.
+  void failed() { failed(failure(checked(std::current_exception()))); }
+  /// This attempt failed with `e` (not null); as above.
+  void failed(std::exception_ptr e) { failed(failure(checked(std::move(e)))); }
+  /// This attempt failed with `ec`. Retryable: returns, and the loop waits. Otherwise the call
+  /// gives up and the loop ends after this body.
+  void failed(boost::system::error_code ec) { failed(failure(ec)); }
+
+ private:
+  template <class Clock>
+  friend class basic_retry_context;
+  static std::exception_ptr checked(std::exception_ptr e) {
+    if (!e) detail::throw_context_misuse("attempt::failed() needs an exception: call it in a catch block");
+    return e;
+  }
+  void failed(const failure& what);
+
+  detail::retry_protocol* call_ = nullptr;
+  detail::action next_{};           // what follows this attempt, once it failed
+  std::optional<failure> last_;     // its failure
+  detail::duration_source elapsed_;  // the context's stopwatch
+  bool reported_ = false;           // failed() was called for the current attempt
+  bool over_ = false;               // the call ended
+};
+
+template <class Clock>
+class basic_retry_context {
+ public:
+  /// A call under `policy` (copied), blocking waits uninterruptible.
+  explicit basic_retry_context(retry_policy policy) : policy_(std::move(policy)), call_(policy_) { check(); }
+  /// Same; a stop request on `stop` ends the current blocking wait at once (then the last
+  /// failure is rethrown, or the loop ends after an error code).
+  basic_retry_context(retry_policy policy, std::stop_token stop)
+      : policy_(std::move(policy)), call_(policy_), stop_(std::move(stop)) {
+    check();
+  }
+  basic_retry_context(const basic_retry_context&) = delete;
+  basic_retry_context& operator=(const basic_retry_context&) = delete;
+  ~basic_retry_context() = default;
+
+  /// Iterates the attempts of a blocking call (see the class comment).
+  class iterator {
+   public:
+    using value_type = stamina::attempt;           ///< what each step yields
+    using difference_type = std::ptrdiff_t;       ///< required of an iterator
+    /// The current attempt.
+    stamina::attempt& operator*() const noexcept { return ctx_->attempt_; }
+    /// Ends the attempt (a success if it reported no failure) and, after a failure, waits
+    /// (blocking) before the next one.
+    iterator& operator++() {
+      ctx_->step_blocking();
+      return *this;
+    }
+    /// Same as the prefix form.
+    void operator++(int) { ++*this; }
+    /// True once the call is over.
+    friend bool operator==(const iterator& it, std::default_sentinel_t /*end*/) noexcept {
+      return it.ctx_->attempt_.over_;
+    }
+
+   private:
+    friend class basic_retry_context;
+    explicit iterator(basic_retry_context* ctx) noexcept : ctx_(ctx) {}
+    basic_retry_context* ctx_;
+  };
+
+  /// Starts the call: the first attempt (or, if the throttle holds it back, a blocking wait).
+  iterator begin() {
+    if (started_) detail::throw_context_misuse("a retry_context runs once");
+    step_blocking();
+    return iterator(this);
+  }
+  /// The end of the attempts.
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  /// Coroutine form: ends the current attempt (a success if it reported no failure), waits on
+  /// a timer of the coroutine's executor after a failure, and returns the next attempt, or
+  /// null when the call is over. Honours the coroutine's cancellation state: a cancelled wait
+  /// throws `system_error(operation_aborted)`, as `async_retry` does.
+  template <class Executor = boost::asio::any_io_executor>
+  boost::asio::awaitable<stamina::attempt*, Executor> async_next() {
+    using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, Executor>;
+    detail::action next = advance();
+    while (next.kind == detail::action_kind::wait) {
+      timer_type timer(co_await boost::asio::this_coro::executor);
+      timer.expires_after(detail::to_clock_duration<typename Clock::duration>(next.wait()));
+      const auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{}));
+      const auto state = co_await boost::asio::this_coro::cancellation_state;
+      const bool interrupted = ec || state.cancelled() != boost::asio::cancellation_type::none;
+      next = call_.wait_finished(clock_.elapsed(), interrupted);
+      if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted)
+        throw boost::system::system_error(boost::asio::error::operation_aborted);
+    }
+    co_return settle(next);
+  }
+
+  /// Why the call gave up; nullopt while it runs or after a success.
+  std::optional<give_up_reason> gave_up() const noexcept { return call_.gave_up(); }
+  /// Attempts made so far.
+  unsigned attempts() const noexcept { return call_.attempts(); }
+
+ private:
+  void check() {
+    if (policy_.attempt_timeout())
+      detail::throw_context_misuse("the policy's attempt_timeout cannot be applied: the context cannot interrupt "
+                                   "the loop body");
+    if (policy_.has_on_result())
+      detail::throw_context_misuse("the policy's on_result cannot be applied: the context does not see the body's "
+                                   "result (report a result to retry with attempt.failed(...))");
+    attempt_.call_ = &call_;
+    attempt_.elapsed_ = detail::duration_source(&clock_);
+  }
+
+  // What follows the body that just ran (or the start): an attempt, a wait, or the end.
+  detail::action advance() {
+    if (!started_) {
+      started_ = true;
+      clock_ = detail::stopwatch<Clock>(call_.needs_clock());
+      return call_.start(duration(0));
+    }
+    if (attempt_.over_) return detail::action::deliver();
+    if (!attempt_.reported_) return call_.attempt_succeeded();  // the body reported no failure
+    return attempt_.next_;
+  }
+
+  // The next attempt, or null at the end of the call.
+  stamina::attempt* settle(const detail::action& next) {
+    switch (next.kind) {
+      case detail::action_kind::attempt:
+        attempt_.reported_ = false;
+        return &attempt_;
+      case detail::action_kind::give_up:
+        attempt_.over_ = true;
+        if (next.result == detail::give_up_result::throttled && (!attempt_.last_ || attempt_.last_->is_exception()))
+          throw boost::system::system_error(error::throttled);
+        if (next.result == detail::give_up_result::aborted && attempt_.last_ && attempt_.last_->is_exception())
+          std::rethrow_exception(attempt_.last_->exception());  // an interrupted blocking wait
+        return nullptr;
+      case detail::action_kind::wait:  // performed by the caller
+      case detail::action_kind::deliver:
+        break;
+    }
+    attempt_.over_ = true;
+    return nullptr;
+  }
+
+  void step_blocking() {
+    detail::action next = advance();
+    while (next.kind == detail::action_kind::wait) next = call_.wait_finished(clock_.elapsed(), !sleep(next.wait()));
+    settle(next);
+  }
+
+  // false when a stop was requested
+  bool sleep(duration d) const {
+    const auto wait = detail::to_clock_duration<std::chrono::steady_clock::duration>(d);
+    if (!stop_.stop_possible()) {
+      std::this_thread::sleep_for(wait);
+      return true;
+    }
+    if (stop_.stop_requested()) return false;
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    return !cv.wait_for(lock, stop_, wait, [] { return false; }) && !stop_.stop_requested();
+  }
+
+  retry_policy policy_;
+  detail::retry_protocol call_;
+  std::stop_token stop_;
+  detail::stopwatch<Clock> clock_{false};
+  stamina::attempt attempt_;
+  bool started_ = false;
+};
+
+/// The attempts of one call on the steady clock (see basic_retry_context).
+using retry_context = basic_retry_context<>;
+
+inline void attempt::failed(const failure& what) {
+  if (reported_ || over_) return;
+  reported_ = true;
+  last_ = what;
+  next_ = call_->attempt_failed(what, elapsed_(), false);
+  if (next_.kind != detail::action_kind::give_up) return;
+  over_ = true;
+  if (!what.is_exception()) return;  // the loop ends; the caller holds its error code
+  if (next_.result == detail::give_up_result::throttled) throw boost::system::system_error(error::throttled);
+  std::rethrow_exception(what.exception());
+}
+
+}  // namespace stamina
+
+#endif
