@@ -17,6 +17,16 @@
 
 namespace stamina {
 
+/// The first form of operation `async_retry` accepts: `op()` returning `asio::awaitable<T>`;
+/// failures are exceptions.
+template <class Op>
+concept awaitable_operation = detail::awaitable_op<Op>;
+
+/// The second form: `op(token)` starting one Asio operation with `token`, whose completion
+/// signature begins with `error_code` or `std::exception_ptr`; failures are that argument.
+template <class Op>
+concept token_operation = detail::token_op<Op>;
+
 namespace detail {
 
 template <class T>
@@ -160,10 +170,29 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// handler's executor; use a strand when the `io_context` runs on several threads and the
 /// attempt touches shared objects. Hooks and the budget are thread-safe.
 template <class ExecutorOrContext, class Op, class CompletionToken = boost::asio::use_awaitable_t<>>
+requires(awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)
 auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op, CompletionToken&& token = {}) {
   return detail::async_retry_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
                                                                    std::forward<CompletionToken>(token));
 }
+
+/// @cond
+// Misuse gets a one-line reason instead of a page of candidates.
+template <class ExecutorOrContext, class Op, class... CompletionToken>
+requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t<Op>>)
+void async_retry(ExecutorOrContext&& /*ex*/, retry_policy /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
+  static_assert(detail::always_false<Op>,
+                "stamina::async_retry: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
+                "starting one Asio operation with that token");
+}
+template <class ExecutorOrContext, class Policy, class Op, class... CompletionToken>
+requires(!std::is_convertible_v<Policy, retry_policy>)
+void async_retry(ExecutorOrContext&& /*ex*/, Policy&& /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
+  static_assert(detail::always_false<Policy>,
+                "stamina::async_retry: the second argument must be a retry_policy or a retry_on (e.g. "
+                "stamina::on_error(...)); wrap a predicate as stamina::retry_on(pred)");
+}
+/// @endcond
 
 }  // namespace stamina
 

@@ -231,11 +231,24 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 ///   exception object is rethrown unchanged;
 /// - return `boost::system::error_code` or `boost::system::result<T>`: a failed value is a
 ///   failure; on give-up the last value is returned (nothing is thrown).
-/// Failures the policy's `on` rejects are delivered at once.
+/// Failures the policy's `on` rejects are delivered at once. A policy with `on_result` is shown
+/// each success value (the returned `T`, or the value of a `result<T>`). A policy with
+/// `attempt_timeout` is rejected with `std::invalid_argument`: a blocking call cannot be
+/// interrupted.
 template <class F>
 auto retry(const retry_policy& policy, F&& f) -> std::invoke_result_t<F&> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f);
 }
+
+/// @cond
+// A predicate or anything else passed where a policy goes gets a one-line reason.
+template <class Policy, class... Rest>
+requires(!std::is_convertible_v<Policy, const retry_policy&>) void retry(Policy&& /*policy*/, Rest&&... /*rest*/) {
+  static_assert(detail::always_false<Policy>,
+                "stamina::retry: the first argument must be a retry_policy or a retry_on (e.g. stamina::on_error(...)); "
+                "wrap a predicate as stamina::retry_on(pred)");
+}
+/// @endcond
 
 /// Same, but a stop request on `stop` ends the current wait at once and the last failure is
 /// delivered (the attempt in progress, if any, is not interrupted).

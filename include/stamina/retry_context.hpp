@@ -146,13 +146,12 @@ class basic_retry_context {
     /// Same as the prefix form.
     void operator++(int) { ++*this; }
     /// True once the call is over.
-    friend bool operator==(const iterator& it, std::default_sentinel_t /*end*/) noexcept {
-      return it.ctx_->attempt_.over_;
-    }
+    friend bool operator==(const iterator& it, std::default_sentinel_t /*end*/) noexcept { return it.at_end(); }
 
    private:
     friend class basic_retry_context;
     explicit iterator(basic_retry_context* ctx) noexcept : ctx_(ctx) {}
+    bool at_end() const noexcept { return ctx_->over(); }
     basic_retry_context* ctx_;
   };
 
@@ -192,6 +191,7 @@ class basic_retry_context {
   unsigned attempts() const noexcept { return call_.attempts(); }
 
  private:
+  bool over() const noexcept { return attempt_.over_; }
   void check() {
     if (policy_.attempt_timeout())
       detail::throw_context_misuse("the policy's attempt_timeout cannot be applied: the context cannot interrupt "

@@ -14,6 +14,10 @@
 
 namespace stamina::detail {
 
+// For a static_assert that fires only when its template is instantiated.
+template <class...>
+inline constexpr bool always_false = false;
+
 template <class T>
 struct is_chrono_duration : std::false_type {};
 template <class R, class P>

@@ -1,0 +1,45 @@
+// Built by ctest only: each misuse must fail to compile with its one-line reason; the control
+// (the correct forms) must compile, so the failures cannot come from anything else.
+#include <stamina/async_retry.hpp>
+#include <stamina/backoff.hpp>
+#include <stamina/retry.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+
+namespace asio = boost::asio;
+
+int main() {
+  asio::io_context ctx;
+  const auto on = stamina::on_error(asio::error::connection_refused);
+  auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
+#if defined(STAMINA_NUMBER_PREDICATE)
+  // Python's `return 2.5` would silently mean "retry with the normal backoff".
+  const stamina::retry_on wrong([](const stamina::failure&) { return 2.5; });
+  (void)wrong(stamina::failure(boost::system::error_code()));
+#elif defined(STAMINA_NUMBER_RESULT_PREDICATE)
+  const auto policy = stamina::retry_policy(on).on_result([](int value) { return value; });
+#elif defined(STAMINA_GENERIC_RESULT_PREDICATE)
+  const auto policy = stamina::retry_policy(on).on_result([](auto value) { return value == 0; });
+#elif defined(STAMINA_DANGLING_BACKOFF)
+  // The chained setter returns an rvalue, so the deleted constructor catches the temporary.
+  const stamina::backoff b(stamina::retry_policy(on).attempts(3));
+#elif defined(STAMINA_LAMBDA_AS_POLICY)
+  (void)stamina::retry([](const stamina::failure&) { return true; }, [] { return 1; });
+#elif defined(STAMINA_LAMBDA_AS_ASYNC_POLICY)
+  stamina::async_retry(
+      ctx, [](const stamina::failure&) { return true; }, op, [](boost::system::error_code) {});
+#else
+  const stamina::retry_on right([](const stamina::failure&) { return std::chrono::seconds(2); });
+  (void)right(stamina::failure(boost::system::error_code()));
+  const auto policy = stamina::retry_policy(on).on_result([](int value) { return value == 0; });
+  const stamina::retry_policy named = stamina::retry_policy(on).attempts(3);
+  const stamina::backoff b(named);
+  (void)stamina::retry(stamina::retry_on([](const stamina::failure&) { return true; }), [] { return 1; });
+  stamina::async_retry(ctx, on, op, [](boost::system::error_code) {});
+  ctx.run();
+#endif
+}
