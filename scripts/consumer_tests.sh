@@ -33,8 +33,19 @@ cmake -S test/consumer -B "$work/fetch" -G Ninja -DCONSUMER_MODE=fetch -DSTAMINA
 cmake --build "$work/fetch" >/dev/null
 "$work/fetch/consumer"
 
-echo "--- pkg-config"
-export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
-g++ test/consumer/main.cpp $(pkg-config --cflags --libs stamina) -o "$work/pkgconfig-consumer"
-"$work/pkgconfig-consumer"
+echo "--- pkg-config, as the README says: configure, build, install with --prefix, compile with pkg-config"
+# The README's two blocks, run as written from a directory holding a clone named `stamina`
+# and an app.cpp, with HOME pointing into the scratch directory.
+mkdir -p "$work/readme/home"
+git clone -q "$src" "$work/readme/stamina"
+cp test/consumer/main.cpp "$work/readme/app.cpp"
+readme_block() {  # the ```sh block after <!-- ci: $1 -->
+  awk -v tag="<!-- ci: $1 -->" '$0 == tag {found = 1; next} found && /^```sh/ {inside = 1; next}
+    inside && /^```/ {exit} inside {print}' "$src/README.md"
+}
+for block in install pkg-config; do
+  [ -n "$(readme_block "$block")" ] || { echo "README has no '$block' block"; exit 1; }
+done
+(cd "$work/readme" && HOME="$work/readme/home" PKG_CONFIG_PATH="" \
+  bash -euo pipefail -c "$(readme_block install)"$'\n'"$(readme_block pkg-config)"$'\n./app' >/dev/null)
 echo "consumer builds: 4 passed, 0 failed"
