@@ -33,8 +33,6 @@ int call_dependency() {
 }  // namespace
 
 int main() {
-  stamina::instrumentation::set_on_retry_hooks({});  // this example prints its own lines
-
   // [shared-throttle]
   // One throttle for every call to this dependency, shared by all threads that call it.
   // (Without `throttle(...)`, a policy uses stamina::default_throttle(name()): the calls of one

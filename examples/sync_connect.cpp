@@ -25,7 +25,6 @@ tcp::endpoint free_loopback_port(asio::io_context& ctx) {
 }  // namespace
 
 int main() {
-  stamina::instrumentation::set_on_retry_hooks({stamina::instrumentation::logging_hook(std::cout)});
   asio::io_context ctx;
   const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
                           .name("connect")

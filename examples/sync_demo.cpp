@@ -1,5 +1,5 @@
-// The synchronous twin: retry a flaky function with the default-shaped backoff and print every
-// scheduled wait through the logging hook.
+// The synchronous twin: retry a flaky function with the default-shaped backoff. Every scheduled
+// wait is logged to standard error by the default hooks, as Python stamina does.
 
 #include <stamina/stamina.hpp>
 
@@ -25,9 +25,6 @@ std::string fetch_greeting() {
 
 int main() {
   using namespace std::chrono_literals;
-  namespace inst = stamina::instrumentation;
-  inst::set_on_retry_hooks({inst::logging_hook(std::cout)});
-  inst::set_on_give_up_hooks({inst::give_up_logging_hook(std::cout)});
 
   // Small waits so the demo is quick; the shape is the default one: exponential + jitter.
   const auto policy = stamina::retry_policy(stamina::on_exception<service_unavailable>())

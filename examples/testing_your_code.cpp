@@ -1,6 +1,7 @@
 // How to make your own retrying code fast and deterministic in your unit tests (Boost.Test).
-// The code under test retries with real-world waits (seconds); testing_scope makes every wait
-// zero and fixes the number of attempts, for the scope only.
+// The code under test retries with real-world waits (seconds). testing_scope(attempts) makes
+// every wait zero and fixes the number of attempts; testing_scope(stamina::virtual_time, seed)
+// keeps the policy's schedule but skips the waits on a virtual clock. For the scope only.
 
 #define BOOST_TEST_MODULE testing_your_code
 #include <boost/test/included/unit_test.hpp>
@@ -46,6 +47,32 @@ BOOST_AUTO_TEST_CASE(retries_until_the_service_answers) {
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < 1s));  // the real waits would take seconds
 }
 // [testing-scope]
+
+// [virtual-time]
+// The production schedule itself, without waiting for it: in virtual time every wait is
+// skipped at once, the virtual clock moves by it, and the jitter comes from a fixed seed.
+std::vector<std::chrono::duration<double>> schedule_of_three_failures(std::uint64_t seed) {
+  const stamina::testing_scope virtual_time(stamina::virtual_time, seed);
+  int calls = 0;
+  config_client client([&] {
+    if (++calls < 4) throw unavailable("503");
+    return std::string("x=1");
+  });
+  const auto t0 = stamina::virtual_clock::now();
+  BOOST_TEST(client.load() == "x=1");
+  const auto waits = virtual_time.waits();
+  BOOST_TEST((stamina::virtual_clock::now() - t0 >= 7s));  // 1 + 2 + 4 s, plus jitter
+  return waits;
+}
+
+BOOST_AUTO_TEST_CASE(waits_the_production_schedule_in_virtual_time) {
+  const auto waits = schedule_of_three_failures(42);
+  BOOST_REQUIRE(waits.size() == 3u);
+  const double base[] = {1, 2, 4};  // wait_initial 1 s, doubling; plus up to wait_jitter (1 s)
+  for (std::size_t i = 0; i < 3; ++i) BOOST_TEST((waits[i].count() >= base[i] && waits[i].count() < base[i] + 1));
+  BOOST_TEST((schedule_of_three_failures(42) == waits));  // the same seed, the same schedule
+}
+// [virtual-time]
 
 BOOST_AUTO_TEST_CASE(gives_up_after_the_forced_attempts) {
   stamina::testing_scope no_waits(2);
