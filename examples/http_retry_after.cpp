@@ -93,12 +93,13 @@ int main() {
       [&]() -> asio::awaitable<void> {
         // [policy]
         // Network failures (exceptions from Beast) are retried too; the status through on_result.
-        const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused,
-                                                                    asio::error::connection_reset, beast::error::timeout))
-                                .on_result(busy)
-                                .name("GET /greeting")
-                                .attempts(5)
-                                .timeout(10s);
+        const auto policy =
+            stamina::retry_policy(stamina::on_error(asio::error::connection_refused, asio::error::connection_reset,
+                                                    beast::error::timeout))
+                .on_result(busy)
+                .name("GET /greeting")
+                .attempts(5)
+                .timeout(10s);
         // [policy]
         const auto start = std::chrono::steady_clock::now();
         // The op is named before the co_await: g++ 12 destroys a lambda with captures twice when

@@ -3,12 +3,12 @@
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/decision.hpp>
-#include <stamina/detail/protocol.hpp>
-#include <stamina/retry.hpp>
-#include <stamina/retry_context.hpp>
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/protocol.hpp>
 #include <stamina/failure.hpp>
+#include <stamina/retry.hpp>
 #include <stamina/retry_budget.hpp>
+#include <stamina/retry_context.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <boost/core/demangle.hpp>

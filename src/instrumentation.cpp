@@ -295,7 +295,10 @@ void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_
   if (own != nullptr) call(*own);
 }
 
-void report_classifier_failure() noexcept { report_hook_failure("on/on_result classifier", "failed (threw, or returned an invalid wait), so the failure is not retried"); }
+void report_classifier_failure() noexcept {
+  report_hook_failure("on/on_result classifier",
+                      "failed (threw, or returned an invalid wait), so the failure is not retried");
+}
 
 }  // namespace detail
 

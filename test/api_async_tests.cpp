@@ -118,8 +118,9 @@ BOOST_AUTO_TEST_CASE(a_predicate_of_the_wrong_type_is_rejected_at_initiation) {
   test::io_fixture io;
   test::scripted_op op{&io.ctx, [](int) { return error_code(); }};  // completes with (error_code, int)
   const auto policy = test::retry_transient().on_result([](const std::string&) { return true; });
-  BOOST_CHECK_EXCEPTION(test::async_retry_virtual(io.ctx, policy, op, [](error_code, int) {}), std::invalid_argument,
-                        [](const std::invalid_argument& e) { return std::string(e.what()).find("(int)") != std::string::npos; });
+  BOOST_CHECK_EXCEPTION(
+      test::async_retry_virtual(io.ctx, policy, op, [](error_code, int) {}), std::invalid_argument,
+      [](const std::invalid_argument& e) { return std::string(e.what()).find("(int)") != std::string::npos; });
   BOOST_TEST(*op.calls == 0);
 }
 
@@ -158,8 +159,9 @@ BOOST_AUTO_TEST_CASE(the_composed_operation_reports_to_the_policy_hooks) {
                           .on_give_up([&](const stamina::give_up_details& d) { gave_up = d; });
   auto rec = std::make_shared<test::completion_record>();
   test::initiate([&] {
-    test::async_retry_virtual(io.ctx, policy, op,
-                              test::once(rec, [](error_code ec, int) { BOOST_TEST(ec == asio::error::connection_refused); }));
+    test::async_retry_virtual(io.ctx, policy, op, test::once(rec, [](error_code ec, int) {
+                                BOOST_TEST(ec == asio::error::connection_refused);
+                              }));
   });
   test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
   BOOST_TEST(retries == (std::vector<unsigned>{1, 2}), boost::test_tools::per_element());

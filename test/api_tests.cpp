@@ -207,8 +207,8 @@ BOOST_AUTO_TEST_CASE(the_first_part_that_says_retry_decides) {
 
 BOOST_AUTO_TEST_CASE(mixing_codes_and_exceptions_in_one_call) {
   int calls = 0;
-  const auto policy = quick(stamina::on_error(asio::error::connection_refused) ||
-                            stamina::on_exception<test::transient_error>());
+  const auto policy =
+      quick(stamina::on_error(asio::error::connection_refused) || stamina::on_exception<test::transient_error>());
   const int n = stamina::retry(policy, [&]() -> int {
     ++calls;
     if (calls == 1) throw boost::system::system_error(asio::error::connection_refused);
@@ -228,9 +228,9 @@ BOOST_AUTO_TEST_CASE(retries_are_logged_and_only_give_ups_after_a_retry) {
   inst::set_on_give_up_hooks({inst::give_up_logging_hook(out)});
   int calls = 0;
   // A first-attempt failure that is never retried (a 404) is not the retry library's news.
-  BOOST_CHECK_THROW(stamina::retry(quick(test::retry_transient()).name("api"),
-                                   [&]() -> int { throw test::fatal_error("404"); }),
-                    test::fatal_error);
+  BOOST_CHECK_THROW(
+      stamina::retry(quick(test::retry_transient()).name("api"), [&]() -> int { throw test::fatal_error("404"); }),
+      test::fatal_error);
   BOOST_TEST(out.str().empty());
   BOOST_CHECK_THROW(stamina::retry(quick(test::retry_transient()).name("api").attempts(2), fail_n_times(calls, 9)),
                     test::transient_error);
@@ -247,7 +247,8 @@ BOOST_AUTO_TEST_CASE(retries_are_logged_and_only_give_ups_after_a_retry) {
 
 BOOST_AUTO_TEST_CASE(a_sink_receives_the_level_and_the_fields) {
   std::vector<inst::log_record> records;
-  inst::set_on_retry_hooks({inst::logging_hook(inst::log_sink([&](const inst::log_record& r) { records.push_back(r); }))});
+  inst::set_on_retry_hooks(
+      {inst::logging_hook(inst::log_sink([&](const inst::log_record& r) { records.push_back(r); }))});
   inst::set_on_give_up_hooks(
       {inst::give_up_logging_hook(inst::log_sink([&](const inst::log_record& r) { records.push_back(r); }))});
   int calls = 0;
@@ -281,8 +282,9 @@ BOOST_AUTO_TEST_CASE(a_throwing_classifier_is_reported_and_not_retried) {
   const auto policy = quick(stamina::retry_on([](const stamina::failure&) -> bool { throw std::logic_error("oops"); }));
   BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 9)), test::transient_error);
   BOOST_TEST(calls == 1);
-  BOOST_TEST(err.str().find("classifier failed (threw, or returned an invalid wait), so the failure is not retried: oops") !=
-             std::string::npos);
+  BOOST_TEST(
+      err.str().find("classifier failed (threw, or returned an invalid wait), so the failure is not retried: oops") !=
+      std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_negative_wait_is_reported_and_not_retried) {
@@ -376,7 +378,8 @@ BOOST_AUTO_TEST_CASE(a_seed_gives_the_same_schedule_on_every_run_and_the_clock_m
     const auto waits = scope.waits();
     double sum = 0;
     for (const auto w : waits) sum += w.count();
-    BOOST_TEST(stamina::duration(stamina::virtual_clock::now() - start).count() == sum, boost::test_tools::tolerance(1e-6));
+    BOOST_TEST(stamina::duration(stamina::virtual_clock::now() - start).count() == sum,
+               boost::test_tools::tolerance(1e-6));
     return waits;
   };
   const auto a = run(42);
@@ -395,8 +398,11 @@ BOOST_AUTO_TEST_CASE(the_deadline_runs_on_virtual_time) {
   const stamina::testing_scope scope(stamina::virtual_time);
   std::optional<stamina::give_up_details> gave_up;
   int calls = 0;
-  const auto policy = test::retry_transient().attempts(std::nullopt).timeout(30s).wait_jitter(0s).on_give_up(
-      [&](const stamina::give_up_details& d) { gave_up = d; });
+  const auto policy = test::retry_transient()
+                          .attempts(std::nullopt)
+                          .timeout(30s)
+                          .wait_jitter(0s)
+                          .on_give_up([&](const stamina::give_up_details& d) { gave_up = d; });
   BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 1000)), test::transient_error);
   // waits 0.1 0.2 0.4 0.8 1.6 3.2 5 5 5 5 (26.3 s), then 5 more would pass 30 s
   BOOST_TEST(calls == 11);

@@ -28,8 +28,8 @@
 #include <boost/system/result.hpp>
 
 #include <functional>
-#include <numeric>
 #include <iostream>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <vector>

@@ -170,8 +170,9 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// handler's executor; use a strand when the `io_context` runs on several threads and the
 /// attempt touches shared objects. Hooks and the budget are thread-safe.
 template <class ExecutorOrContext, class Op, class CompletionToken = boost::asio::use_awaitable_t<>>
-requires(awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)
-auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op, CompletionToken&& token = {}) {
+requires(awaitable_operation<std::decay_t<Op>> ||
+         token_operation<std::decay_t<Op>>) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op,
+                                                             CompletionToken&& token = {}) {
   return detail::async_retry_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
                                                                    std::forward<CompletionToken>(token));
 }
@@ -179,15 +180,16 @@ auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op, CompletionT
 /// @cond
 // Misuse gets a one-line reason instead of a page of candidates.
 template <class ExecutorOrContext, class Op, class... CompletionToken>
-requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t<Op>>)
-void async_retry(ExecutorOrContext&& /*ex*/, retry_policy /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
+requires(!awaitable_operation<std::decay_t<Op>> &&
+         !token_operation<std::decay_t<Op>>) void async_retry(ExecutorOrContext&& /*ex*/, retry_policy /*policy*/,
+                                                              Op&& /*op*/, CompletionToken&&... /*token*/) {
   static_assert(detail::always_false<Op>,
                 "stamina::async_retry: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
                 "starting one Asio operation with that token");
 }
 template <class ExecutorOrContext, class Policy, class Op, class... CompletionToken>
-requires(!std::is_convertible_v<Policy, retry_policy>)
-void async_retry(ExecutorOrContext&& /*ex*/, Policy&& /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
+requires(!std::is_convertible_v<Policy, retry_policy>) void async_retry(ExecutorOrContext&& /*ex*/, Policy&& /*policy*/,
+                                                                        Op&& /*op*/, CompletionToken&&... /*token*/) {
   static_assert(detail::always_false<Policy>,
                 "stamina::async_retry: the second argument must be a retry_policy or a retry_on (e.g. "
                 "stamina::on_error(...)); wrap a predicate as stamina::retry_on(pred)");

@@ -61,11 +61,11 @@ bool is_default_throttling() noexcept;
 /// when a retrying call skips a wait in virtual time, by that wait. A test reads it to assert
 /// how long its code would have waited, without waiting. Thread-safe.
 struct virtual_clock {
-  using rep = std::int64_t;                                    ///< nanoseconds
-  using period = std::nano;                                    ///< nanoseconds
-  using duration = std::chrono::nanoseconds;                   ///< its duration
+  using rep = std::int64_t;                                   ///< nanoseconds
+  using period = std::nano;                                   ///< nanoseconds
+  using duration = std::chrono::nanoseconds;                  ///< its duration
   using time_point = std::chrono::time_point<virtual_clock>;  ///< its time point
-  static constexpr bool is_steady = true;                      ///< it never goes back
+  static constexpr bool is_steady = true;                     ///< it never goes back
   /// Now, in virtual time.
   static time_point now() noexcept;
 };

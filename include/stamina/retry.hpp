@@ -171,7 +171,8 @@ template <class Clock, class Sleeper, class F, class Attempt>
   for (;;) {
     switch (next.kind) {
       case action_kind::attempt:
-        next = last.run(f) ? last.succeeded(call, clock.elapsed()) : call.attempt_failed(last.what(), clock.elapsed(), false);
+        next = last.run(f) ? last.succeeded(call, clock.elapsed())
+                           : call.attempt_failed(last.what(), clock.elapsed(), false);
         break;
       case action_kind::wait:
         next = call.wait_finished(clock.elapsed(), !sleep(next.wait()));
@@ -244,9 +245,10 @@ auto retry(const retry_policy& policy, F&& f) -> std::invoke_result_t<F&> {
 // A predicate or anything else passed where a policy goes gets a one-line reason.
 template <class Policy, class... Rest>
 requires(!std::is_convertible_v<Policy, const retry_policy&>) void retry(Policy&& /*policy*/, Rest&&... /*rest*/) {
-  static_assert(detail::always_false<Policy>,
-                "stamina::retry: the first argument must be a retry_policy or a retry_on (e.g. stamina::on_error(...)); "
-                "wrap a predicate as stamina::retry_on(pred)");
+  static_assert(
+      detail::always_false<Policy>,
+      "stamina::retry: the first argument must be a retry_policy or a retry_on (e.g. stamina::on_error(...)); "
+      "wrap a predicate as stamina::retry_on(pred)");
 }
 /// @endcond
 

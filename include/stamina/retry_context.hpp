@@ -108,11 +108,11 @@ class attempt {
   void failed(const failure& what);
 
   detail::retry_protocol* call_ = nullptr;
-  detail::action next_{};           // what follows this attempt, once it failed
-  std::optional<failure> last_;     // its failure
+  detail::action next_{};            // what follows this attempt, once it failed
+  std::optional<failure> last_;      // its failure
   detail::duration_source elapsed_;  // the context's stopwatch
-  bool reported_ = false;           // failed() was called for the current attempt
-  bool over_ = false;               // the call ended
+  bool reported_ = false;            // failed() was called for the current attempt
+  bool over_ = false;                // the call ended
 };
 
 template <class Clock>
@@ -133,8 +133,8 @@ class basic_retry_context {
   /// Iterates the attempts of a blocking call (see the class comment).
   class iterator {
    public:
-    using value_type = stamina::attempt;           ///< what each step yields
-    using difference_type = std::ptrdiff_t;       ///< required of an iterator
+    using value_type = stamina::attempt;     ///< what each step yields
+    using difference_type = std::ptrdiff_t;  ///< required of an iterator
     /// The current attempt.
     stamina::attempt& operator*() const noexcept { return ctx_->attempt_; }
     /// Ends the attempt (a success if it reported no failure) and, after a failure, waits
@@ -194,11 +194,13 @@ class basic_retry_context {
   bool over() const noexcept { return attempt_.over_; }
   void check() {
     if (policy_.attempt_timeout())
-      detail::throw_context_misuse("the policy's attempt_timeout cannot be applied: the context cannot interrupt "
-                                   "the loop body");
+      detail::throw_context_misuse(
+          "the policy's attempt_timeout cannot be applied: the context cannot interrupt "
+          "the loop body");
     if (policy_.has_on_result())
-      detail::throw_context_misuse("the policy's on_result cannot be applied: the context does not see the body's "
-                                   "result (report a result to retry with attempt.failed(...))");
+      detail::throw_context_misuse(
+          "the policy's on_result cannot be applied: the context does not see the body's "
+          "result (report a result to retry with attempt.failed(...))");
     attempt_.call_ = &call_;
     attempt_.elapsed_ = detail::duration_source(&clock_);
   }

@@ -30,8 +30,9 @@ struct classifier_for final : classifier {
   explicit classifier_for(F f) : f_(std::move(f)) {}
   decision classify(const failure& f) const override {
     using result = std::decay_t<std::invoke_result_t<const F&, const failure&>>;
-    static_assert(is_verdict_v<result>, "a retry_on predicate must return bool, stamina::decision or a chrono duration "
-                                        "(a number is not a wait: return std::chrono::seconds(n))");
+    static_assert(is_verdict_v<result>,
+                  "a retry_on predicate must return bool, stamina::decision or a chrono duration "
+                  "(a number is not a wait: return std::chrono::seconds(n))");
     return as_decision(f_(f));
   }
   F f_;

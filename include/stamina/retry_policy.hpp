@@ -1,11 +1,11 @@
 #ifndef STAMINA_RETRY_POLICY_HPP
 #define STAMINA_RETRY_POLICY_HPP
 
+#include <stamina/detail/classifier.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/global.hpp>
-#include <stamina/jitter.hpp>
-#include <stamina/detail/classifier.hpp>
 #include <stamina/instrumentation.hpp>
+#include <stamina/jitter.hpp>
 #include <stamina/retry_on.hpp>
 
 #include <atomic>
@@ -88,7 +88,9 @@ class retry_policy {
   }
   /// Integer overload (see above).
   template <std::integral I>
-  requires(!std::same_as<I, bool>) retry_policy&& attempts(I value) && { return std::move(attempts(value)); }
+  requires(!std::same_as<I, bool>) retry_policy && attempts(I value) && {
+    return std::move(attempts(value));
+  }
   /// Total budget of the whole call, from the start of the first attempt; `nullopt` =
   /// unlimited; must be > 0.
   retry_policy& timeout(std::optional<duration> value) &;
@@ -136,9 +138,7 @@ class retry_policy {
   /// policy uses `stamina::default_throttle(name())`; null = no throttling at all.
   retry_policy& throttle(std::shared_ptr<adaptive_throttle> value) &;
   /// Client-side throttling (see above).
-  retry_policy&& throttle(std::shared_ptr<adaptive_throttle> value) && {
-    return std::move(throttle(std::move(value)));
-  }
+  retry_policy&& throttle(std::shared_ptr<adaptive_throttle> value) && { return std::move(throttle(std::move(value))); }
   /// A hook for this policy's calls only, called after the global on-retry hooks for every
   /// retry scheduled (same rules: a returned object lives until the next attempt starts; a
   /// hook that throws is reported on standard error and ignored). Replaces an earlier one.
@@ -150,9 +150,7 @@ class retry_policy {
   /// global state. Replaces an earlier one; an empty function removes it.
   retry_policy& on_give_up(instrumentation::on_give_up_hook hook) &;
   /// A hook for this policy's calls only (see above).
-  retry_policy&& on_give_up(instrumentation::on_give_up_hook hook) && {
-    return std::move(on_give_up(std::move(hook)));
-  }
+  retry_policy&& on_give_up(instrumentation::on_give_up_hook hook) && { return std::move(on_give_up(std::move(hook))); }
 
   // --- getters -------------------------------------------------------------------------
   /// Which failures are retried.

@@ -108,9 +108,9 @@ struct caller_outcome<Op, void(First, Rest...), false> {
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
   action succeeded(retry_protocol& call, duration elapsed, bool cancelled) {
-    return std::apply(
-        [&](const First& /*ok*/, const Rest&... values) { return call.attempt_succeeded(elapsed, cancelled, values...); },
-        *args);
+    return std::apply([&](const First& /*ok*/,
+                          const Rest&... values) { return call.attempt_succeeded(elapsed, cancelled, values...); },
+                      *args);
   }
   [[noreturn]] void throw_last() const { throw_failure(std::get<0>(*args)); }
   template <class Result>

@@ -61,7 +61,10 @@ template <class R, class... A>
 struct fixed_parameters<R (*)(A...) noexcept> : fixed_parameters<R (*)(A...)> {};
 
 template <class F>
-concept has_fixed_parameters = requires { &F::operator(); } || std::is_function_v<std::remove_pointer_t<F>>;
+concept has_fixed_parameters = requires {
+  &F::operator();
+}
+|| std::is_function_v<std::remove_pointer_t<F>>;
 
 // The predicate of on_result, erased: the op's success values arrive as a tuple of pointers
 // to their decayed types; the types are checked once, before the first attempt.

@@ -153,9 +153,9 @@ class retry_protocol {
     assert(stage_ == stage::attempting);
     const failure what = timed_out_failure();
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::attempt_timeout);
-    return then_attempt(
-        after_failure(failed().waits.on_failure(decision::retry(), now(elapsed)), what, give_up_result::attempt_timeout),
-        elapsed);
+    return then_attempt(after_failure(failed().waits.on_failure(decision::retry(), now(elapsed)), what,
+                                      give_up_result::attempt_timeout),
+                        elapsed);
   }
 
   /// The first attempt (begun with first_attempt) was held back by the throttle.
@@ -204,7 +204,8 @@ class retry_protocol {
   };
 
   failure_state& failed() noexcept {
-    if (!failed_) failed_.emplace(*policy_, switches_, seed_ != 0 || !switches_.virtual_time() ? seed_ : virtual_time_seed());
+    if (!failed_)
+      failed_.emplace(*policy_, switches_, seed_ != 0 || !switches_.virtual_time() ? seed_ : virtual_time_seed());
     return *failed_;
   }
 
@@ -386,7 +387,8 @@ class duration_source {
   duration_source() = default;
   template <class Clock>
   explicit duration_source(const stopwatch<Clock>* watch) noexcept
-      : watch_(watch), read_([](const void* w) noexcept { return static_cast<const stopwatch<Clock>*>(w)->elapsed(); }) {}
+      : watch_(watch),
+        read_([](const void* w) noexcept { return static_cast<const stopwatch<Clock>*>(w)->elapsed(); }) {}
   duration operator()() const noexcept { return read_ != nullptr ? read_(watch_) : duration(0); }
 
  private:
