@@ -180,9 +180,8 @@ requires(awaitable_operation<std::decay_t<Op>> ||
 /// @cond
 // Misuse gets a one-line reason instead of a page of candidates.
 template <class ExecutorOrContext, class Op, class... CompletionToken>
-requires(!awaitable_operation<std::decay_t<Op>> &&
-         !token_operation<std::decay_t<Op>>) void async_retry(ExecutorOrContext&& /*ex*/, retry_policy /*policy*/,
-                                                              Op&& /*op*/, CompletionToken&&... /*token*/) {
+requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t<Op>>) void async_retry(
+    ExecutorOrContext&& /*ex*/, const retry_policy& /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
   static_assert(detail::always_false<Op>,
                 "stamina::async_retry: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
                 "starting one Asio operation with that token");
