@@ -111,7 +111,8 @@ struct sync_attempt {
   }
   failure what() const noexcept { return failure(error); }
   // The success, shown to the policy's on_result.
-  action succeeded(retry_protocol& call, duration elapsed) {
+  template <class Elapsed>
+  action succeeded(retry_protocol& call, const Elapsed& elapsed) {
     if constexpr (std::is_void_v<R>)
       return call.attempt_succeeded(elapsed, false);
     else
@@ -146,7 +147,8 @@ struct sync_attempt<R, true> {
     return !traits::failed(*last);
   }
   failure what() const noexcept { return traits::to_failure(*last); }
-  action succeeded(retry_protocol& call, duration elapsed) {
+  template <class Elapsed>
+  action succeeded(retry_protocol& call, const Elapsed& elapsed) {
     return traits::with_value(*last, [&](const auto&... v) { return call.attempt_succeeded(elapsed, false, v...); });
   }
   template <class Policy>
@@ -171,7 +173,7 @@ template <class Clock, class Sleeper, class F, class Attempt>
   for (;;) {
     switch (next.kind) {
       case action_kind::attempt:
-        next = last.run(f) ? last.succeeded(call, clock.elapsed())
+        next = last.run(f) ? last.succeeded(call, [&clock] { return clock.elapsed(); })
                            : call.attempt_failed(last.what(), clock.elapsed(), false);
         break;
       case action_kind::wait:
@@ -194,18 +196,13 @@ template <class Clock, class Sleeper, class F, class Attempt>
 // What the blocking drivers cannot honour, rejected before the first attempt.
 [[noreturn]] void throw_blocking_attempt_timeout(const char* who);
 
-template <class R>
-void check_blocking_policy(const retry_policy& policy, const char* who) {
-  if (policy.attempt_timeout()) [[unlikely]]
-    throw_blocking_attempt_timeout(who);
-  if (policy.result_classifier() != nullptr) [[unlikely]]
-    sync_attempt<R>::check_values(policy);
-}
-
 template <class Clock, class Sleeper, class F>
 std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
-  check_blocking_policy<std::invoke_result_t<F&>>(policy, "stamina::retry");
+  if (policy.attempt_timeout()) [[unlikely]]
+    throw_blocking_attempt_timeout("stamina::retry");
   const first_attempt first(policy);
+  if (first.judges_results()) [[unlikely]]
+    sync_attempt<std::invoke_result_t<F&>>::check_values(policy);
   const stopwatch<Clock> clock(first.needs_clock());
   sync_attempt<std::invoke_result_t<F&>> last;
   if (!first.admit()) [[unlikely]] {  // the throttle holds even a first attempt back
@@ -215,7 +212,7 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
   if (last.run(f)) {
     if (first.judges_results()) [[unlikely]] {
       retry_protocol call(first);
-      return perform_actions(call, last.succeeded(call, clock.elapsed()), clock, sleep, f, last);
+      return perform_actions(call, last.succeeded(call, [&clock] { return clock.elapsed(); }), clock, sleep, f, last);
     }
     first.succeeded();
     return last.take();

@@ -108,7 +108,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     action next;
     const bool cancelled = self.cancelled() != boost::asio::cancellation_type::none;
     if (!failed(first)) {
-      next = s.call.attempt_succeeded(s.clock.elapsed(), cancelled, rest...);
+      next = s.call.attempt_succeeded([&s] { return s.clock.elapsed(); }, cancelled, rest...);
     } else {
       next = timed_out ? s.call.attempt_timed_out(s.clock.elapsed(), cancelled)
                        : s.call.attempt_failed(failure(first), s.clock.elapsed(), cancelled);

@@ -89,7 +89,8 @@ struct caller_outcome<Op, Signature, true> {
 
   bool failed() const noexcept { return error != nullptr; }
   failure what() const noexcept { return failure(error); }
-  action succeeded(retry_protocol& call, duration elapsed, bool cancelled) {
+  template <class Elapsed>
+  action succeeded(retry_protocol& call, const Elapsed& elapsed, bool cancelled) {
     if constexpr (std::is_void_v<value_type>)
       return call.attempt_succeeded(elapsed, cancelled);
     else
@@ -107,7 +108,8 @@ struct caller_outcome<Op, void(First, Rest...), false> {
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
-  action succeeded(retry_protocol& call, duration elapsed, bool cancelled) {
+  template <class Elapsed>
+  action succeeded(retry_protocol& call, const Elapsed& elapsed, bool cancelled) {
     return std::apply([&](const First& /*ok*/,
                           const Rest&... values) { return call.attempt_succeeded(elapsed, cancelled, values...); },
                       *args);
@@ -192,7 +194,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         timed_out = limited && limiter->finish();
         const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
         if (!last.failed()) {
-          next = last.succeeded(call, clock.elapsed(), cancelled);
+          next = last.succeeded(
+              call, [&clock] { return clock.elapsed(); }, cancelled);
         } else {
           next = timed_out ? call.attempt_timed_out(clock.elapsed(), cancelled)
                            : call.attempt_failed(last.what(), clock.elapsed(), cancelled);

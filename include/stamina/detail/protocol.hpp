@@ -72,7 +72,11 @@ struct action {
 /// retry_protocol(policy).start() followed by attempt_succeeded() or attempt_failed().
 class first_attempt {
  public:
-  explicit first_attempt(const retry_policy& policy) noexcept : policy_(&policy), switches_(load_global_config()) {}
+  // The throttle in effect is looked up once: the fast path asks it twice.
+  explicit first_attempt(const retry_policy& policy) noexcept
+      : policy_(&policy),
+        switches_(load_global_config()),
+        throttle_(switches_.active() ? policy.throttle_in_effect(switches_) : nullptr) {}
   first_attempt(retry_policy&&) = delete;
 
   bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, switches_); }
@@ -81,14 +85,19 @@ class first_attempt {
   bool judges_results() const noexcept { return policy_->result_classifier() != nullptr; }
   /// Asks the throttle in effect whether the first attempt may be sent; when not, the driver
   /// continues with retry_protocol(first).attempt_held_back(...).
-  bool admit() const noexcept { return backoff::admit(*policy_, switches_); }
-  /// The first attempt succeeded: the call delivers it.
-  void succeeded() const noexcept { backoff::record_success(*policy_, switches_); }
+  bool admit() const noexcept { return throttle_ == nullptr || throttle_->admit(); }
+  /// The first attempt succeeded: the call delivers it (as backoff::record_success).
+  void succeeded() const noexcept {
+    if (!switches_.active()) return;
+    if (retry_budget* budget = policy_->budget().get()) budget->on_success();
+    if (throttle_ != nullptr) throttle_->on_accepted();
+  }
 
  private:
   friend class retry_protocol;
   const retry_policy* policy_;
   global_config switches_;
+  adaptive_throttle* throttle_;
 };
 
 class retry_protocol {
@@ -128,8 +137,9 @@ class retry_protocol {
   /// The attempt succeeded with `values`: the policy's `on_result` (if any) decides whether the
   /// result is delivered or retried like a failure. A give-up after a retried result has
   /// result `last_attempt`: the driver delivers that result as the success it is.
-  template <class... V>
-  action attempt_succeeded(duration elapsed, bool cancelled, const V&... values) {
+  /// `elapsed()` is called only when the result is retried: a success reads no clock.
+  template <class Elapsed, class... V>
+  action attempt_succeeded(const Elapsed& elapsed, bool cancelled, const V&... values) {
     const result_classifier* judge = policy_->result_classifier();
     if (judge == nullptr) [[likely]]
       return attempt_succeeded();
@@ -227,13 +237,18 @@ class retry_protocol {
     }
   }
 
-  action result_judged(decision verdict, duration elapsed, bool cancelled) {
+  template <class Elapsed>
+  action result_judged(decision verdict, const Elapsed& elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     if (!verdict.should_retry()) return attempt_succeeded();
-    const failure what = retried_result_failure();
-    if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::last_attempt);
+    if (cancelled) return give_up(give_up_reason::cancelled, retried_result_failure(), give_up_result::last_attempt);
+    return result_retried(verdict, elapsed());
+  }
+
+  action result_retried(decision verdict, duration elapsed) {
     failure_state& f = failed();
-    return then_attempt(after_failure(f.waits.on_failure(verdict, now(elapsed)), what, give_up_result::last_attempt),
+    return then_attempt(after_failure(f.waits.on_failure(verdict, now(elapsed)), retried_result_failure(),
+                                      give_up_result::last_attempt),
                         elapsed);
   }
 
