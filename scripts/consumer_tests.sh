@@ -9,14 +9,26 @@ src=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "--- install to a temporary prefix"
-cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$work/prefix" \
-  -DSTAMINA_BUILD_TESTS=OFF -DSTAMINA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$work/build" >/dev/null
-cmake --install "$work/build" >/dev/null
+# The README's route first: its two blocks (install, then pkg-config), run as written from a
+# directory holding a clone named `stamina` and an app.cpp, with HOME in the scratch directory.
+# Its installed tree then serves find_package too.
+echo "--- the README: configure, build, install with --prefix after configuring; pkg-config"
+mkdir -p "$work/readme/home"
+git clone -q "$src" "$work/readme/stamina"
+cp test/consumer/main.cpp "$work/readme/app.cpp"
+readme_block() {  # the ```sh block after <!-- ci: $1 -->
+  awk -v tag="<!-- ci: $1 -->" '$0 == tag {found = 1; next} found && /^```sh/ {inside = 1; next}
+    inside && /^```/ {exit} inside {print}' "$src/README.md"
+}
+for block in install pkg-config; do
+  [ -n "$(readme_block "$block")" ] || { echo "README has no '$block' block"; exit 1; }
+done
+(cd "$work/readme" && HOME="$work/readme/home" PKG_CONFIG_PATH="" \
+  bash -euo pipefail -c "$(readme_block install)"$'\n'"$(readme_block pkg-config)"$'\n./app' >/dev/null)
+prefix="$work/readme/home/.local"
 
 echo "--- find_package(stamina CONFIG REQUIRED)"
-cmake -S test/consumer -B "$work/package" -G Ninja -DCONSUMER_MODE=package -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake -S test/consumer -B "$work/package" -G Ninja -DCONSUMER_MODE=package -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/package" >/dev/null
 "$work/package/consumer"
 
@@ -33,19 +45,4 @@ cmake -S test/consumer -B "$work/fetch" -G Ninja -DCONSUMER_MODE=fetch -DSTAMINA
 cmake --build "$work/fetch" >/dev/null
 "$work/fetch/consumer"
 
-echo "--- pkg-config, as the README says: configure, build, install with --prefix, compile with pkg-config"
-# The README's two blocks, run as written from a directory holding a clone named `stamina`
-# and an app.cpp, with HOME pointing into the scratch directory.
-mkdir -p "$work/readme/home"
-git clone -q "$src" "$work/readme/stamina"
-cp test/consumer/main.cpp "$work/readme/app.cpp"
-readme_block() {  # the ```sh block after <!-- ci: $1 -->
-  awk -v tag="<!-- ci: $1 -->" '$0 == tag {found = 1; next} found && /^```sh/ {inside = 1; next}
-    inside && /^```/ {exit} inside {print}' "$src/README.md"
-}
-for block in install pkg-config; do
-  [ -n "$(readme_block "$block")" ] || { echo "README has no '$block' block"; exit 1; }
-done
-(cd "$work/readme" && HOME="$work/readme/home" PKG_CONFIG_PATH="" \
-  bash -euo pipefail -c "$(readme_block install)"$'\n'"$(readme_block pkg-config)"$'\n./app' >/dev/null)
 echo "consumer builds: 4 passed, 0 failed"
