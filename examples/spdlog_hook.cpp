@@ -14,7 +14,7 @@ int main() {
   std::ostringstream captured;
   auto logger = std::make_shared<spdlog::logger>("retries", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
   stamina::instrumentation::set_on_retry_hooks({stamina::instrumentation::spdlog_hook(logger)});
-  stamina::instrumentation::set_on_give_up_hooks({});
+  stamina::instrumentation::set_on_give_up_hooks({stamina::instrumentation::spdlog_give_up_hook(logger)});
 
   int calls = 0;
   const int v = stamina::retry(

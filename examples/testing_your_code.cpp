@@ -4,7 +4,8 @@
 // keeps the policy's schedule but skips the waits on a virtual clock. For the scope only.
 
 #define BOOST_TEST_MODULE testing_your_code
-#include <boost/test/included/unit_test.hpp>
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
 
 #include <stamina/stamina.hpp>
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds stamina with a CMake preset and runs its tests and examples with ctest.
-# Usage: scripts/test.sh [preset [ctest arguments...]]   (default: ci = debug build, warnings
+# Usage: scripts/test.sh [preset [ctest arguments...]]   (default: ci = debug build under ASan+UBSan, warnings
 # are errors, every test and example). Other presets: dev, release, clang, asan (ASan+UBSan),
 # tsan. With ctest arguments, only the executables those tests need are built, e.g.
 #   scripts/test.sh asan -L unit      the unit-test executables under ASan+UBSan
