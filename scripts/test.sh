@@ -10,6 +10,8 @@ preset="${1:-ci}"
 [ $# -gt 0 ] && shift
 # promtool checks the metrics text; spdlog for its adapter; redis-server for the outage test
 bash scripts/setup.sh prometheus libspdlog-dev redis-server
+# The test suites share a precompiled header; ccache caches such compilations only with these.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 cmake --preset "$preset" >/dev/null
 if [ $# -gt 0 ]; then
   # The executables of the selected tests (ctest names them after their targets).
