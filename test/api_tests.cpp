@@ -288,15 +288,18 @@ BOOST_AUTO_TEST_CASE(a_throwing_classifier_is_reported_and_not_retried) {
 }
 
 BOOST_AUTO_TEST_CASE(a_negative_wait_is_reported_and_not_retried) {
+  // [invalid-wait]
   const captured_stderr err;
   int calls = 0;
   const auto policy = quick(stamina::retry_on([](const stamina::failure&) { return -1s; }));
   BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 9)), test::transient_error);
   BOOST_TEST(calls == 1);
   BOOST_TEST(err.str().find("wait must be >= 0") != std::string::npos);
+  // [invalid-wait]
 }
 
 BOOST_AUTO_TEST_CASE(attempt_timeout_is_rejected_by_the_blocking_drivers) {
+  // [blocking-attempt-timeout]
   int calls = 0;
   const auto policy = test::retry_transient().attempt_timeout(1s);
   const auto names_the_field = [](const std::invalid_argument& e) {
@@ -305,6 +308,7 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_is_rejected_by_the_blocking_drivers) {
   BOOST_CHECK_EXCEPTION(stamina::retry(policy, fail_n_times(calls, 0)), std::invalid_argument, names_the_field);
   BOOST_CHECK_EXCEPTION(stamina::retry_context{policy}, std::invalid_argument, names_the_field);
   BOOST_TEST(calls == 0);  // rejected before the first attempt
+  // [blocking-attempt-timeout]
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,16 +17,20 @@ int main() {
   const auto on = stamina::on_error(asio::error::connection_refused);
   auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
 #if defined(STAMINA_NUMBER_PREDICATE)
-  // Python's `return 2.5` would silently mean "retry with the normal backoff".
+  // [number-predicate]
+  // Python's `return 2.5` would silently mean "retry with the normal backoff": no longer compiles.
   const stamina::retry_on wrong([](const stamina::failure&) { return 2.5; });
+  // [number-predicate]
   (void)wrong(stamina::failure(boost::system::error_code()));
 #elif defined(STAMINA_NUMBER_RESULT_PREDICATE)
   const auto policy = stamina::retry_policy(on).on_result([](int value) { return value; });
 #elif defined(STAMINA_GENERIC_RESULT_PREDICATE)
   const auto policy = stamina::retry_policy(on).on_result([](auto value) { return value == 0; });
 #elif defined(STAMINA_DANGLING_BACKOFF)
+  // [dangling-backoff]
   // The chained setter returns an rvalue, so the deleted constructor catches the temporary.
   const stamina::backoff b(stamina::retry_policy(on).attempts(3));
+  // [dangling-backoff]
 #elif defined(STAMINA_LAMBDA_AS_POLICY)
   (void)stamina::retry([](const stamina::failure&) { return true; }, [] { return 1; });
 #elif defined(STAMINA_LAMBDA_AS_ASYNC_POLICY)
