@@ -10,6 +10,7 @@
 #include <common/policies.hpp>
 #include <common/print.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/retry_budget.hpp>
 #include <stamina/retry_context.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -53,7 +54,10 @@ BOOST_AUTO_TEST_SUITE(retry_context_in_a_coroutine)
 
 BOOST_AUTO_TEST_CASE(waits_on_a_timer_between_attempts) {
   test::io_fixture io;
-  virtual_context ctx(test::retry_transient().wait_jitter(0s));
+  auto budget = std::make_shared<stamina::retry_budget>(10, 1);
+  std::optional<virtual_context> ctx_holder;  // destroyed below: leaving the loop with co_return is a success
+  ctx_holder.emplace(test::retry_transient().wait_jitter(0s).budget(budget));
+  virtual_context& ctx = *ctx_holder;
   std::vector<double> times;
   std::optional<int> result;
   auto rec = std::make_shared<test::completion_record>();
@@ -68,6 +72,9 @@ BOOST_AUTO_TEST_CASE(waits_on_a_timer_between_attempts) {
   BOOST_REQUIRE(times.size() == 3u);
   BOOST_TEST(times[1] == 0.1, boost::test_tools::tolerance(0.02));  // the virtual clock moved by the waits
   BOOST_TEST(times[2] == 0.3, boost::test_tools::tolerance(0.02));
+  BOOST_TEST(budget->tokens() == 8.0);  // two failures charged
+  ctx_holder.reset();
+  BOOST_TEST(budget->tokens() == 9.0);  // and the success refunded when the context ended
 }
 
 BOOST_AUTO_TEST_CASE(a_give_up_rethrows_the_failure_out_of_the_coroutine) {

@@ -515,6 +515,41 @@ BOOST_AUTO_TEST_CASE(a_stop_request_ends_the_wait_and_rethrows_the_last_failure)
   BOOST_TEST(bodies == 1);
 }
 
+BOOST_AUTO_TEST_CASE(leaving_the_loop_after_a_success_counts_as_a_success) {
+  // The budget learns of the success although no loop step follows it (Python's `with attempt:`
+  // records the success when the block exits, whatever way it exits).
+  auto budget = std::make_shared<stamina::retry_budget>(10, 1);
+  const auto policy = quick(test::retry_transient()).budget(budget);
+  const auto leave_after_one_failure = [&]() -> int {
+    for (stamina::attempt& attempt : stamina::retry_context(policy)) {
+      if (attempt.num() == 2) return 2;  // success: leave the loop from inside the body
+      try {
+        throw test::transient_error("once");
+      } catch (const test::transient_error&) {
+        attempt.failed();
+      }
+    }
+    return 0;
+  };
+  BOOST_TEST(leave_after_one_failure() == 2);
+  BOOST_TEST(budget->tokens() == 10.0);  // charged 1 by the failure, refunded 1 by the success
+
+  // An exception leaving the body is no success.
+  BOOST_CHECK_THROW(
+      {
+        for (stamina::attempt& attempt : stamina::retry_context(policy)) {
+          if (attempt.num() == 2) throw test::fatal_error("left by an exception");
+          try {
+            throw test::transient_error("once");
+          } catch (const test::transient_error&) {
+            attempt.failed();
+          }
+        }
+      },
+      test::fatal_error);
+  BOOST_TEST(budget->tokens() == 9.0);
+}
+
 BOOST_AUTO_TEST_CASE(failed_outside_a_catch_block_is_a_usage_error) {
   for (stamina::attempt& attempt : stamina::retry_context(test::retry_transient()))
     BOOST_CHECK_THROW(attempt.failed(), std::invalid_argument);

@@ -65,6 +65,9 @@ namespace detail {
 /// }
 /// @endcode
 ///
+/// Leaving the body with `return`, `co_return` or `break` after a success is a success too:
+/// it is recorded (budget refund, throttle) when the context is destroyed.
+///
 /// Reporting a failure: `failed()` in a `catch` block (the current exception), or
 /// `failed(error_code)`. When the policy gives up on an exception, `failed()` rethrows that
 /// same exception object; on an error code it returns and the loop ends (the caller still
@@ -128,7 +131,13 @@ class basic_retry_context {
   }
   basic_retry_context(const basic_retry_context&) = delete;
   basic_retry_context& operator=(const basic_retry_context&) = delete;
-  ~basic_retry_context() = default;
+  /// A body that leaves the loop (`return`, `co_return`, `break`) without reporting a failure
+  /// succeeded: the budget and the throttle are told so here, as a loop step would. Not when
+  /// the context is destroyed by an exception leaving the body.
+  ~basic_retry_context() {
+    if (started_ && !attempt_.over_ && !attempt_.reported_ && std::uncaught_exceptions() == uncaught_at_start_)
+      call_.attempt_succeeded();
+  }
 
   /// Iterates the attempts of a blocking call (see the class comment).
   class iterator {
@@ -263,6 +272,7 @@ class basic_retry_context {
   std::stop_token stop_;
   detail::stopwatch<Clock> clock_{false};
   stamina::attempt attempt_;
+  int uncaught_at_start_ = std::uncaught_exceptions();
   bool started_ = false;
 };
 
