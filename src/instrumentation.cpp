@@ -255,44 +255,43 @@ void report_hook_failure(const char* kind, const char* consequence = "threw and 
 }
 }  // namespace
 
-void notify_retry(const retry_details& d, retry_scope& scope, const instrumentation::on_retry_hook* own) noexcept {
-  const auto call = [&](const instrumentation::on_retry_hook& hook) {
+namespace {
+// Calls `call(hook)` for every hook of the registry's snapshot, then for the policy's own.
+template <class Hook, class Call>
+void notify_each(bool any, instrumentation::registry<Hook>& hooks, const Hook* own, Call call) noexcept {
+  if (any) {
+    std::shared_ptr<const std::vector<Hook>> snapshot;
     try {
-      if (auto object = hook(d)) scope.push_back(std::move(object));
-    } catch (...) {
-      report_hook_failure("on-retry hook");
-    }
-  };
-  if (has_on_retry_hooks()) {
-    std::shared_ptr<const std::vector<instrumentation::on_retry_hook>> hooks;
-    try {
-      hooks = instrumentation::retry_hooks().snapshot();
+      snapshot = hooks.snapshot();
     } catch (...) {
     }
-    if (hooks)
-      for (const auto& hook : *hooks) call(hook);
+    if (snapshot)
+      for (const auto& hook : *snapshot) call(hook);
   }
   if (own != nullptr) call(*own);
 }
+}  // namespace
+
+void notify_retry(const retry_details& d, retry_scope& scope, const instrumentation::on_retry_hook* own) noexcept {
+  notify_each(has_on_retry_hooks(), instrumentation::retry_hooks(), own,
+              [&](const instrumentation::on_retry_hook& hook) {
+                try {
+                  if (auto object = hook(d)) scope.push_back(std::move(object));
+                } catch (...) {
+                  report_hook_failure("on-retry hook");
+                }
+              });
+}
 
 void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_hook* own) noexcept {
-  const auto call = [&](const instrumentation::on_give_up_hook& hook) {
-    try {
-      if (hook) hook(d);
-    } catch (...) {
-      report_hook_failure("on-give-up hook");
-    }
-  };
-  if (has_on_give_up_hooks()) {
-    std::shared_ptr<const std::vector<instrumentation::on_give_up_hook>> hooks;
-    try {
-      hooks = instrumentation::give_up_hooks().snapshot();
-    } catch (...) {
-    }
-    if (hooks)
-      for (const auto& hook : *hooks) call(hook);
-  }
-  if (own != nullptr) call(*own);
+  notify_each(has_on_give_up_hooks(), instrumentation::give_up_hooks(), own,
+              [&](const instrumentation::on_give_up_hook& hook) {
+                try {
+                  if (hook) hook(d);
+                } catch (...) {
+                  report_hook_failure("on-give-up hook");
+                }
+              });
 }
 
 void report_classifier_failure() noexcept {

@@ -88,9 +88,12 @@ class backoff {
   /// Records a success of a call: returns tokens to the policy's budget and tells its throttle
   /// the dependency answered, unless retrying was inactive when the call started.
   static void record_success(const retry_policy& policy, detail::global_config switches) noexcept {
-    if (!switches.active()) return;
+    if (switches.active()) record_success(policy, policy.throttle_in_effect(switches));
+  }
+  /// Same, with the throttle in effect already looked up (null: none), for an active call.
+  static void record_success(const retry_policy& policy, adaptive_throttle* throttle) noexcept {
     if (retry_budget* budget = policy.budget().get()) budget->on_success();
-    if (adaptive_throttle* throttle = policy.throttle_in_effect(switches)) throttle->on_accepted();
+    if (throttle != nullptr) throttle->on_accepted();
   }
 
   /// Asks the throttle in effect whether the next attempt may be sent (always yes without

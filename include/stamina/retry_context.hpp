@@ -8,6 +8,7 @@
 #include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
+#include <stamina/retry.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -23,13 +24,10 @@
 #include <boost/system/system_error.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <exception>
 #include <iterator>
-#include <mutex>
 #include <optional>
 #include <stop_token>
-#include <thread>
 
 namespace stamina {
 
@@ -253,19 +251,8 @@ class basic_retry_context {
     settle(next);
   }
 
-  // false when a stop was requested
-  bool sleep(duration d) const {
-    const auto wait = detail::to_clock_duration<std::chrono::steady_clock::duration>(d);
-    if (!stop_.stop_possible()) {
-      std::this_thread::sleep_for(wait);
-      return true;
-    }
-    if (stop_.stop_requested()) return false;
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    return !cv.wait_for(lock, stop_, wait, [] { return false; }) && !stop_.stop_requested();
-  }
+  // false when a stop was requested (a token that cannot stop waits the whole time)
+  bool sleep(duration d) const { return detail::stoppable_sleeper{stop_}(d); }
 
   retry_policy policy_;
   detail::retry_protocol call_;

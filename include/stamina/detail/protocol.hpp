@@ -88,9 +88,7 @@ class first_attempt {
   bool admit() const noexcept { return throttle_ == nullptr || throttle_->admit(); }
   /// The first attempt succeeded: the call delivers it (as backoff::record_success).
   void succeeded() const noexcept {
-    if (!switches_.active()) return;
-    if (retry_budget* budget = policy_->budget().get()) budget->on_success();
-    if (throttle_ != nullptr) throttle_->on_accepted();
+    if (switches_.active()) backoff::record_success(*policy_, throttle_);
   }
 
  private:
