@@ -289,8 +289,79 @@ BENCHMARK(async_awaitable_stamina);
 BENCHMARK(async_token_direct);
 BENCHMARK(async_token_hand_written_loop);
 BENCHMARK(async_token_stamina);
+// --- hedging's success path: the attempt completes long before the delay, so no hedge starts ---
+const stamina::hedging_policy& hedge_policy() {
+  static const stamina::hedging_policy p =
+      stamina::hedging_policy(stamina::on_error(asio::error::try_again)).delay(1s).max_attempts(getenv("H1") ? 1 : 2);
+  return p;
+}
+void callback_hedge(benchmark::State& state) {
+  asio::io_context ctx(1);
+  auto op = token_op(ctx);
+  alloc_counter a(state);
+  for (auto _ : state) {
+    stamina::async_hedge(ctx, hedge_policy(), op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
+    ctx.run();
+    ctx.restart();
+  }
+}
+asio::awaitable<void> token_hedge(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  auto op = token_op(ctx);
+  for (auto _ : state) co_await stamina::async_hedge(ctx, hedge_policy(), op);
+}
+void async_token_hedge(benchmark::State& s) { in_coroutine(s, token_hedge); }
+
+// The same two with a reactor already running, as in any program with a socket or a timer: a
+// hedge needs a timer, and the first timer makes every turn of io_context::run() poll epoll.
+template <class Body>
+void with_reactor(benchmark::State& state, Body body) {
+  asio::io_context ctx(1);
+  asio::steady_timer idle(ctx, std::chrono::hours(1));
+  idle.async_wait([](error_code) {});
+  std::exception_ptr failed;
+  asio::co_spawn(ctx, body(state, ctx), [&](std::exception_ptr e) {
+    failed = e;
+    idle.cancel();
+  });
+  ctx.run();
+  if (failed) state.SkipWithError("coroutine failed");
+}
+void reactor_token_stamina(benchmark::State& s) { with_reactor(s, token_stamina); }
+template <class Start>
+void callback_with_reactor(benchmark::State& state, Start start) {
+  asio::io_context ctx(1);
+  asio::steady_timer idle(ctx, std::chrono::hours(1));
+  idle.async_wait([](error_code) {});
+  auto op = token_op(ctx);
+  alloc_counter a(state);
+  for (auto _ : state) {
+    bool done = false;
+    start(ctx, op, [&done](error_code ec) {
+      benchmark::DoNotOptimize(ec);
+      done = true;
+    });
+    while (!done) ctx.run_one();
+  }
+  idle.cancel();
+  ctx.run();
+}
+void reactor_callback_stamina(benchmark::State& s) {
+  callback_with_reactor(s, [](auto& ctx, auto& op, auto h) { stamina::async_retry(ctx, error_policy(), op, h); });
+}
+void reactor_callback_hedge(benchmark::State& s) {
+  callback_with_reactor(s, [](auto& ctx, auto& op, auto h) { stamina::async_hedge(ctx, hedge_policy(), op, h); });
+}
+void reactor_token_hedge(benchmark::State& s) { with_reactor(s, token_hedge); }
+
 BENCHMARK(callback_direct);
 BENCHMARK(callback_stamina);
+BENCHMARK(callback_hedge);
+BENCHMARK(async_token_hedge);
+BENCHMARK(reactor_token_stamina);
+BENCHMARK(reactor_token_hedge);
+BENCHMARK(reactor_callback_stamina);
+BENCHMARK(reactor_callback_hedge);
 BENCHMARK(async_retry_path_hand_written_loop);
 BENCHMARK(async_retry_path_stamina);
 BENCHMARK(backoff_decision)->DenseRange(0, 3);

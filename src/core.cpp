@@ -11,6 +11,8 @@
 #include <stamina/retry_context.hpp>
 #include <stamina/retry_policy.hpp>
 
+#include "call_site.hpp"
+
 #include <boost/core/demangle.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -137,12 +139,8 @@ void retry_policy::change_shared(Change&& change) {
 }
 
 retry_policy::retry_policy(retry_on on, const char* file, unsigned line) {
-  // "client.cpp:42": the file's own name is enough to find the call site, and short.
-  std::string_view path = file != nullptr ? file : "";
-  if (const auto slash = path.find_last_of("/\\"); slash != std::string_view::npos) path.remove_prefix(slash + 1);
   auto parts = std::make_shared<shared_parts>(std::move(on));
-  parts->name.reserve(path.size() + 11);
-  parts->name.append(path).append(":").append(std::to_string(line));
+  parts->name = detail::call_site_name(file, line);
   shared_ = std::move(parts);
 }
 

@@ -299,6 +299,8 @@ void report_classifier_failure() noexcept {
                       "failed (threw, or returned an invalid wait), so the failure is not retried");
 }
 
+void report_hedge_hook_failure() noexcept { report_hook_failure("on-hedge hook"); }
+
 }  // namespace detail
 
 }  // namespace stamina

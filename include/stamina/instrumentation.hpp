@@ -178,6 +178,8 @@ void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_
 // A classifier (`on`, `on_result`) threw or returned an invalid wait: reported like a throwing
 // hook; the failure is then not retried.
 void report_classifier_failure() noexcept;
+// A hedging policy's on_hedge hook threw (call inside the catch block).
+void report_hedge_hook_failure() noexcept;
 
 }  // namespace detail
 

@@ -4,6 +4,7 @@
 // Umbrella header: everything in stamina.
 
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/decision.hpp>
@@ -12,6 +13,8 @@
 #include <stamina/failure.hpp>
 #include <stamina/give_up_reason.hpp>
 #include <stamina/global.hpp>
+#include <stamina/hedge_budget.hpp>
+#include <stamina/hedging_policy.hpp>
 #include <stamina/instrumentation.hpp>
 #include <stamina/jitter.hpp>
 #include <stamina/retry.hpp>

@@ -1,0 +1,117 @@
+#ifndef STAMINA_ASYNC_HEDGE_HPP
+#define STAMINA_ASYNC_HEDGE_HPP
+
+#include <stamina/async_retry.hpp>
+#include <stamina/detail/async_op_traits.hpp>
+#include <stamina/detail/hedge_op.hpp>
+#include <stamina/hedging_policy.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <type_traits>
+#include <utility>
+
+namespace stamina {
+
+namespace detail {
+
+// The implementation behind stamina::async_hedge, on any clock (tests use a virtual one).
+template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
+auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& policy, Op op,
+                            CompletionToken&& token) {
+  using op_type = std::decay_t<Op>;
+  using executor_type = std::decay_t<decltype(executor_of(ex_or_context))>;
+  using signature = typename decayed_signature<typename op_traits<op_type>::signature>::type;
+  (void)signature_head<signature>{};
+  static_assert(rest_default_constructible<signature>::value,
+                "stamina::async_hedge: the completion values after the first argument must be default-constructible "
+                "(a call that times out completes with them value-initialised)");
+  executor_type ex = executor_of(ex_or_context);
+  return boost::asio::async_initiate<CompletionToken, signature>(initiate_hedge<Clock, executor_type, signature>{ex},
+                                                                 token, std::move(policy), std::move(op));
+}
+
+}  // namespace detail
+
+/// Runs `op`, and if it has not completed after the policy's delay, runs it again in
+/// parallel (a hedge), up to `max_attempts` attempts at once: the first success wins and
+/// every other attempt is cancelled. Cuts tail latency for idempotent, cancellable
+/// operations (gRPC A6 hedging; Dean & Barroso, "The Tail at Scale").
+///
+/// @param ex      An executor or execution context: where the timers are created, awaitable
+///                attempts are spawned and the call's own steps are posted.
+/// @param policy  Decay-copied; copies share the budget, the latency window and the counters.
+/// @param op      Decay-copied; called once per attempt, possibly while earlier attempts still
+///                run. The same two forms as `async_retry`: `op()` returning
+///                `asio::awaitable<T>` (failures are exceptions), or `op(token)` starting one
+///                Asio operation whose completion signature begins with `error_code` or
+///                `std::exception_ptr`. Each attempt is bound to a cancellation slot of its
+///                own: an attempt that ignores per-operation cancellation cannot be stopped
+///                once it lost, and the call waits for it.
+/// @param token   Any completion token; default `asio::use_awaitable`.
+///
+/// @par Semantics
+/// - The first attempt starts at once; while nothing has succeeded, the next one starts after
+///   the delay (`delay()`, or the adaptive quantile), measured from the last start.
+/// - The first success completes the call with its arguments; the other attempts in flight are
+///   cancelled (`cancellation_type::terminal`) and their results discarded.
+/// - A failure that `on` accepts starts the next attempt at once; a failure `on` rejects ends
+///   the call with that failure (the others are cancelled). When every attempt failed, the
+///   last failure is delivered.
+/// - Every attempt after the first takes a token from the budget; without one it is not
+///   started (`hedge_event_kind::budget_denied`).
+/// - The call completes only after every attempt it started has returned, so objects the
+///   attempts use may be destroyed as soon as the handler runs.
+///
+/// @par Completion signature
+/// As `async_retry`: `void(std::exception_ptr, T)` for `op()` returning `awaitable<T>`
+/// (`void(std::exception_ptr)` for `awaitable<void>`); for `op(token)` exactly the operation's
+/// signature. After `timeout()` the first argument is `stamina::error::attempt_timeout` (as
+/// `system_error` in an `exception_ptr`), the other values value-initialised (so they must be
+/// default-constructible).
+///
+/// @par Per-operation cancellation
+/// `terminal` and `partial` are supported, by every token, and forwarded to every attempt in
+/// flight; no further attempt starts. An attempt that succeeds anyway still wins, otherwise
+/// the last failure (typically `operation_aborted`) is delivered. `total` is not supported
+/// and is ignored. With `use_awaitable` the awaiting coroutine's cancellation state applies.
+///
+/// @par Executor
+/// The completion handler runs on its associated executor (default: that of `ex`), never
+/// inside `async_hedge` itself; the attempts' and timers' handlers run there too. Outstanding
+/// work is tracked on `ex` and on the handler's executor while the operation is pending. The
+/// handler's associated allocator (default: Asio's recycling allocator) allocates the state.
+///
+/// @par Object lifetimes
+/// `policy` and `op` are copied into the operation; objects `op` refers to must outlive it.
+/// Destroying or stopping the `io_context` with attempts in flight destroys the state without
+/// calling the handler, and leaks nothing.
+///
+/// @par Thread safety
+/// Distinct calls are independent. Attempts of one call run concurrently: their completions
+/// are serialised by a mutex inside the call, so `op` may be used from several threads only
+/// if it is safe to call concurrently. The `on_hedge` hook runs under that mutex: it must not
+/// cancel the call it reports on.
+template <class ExecutorOrContext, class Op, class CompletionToken = boost::asio::use_awaitable_t<>>
+requires(awaitable_operation<std::decay_t<Op>> ||
+         token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op op,
+                                                             CompletionToken&& token = {}) {
+  return detail::async_hedge_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
+                                                                   std::forward<CompletionToken>(token));
+}
+
+/// @cond
+template <class ExecutorOrContext, class Op, class... CompletionToken>
+requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t<Op>>) void async_hedge(
+    ExecutorOrContext&& /*ex*/, const hedging_policy& /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
+  static_assert(detail::always_false<Op>,
+                "stamina::async_hedge: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
+                "starting one Asio operation with that token");
+}
+/// @endcond
+
+}  // namespace stamina
+
+#endif

@@ -1,0 +1,273 @@
+#ifndef STAMINA_DETAIL_HEDGE_OP_HPP
+#define STAMINA_DETAIL_HEDGE_OP_HPP
+
+// The driver of async_hedge, for every completion token: it performs the hedge protocol's
+// steps with Asio. Attempts start through start_attempt (both op forms), each bound to a
+// cancellation signal of its own so that losers can be cancelled one by one; the hedging
+// delay and the deadline are timers.
+//
+// Several attempts run at once. Their completions and the timers' run on the handler's
+// executor, like every intermediate step of async_retry; a mutex keeps the protocol consistent
+// whatever the threads. Cancelling a loser while it completes on another thread would still
+// race with its completion (Asio requires a cancellation to be emitted in the context of the
+// operation it cancels), so on a multi-threaded io_context the call needs a strand (documented
+// on async_hedge), as any Asio operation whose handlers share state does. A strand of our own
+// would cost every call an allocation even on one thread.
+
+#include <stamina/detail/async_op_traits.hpp>
+#include <stamina/detail/hedge_protocol.hpp>
+#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/wakeup_service.hpp>
+#include <stamina/error.hpp>
+#include <stamina/hedging_policy.hpp>
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace stamina::detail {
+
+template <class Clock, class Executor, class Allocator, class Op, class Self, class First, class... Rest>
+class hedge_state {
+  using handler_executor =
+      decltype(boost::asio::get_associated_executor(std::declval<Self&>(), std::declval<const Executor&>()));
+  using pointer = std::shared_ptr<hedge_state>;
+
+ public:
+  hedge_state(const Executor& ex, const Allocator& alloc, hedging_policy&& policy, Op&& op, Self&& self)
+      : ex_(ex),
+        handler_ex_(boost::asio::get_associated_executor(self, ex)),
+        alloc_(alloc),
+        policy_(std::move(policy)),
+        op_(std::move(op)),
+        call_(policy_),
+        start_(Clock::now()),
+        self_(std::move(self)) {}
+
+  static void begin(pointer st) {
+    hedge_state& s = *st;
+    // The caller's cancellation reaches every attempt. The slot handler holds a weak
+    // reference: the slot may outlive this state (it lives in the caller's signal).
+    auto slot = s.self_->get_cancellation_state().slot();
+    if (slot.is_connected()) slot.assign(cancel_handler{st});
+    std::unique_lock lock(s.mutex_);
+    if (s.perform(st, s.call_.start(), boost::asio::cancellation_type::terminal)) complete(std::move(st), lock);
+  }
+
+ private:
+  // Completes attempt `n` into the state; its cancellation slot is the attempt's own signal.
+  struct attempt_done {
+    pointer st;
+    unsigned attempt;
+
+    using executor_type = handler_executor;
+    executor_type get_executor() const noexcept { return st->handler_ex_; }
+    using allocator_type = Allocator;
+    allocator_type get_allocator() const noexcept { return st->alloc_; }
+    using cancellation_slot_type = boost::asio::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return st->signals_[attempt - 1].slot(); }
+
+    void operator()(First first, Rest... rest) {
+      attempt_finished(std::move(st), attempt, std::move(first), std::move(rest)...);
+    }
+  };
+
+  enum class timer_kind : unsigned char { delay, deadline };
+
+  // The delay and the deadline: wake-ups of the context's one timer (wakeup_service.hpp).
+  struct timer_slot final : wakeup<Clock> {
+    timer_slot(hedge_state* s, timer_kind k) noexcept : state(s), kind(k) {}
+    void fire(std::shared_ptr<void> keep, unsigned generation) override {
+      pointer st = std::static_pointer_cast<hedge_state>(std::move(keep));
+      const handler_executor hex = st->handler_ex_;
+      boost::asio::dispatch(hex, timer_done{std::move(st), kind, generation});
+    }
+    hedge_state* state;
+    timer_kind kind;
+  };
+
+  struct timer_done {
+    pointer st;
+    timer_kind kind;
+    unsigned generation;
+
+    void operator()() {
+      hedge_state& s = *st;
+      std::unique_lock lock(s.mutex_);
+      const unsigned current = kind == timer_kind::delay ? s.delay_generation_ : s.deadline_generation_;
+      // Re-armed or disarmed after it had already been taken off the heap: stale.
+      if (generation != current || s.call_.completed()) return;
+      const hedge_step step =
+          kind == timer_kind::delay ? s.call_.delay_elapsed(s.elapsed()) : s.call_.deadline_reached(s.elapsed());
+      if (s.perform(st, step, boost::asio::cancellation_type::terminal)) complete(std::move(st), lock);
+    }
+  };
+
+  struct cancel_handler {
+    std::weak_ptr<hedge_state> weak;
+    void operator()(boost::asio::cancellation_type type) const {
+      pointer st = weak.lock();
+      if (!st) return;
+      hedge_state& s = *st;
+      std::unique_lock lock(s.mutex_);
+      if (s.call_.completed()) return;
+      // The attempts get the caller's own kind of cancellation.
+      if (s.perform(st, s.call_.cancelled(s.elapsed()), type)) complete(std::move(st), lock);
+    }
+  };
+
+  static void attempt_finished(pointer st, unsigned n, First first, Rest... rest) {
+    hedge_state& s = *st;
+    if (s.performing_.load(std::memory_order_acquire)) {
+      // It completed inside our own start or cancel (inline): continue from a fresh stack, so
+      // nothing nests and the caller's handler never runs inside async_hedge().
+      const Executor ex = s.ex_;
+      const handler_executor hex = s.handler_ex_;
+      boost::asio::post(ex, boost::asio::bind_executor(hex, [st = std::move(st), n, first = std::move(first),
+                                                             ... rest = std::move(rest)]() mutable {
+                          attempt_finished(std::move(st), n, std::move(first), std::move(rest)...);
+                        }));
+      return;
+    }
+    std::unique_lock lock(s.mutex_);
+    const hedge_step step = failed(first) ? s.call_.attempt_failed(n, failure(first), s.elapsed())
+                                          : s.call_.attempt_succeeded(n, [&s] { return s.elapsed(); });
+    if (step.keep_result) s.result_.emplace(std::move(first), std::move(rest)...);
+    if (s.perform(st, step, boost::asio::cancellation_type::terminal)) complete(std::move(st), lock);
+  }
+
+  // Performs the step's I/O; returns whether the call must now complete.
+  bool perform(const pointer& st, const hedge_step& step, boost::asio::cancellation_type cancel_type) {
+    performing_.store(true, std::memory_order_release);
+    if (step.cancel_attempts) {
+      const unsigned mask = call_.in_flight_mask();
+      for (unsigned n = 1; n <= call_.started(); ++n)
+        if ((mask & (1U << (n - 1))) != 0) signals_[n - 1].emit(cancel_type);
+    }
+    if (step.disarm && wakeups_ != nullptr) {
+      ++delay_generation_;
+      ++deadline_generation_;
+      wakeups_->cancel(delay_slot_);
+      wakeups_->cancel(deadline_slot_);
+    }
+    if (step.start_attempt)
+      start_attempt(op_, ex_, attempt_done{st, call_.started()}, static_cast<void (*)(First, Rest...)>(nullptr));
+    if (step.arm_delay || step.arm_deadline) {
+      // The first step's times count from the call's start: no second clock read.
+      const auto now = call_.started() == 1 && !armed_once_ ? start_ : Clock::now();
+      armed_once_ = true;
+      if (step.arm_delay) arm(st, delay_slot_, ++delay_generation_, now, *step.arm_delay);
+      if (step.arm_deadline) arm(st, deadline_slot_, ++deadline_generation_, now, *step.arm_deadline);
+    }
+    performing_.store(false, std::memory_order_release);
+    return step.complete;
+  }
+
+  void arm(const pointer& st, timer_slot& slot, unsigned generation, typename Clock::time_point now, duration after) {
+    if (wakeups_ == nullptr)
+      wakeups_ =
+          &boost::asio::use_service<wakeup_service<Clock>>(boost::asio::query(ex_, boost::asio::execution::context));
+    wakeups_->schedule(slot, now + to_clock_duration<typename Clock::duration>(after), st, generation, ex_);
+  }
+
+  // Every attempt has returned. The state (and with it the attempts' signals and our copies)
+  // is released before the caller's handler runs (unless a wake-up already taken off the heap is
+  // on its way, and holds it until it finds itself stale). We
+  // run on the handler's executor (an attempt's or a timer's handler), never in async_hedge().
+  static void complete(pointer st, std::unique_lock<std::mutex>& lock) {
+    hedge_state& s = *st;
+    Self self = std::move(*s.self_);
+    s.self_.reset();
+    std::optional<std::tuple<First, Rest...>> result = std::move(s.result_);
+    if (!result || s.call_.outcome() == hedge_outcome::timed_out)
+      result.emplace(error_as<First>(error::attempt_timeout), std::decay_t<Rest>{}...);
+    lock.unlock();
+    st.reset();
+    self.get_cancellation_state().slot().clear();
+    std::apply([&self](auto&&... args) { self.complete(std::move(args)...); }, std::move(*result));
+  }
+
+  duration elapsed() const noexcept { return duration(Clock::now() - start_); }
+
+  Executor ex_;
+  handler_executor handler_ex_;
+  Allocator alloc_;
+  hedging_policy policy_;
+  Op op_;
+  hedge_protocol call_;
+  typename Clock::time_point start_;
+  std::optional<Self> self_;
+  std::mutex mutex_;
+  std::atomic<bool> performing_{false};  // true while perform() runs: an inline completion is re-posted
+  std::array<boost::asio::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
+  std::optional<std::tuple<First, Rest...>> result_;
+  wakeup_service<Clock>* wakeups_ = nullptr;  // looked up when first armed
+  timer_slot delay_slot_{this, timer_kind::delay};
+  timer_slot deadline_slot_{this, timer_kind::deadline};
+  unsigned delay_generation_ = 0;
+  unsigned deadline_generation_ = 0;
+  bool armed_once_ = false;
+};
+
+template <class Clock, class Executor, class Op, class Allocator, class Signature>
+class hedge_op;
+
+template <class Clock, class Executor, class Op, class Allocator, class First, class... Rest>
+class hedge_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
+ public:
+  hedge_op(const Executor& ex, hedging_policy&& policy, Op&& op, const Allocator& alloc)
+      : ex_(ex), alloc_(alloc), policy_(std::move(policy)), op_(std::move(op)) {}
+
+  // Initiation: the state takes `self` and lives as long as an attempt or a timer refers to it.
+  template <class Self>
+  void operator()(Self& self) {
+    // Terminal and partial cancellation reach the attempts; total is not supported (an
+    // attempt may have had effects), so it is filtered out.
+    self.reset_cancellation_state(boost::asio::enable_partial_cancellation());
+    using state = hedge_state<Clock, Executor, Allocator, Op, Self, First, Rest...>;
+    const Executor ex = ex_;
+    const Allocator alloc = alloc_;
+    hedging_policy policy = std::move(policy_);
+    Op op = std::move(op_);
+    state::begin(std::allocate_shared<state>(alloc, ex, alloc, std::move(policy), std::move(op), std::move(self)));
+  }
+
+ private:
+  Executor ex_;
+  Allocator alloc_;
+  hedging_policy policy_;
+  Op op_;
+};
+
+template <class Clock, class Executor, class Signature>
+struct initiate_hedge {
+  Executor ex;
+
+  template <class Handler, class Op>
+  void operator()(Handler&& handler, hedging_policy policy, Op op) const {
+    auto alloc = boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    using impl = hedge_op<Clock, Executor, Op, decltype(alloc), Signature>;
+    boost::asio::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
+  }
+};
+
+}  // namespace stamina::detail
+
+#endif

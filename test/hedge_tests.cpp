@@ -1,0 +1,478 @@
+// async_hedge on virtual time: one scenario table run against both op forms and both kinds of
+// completion (a callback, use_awaitable), then cancellation, teardown, executors and threads.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/async_helpers.hpp>
+#include <common/hedge_support.hpp>
+#include <common/mock_clock.hpp>
+#include <stamina/async_hedge.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+using test::planned_attempt;
+
+BOOST_TEST_DONT_PRINT_LOG_VALUE(stamina::hedge_event_kind)
+
+namespace {
+
+const error_code refused = asio::error::connection_refused;
+const error_code reset = asio::error::connection_reset;
+const error_code aborted = asio::error::operation_aborted;
+const error_code timed_out = stamina::error::attempt_timeout;
+
+stamina::hedging_policy base_policy() {
+  return stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).delay(10ms).name("backend");
+}
+
+error_code code_of(const error_code& ec) { return ec; }
+error_code code_of(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    return se.code();
+  } catch (...) {
+    return asio::error::fault;
+  }
+}
+
+struct outcome {
+  error_code ec;
+  int value = 0;
+  double ms = -1;  // virtual time from the start to the completion
+};
+
+enum class completion { callback, awaitable };
+const char* to_string(completion c) { return c == completion::callback ? "callback" : "use_awaitable"; }
+
+// Runs one hedged call to completion on virtual time.
+template <class Op>
+outcome run_hedge(asio::io_context& ctx, completion how, const stamina::hedging_policy& policy, const Op& op) {
+  outcome out;
+  const double origin = test::mock_clock::seconds();
+  auto rec = std::make_shared<test::completion_record>();
+  if (how == completion::callback) {
+    test::initiate([&] {
+      test::async_hedge_virtual(ctx, policy, op, test::once(rec, [&](auto first, int value) {
+                                  out.ec = code_of(first);
+                                  out.value = value;
+                                  out.ms = (test::mock_clock::seconds() - origin) * 1e3;
+                                }));
+    });
+  } else {
+    auto body = [&]() -> asio::awaitable<void> {
+      try {
+        out.value = co_await test::async_hedge_virtual(ctx, policy, op, asio::use_awaitable);
+      } catch (const boost::system::system_error& e) {
+        out.ec = e.code();
+      }
+      out.ms = (test::mock_clock::seconds() - origin) * 1e3;
+    };
+    asio::co_spawn(ctx, body, test::once(rec, [](const std::exception_ptr& e) {
+                     if (e) std::rethrow_exception(e);
+                   }));
+  }
+  test::run_virtual(ctx, [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  return out;
+}
+
+struct scenario {
+  std::string name;
+  std::vector<planned_attempt> plan;
+  std::function<void(stamina::hedging_policy&)> configure;
+  error_code ec;  // expected
+  int value;      // the attempt whose result is delivered
+  double ms;      // when
+  int started;
+  int cancelled;
+};
+
+std::vector<scenario> scenarios() {
+  auto none = [](stamina::hedging_policy&) {};
+  auto three = [](stamina::hedging_policy& p) { p.max_attempts(3); };
+  std::vector<scenario> s;
+  s.push_back({"a fast first attempt needs no hedge", {{5ms, {}}}, none, {}, 1, 5, 1, 0});
+  s.push_back(
+      {"a hedge wins over a slow first attempt, which is cancelled", {{100ms, {}}, {5ms, {}}}, none, {}, 2, 15, 2, 1});
+  s.push_back({"the first attempt still wins after a hedge started; the hedge is cancelled",
+               {{20ms, {}}, {50ms, {}}},
+               none,
+               {},
+               1,
+               20,
+               2,
+               1});
+  s.push_back(
+      {"a failure on() accepts starts the next attempt at once", {{2ms, refused}, {5ms, {}}}, none, {}, 2, 7, 2, 0});
+  s.push_back({"a failure on() rejects ends the call and cancels the others",
+               {{100ms, {}}, {5ms, reset}},
+               none,
+               reset,
+               2,
+               15,
+               2,
+               1});
+  s.push_back({"when every attempt failed the last failure is delivered",
+               {{1ms, refused}, {2ms, refused}, {3ms, refused}},
+               three,
+               refused,
+               3,
+               6,
+               3,
+               0});
+  s.push_back({"hedges stop at max_attempts", {{100ms, {}}, {100ms, {}}, {5ms, {}}}, three, {}, 3, 25, 3, 2});
+  s.push_back({"the deadline cancels every attempt",
+               {{100ms, {}}, {100ms, {}}},
+               [](stamina::hedging_policy& p) { p.timeout(50ms); },
+               timed_out,
+               0,
+               50,
+               2,
+               2});
+  s.push_back({"an empty budget starts no hedge",
+               {{30ms, {}}, {5ms, {}}},
+               [](stamina::hedging_policy& p) {
+                 auto empty = std::make_shared<stamina::hedge_budget>(0.0, 1.0);
+                 BOOST_TEST_REQUIRE(empty->try_spend());
+                 p.budget(empty);
+               },
+               {},
+               1,
+               30,
+               1,
+               0});
+  s.push_back({"max_attempts 1 never hedges",
+               {{30ms, {}}, {5ms, {}}},
+               [](stamina::hedging_policy& p) { p.max_attempts(1); },
+               {},
+               1,
+               30,
+               1,
+               0});
+  return s;
+}
+
+template <class Op>
+void check_scenario(const scenario& sc, completion how, bool awaitable_op) {
+  BOOST_TEST_CONTEXT(sc.name << " [" << to_string(how) << ", " << (awaitable_op ? "op()" : "op(token)") << "]") {
+    test::io_fixture io;
+    stamina::hedging_policy policy = base_policy();
+    sc.configure(policy);
+    Op op{&io.ctx, sc.plan};
+    const outcome got = run_hedge(io.ctx, how, policy, op);
+    BOOST_TEST(got.ec == sc.ec);
+    // Failures as exceptions carry no value; a time-out delivers none.
+    if (!sc.ec || (!awaitable_op && how == completion::callback))
+      BOOST_TEST(got.value == (sc.ec == timed_out ? 0 : sc.value));
+    BOOST_TEST(std::abs(got.ms - sc.ms) <= 1.0, "completed at " << got.ms << " ms, expected " << sc.ms);
+    BOOST_TEST(op.log->started == sc.started);
+    BOOST_TEST(op.log->cancelled == sc.cancelled);
+    // Every attempt returned before the call completed.
+    BOOST_TEST(op.log->finished + op.log->cancelled == op.log->started);
+    const stamina::hedge_stats stats = policy.stats();
+    BOOST_TEST(stats.calls == 1U);
+    BOOST_TEST(stats.hedges == static_cast<std::uint64_t>(sc.started - 1));
+    BOOST_TEST(stats.cancelled == static_cast<std::uint64_t>(sc.cancelled));
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(hedge_scenarios)
+
+BOOST_AUTO_TEST_CASE(every_scenario_with_every_op_form_and_completion) {
+  for (const scenario& sc : scenarios())
+    for (completion how : {completion::callback, completion::awaitable}) {
+      check_scenario<test::planned_token_op>(sc, how, false);
+      check_scenario<test::planned_awaitable_op>(sc, how, true);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_accepted_failure_starts_the_next_hedge_at_the_moment_it_fails) {
+  test::io_fixture io;
+  test::planned_token_op op{&io.ctx, {{2ms, refused}, {50ms, {}}, {5ms, {}}}};
+  const stamina::hedging_policy policy = base_policy().max_attempts(3);
+  const double origin = test::mock_clock::seconds();
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_TEST(!got.ec);
+  BOOST_REQUIRE_EQUAL(op.log->start_times.size(), 3U);
+  // attempt 2 at once after attempt 1 failed (2 ms), attempt 3 a full delay after attempt 2
+  BOOST_TEST(std::abs((op.log->start_times[1] - origin) * 1e3 - 2) <= 1.0);
+  BOOST_TEST(std::abs((op.log->start_times[2] - origin) * 1e3 - 12) <= 1.0);
+  BOOST_TEST(got.value == 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(hedge_hooks_and_budget)
+
+BOOST_AUTO_TEST_CASE(the_hook_sees_started_won_and_cancelled) {
+  test::io_fixture io;
+  std::vector<stamina::hedge_event> events;
+  const stamina::hedging_policy policy =
+      base_policy().on_hedge([&](const stamina::hedge_event& e) { events.push_back(e); });
+  test::planned_token_op op{&io.ctx, {{100ms, {}}, {5ms, {}}}};
+  run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_REQUIRE_EQUAL(events.size(), 3U);
+  BOOST_TEST(events[0].kind == stamina::hedge_event_kind::started);
+  BOOST_TEST(events[0].attempt == 2U);
+  BOOST_TEST(std::abs(events[0].elapsed.count() - 0.010) < 0.0015);
+  BOOST_TEST(events[1].kind == stamina::hedge_event_kind::won);
+  BOOST_TEST(events[1].attempt == 2U);
+  BOOST_TEST(events[2].kind == stamina::hedge_event_kind::cancelled);
+  BOOST_TEST(events[2].attempt == 1U);
+  BOOST_TEST(events[2].name == "backend");
+  const stamina::hedge_stats s = policy.stats();
+  BOOST_TEST(s.won == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(the_budget_caps_hedges_to_its_ratio_of_calls) {
+  test::io_fixture io;
+  // 10 % of calls, burst 2: over 40 slow calls at most 2 + 0.1 * 40 = 6 hedges. Exactly: the
+  // full bucket pays calls 1 and 2, then every 10th call has saved a token (11, 21, 31).
+  auto budget = std::make_shared<stamina::hedge_budget>(0.1, 2.0);
+  std::vector<stamina::hedge_event_kind> kinds;
+  const stamina::hedging_policy policy =
+      base_policy().budget(budget).on_hedge([&](const stamina::hedge_event& e) { kinds.push_back(e.kind); });
+  int hedged = 0;
+  for (int i = 0; i < 40; ++i) {
+    test::planned_token_op op{&io.ctx, {{30ms, {}}, {30ms, {}}}};
+    run_hedge(io.ctx, completion::callback, policy, op);
+    hedged += op.log->started - 1;
+  }
+  const stamina::hedge_stats s = policy.stats();
+  BOOST_TEST(s.calls == 40U);
+  BOOST_TEST(hedged <= 2 + 0.1 * 40);
+  BOOST_TEST(hedged == 5);
+  BOOST_TEST(s.hedges == 5U);
+  BOOST_TEST(s.denied == 35U);
+  BOOST_TEST(std::count(kinds.begin(), kinds.end(), stamina::hedge_event_kind::budget_denied) == 35);
+}
+
+BOOST_AUTO_TEST_CASE(a_throwing_hook_is_contained) {
+  test::io_fixture io;
+  const stamina::hedging_policy policy =
+      base_policy().on_hedge([](const stamina::hedge_event&) { throw std::runtime_error("hook failed"); });
+  test::planned_token_op op{&io.ctx, {{100ms, {}}, {5ms, {}}}};
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_TEST(!got.ec);
+  BOOST_TEST(got.value == 2);
+}
+
+BOOST_AUTO_TEST_CASE(the_adaptive_delay_follows_the_quantile_of_recent_latencies) {
+  test::io_fixture io;
+  // Constant delay 50 ms until the window has 32 samples; then the median of them.
+  const stamina::hedging_policy policy = base_policy().delay(50ms).adaptive_delay(0.5);
+  BOOST_TEST(policy.current_delay().count() == 0.050);
+  for (int i = 0; i < 32; ++i) {
+    test::planned_token_op op{&io.ctx, {{std::chrono::milliseconds(i % 2 == 0 ? 4 : 6), {}}}};
+    run_hedge(io.ctx, completion::callback, policy, op);
+  }
+  BOOST_TEST(std::abs(policy.current_delay().count() - 0.005) <= 0.0011, policy.current_delay().count());
+  // A slow first attempt is now hedged after ~5 ms instead of 50.
+  test::planned_token_op op{&io.ctx, {{100ms, {}}, {1ms, {}}}};
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_TEST(got.value == 2);
+  BOOST_TEST(got.ms <= 8.0, got.ms);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(hedge_asio_rules)
+
+BOOST_AUTO_TEST_CASE(terminal_and_partial_cancellation_reach_every_attempt) {
+  for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial}) {
+    test::io_fixture io;
+    asio::cancellation_signal signal;
+    auto rec = std::make_shared<test::completion_record>();
+    test::planned_token_op op{&io.ctx, {{100ms, {}}, {100ms, {}}, {100ms, {}}}};
+    error_code got;
+    test::async_hedge_virtual(
+        io.ctx, base_policy().max_attempts(3), op,
+        asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int) { got = ec; })));
+    const double origin = test::mock_clock::seconds();
+    test::run_virtual(io.ctx, [&] { return test::mock_clock::seconds() - origin >= 0.015; });
+    BOOST_TEST(op.log->started == 2);
+    signal.emit(type);
+    test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
+    BOOST_TEST(rec->calls == 1);
+    BOOST_TEST(got == aborted);  // the last attempt's own failure
+    BOOST_TEST(op.log->cancelled == 2);
+    BOOST_TEST(op.log->started == 2);  // no hedge after the cancellation
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_coroutine_cancels_its_hedges) {
+  test::io_fixture io;
+  asio::cancellation_signal signal;
+  auto rec = std::make_shared<test::completion_record>();
+  test::planned_awaitable_op op{&io.ctx, {{100ms, {}}, {100ms, {}}}};
+  error_code got;
+  auto body = [&]() -> asio::awaitable<void> {
+    try {
+      co_await test::async_hedge_virtual(io.ctx, base_policy(), op, asio::use_awaitable);
+    } catch (const boost::system::system_error& e) {
+      got = e.code();
+    }
+  };
+  asio::co_spawn(io.ctx, body,
+                 asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](const std::exception_ptr&) {})));
+  const double origin = test::mock_clock::seconds();
+  test::run_virtual(io.ctx, [&] { return test::mock_clock::seconds() - origin >= 0.015; });
+  signal.emit(asio::cancellation_type::terminal);
+  test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
+  BOOST_TEST(got == aborted);
+  BOOST_TEST(op.log->cancelled == 2);
+}
+
+BOOST_AUTO_TEST_CASE(destroying_the_io_context_with_attempts_in_flight_leaks_nothing) {
+  // Run under ASan (the README's test command): a leak or a use after free fails it.
+  for (bool awaitable_op : {false, true})
+    for (bool stop_first : {false, true}) {
+      auto rec = std::make_shared<test::completion_record>();
+      rec->may_be_abandoned = true;
+      std::shared_ptr<test::attempt_log> log;
+      {
+        asio::io_context ctx;
+        auto handler = test::once(rec, [](auto, int) {});
+        if (awaitable_op) {
+          test::planned_awaitable_op op{&ctx, {{100ms, {}}, {100ms, {}}}};
+          log = op.log;
+          test::async_hedge_virtual(ctx, base_policy(), op, std::move(handler));
+        } else {
+          test::planned_token_op op{&ctx, {{100ms, {}}, {100ms, {}}}};
+          log = op.log;
+          test::async_hedge_virtual(ctx, base_policy(), op, std::move(handler));
+        }
+        const double origin = test::mock_clock::seconds();
+        test::run_virtual(ctx, [&] { return test::mock_clock::seconds() - origin >= 0.015; });
+        BOOST_TEST(log->started == 2);
+        if (stop_first) {
+          ctx.stop();
+          ctx.poll();
+        }
+      }
+      BOOST_TEST(rec->calls == 0);
+      BOOST_TEST(rec->destroyed_uncalled);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_op_that_completes_inline_is_not_completed_inline) {
+  test::io_fixture io;
+  auto rec = std::make_shared<test::completion_record>();
+  auto inline_op = [](auto token) {
+    return asio::async_initiate<decltype(token), void(error_code, int)>(
+        [](auto handler) { std::move(handler)(error_code(), 7); }, token);
+  };
+  int got = 0;
+  test::initiate([&] {
+    test::async_hedge_virtual(io.ctx, base_policy(), inline_op, test::once(rec, [&](error_code, int v) { got = v; }));
+  });
+  BOOST_TEST(rec->calls == 0);
+  io.ctx.run();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(got == 7);
+}
+
+BOOST_AUTO_TEST_CASE(the_handler_runs_on_its_associated_executor) {
+  test::io_fixture io;
+  auto strand = asio::make_strand(io.ctx);
+  auto rec = std::make_shared<test::completion_record>();
+  bool in_strand = false;
+  test::planned_token_op op{&io.ctx, {{100ms, {}}, {5ms, {}}}};
+  test::async_hedge_virtual(io.ctx, base_policy(), op,
+                            asio::bind_executor(strand, test::once(rec, [&](error_code, int) {
+                                                  in_strand = strand.running_in_this_thread();
+                                                })));
+  test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
+  BOOST_TEST(in_strand);
+}
+
+BOOST_AUTO_TEST_CASE(policies_reject_invalid_values_naming_the_field) {
+  auto p = base_policy();
+  auto message = [](auto f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  BOOST_TEST(message([&] { p.max_attempts(0); }).find("max_attempts") != std::string::npos);
+  BOOST_TEST(message([&] { p.delay(-1ms); }).find("delay") != std::string::npos);
+  BOOST_TEST(message([&] { p.delay(stamina::duration(NAN)); }).find("delay") != std::string::npos);
+  BOOST_TEST(message([&] { p.adaptive_delay(1.5); }).find("adaptive_delay") != std::string::npos);
+  BOOST_TEST(message([&] { p.timeout(0s); }).find("timeout") != std::string::npos);
+  BOOST_TEST(message([] { stamina::hedge_budget(2.0); }).find("ratio") != std::string::npos);
+  BOOST_TEST(message([] { stamina::hedge_budget(0.1, 0.5); }).find("burst") != std::string::npos);
+  // hostile values saturate
+  p.max_attempts(1'000'000'000'000LL);
+  BOOST_TEST(p.max_attempts() == stamina::hedging_policy::max_attempts_limit);
+  BOOST_TEST(p.max_attempts() == 10U);  // the failed setters changed nothing else
+  BOOST_TEST(p.delay().count() == 0.010);
+}
+
+// A pool runs attempts of many calls at once. Each call runs on a strand of the pool, as
+// async_hedge requires on several threads (a loser may only be cancelled in its own context);
+// every call completes exactly once with its own result. Real timers, no timing assertion;
+// run under TSan by CI.
+BOOST_AUTO_TEST_CASE(concurrent_calls_on_a_thread_pool) {
+  asio::thread_pool pool(4);
+  const stamina::hedging_policy policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
+                                             .delay(200us)
+                                             .max_attempts(3)
+                                             .budget(nullptr);
+  constexpr int calls = 300;
+  std::atomic<int> completed{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  for (int i = 0; i < calls; ++i) {
+    auto rec = std::make_shared<test::completion_record>();
+    records.push_back(rec);
+    auto strand = asio::make_strand(pool);
+    auto op = [strand, i](auto token) {
+      auto timer = std::make_shared<asio::steady_timer>(strand, std::chrono::microseconds(50 * (i % 7)));
+      return asio::async_compose<decltype(token), void(error_code, int)>(
+          [timer, i, started = false](auto& self, error_code ec = {}) mutable {
+            if (!started) {
+              started = true;
+              timer->async_wait(std::move(self));
+              return;
+            }
+            self.complete(ec, i);
+          },
+          token, strand);
+    };
+    stamina::async_hedge(strand, policy, op, test::once(rec, [&, i](error_code ec, int v) {
+                           if (ec || v != i) ++wrong;
+                           ++completed;
+                         }));
+  }
+  pool.join();
+  BOOST_TEST(completed.load() == calls);
+  BOOST_TEST(wrong.load() == 0);
+  for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(policy.stats().calls == static_cast<std::uint64_t>(calls));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
