@@ -37,7 +37,7 @@ void latency_window::record(duration latency) noexcept {
   // Every refresh_every samples: the quantile of a copy (nth_element reorders).
   std::array<double, capacity> copy;
   std::copy_n(samples_.begin(), count_, copy.begin());
-  const auto rank = static_cast<std::size_t>(quantile_ * static_cast<double>(count_ - 1) + 0.5);
+  const auto rank = static_cast<std::size_t>(std::lround(quantile_ * static_cast<double>(count_ - 1)));
   std::nth_element(copy.begin(), copy.begin() + static_cast<std::ptrdiff_t>(rank),
                    copy.begin() + static_cast<std::ptrdiff_t>(count_));
   cached_.store(copy[rank], std::memory_order_relaxed);

@@ -26,11 +26,17 @@ void instantiate_drivers(asio::io_context& ctx) {
 
   stamina::async_retry(ctx, policy, token_op, [](error_code, int) {});
   stamina::async_retry(ctx, policy, awaitable_op, [](const std::exception_ptr&, int) {});
+  const auto hedging =
+      stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).max_attempts(3).timeout(5s);
+  stamina::async_hedge(ctx, hedging, token_op, [](error_code, int) {});
+  stamina::async_hedge(ctx, hedging, awaitable_op, [](const std::exception_ptr&, int) {});
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
         (void)co_await stamina::async_retry(ctx, policy, token_op);
         (void)co_await stamina::async_retry(ctx, policy, awaitable_op);
+        (void)co_await stamina::async_hedge(ctx, hedging, token_op);
+        (void)co_await stamina::async_hedge(ctx, hedging, awaitable_op);
       },
       [](const std::exception_ptr&) {});
 }
