@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Uses stamina from another project the four supported ways: installed + find_package,
-# add_subdirectory, FetchContent (pointed at this checkout) and pkg-config. Each consumer is
-# built and run; tests and examples must not be built when stamina is not the top-level project.
+# add_subdirectory, FetchContent (pointed at this checkout) and pkg-config; then the standalone
+# Asio flavour installed + find_package, FetchContent and pkg-config, with Boost hidden. Each
+# consumer is built and run; tests and examples must not be built when stamina is not the
+# top-level project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh pkg-config git
+bash scripts/setup.sh pkg-config git libasio-dev
 src=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -45,4 +47,31 @@ cmake -S test/consumer -B "$work/fetch" -G Ninja -DCONSUMER_MODE=fetch -DSTAMINA
 cmake --build "$work/fetch" >/dev/null
 "$work/fetch/consumer"
 
-echo "consumer builds: 4 passed, 0 failed"
+# Standalone Asio, with Boost hidden from CMake: the installed tree's find_package, and
+# FetchContent. No Boost header may reach the consumer's compilation (ninja's recorded deps).
+no_boost_headers() {
+  if ninja -C "$1" -t deps | grep -q "/boost/"; then
+    echo "a Boost header was compiled into the standalone consumer:"; ninja -C "$1" -t deps | grep "/boost/" | head -3
+    exit 1
+  fi
+}
+echo "--- standalone Asio: find_package(stamina COMPONENTS stamina_standalone), without Boost"
+cmake -S test/consumer_standalone -B "$work/standalone_package" -G Ninja -DCONSUMER_MODE=package \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=TRUE >/dev/null
+cmake --build "$work/standalone_package" >/dev/null
+no_boost_headers "$work/standalone_package"
+"$work/standalone_package/consumer"
+
+echo "--- standalone Asio: FetchContent, without Boost"
+cmake -S test/consumer_standalone -B "$work/standalone_fetch" -G Ninja -DCONSUMER_MODE=fetch \
+  -DSTAMINA_SOURCE="$src" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=TRUE >/dev/null
+cmake --build "$work/standalone_fetch" >/dev/null
+no_boost_headers "$work/standalone_fetch"
+"$work/standalone_fetch/consumer"
+
+echo "--- standalone Asio: pkg-config stamina_standalone"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" g++ -o "$work/standalone_pc" test/consumer_standalone/main.cpp \
+  $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs stamina_standalone)
+"$work/standalone_pc"
+
+echo "consumer builds: 7 passed, 0 failed"

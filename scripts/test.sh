@@ -2,14 +2,15 @@
 # Builds stamina with a CMake preset and runs its tests and examples with ctest.
 # Usage: scripts/test.sh [preset [ctest arguments...]]   (default: ci = debug build under ASan+UBSan, warnings
 # are errors, every test and example). Other presets: dev, release, clang, asan (ASan+UBSan),
-# tsan. With ctest arguments, only the executables those tests need are built, e.g.
+# tsan, standalone (the suite against standalone Asio, g++ under TSan). With ctest arguments,
+# only the executables those tests need are built, e.g.
 #   scripts/test.sh asan -L unit      the unit-test executables under ASan+UBSan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-ci}"
 [ $# -gt 0 ] && shift
 # promtool checks the metrics text; spdlog for its adapter; redis-server for the outage test
-bash scripts/setup.sh prometheus libspdlog-dev redis-server
+bash scripts/setup.sh prometheus libspdlog-dev redis-server libasio-dev
 # The test suites share a precompiled header; ccache caches such compilations only with these.
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 cmake --preset "$preset" >/dev/null

@@ -13,8 +13,14 @@
 
 #include "call_site.hpp"
 
+#if defined(STAMINA_STANDALONE_ASIO)
+#include <cxxabi.h>
+
+#include <cstdlib>
+#else
 #include <boost/core/demangle.hpp>
-#include <boost/system/system_error.hpp>
+#endif
+#include <stamina/detail/asio.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +37,19 @@
 #include <typeinfo>
 
 namespace stamina {
+
+namespace {
+// A type's readable name (what boost::core::demangle does, without Boost).
+std::string demangled(const char* name) {
+#if defined(STAMINA_STANDALONE_ASIO)
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> readable(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
+  return status == 0 && readable ? std::string(readable.get()) : std::string(name);
+#else
+  return boost::core::demangle(name);
+#endif
+}
+}  // namespace
 
 namespace {
 
@@ -58,7 +77,7 @@ std::string exception_type_name(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    return boost::core::demangle(typeid(ex).name());
+    return demangled(typeid(ex).name());
   } catch (...) {
     return "unknown exception";
   }
@@ -68,9 +87,9 @@ std::string exception_type_name(const std::exception_ptr& e) {
 
 // --- failure ---------------------------------------------------------------------------
 
-boost::system::error_code failure::error() const noexcept {
+stamina::error_code failure::error() const noexcept {
   if (!exception_) return error_;
-  if (const auto* se = get<boost::system::system_error>()) return se->code();
+  if (const auto* se = get<stamina::system_error>()) return se->code();
   return {};
 }
 
@@ -79,7 +98,7 @@ std::string failure::describe() const {
   std::string text = exception_type_name(exception_);
   try {
     std::rethrow_exception(exception_);
-  } catch (const boost::system::system_error& ex) {
+  } catch (const stamina::system_error& ex) {
     // Its what() carries the throw site's file and function: too long for one log line.
     const auto& ec = ex.code();
     text += ": " + ec.message() + " [" + ec.category().name() + ":" + std::to_string(ec.value()) + "]";
@@ -99,7 +118,7 @@ std::string failure::type_name() const {
 // --- on_result ------------------------------------------------------------------------
 
 std::string detail::describe_values(const std::type_info& tuple_type) {
-  std::string text = boost::core::demangle(tuple_type.name());
+  std::string text = demangled(tuple_type.name());
   // "std::tuple<int, std::string>" -> "(int, std::string)"
   if (const auto open = text.find('<'); text.rfind("std::tuple", 0) == 0 && open != std::string::npos)
     return "(" + text.substr(open + 1, text.size() - open - 2) + ")";

@@ -5,10 +5,14 @@
 namespace stamina::error {
 
 namespace {
-class category_impl final : public boost::system::error_category {
+class category_impl final : public stamina::error_category {
  public:
+#if defined(STAMINA_STANDALONE_ASIO)
+  category_impl() noexcept = default;  // std categories compare by address
+#else
   // A fixed identifier keeps comparisons working across shared-library boundaries.
   constexpr category_impl() noexcept : error_category(0x5a3f1c2e9b7d4061ULL) {}
+#endif
   const char* name() const noexcept override { return "stamina"; }
   std::string message(int value) const override {
     switch (value) {
@@ -27,7 +31,7 @@ class category_impl final : public boost::system::error_category {
 };
 }  // namespace
 
-const boost::system::error_category& category() noexcept {
+const stamina::error_category& category() noexcept {
   static const category_impl instance;
   return instance;
 }

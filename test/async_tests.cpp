@@ -161,13 +161,16 @@ BOOST_AUTO_TEST_CASE(deferred_token) {
   ctx.run();
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(value == 20);
-  // Awaiting a deferred token op works too (error_code signature).
+  // Awaiting a deferred token op works too (error_code signature); Asio 1.22's experimental
+  // deferred cannot be awaited.
+#if !defined(ASIO_VERSION) || ASIO_VERSION >= 102400
   ctx.restart();
   auto op2 = refusing_until(ctx, 2);
   run_coroutine(ctx, [&]() -> asio::awaitable<void> {
     value = co_await stamina::async_retry(ctx, refused_policy(), op2, asio::deferred);
   });
   BOOST_TEST(value == 20);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(use_future_token_both_forms) {

@@ -12,7 +12,6 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/consign.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,7 +19,9 @@
 #include <boost/asio/use_future.hpp>
 
 #include <future>
+#include <memory>
 #include <stdexcept>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -233,11 +234,12 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
   int composed = 0;
   bool timed_out = false;
   run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+    std::vector<std::unique_ptr<asio::steady_timer>> timers;  // outlive their waits
     auto hang = [&](auto token) {
       ++attempts;
-      auto timer = std::make_shared<asio::steady_timer>(ctx, 1h);
-      if (!is_awaitable<decltype(timer->async_wait(asio::consign(std::move(token), timer)))>::value) ++composed;
-      return timer->async_wait(asio::consign(std::move(token), timer));
+      timers.push_back(std::make_unique<asio::steady_timer>(ctx, 1h));
+      if (!is_awaitable<decltype(timers.back()->async_wait(std::move(token)))>::value) ++composed;
+      return timers.back()->async_wait(std::move(token));
     };
     const auto policy =
         refused_policy().attempts(2).attempt_timeout(20ms).on(stamina::on_error(asio::error::operation_aborted));

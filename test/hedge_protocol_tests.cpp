@@ -23,8 +23,8 @@ stamina::hedging_policy policy(unsigned attempts = 3) {
       .budget(nullptr);
 }
 
-const stamina::failure refused(boost::system::error_code(boost::asio::error::connection_refused));
-const stamina::failure reset(boost::system::error_code(boost::asio::error::connection_reset));
+const stamina::failure refused{boost::system::error_code(boost::asio::error::connection_refused)};
+const stamina::failure reset{boost::system::error_code(boost::asio::error::connection_reset)};
 const auto at = [](double s) { return [s] { return stamina::duration(s); }; };
 
 }  // namespace

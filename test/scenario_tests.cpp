@@ -25,7 +25,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#if !defined(STAMINA_STANDALONE_ASIO)
 #include <boost/system/result.hpp>
+#endif
 
 #include <functional>
 #include <iostream>
@@ -355,6 +357,7 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
     test::mock_clock::advance(end - test::mock_clock::now());
     return !interrupted();
   };
+#if !defined(STAMINA_STANDALONE_ASIO)
   auto f = [&]() -> boost::system::result<int> {  // a value, for on_result, like the async ops
     const int n = ++*sc.calls;
     test::mock_clock::advance(
@@ -365,6 +368,22 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
   const boost::system::result<int> r = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
   if (!r) return {r.error(), 0, *sc.calls};
   return {ok, *r, *sc.calls};
+#else
+  // std has no result<T>: a value, or the failure as a system_error (which on_error matches).
+  auto f = [&]() -> int {
+    const int n = ++*sc.calls;
+    test::mock_clock::advance(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(s.attempt_seconds)));
+    if (const error_code r = sc.result(n)) throw boost::system::system_error(r);
+    return 10 * n;
+  };
+  try {
+    const int value = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
+    return {ok, value, *sc.calls};
+  } catch (const boost::system::system_error& e) {
+    return {e.code(), 0, *sc.calls};
+  }
+#endif
 }
 
 // Runs an async driver: `start(ctx, policy, script, out, handler)` initiates the call so that

@@ -6,8 +6,7 @@
 #include <stamina/detail/hedge_op.hpp>
 #include <stamina/hedging_policy.hpp>
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <chrono>
 #include <type_traits>
@@ -29,8 +28,8 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
                 "stamina::async_hedge: the completion values after the first argument must be default-constructible "
                 "(a call that times out completes with them value-initialised)");
   executor_type ex = executor_of(ex_or_context);
-  return boost::asio::async_initiate<CompletionToken, signature>(initiate_hedge<Clock, executor_type, signature>{ex},
-                                                                 token, std::move(policy), std::move(op));
+  return stamina::net::async_initiate<CompletionToken, signature>(initiate_hedge<Clock, executor_type, signature>{ex},
+                                                                  token, std::move(policy), std::move(op));
 }
 
 }  // namespace detail
@@ -94,7 +93,7 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// are serialised by a mutex inside the call, so `op` may be used from several threads only
 /// if it is safe to call concurrently. The `on_hedge` hook runs under that mutex: it must not
 /// cancel the call it reports on.
-template <class ExecutorOrContext, class Op, class CompletionToken = boost::asio::use_awaitable_t<>>
+template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
          token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op op,
                                                              CompletionToken&& token = {}) {

@@ -7,9 +7,7 @@
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/execution_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <chrono>
 #include <type_traits>
@@ -32,13 +30,13 @@ namespace detail {
 template <class T>
 struct is_use_awaitable : std::false_type {};
 template <class Executor>
-struct is_use_awaitable<boost::asio::use_awaitable_t<Executor>> : std::true_type {
+struct is_use_awaitable<stamina::net::use_awaitable_t<Executor>> : std::true_type {
   using executor_type = Executor;
 };
 
 template <class T>
 decltype(auto) executor_of(T& ex_or_context) {
-  if constexpr (std::is_convertible_v<T&, boost::asio::execution_context&>)
+  if constexpr (std::is_convertible_v<T&, stamina::net::execution_context&>)
     return ex_or_context.get_executor();
   else
     return (ex_or_context);
@@ -66,7 +64,7 @@ struct rest_default_constructible<void(First, Rest...)>
     : std::bool_constant<(std::is_default_constructible_v<Rest> && ...)> {};
 
 // The implementation behind stamina::async_retry, on any clock (tests use a virtual one with
-// a boost::asio::wait_traits specialisation). The completion token alone chooses the driver:
+// a stamina::net::wait_traits specialisation). The completion token alone chooses the driver:
 // use_awaitable runs the caller-coroutine driver, every other token the composed operation.
 template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
 auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& policy, Op op, CompletionToken&& token) {
@@ -88,7 +86,7 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
                     "stamina::async_retry: the completion values after the first argument must be "
                     "default-constructible (a cancelled or timed-out call completes with them value-initialised)");
       if constexpr (rest_default_constructible<signature>::value)
-        return boost::asio::async_initiate<CompletionToken, signature>(
+        return stamina::net::async_initiate<CompletionToken, signature>(
             initiate_retry<Clock, executor_type, signature>{ex}, token, std::move(policy), std::move(op));
     };
     if constexpr (is_use_awaitable<token_type>::value) {
@@ -160,7 +158,7 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// Only failures accepted by `policy.on()` are retried; any other failure is delivered at
 /// once. A classifier that throws counts as "do not retry". An `op` that throws when called is
 /// a failed attempt: the exception itself for `exception_ptr` signatures, otherwise the code
-/// of a `boost::system::system_error` or `stamina::error::op_threw`. An `op(token)` that
+/// of a `stamina::system_error` or `stamina::error::op_threw`. An `op(token)` that
 /// returns without starting an operation is a failed attempt with `invalid_argument`.
 /// `timeout` is checked between attempts: without `attempt_timeout`, a hanging attempt can
 /// run past it.
@@ -169,7 +167,7 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// Distinct calls are independent. One call's intermediate handlers are serialised through the
 /// handler's executor; use a strand when the `io_context` runs on several threads and the
 /// attempt touches shared objects. Hooks and the budget are thread-safe.
-template <class ExecutorOrContext, class Op, class CompletionToken = boost::asio::use_awaitable_t<>>
+template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
          token_operation<std::decay_t<Op>>) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op,
                                                              CompletionToken&& token = {}) {

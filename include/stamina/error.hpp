@@ -1,7 +1,7 @@
 #ifndef STAMINA_ERROR_HPP
 #define STAMINA_ERROR_HPP
 
-#include <boost/system/error_code.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <type_traits>
 
@@ -14,7 +14,7 @@ enum errors {
   /// An attempt ran longer than `retry_policy::attempt_timeout` (or than the time left before
   /// the deadline) and was cancelled.
   attempt_timeout = 1,
-  /// `op` threw an exception that is not a `boost::system::system_error` when it was called to
+  /// `op` threw an exception that is not a `stamina::system_error` when it was called to
   /// start an attempt whose completion signature begins with an error code.
   op_threw = 2,
   /// The policy's `adaptive_throttle` shed the attempt: it was never sent to the dependency.
@@ -25,18 +25,17 @@ enum errors {
 };
 
 /// The `stamina` error category.
-const boost::system::error_category& category() noexcept;
+const stamina::error_category& category() noexcept;
 
 /// Makes `e` an error code in the `stamina` category (found by argument-dependent lookup).
-inline boost::system::error_code make_error_code(errors e) noexcept { return {static_cast<int>(e), category()}; }
+inline stamina::error_code make_error_code(errors e) noexcept { return {static_cast<int>(e), category()}; }
 
 }  // namespace error
 
 }  // namespace stamina
 
 /// @cond
-template <>
-struct boost::system::is_error_code_enum<stamina::error::errors> : std::true_type {};
+STAMINA_ERROR_CODE_ENUM(stamina::error::errors)
 /// @endcond
 
 #endif

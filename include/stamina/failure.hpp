@@ -1,7 +1,7 @@
 #ifndef STAMINA_FAILURE_HPP
 #define STAMINA_FAILURE_HPP
 
-#include <boost/system/error_code.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <exception>
 #include <string>
@@ -18,7 +18,7 @@ class failure {
   explicit failure(std::exception_ptr e) noexcept : exception_(std::move(e)) {}
 
   /// A failure carried by an error code. `ec` should be non-success.
-  explicit failure(boost::system::error_code ec) noexcept : error_(ec) {}
+  explicit failure(stamina::error_code ec) noexcept : error_(ec) {}
 
   /// True when the failure is an exception, false when it is an error code.
   bool is_exception() const noexcept { return exception_ != nullptr; }
@@ -26,10 +26,10 @@ class failure {
   /// The exception, or null when the failure is an error code.
   std::exception_ptr exception() const noexcept { return exception_; }
 
-  /// The error code. For an exception of type `boost::system::system_error` (what
+  /// The error code. For an exception of type `stamina::system_error` (what
   /// `use_awaitable` throws for a failed operation) this is the exception's code, so
   /// `on_error(...)` matches both forms; for any other exception it is empty.
-  boost::system::error_code error() const noexcept;
+  stamina::error_code error() const noexcept;
 
   /// The exception object if it is an `E` (or derived from `E`), else null.
   template <class E>
@@ -53,7 +53,7 @@ class failure {
 
  private:
   std::exception_ptr exception_;
-  boost::system::error_code error_;
+  stamina::error_code error_;
 };
 
 }  // namespace stamina

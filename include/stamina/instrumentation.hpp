@@ -19,11 +19,11 @@ namespace stamina {
 /// What an on-retry hook is told: a retry has been scheduled and its wait is about to begin.
 /// A value: a copy kept after the hook returns stays valid (e.g. to assert on it in a test).
 struct retry_details {
-  std::string name;                                ///< the policy's `name`
-  unsigned retry_num = 0;                          ///< the attempt that just failed, from 1
-  duration wait_for{0};                            ///< the wait about to begin
-  duration waited_so_far{0};                       ///< sum of the waits scheduled before this one
-  failure caused_by{boost::system::error_code()};  ///< the failure that caused this retry
+  std::string name;                          ///< the policy's `name`
+  unsigned retry_num = 0;                    ///< the attempt that just failed, from 1
+  duration wait_for{0};                      ///< the wait about to begin
+  duration waited_so_far{0};                 ///< sum of the waits scheduled before this one
+  failure caused_by{stamina::error_code()};  ///< the failure that caused this retry
 };
 
 /// What an on-give-up hook is told: the call ends with its last failure. A value, like
@@ -33,7 +33,7 @@ struct give_up_details {
   give_up_reason reason = give_up_reason::attempts_exhausted;  ///< why the call stopped retrying
   unsigned attempts = 0;                                       ///< attempts made, including the last one
   duration waited_so_far{0};                                   ///< sum of all waits scheduled
-  failure caused_by{boost::system::error_code()};              ///< the last failure, delivered to the caller
+  failure caused_by{stamina::error_code()};                    ///< the last failure, delivered to the caller
 };
 
 namespace instrumentation {

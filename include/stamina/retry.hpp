@@ -6,9 +6,10 @@
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
-#include <boost/system/error_code.hpp>
+#include <stamina/detail/asio.hpp>
+#if !defined(STAMINA_STANDALONE_ASIO)
 #include <boost/system/result.hpp>
-#include <boost/system/system_error.hpp>
+#endif
 
 #include <chrono>
 #include <condition_variable>
@@ -32,17 +33,18 @@ struct sync_result {
   static constexpr bool is_error_value = false;  // failures are exceptions
 };
 template <>
-struct sync_result<boost::system::error_code> {
+struct sync_result<stamina::error_code> {
   using values = std::tuple<>;
   template <class Fn>
-  static decltype(auto) with_value(const boost::system::error_code& /*ec*/, Fn&& fn) {
+  static decltype(auto) with_value(const stamina::error_code& /*ec*/, Fn&& fn) {
     return fn();  // a success carries no value
   }
   static constexpr bool is_error_value = true;
-  static bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
-  static failure to_failure(const boost::system::error_code& ec) noexcept { return failure(ec); }
-  static boost::system::error_code from_error(boost::system::error_code ec) noexcept { return ec; }
+  static bool failed(const stamina::error_code& ec) noexcept { return code_failed(ec); }
+  static failure to_failure(const stamina::error_code& ec) noexcept { return failure(ec); }
+  static stamina::error_code from_error(stamina::error_code ec) noexcept { return ec; }
 };
+#if !defined(STAMINA_STANDALONE_ASIO)  // Boost.System's result<T>; std has no equivalent in C++20
 template <class T, class E>
 struct sync_result<boost::system::result<T, E>> {
   using values = std::conditional_t<std::is_void_v<T>, std::tuple<>, std::tuple<T>>;
@@ -54,18 +56,19 @@ struct sync_result<boost::system::result<T, E>> {
     else
       return fn(*r);
   }
-  static_assert(std::is_same_v<E, boost::system::error_code> || std::is_same_v<E, std::exception_ptr>,
+  static_assert(std::is_same_v<E, stamina::error_code> || std::is_same_v<E, std::exception_ptr>,
                 "stamina::retry supports result<T, error_code> and result<T, exception_ptr>");
   static constexpr bool is_error_value = true;
   static bool failed(const boost::system::result<T, E>& r) noexcept { return !r.has_value(); }
   static failure to_failure(const boost::system::result<T, E>& r) noexcept { return failure(r.error()); }
-  static boost::system::result<T, E> from_error(boost::system::error_code ec) {
+  static boost::system::result<T, E> from_error(stamina::error_code ec) {
     if constexpr (std::is_same_v<E, std::exception_ptr>)
-      return std::make_exception_ptr(boost::system::system_error(ec));
+      return std::make_exception_ptr(stamina::system_error(ec));
     else
       return ec;
   }
 };
+#endif
 
 struct thread_sleeper {
   bool operator()(duration d) const {
@@ -103,6 +106,7 @@ struct sync_attempt {
       } else {
         value.emplace(f());
       }
+      error = nullptr;  // this attempt's outcome replaces the last one's
       return true;
     } catch (...) {
       error = std::current_exception();
@@ -133,7 +137,7 @@ struct sync_attempt {
     if (!error) return take();
     std::rethrow_exception(error);
   }
-  [[noreturn]] R give_up(boost::system::error_code ec) { throw boost::system::system_error(ec); }
+  [[noreturn]] R give_up(stamina::error_code ec) { throw stamina::system_error(ec); }
 };
 
 template <class R>
@@ -161,7 +165,7 @@ struct sync_attempt<R, true> {
   }
   R take() { return std::move(*last); }
   R give_up() { return std::move(*last); }
-  R give_up(boost::system::error_code ec) { return traits::from_error(ec); }
+  R give_up(stamina::error_code ec) { return traits::from_error(ec); }
 };
 
 // Performs the protocol's actions until the call ends. Out of line, so that the success path
@@ -227,7 +231,7 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 /// attempts. `f` may
 /// - return `T` (or `void`) and throw on failure: the result is returned; on give-up the last
 ///   exception object is rethrown unchanged;
-/// - return `boost::system::error_code` or `boost::system::result<T>`: a failed value is a
+/// - return `stamina::error_code` or (with Boost) `boost::system::result<T>`: a failed value is a
 ///   failure; on give-up the last value is returned (nothing is thrown).
 /// Failures the policy's `on` rejects are delivered at once. A policy with `on_result` is shown
 /// each success value (the returned `T`, or the value of a `result<T>`). A policy with

@@ -11,17 +11,7 @@
 #include <stamina/retry.hpp>
 #include <stamina/retry_policy.hpp>
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/wait_traits.hpp>
-#include <boost/system/error_code.hpp>
-#include <boost/system/system_error.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <chrono>
 #include <exception>
@@ -57,7 +47,7 @@ namespace detail {
 /// while (stamina::attempt* attempt = co_await ctx.async_next()) {
 ///   try {
 ///     co_await socket.async_connect(endpoint, asio::use_awaitable);
-///   } catch (const boost::system::system_error&) {
+///   } catch (const stamina::system_error&) {
 ///     attempt->failed();
 ///   }
 /// }
@@ -70,7 +60,7 @@ namespace detail {
 /// `failed(error_code)`. When the policy gives up on an exception, `failed()` rethrows that
 /// same exception object; on an error code it returns and the loop ends (the caller still
 /// holds its code; `gave_up()` says why). A give-up caused by the throttle throws
-/// `boost::system::system_error(stamina::error::throttled)` after an exception (and ends the
+/// `stamina::system_error(stamina::error::throttled)` after an exception (and ends the
 /// loop after an error code).
 ///
 /// The context refers to nothing but itself: it keeps a copy of the policy. It is neither
@@ -97,7 +87,7 @@ class attempt {
   void failed(std::exception_ptr e) { failed(failure(checked(std::move(e)))); }
   /// This attempt failed with `ec`. Retryable: returns, and the loop waits. Otherwise the call
   /// gives up and the loop ends after this body.
-  void failed(boost::system::error_code ec) { failed(failure(ec)); }
+  void failed(stamina::error_code ec) { failed(failure(ec)); }
 
  private:
   template <class Clock>
@@ -175,19 +165,20 @@ class basic_retry_context {
   /// a timer of the coroutine's executor after a failure, and returns the next attempt, or
   /// null when the call is over. Honours the coroutine's cancellation state: a cancelled wait
   /// throws `system_error(operation_aborted)`, as `async_retry` does.
-  template <class Executor = boost::asio::any_io_executor>
-  boost::asio::awaitable<stamina::attempt*, Executor> async_next() {
-    using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, Executor>;
+  template <class Executor = stamina::net::any_io_executor>
+  stamina::net::awaitable<stamina::attempt*, Executor> async_next() {
+    using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
     detail::action next = advance();
     while (next.kind == detail::action_kind::wait) {
-      timer_type timer(co_await boost::asio::this_coro::executor);
+      timer_type timer(co_await stamina::net::this_coro::executor);
       timer.expires_after(detail::to_clock_duration<typename Clock::duration>(next.wait()));
-      const auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{}));
-      const auto state = co_await boost::asio::this_coro::cancellation_state;
-      const bool interrupted = ec || state.cancelled() != boost::asio::cancellation_type::none;
+      const auto [ec] =
+          co_await timer.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<Executor>{}));
+      const auto state = co_await stamina::net::this_coro::cancellation_state;
+      const bool interrupted = ec || state.cancelled() != stamina::net::cancellation_type::none;
       next = call_.wait_finished(clock_.elapsed(), interrupted);
       if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted)
-        throw boost::system::system_error(boost::asio::error::operation_aborted);
+        throw stamina::system_error(stamina::net::error::operation_aborted);
     }
     co_return settle(next);
   }
@@ -233,7 +224,7 @@ class basic_retry_context {
       case detail::action_kind::give_up:
         attempt_.over_ = true;
         if (next.result == detail::give_up_result::throttled && (!attempt_.last_ || attempt_.last_->is_exception()))
-          throw boost::system::system_error(error::throttled);
+          throw stamina::system_error(error::throttled);
         if (next.result == detail::give_up_result::aborted && attempt_.last_ && attempt_.last_->is_exception())
           std::rethrow_exception(attempt_.last_->exception());  // an interrupted blocking wait
         return nullptr;
@@ -274,7 +265,7 @@ inline void attempt::failed(const failure& what) {
   if (next_.kind != detail::action_kind::give_up) return;
   over_ = true;
   if (!what.is_exception()) return;  // the loop ends; the caller holds its error code
-  if (next_.result == detail::give_up_result::throttled) throw boost::system::system_error(error::throttled);
+  if (next_.result == detail::give_up_result::throttled) throw stamina::system_error(error::throttled);
   std::rethrow_exception(what.exception());
 }
 

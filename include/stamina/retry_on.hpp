@@ -5,7 +5,7 @@
 #include <stamina/detail/classifier.hpp>
 #include <stamina/failure.hpp>
 
-#include <boost/system/error_code.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <chrono>
 #include <concepts>
@@ -76,14 +76,14 @@ retry_on on_exception() {
 
 /// Retry failures whose error code compares equal (`==`) to one of `codes`: error codes,
 /// error conditions (e.g. `boost::system::errc::timed_out`) or error enums (e.g.
-/// `boost::asio::error::connection_refused`). Also matches a `boost::system::system_error`
+/// `stamina::net::error::connection_refused`). Also matches a `stamina::system_error`
 /// exception carrying such a code.
 template <class... C>
 retry_on on_error(C... codes) {
   static_assert(sizeof...(C) > 0, "name at least one error code");
   return retry_on([... codes = std::move(codes)](const failure& f) {
-    const boost::system::error_code ec = f.error();
-    return ec.failed() && ((ec == codes) || ...);
+    const stamina::error_code ec = f.error();
+    return detail::code_failed(ec) && ((ec == codes) || ...);
   });
 }
 

@@ -9,15 +9,7 @@
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/post.hpp>
-
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/system/error_code.hpp>
-#include <boost/system/system_error.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <exception>
 #include <optional>
@@ -35,7 +27,7 @@ struct probed_signatures {};
 }  // namespace stamina::detail
 
 template <class... Signatures>
-struct boost::asio::async_result<stamina::detail::signature_probe, Signatures...> {
+struct stamina::net::async_result<stamina::detail::signature_probe, Signatures...> {
   using return_type = stamina::detail::probed_signatures<Signatures...>;
   template <class Initiation, class... Args>
   static return_type initiate(Initiation&&, stamina::detail::signature_probe, Args&&...) {
@@ -67,7 +59,7 @@ class attempt_token {
 }  // namespace stamina::detail
 
 template <class Handler, class... Signatures>
-struct boost::asio::async_result<stamina::detail::attempt_token<Handler>, Signatures...> {
+struct stamina::net::async_result<stamina::detail::attempt_token<Handler>, Signatures...> {
   using return_type = void;
   template <class Initiation, class... Args>
   static void initiate(Initiation&& initiation, stamina::detail::attempt_token<Handler> token, Args&&... args) {
@@ -80,7 +72,7 @@ namespace stamina::detail {
 template <class T>
 struct awaitable_parts : std::false_type {};
 template <class T, class Executor>
-struct awaitable_parts<boost::asio::awaitable<T, Executor>> : std::true_type {
+struct awaitable_parts<stamina::net::awaitable<T, Executor>> : std::true_type {
   using value_type = T;
   using executor_type = Executor;
 };
@@ -114,9 +106,9 @@ struct signature_head {
 template <class First, class... Rest>
 struct signature_head<void(First, Rest...)> {
   using first = std::decay_t<First>;
-  static_assert(std::is_same_v<first, boost::system::error_code> || std::is_same_v<first, std::exception_ptr>,
+  static_assert(std::is_same_v<first, stamina::error_code> || std::is_same_v<first, std::exception_ptr>,
                 "async_retry: the operation's completion signature must begin with "
-                "boost::system::error_code or std::exception_ptr");
+                "stamina::error_code or std::exception_ptr");
 };
 
 template <class T>
@@ -148,11 +140,11 @@ struct op_traits<Op> {
   static constexpr bool is_awaitable = false;
 };
 
-inline bool failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
+inline bool failed(const stamina::error_code& ec) noexcept { return code_failed(ec); }
 inline bool failed(const std::exception_ptr& e) noexcept { return e != nullptr; }
 
 // What an async call that gives up without a last attempt's result completes with.
-inline boost::system::error_code give_up_code(give_up_result r) noexcept {
+inline stamina::error_code give_up_code(give_up_result r) noexcept {
   switch (r) {
     case give_up_result::attempt_timeout:
       return error::attempt_timeout;
@@ -162,14 +154,14 @@ inline boost::system::error_code give_up_code(give_up_result r) noexcept {
     case give_up_result::aborted:
       break;
   }
-  return boost::asio::error::operation_aborted;
+  return stamina::net::error::operation_aborted;
 }
 
 // The first completion argument that stands for `ec` (operation_aborted, attempt_timeout).
 template <class First>
-First error_as(const boost::system::error_code& ec) {
+First error_as(const stamina::error_code& ec) {
   if constexpr (std::is_same_v<First, std::exception_ptr>)
-    return std::make_exception_ptr(boost::system::system_error(ec));
+    return std::make_exception_ptr(stamina::system_error(ec));
   else
     return ec;
 }
@@ -184,7 +176,7 @@ First thrown_as(const std::exception_ptr& e) {
   } else {
     try {
       std::rethrow_exception(e);
-    } catch (const boost::system::system_error& se) {
+    } catch (const stamina::system_error& se) {
       return se.code();
     } catch (...) {
       return make_error_code(error::op_threw);
@@ -204,17 +196,18 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
   try {
     if constexpr (op_traits<Op>::is_awaitable) {
       auto attempt = op();
-      boost::asio::co_spawn(ex, std::move(attempt), std::move(*parked));
+      stamina::net::co_spawn(ex, std::move(attempt), std::move(*parked));
       parked.reset();
     } else
       op(attempt_token<handler_type>(&parked));
     if (!parked) return;
-    failure_value = error_as<First>(boost::asio::error::invalid_argument);  // op started nothing
+    failure_value = error_as<First>(stamina::net::error::invalid_argument);  // op started nothing
   } catch (...) {
     if (!parked) return;  // it threw after starting its operation, which will complete
     failure_value = thrown_as<First>(std::current_exception());
   }
-  boost::asio::post(ex, boost::asio::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
+  stamina::net::post(
+      ex, detail::asio_compat::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
 }
 
 }  // namespace stamina::detail

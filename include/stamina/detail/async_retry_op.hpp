@@ -12,18 +12,7 @@
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/associated_allocator.hpp>
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/compose.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/prepend.hpp>
-#include <boost/asio/recycling_allocator.hpp>
-#include <boost/asio/wait_traits.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <atomic>
 #include <memory>
@@ -40,7 +29,7 @@ class retry_op;
 
 template <class Clock, class Executor, class Op, class Allocator, class First, class... Rest>
 class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
-  using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, Executor>;
+  using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
 
   // Everything that must stay at one address while inner operations are pending (the
   // protocol refers to the policy; timers must not move while waiting).
@@ -75,12 +64,12 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void operator()(Self& self) {
     // Terminal and partial cancellation are supported; total is not (earlier attempts may
     // have had effects that cannot be undone), so it is filtered out.
-    self.reset_cancellation_state(boost::asio::enable_partial_cancellation());
+    self.reset_cancellation_state(stamina::net::enable_partial_cancellation());
     const action first = state_->call.start(duration(0));
     if (first.kind == action_kind::give_up) {
       // Shed before anything started: complete from a fresh stack, never inside async_retry().
       const Executor ex = ex_;
-      boost::asio::post(ex, boost::asio::prepend(std::move(self), first));
+      stamina::net::post(ex, detail::asio_compat::prepend(std::move(self), first));
       return;
     }
     perform(self, first);
@@ -100,13 +89,13 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       // It completed inside its initiating function: continue from a fresh stack, so the
       // final handler never runs inside async_retry() and inline attempts cannot nest.
       const Executor ex = ex_;  // `self` (and this object) moves into the handler
-      boost::asio::post(ex, boost::asio::append(std::move(self), std::move(first), std::move(rest)...));
+      stamina::net::post(ex, detail::asio_compat::append(std::move(self), std::move(first), std::move(rest)...));
       return;
     }
     const bool timed_out = s.limited && s.limiter->finish();
     s.limited = false;
     action next;
-    const bool cancelled = self.cancelled() != boost::asio::cancellation_type::none;
+    const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
     if (!failed(first)) {
       next = s.call.attempt_succeeded([&s] { return s.clock.elapsed(); }, cancelled, rest...);
     } else {
@@ -123,9 +112,9 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
 
   // A backoff wait finished.
   template <class Self>
-  void operator()(Self& self, wait_done, boost::system::error_code ec) {
+  void operator()(Self& self, wait_done, stamina::error_code ec) {
     state& s = *state_;
-    const bool interrupted = ec || self.cancelled() != boost::asio::cancellation_type::none;
+    const bool interrupted = ec || self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
     perform(self, s.call.wait_finished(s.clock.elapsed(), interrupted));
   }
 
@@ -141,7 +130,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       case action_kind::wait:
         if (!s.wait_timer) s.wait_timer.emplace(ex_);
         s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        s.wait_timer->async_wait(boost::asio::prepend(std::move(self), wait_done{}));
+        s.wait_timer->async_wait(detail::asio_compat::prepend(std::move(self), wait_done{}));
         return;
       case action_kind::deliver:
       case action_kind::give_up:
@@ -159,8 +148,8 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       if (!s.limiter) s.limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
       s.limited = true;
       auto slot =
-          s.limiter->arm(*limit, self.get_cancellation_state().slot(), boost::asio::get_associated_executor(self, ex));
-      start_attempt(s.op, ex, boost::asio::bind_cancellation_slot(slot, std::move(self)),
+          s.limiter->arm(*limit, self.get_cancellation_state().slot(), stamina::net::get_associated_executor(self, ex));
+      start_attempt(s.op, ex, stamina::net::bind_cancellation_slot(slot, std::move(self)),
                     static_cast<void (*)(First, Rest...)>(nullptr));
     } else {
       start_attempt(s.op, ex, std::move(self), static_cast<void (*)(First, Rest...)>(nullptr));
@@ -176,7 +165,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     self.complete(std::forward<Args>(args)...);
   }
 
-  using error_code_type = boost::system::error_code;
+  using error_code_type = stamina::error_code;
 
   // The state comes from the handler's allocator (an allocator need not be default-constructible).
   static std::unique_ptr<state, state_deleter> make_state(state_allocator a, retry_policy&& policy, Op&& op) {
@@ -202,9 +191,9 @@ struct initiate_retry {
   void operator()(Handler&& handler, retry_policy policy, Op op) const {
     // Asio's recycling allocator unless the handler names one: a retrying call then costs
     // no malloc in steady state.
-    auto alloc = boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    auto alloc = stamina::net::get_associated_allocator(handler, stamina::net::recycling_allocator<void>());
     using impl = retry_op<Clock, Executor, Op, decltype(alloc), Signature>;
-    boost::asio::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
+    stamina::net::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
   }
 };
 

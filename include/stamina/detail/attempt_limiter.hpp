@@ -8,10 +8,7 @@
 
 #include <stamina/detail/protocol.hpp>
 
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/bind_executor.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/cancellation_type.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <memory>
 
@@ -27,20 +24,20 @@ class attempt_limiter {
   // on (may be unconnected); `handler_ex` is where the timer's handler runs, the executor the
   // attempt's completion is serialised on. Returns the slot to start the attempt with.
   template <class HandlerExecutor>
-  boost::asio::cancellation_slot arm(duration limit, boost::asio::cancellation_slot caller,
-                                     const HandlerExecutor& handler_ex) {
+  stamina::net::cancellation_slot arm(duration limit, stamina::net::cancellation_slot caller,
+                                      const HandlerExecutor& handler_ex) {
     // A block per attempt: a timer handler already queued for an earlier attempt can only
     // touch that attempt's block, never cancel this one.
     current_ = std::make_shared<shared>();
     timer_.expires_after(to_clock_duration<typename Timer::duration>(limit));
-    timer_.async_wait(boost::asio::bind_executor(handler_ex, [s = current_](const boost::system::error_code& ec) {
+    timer_.async_wait(stamina::net::bind_executor(handler_ex, [s = current_](const stamina::error_code& ec) {
       if (ec || s->finished) return;
       s->fired = true;
-      s->signal.emit(boost::asio::cancellation_type::terminal);
+      s->signal.emit(stamina::net::cancellation_type::terminal);
     }));
     caller_ = caller;
     if (caller_.is_connected())
-      caller_.assign([s = current_](boost::asio::cancellation_type type) { s->signal.emit(type); });
+      caller_.assign([s = current_](stamina::net::cancellation_type type) { s->signal.emit(type); });
     return current_->signal.slot();
   }
 
@@ -55,13 +52,13 @@ class attempt_limiter {
 
  private:
   struct shared {
-    boost::asio::cancellation_signal signal;
+    stamina::net::cancellation_signal signal;
     bool fired = false;
     bool finished = false;
   };
   Timer timer_;
   std::shared_ptr<shared> current_;
-  boost::asio::cancellation_slot caller_;
+  stamina::net::cancellation_slot caller_;
 };
 
 }  // namespace stamina::detail

@@ -13,18 +13,7 @@
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/wait_traits.hpp>
-#include <boost/system/system_error.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <exception>
 #include <memory>
@@ -38,7 +27,7 @@ namespace stamina::detail {
 // What `co_await` of an operation with `Signature` returns under use_awaitable_t<E>.
 template <class AwaitableExecutor, class Signature>
 using awaited_type =
-    typename boost::asio::async_result<boost::asio::use_awaitable_t<AwaitableExecutor>, Signature>::return_type;
+    typename stamina::net::async_result<stamina::net::use_awaitable_t<AwaitableExecutor>, Signature>::return_type;
 
 // The values after the first argument, as use_awaitable returns them: one value as itself,
 // several as a tuple (no value: the caller returns void).
@@ -59,7 +48,7 @@ template <class First>
   if constexpr (std::is_same_v<First, std::exception_ptr>)
     std::rethrow_exception(first);  // the same exception object
   else
-    throw boost::system::system_error(first);
+    throw stamina::system_error(first);
 }
 
 // Whether the awaiting coroutine already runs on `ex` (then awaitable attempts are awaited
@@ -125,9 +114,9 @@ template <class Clock, class AwaitableExecutor, class Executor, class Op, class 
 awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_policy policy, Op op) {
   // Timers live on `ex`, like the composed operation's; the coroutine resumes on its own
   // executor whatever the timer's.
-  using timer_type = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, Executor>;
+  using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
   using result_type = typename awaitable_parts<awaited_type<AwaitableExecutor, Signature>>::value_type;
-  using use_awaitable_type = boost::asio::use_awaitable_t<AwaitableExecutor>;
+  using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
 
   retry_protocol call(policy);
@@ -137,20 +126,20 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
   bool same_executor = true;
   bool timed_out = false;  // the last attempt was cut by its time limit
-  if constexpr (awaitable_form) same_executor = runs_on(co_await boost::asio::this_coro::executor, ex);
+  if constexpr (awaitable_form) same_executor = runs_on(co_await stamina::net::this_coro::executor, ex);
 
   // The awaiting coroutine's cancellation state: one per coroutine chain, and it cannot change
   // while the chain awaits this call.
-  const auto caller_state = co_await boost::asio::this_coro::cancellation_state;
+  const auto caller_state = co_await stamina::net::this_coro::cancellation_state;
 
   for (action next = call.start(duration(0));;) {
     switch (next.kind) {
       case action_kind::attempt: {
         const bool limited = next.limited;
-        boost::asio::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
+        stamina::net::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
         if (limited) {
           if (!limiter) limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
-          slot = limiter->arm(next.amount, caller_state.slot(), co_await boost::asio::this_coro::executor);
+          slot = limiter->arm(next.amount, caller_state.slot(), co_await stamina::net::this_coro::executor);
         }
         // An exception from calling `op` itself is a failed attempt like any other.
         if constexpr (awaitable_form) {
@@ -159,9 +148,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
             if (limited || !same_executor) {
               auto attempt = op();
               auto spawned =
-                  limited ? boost::asio::co_spawn(ex, std::move(attempt),
-                                                  boost::asio::bind_cancellation_slot(slot, use_awaitable_type{}))
-                          : boost::asio::co_spawn(ex, std::move(attempt), use_awaitable_type{});
+                  limited ? stamina::net::co_spawn(ex, std::move(attempt),
+                                                   stamina::net::bind_cancellation_slot(slot, use_awaitable_type{}))
+                          : stamina::net::co_spawn(ex, std::move(attempt), use_awaitable_type{});
               if constexpr (std::is_void_v<result_type>) {
                 co_await std::move(spawned);
                 last.value.emplace(true);
@@ -181,8 +170,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
           std::exception_ptr thrown;
           try {
-            last.args.emplace(
-                co_await op(boost::asio::bind_cancellation_slot(slot, boost::asio::as_tuple(use_awaitable_type{}))));
+            last.args.emplace(co_await op(
+                stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{}))));
           } catch (...) {
             thrown = std::current_exception();
           }
@@ -192,7 +181,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           }
         }
         timed_out = limited && limiter->finish();
-        const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
+        const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
         if (!last.failed()) {
           next = last.succeeded(
               call, [&clock] { return clock.elapsed(); }, cancelled);
@@ -205,13 +194,13 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        const auto [ec] = co_await wait_timer->async_wait(boost::asio::as_tuple(use_awaitable_type{}));
-        const bool cancelled = caller_state.cancelled() != boost::asio::cancellation_type::none;
+        const auto [ec] = co_await wait_timer->async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}));
+        const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
         next = call.wait_finished(clock.elapsed(), ec || cancelled);
         break;
       }
       case action_kind::give_up:
-        if (next.result != give_up_result::last_attempt) throw boost::system::system_error(give_up_code(next.result));
+        if (next.result != give_up_result::last_attempt) throw stamina::system_error(give_up_code(next.result));
         if (last.failed()) last.throw_last();
         [[fallthrough]];  // a result that on_result retried is delivered as the success it is
       case action_kind::deliver:

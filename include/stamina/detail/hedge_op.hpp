@@ -21,17 +21,7 @@
 #include <stamina/error.hpp>
 #include <stamina/hedging_policy.hpp>
 
-#include <boost/asio/associated_allocator.hpp>
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/bind_executor.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/compose.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/execution/context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/query.hpp>
-#include <boost/asio/recycling_allocator.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <array>
 #include <atomic>
@@ -47,13 +37,13 @@ namespace stamina::detail {
 template <class Clock, class Executor, class Allocator, class Op, class Self, class First, class... Rest>
 class hedge_state {
   using handler_executor =
-      decltype(boost::asio::get_associated_executor(std::declval<Self&>(), std::declval<const Executor&>()));
+      decltype(stamina::net::get_associated_executor(std::declval<Self&>(), std::declval<const Executor&>()));
   using pointer = std::shared_ptr<hedge_state>;
 
  public:
   hedge_state(const Executor& ex, const Allocator& alloc, hedging_policy&& policy, Op&& op, Self&& self)
       : ex_(ex),
-        handler_ex_(boost::asio::get_associated_executor(self, ex)),
+        handler_ex_(stamina::net::get_associated_executor(self, ex)),
         alloc_(alloc),
         policy_(std::move(policy)),
         op_(std::move(op)),
@@ -68,7 +58,7 @@ class hedge_state {
     auto slot = s.self_->get_cancellation_state().slot();
     if (slot.is_connected()) slot.assign(cancel_handler{st});
     std::unique_lock lock(s.mutex_);
-    if (s.perform(st, s.call_.start(), boost::asio::cancellation_type::terminal)) complete(std::move(st), lock);
+    if (s.perform(st, s.call_.start(), stamina::net::cancellation_type::terminal)) complete(std::move(st), lock);
   }
 
  private:
@@ -81,7 +71,7 @@ class hedge_state {
     executor_type get_executor() const noexcept { return st->handler_ex_; }
     using allocator_type = Allocator;
     allocator_type get_allocator() const noexcept { return st->alloc_; }
-    using cancellation_slot_type = boost::asio::cancellation_slot;
+    using cancellation_slot_type = stamina::net::cancellation_slot;
     cancellation_slot_type get_cancellation_slot() const noexcept { return st->signals_[attempt - 1].slot(); }
 
     void operator()(First first, Rest... rest) {
@@ -97,7 +87,7 @@ class hedge_state {
     void fire(std::shared_ptr<void> keep, unsigned generation) override {
       pointer st = std::static_pointer_cast<hedge_state>(std::move(keep));
       const handler_executor hex = st->handler_ex_;
-      boost::asio::dispatch(hex, timer_done{std::move(st), kind, generation});
+      stamina::net::dispatch(hex, timer_done{std::move(st), kind, generation});
     }
     hedge_state* state;
     timer_kind kind;
@@ -116,13 +106,13 @@ class hedge_state {
       if (generation != current || s.call_.completed()) return;
       const hedge_step step =
           kind == timer_kind::delay ? s.call_.delay_elapsed(s.elapsed()) : s.call_.deadline_reached(s.elapsed());
-      if (s.perform(st, step, boost::asio::cancellation_type::terminal)) complete(std::move(st), lock);
+      if (s.perform(st, step, stamina::net::cancellation_type::terminal)) complete(std::move(st), lock);
     }
   };
 
   struct cancel_handler {
     std::weak_ptr<hedge_state> weak;
-    void operator()(boost::asio::cancellation_type type) const {
+    void operator()(stamina::net::cancellation_type type) const {
       pointer st = weak.lock();
       if (!st) return;
       hedge_state& s = *st;
@@ -140,21 +130,21 @@ class hedge_state {
       // nothing nests and the caller's handler never runs inside async_hedge().
       const Executor ex = s.ex_;
       const handler_executor hex = s.handler_ex_;
-      boost::asio::post(ex, boost::asio::bind_executor(hex, [st = std::move(st), n, first = std::move(first),
-                                                             ... rest = std::move(rest)]() mutable {
-                          attempt_finished(std::move(st), n, std::move(first), std::move(rest)...);
-                        }));
+      stamina::net::post(ex, stamina::net::bind_executor(hex, [st = std::move(st), n, first = std::move(first),
+                                                               ... rest = std::move(rest)]() mutable {
+                           attempt_finished(std::move(st), n, std::move(first), std::move(rest)...);
+                         }));
       return;
     }
     std::unique_lock lock(s.mutex_);
     const hedge_step step = failed(first) ? s.call_.attempt_failed(n, failure(first), s.elapsed())
                                           : s.call_.attempt_succeeded(n, [&s] { return s.elapsed(); });
     if (step.keep_result) s.result_.emplace(std::move(first), std::move(rest)...);
-    if (s.perform(st, step, boost::asio::cancellation_type::terminal)) complete(std::move(st), lock);
+    if (s.perform(st, step, stamina::net::cancellation_type::terminal)) complete(std::move(st), lock);
   }
 
   // Performs the step's I/O; returns whether the call must now complete.
-  bool perform(const pointer& st, const hedge_step& step, boost::asio::cancellation_type cancel_type) {
+  bool perform(const pointer& st, const hedge_step& step, stamina::net::cancellation_type cancel_type) {
     performing_.store(true, std::memory_order_release);
     if (step.cancel_attempts) {
       const unsigned mask = call_.in_flight_mask();
@@ -183,7 +173,7 @@ class hedge_state {
   void arm(const pointer& st, timer_slot& slot, unsigned generation, typename Clock::time_point now, duration after) {
     if (wakeups_ == nullptr)
       wakeups_ =
-          &boost::asio::use_service<wakeup_service<Clock>>(boost::asio::query(ex_, boost::asio::execution::context));
+          &stamina::net::use_service<wakeup_service<Clock>>(stamina::net::query(ex_, stamina::net::execution::context));
     wakeups_->schedule(slot, now + to_clock_duration<typename Clock::duration>(after), st, generation, ex_);
   }
 
@@ -216,7 +206,7 @@ class hedge_state {
   std::optional<Self> self_;
   std::mutex mutex_;
   std::atomic<bool> performing_{false};  // true while perform() runs: an inline completion is re-posted
-  std::array<boost::asio::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
+  std::array<stamina::net::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
   std::optional<std::tuple<First, Rest...>> result_;
   wakeup_service<Clock>* wakeups_ = nullptr;  // looked up when first armed
   timer_slot delay_slot_{this, timer_kind::delay};
@@ -240,7 +230,7 @@ class hedge_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void operator()(Self& self) {
     // Terminal and partial cancellation reach the attempts; total is not supported (an
     // attempt may have had effects), so it is filtered out.
-    self.reset_cancellation_state(boost::asio::enable_partial_cancellation());
+    self.reset_cancellation_state(stamina::net::enable_partial_cancellation());
     using state = hedge_state<Clock, Executor, Allocator, Op, Self, First, Rest...>;
     const Executor ex = ex_;
     const Allocator alloc = alloc_;
@@ -262,9 +252,9 @@ struct initiate_hedge {
 
   template <class Handler, class Op>
   void operator()(Handler&& handler, hedging_policy policy, Op op) const {
-    auto alloc = boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    auto alloc = stamina::net::get_associated_allocator(handler, stamina::net::recycling_allocator<void>());
     using impl = hedge_op<Clock, Executor, Op, decltype(alloc), Signature>;
-    boost::asio::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
+    stamina::net::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
   }
 };
 

@@ -206,9 +206,9 @@ class retry_protocol {
   struct failure_state {
     failure_state(const retry_policy& policy, global_config switches, std::uint64_t seed) noexcept
         : waits(policy, switches, seed) {}
-    backoff waits;                              // wait arithmetic, deadline, attempts, classification, budget charge
-    retry_scope scope;                          // objects returned by on-retry hooks
-    failure last{boost::system::error_code()};  // the failure the current wait follows
+    backoff waits;                        // wait arithmetic, deadline, attempts, classification, budget charge
+    retry_scope scope;                    // objects returned by on-retry hooks
+    failure last{stamina::error_code()};  // the failure the current wait follows
   };
 
   failure_state& failed() noexcept {

@@ -7,12 +7,7 @@
 // would pay that on every call. Here a call's wake-up is a heap entry under a mutex, and the
 // one real timer is re-armed only when the earliest entry moves earlier.
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/execution_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/wait_traits.hpp>
+#include <stamina/detail/asio.hpp>
 
 #include <cstddef>
 #include <limits>
@@ -37,9 +32,9 @@ struct wakeup {
 };
 
 template <class Clock>
-class wakeup_service : public boost::asio::execution_context::service {
+class wakeup_service : public stamina::net::execution_context::service {
   using timer_type =
-      boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>, boost::asio::any_io_executor>;
+      stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, stamina::net::any_io_executor>;
   using time_point = typename Clock::time_point;
 
   struct entry {
@@ -51,9 +46,9 @@ class wakeup_service : public boost::asio::execution_context::service {
 
  public:
   using key_type = wakeup_service;
-  static inline boost::asio::execution_context::id id;
+  static inline stamina::net::execution_context::id id;
 
-  explicit wakeup_service(boost::asio::execution_context& ctx) : boost::asio::execution_context::service(ctx) {}
+  explicit wakeup_service(stamina::net::execution_context& ctx) : stamina::net::execution_context::service(ctx) {}
 
   // Schedules `slot` at `when` (replacing an earlier schedule). `ex` is any executor of this
   // context: the one timer is created with the first.
@@ -68,7 +63,7 @@ class wakeup_service : public boost::asio::execution_context::service {
     slot.index = heap_.size() - 1;
     sift_up(slot.index);
     if (!armed_ || when < armed_until_) {
-      if (!timer_) timer_.emplace(boost::asio::any_io_executor(ex));
+      if (!timer_) timer_.emplace(stamina::net::any_io_executor(ex));
       arm(when);
     }
   }
@@ -85,7 +80,7 @@ class wakeup_service : public boost::asio::execution_context::service {
       // the timer armed instead of paying to re-arm it every call.
       idle_check_pending_ = true;
       try {
-        boost::asio::post(timer_->get_executor(), [this] { disarm_if_idle(); });
+        stamina::net::post(timer_->get_executor(), [this] { disarm_if_idle(); });
       } catch (...) {
         idle_check_pending_ = false;  // out of memory: the timer fires once, for nothing
       }
@@ -119,8 +114,8 @@ class wakeup_service : public boost::asio::execution_context::service {
     armed_ = true;
     armed_until_ = when;
     timer_->expires_at(when);
-    timer_->async_wait([this, generation = ++arm_generation_](const boost::system::error_code& ec) {
-      if (ec != boost::asio::error::operation_aborted) expired(generation);
+    timer_->async_wait([this, generation = ++arm_generation_](const stamina::error_code& ec) {
+      if (ec != stamina::net::error::operation_aborted) expired(generation);
     });
   }
 
