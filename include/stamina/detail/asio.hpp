@@ -14,6 +14,10 @@
 // - STAMINA_ERROR_CODE_ENUM: error code enums are registered with the error-code library in use.
 // - detail::code_failed: Boost's error_code::failed() (which asks the category) has no std
 //   equivalent; a std::error_code fails when it is non-zero.
+// - (in CMakeLists.txt) ASIO_HAS_CO_AWAIT / ASIO_HAS_STD_COROUTINE for clang: Asio 1.22 tests
+//   __cpp_coroutines, which clang 14 does not define in C++20 mode, and would leave co_await out.
+// - composed operations ask `self.get_cancellation_state().cancelled()`: `self.cancelled()` is
+//   protected in Asio 1.22.
 // Everything else stamina uses (async_compose, co_spawn, awaitable, cancellation slots and
 // states, recycling_allocator, basic_waitable_timer, execution::context) exists in both.
 
