@@ -1,7 +1,7 @@
 #ifndef STAMINA_ERROR_HPP
 #define STAMINA_ERROR_HPP
 
-#include <stamina/detail/asio.hpp>
+#include <stamina/detail/system.hpp>
 
 #include <type_traits>
 

@@ -1,7 +1,7 @@
 #ifndef STAMINA_FAILURE_HPP
 #define STAMINA_FAILURE_HPP
 
-#include <stamina/detail/asio.hpp>
+#include <stamina/detail/system.hpp>
 
 #include <exception>
 #include <string>

@@ -6,7 +6,7 @@
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
-#include <stamina/detail/asio.hpp>
+#include <stamina/detail/system.hpp>
 #if !defined(STAMINA_STANDALONE_ASIO)
 #include <boost/system/result.hpp>
 #endif

@@ -5,7 +5,7 @@
 #include <stamina/detail/classifier.hpp>
 #include <stamina/failure.hpp>
 
-#include <stamina/detail/asio.hpp>
+#include <stamina/detail/system.hpp>
 
 #include <chrono>
 #include <concepts>
