@@ -16,7 +16,8 @@ export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_f
 cmake --preset "$preset" >/dev/null
 if [ $# -gt 0 ]; then
   # The executables of the selected tests (ctest names them after their targets).
-  mapfile -t targets < <(ctest --preset "$preset" -N "$@" | sed -n 's/^ *Test *#[0-9]*: \(test_[a-z_]*\)$/\1/p')
+  mapfile -t targets < <(ctest --preset "$preset" -N "$@" | sed -n 's/^ *Test *#[0-9]*: \(\(test\|example\)_[a-z_]*\)$/\1/p' |
+    grep -Fx -f <(ninja -C "build/$preset" -t targets all | sed 's/:.*//'))
   cmake --build --preset "$preset" -j "$(nproc)" --target "${targets[@]}"
 else
   cmake --build --preset "$preset" -j "$(nproc)"
