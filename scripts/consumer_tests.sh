@@ -29,48 +29,45 @@ done
   bash -euo pipefail -c "$(readme_block install)"$'\n'"$(readme_block pkg-config)"$'\n./app' >/dev/null)
 prefix="$work/readme/home/.local"
 
+# consumer NAME MODE FLAVOUR [cmake arguments...]: configures test/consumer, builds and runs it.
+consumer() {
+  local name=$1 mode=$2 flavour=$3
+  shift 3
+  cmake -S test/consumer -B "$work/$name" -G Ninja -DCONSUMER_MODE="$mode" -DCONSUMER_FLAVOUR="$flavour" "$@" >/dev/null
+  cmake --build "$work/$name" >/dev/null
+  "$work/$name/consumer"
+}
+# Standalone Asio, with Boost hidden from CMake: no Boost header may reach the consumer's
+# compilation (ninja's recorded dependencies).
+no_boost_headers() {
+  if ninja -C "$work/$1" -t deps | grep -q "/boost/"; then
+    echo "a Boost header was compiled into the standalone consumer:"; ninja -C "$work/$1" -t deps | grep "/boost/" | head -3
+    exit 1
+  fi
+}
+
 echo "--- find_package(stamina CONFIG REQUIRED)"
-cmake -S test/consumer -B "$work/package" -G Ninja -DCONSUMER_MODE=package -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build "$work/package" >/dev/null
-"$work/package/consumer"
+consumer package package boost -DCMAKE_PREFIX_PATH="$prefix"
 
 echo "--- add_subdirectory"
-cmake -S test/consumer -B "$work/subdirectory" -G Ninja -DCONSUMER_MODE=subdirectory -DSTAMINA_SOURCE="$src" >/dev/null
-cmake --build "$work/subdirectory" >/dev/null
-"$work/subdirectory/consumer"
+consumer subdirectory subdirectory boost -DSTAMINA_SOURCE="$src"
 if [ -e "$work/subdirectory/stamina/test/test_core" ] || grep -q test_core "$work/subdirectory/build.ninja"; then
   echo "tests were built although stamina is not the top-level project"; exit 1
 fi
 
 echo "--- FetchContent (this checkout's HEAD)"
-cmake -S test/consumer -B "$work/fetch" -G Ninja -DCONSUMER_MODE=fetch -DSTAMINA_SOURCE="$src" >/dev/null
-cmake --build "$work/fetch" >/dev/null
-"$work/fetch/consumer"
+consumer fetch fetch boost -DSTAMINA_SOURCE="$src"
 
-# Standalone Asio, with Boost hidden from CMake: the installed tree's find_package, and
-# FetchContent. No Boost header may reach the consumer's compilation (ninja's recorded deps).
-no_boost_headers() {
-  if ninja -C "$1" -t deps | grep -q "/boost/"; then
-    echo "a Boost header was compiled into the standalone consumer:"; ninja -C "$1" -t deps | grep "/boost/" | head -3
-    exit 1
-  fi
-}
 echo "--- standalone Asio: find_package(stamina COMPONENTS stamina_standalone), without Boost"
-cmake -S test/consumer_standalone -B "$work/standalone_package" -G Ninja -DCONSUMER_MODE=package \
-  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=TRUE >/dev/null
-cmake --build "$work/standalone_package" >/dev/null
-no_boost_headers "$work/standalone_package"
-"$work/standalone_package/consumer"
+consumer standalone_package package standalone -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=TRUE
+no_boost_headers standalone_package
 
 echo "--- standalone Asio: FetchContent, without Boost"
-cmake -S test/consumer_standalone -B "$work/standalone_fetch" -G Ninja -DCONSUMER_MODE=fetch \
-  -DSTAMINA_SOURCE="$src" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=TRUE >/dev/null
-cmake --build "$work/standalone_fetch" >/dev/null
-no_boost_headers "$work/standalone_fetch"
-"$work/standalone_fetch/consumer"
+consumer standalone_fetch fetch standalone -DSTAMINA_SOURCE="$src" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=TRUE
+no_boost_headers standalone_fetch
 
 echo "--- standalone Asio: pkg-config stamina_standalone"
-PKG_CONFIG_PATH="$prefix/lib/pkgconfig" g++ -o "$work/standalone_pc" test/consumer_standalone/main.cpp \
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" g++ -o "$work/standalone_pc" test/consumer/standalone_main.cpp \
   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs stamina_standalone)
 "$work/standalone_pc"
 

@@ -5,8 +5,11 @@
 # tsan, standalone (the suite against standalone Asio, g++ under TSan). With ctest arguments,
 # only the executables those tests need are built, e.g.
 #   scripts/test.sh asan -L unit      the unit-test executables under ASan+UBSan
+# With --build-only first, builds what the tests need and runs nothing (CI builds ahead that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+if [ "${1:-}" = "--build-only" ]; then build_only=true; shift; fi
 preset="${1:-ci}"
 [ $# -gt 0 ] && shift
 # promtool checks the metrics text; spdlog for its adapter; redis-server for the outage test
@@ -22,4 +25,4 @@ if [ $# -gt 0 ]; then
 else
   cmake --build --preset "$preset" -j "$(nproc)"
 fi
-ctest --preset "$preset" -j "$(nproc)" "$@"
+$build_only || ctest --preset "$preset" -j "$(nproc)" "$@"

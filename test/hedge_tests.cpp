@@ -43,18 +43,6 @@ stamina::hedging_policy base_policy() {
   return stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).delay(10ms).name("backend");
 }
 
-error_code code_of(const error_code& ec) { return ec; }
-error_code code_of(const std::exception_ptr& e) {
-  if (!e) return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& se) {
-    return se.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
-
 struct outcome {
   error_code ec;
   int value = 0;
@@ -73,7 +61,7 @@ outcome run_hedge(asio::io_context& ctx, completion how, const stamina::hedging_
   if (how == completion::callback) {
     test::initiate([&] {
       test::async_hedge_virtual(ctx, policy, op, test::once(rec, [&](auto first, int value) {
-                                  out.ec = code_of(first);
+                                  out.ec = test::code_of(first);
                                   out.value = value;
                                   out.ms = (test::mock_clock::seconds() - origin) * 1e3;
                                 }));

@@ -313,19 +313,6 @@ struct awaitable_op {
   }
 };
 
-error_code code_of(const error_code& ec) { return ec; }
-
-error_code code_of(const std::exception_ptr& e) {
-  if (!e) return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& se) {
-    return se.code();
-  } catch (...) {
-    return asio::error::fault;  // not expected: shows up as a mismatch
-  }
-}
-
 // Runs one async scenario: `start(ctx, policy, signal)` initiates the call; the io_context runs
 // on virtual time until `done()`; then nothing may be left to run.
 template <class Start, class Done>
@@ -398,7 +385,7 @@ outcome run_with_handler(const scenario& s, const stamina::retry_policy& policy,
       s, policy,
       [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
         start(ctx, p, sc, out, asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](auto first, auto... v) {
-                                                              out.result = code_of(first);
+                                                              out.result = test::code_of(first);
                                                               if constexpr (sizeof...(v) == 1) out.value = (v, ...);
                                                             })));
       },

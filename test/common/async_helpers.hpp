@@ -5,11 +5,14 @@
 #include <stamina/async_retry.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -125,6 +128,21 @@ struct scripted_op {
     return boost::asio::post(*ctx, boost::asio::append(std::forward<Token>(token), script(n), n * 10));
   }
 };
+
+// The error code of a completion's first argument, whichever form it takes: an error_code, or
+// an exception_ptr holding a system_error (any other exception reads as `fault`, which no test
+// expects, so it shows up as a mismatch).
+inline boost::system::error_code code_of(const boost::system::error_code& ec) { return ec; }
+inline boost::system::error_code code_of(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    return se.code();
+  } catch (...) {
+    return boost::asio::error::fault;
+  }
+}
 
 }  // namespace test
 
