@@ -177,7 +177,7 @@ double read_virtual_now() { return virtual_now; }
 std::string fresh_default_name() {
   static int runs = 0;
   std::string name = "simulated-dependency-" + std::to_string(++runs);
-  stamina::default_throttle(name).clock(&read_virtual_now);
+  stamina::default_throttle(name)->clock(&read_virtual_now);
   return name;
 }
 

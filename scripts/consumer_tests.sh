@@ -2,7 +2,7 @@
 # Uses stamina from another project the four supported ways: the Boost flavour installed +
 # find_package, add_subdirectory and pkg-config (the README's blocks); the standalone Asio flavour,
 # with Boost hidden, installed + find_package, FetchContent (pointed at this checkout) and
-# pkg-config. Each consumer is built and run; tests and examples must not be built when stamina
+# pkg-config; and both flavours linked into one program. Each consumer is built and run; tests and examples must not be built when stamina
 # is not the top-level project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +56,9 @@ no_tests() {
 echo "--- find_package(stamina CONFIG REQUIRED)"
 consumer package package boost -DCMAKE_PREFIX_PATH="$prefix"
 
+echo "--- both flavours in one program (find_package with both components)"
+consumer both package both -DCMAKE_PREFIX_PATH="$prefix"
+
 echo "--- add_subdirectory"
 consumer subdirectory subdirectory boost -DSTAMINA_SOURCE="$src"
 no_tests subdirectory
@@ -76,4 +79,4 @@ PKG_CONFIG_PATH="$prefix/lib/pkgconfig" g++ -o "$work/standalone_pc" test/consum
   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs stamina_standalone)
 "$work/standalone_pc"
 
-echo "consumer builds: 6 passed, 0 failed"
+echo "consumer builds: 7 passed, 0 failed"

@@ -4,6 +4,7 @@
 #include <stamina/backoff.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/retry.hpp>
@@ -36,7 +37,7 @@
 #include <thread>
 #include <typeinfo>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace {
 // A type's readable name (what boost::core::demangle does, without Boost).
@@ -163,15 +164,21 @@ retry_policy::retry_policy(retry_on on, const char* file, unsigned line) {
   shared_ = std::move(parts);
 }
 
-adaptive_throttle* retry_policy::resolve_name_throttle() const noexcept {
-  adaptive_throttle* named = nullptr;
+adaptive_throttle* retry_policy::resolve_name_throttle(bool make) const noexcept {
+  std::shared_ptr<adaptive_throttle> found;
   try {
-    named = &default_throttle(shared_->name);
+    found =
+        make ? detail::acquire_default_throttle(shared_->name) : detail::find_unhealthy_default_throttle(shared_->name);
   } catch (...) {
     return nullptr;  // out of memory: no throttling rather than no call
   }
-  shared_->name_throttle.ptr.store(named, std::memory_order_release);
-  return named;
+  if (!found) return nullptr;
+  throttle_slot& slot = shared_->name_throttle;
+  std::lock_guard lock(slot.mutex);
+  if (adaptive_throttle* already = slot.ptr.load(std::memory_order_relaxed)) return already;
+  slot.owner = std::move(found);
+  slot.ptr.store(slot.owner.get(), std::memory_order_release);
+  return slot.owner.get();
 }
 
 retry_policy& retry_policy::on_result(std::nullptr_t) & {
@@ -199,11 +206,8 @@ retry_policy& retry_policy::on(retry_on value) & {
 }
 
 retry_policy& retry_policy::name(std::string value) & {
-  adaptive_throttle* named = &default_throttle(value);
-  change_shared([&](shared_parts& p) {
-    p.name = std::move(value);
-    p.name_throttle.ptr.store(named, std::memory_order_relaxed);
-  });
+  // The name's default throttle is looked up when a call needs it, not here.
+  change_shared([&](shared_parts& p) { p.name = std::move(value); });
   return *this;
 }
 
@@ -264,6 +268,12 @@ retry_policy& retry_policy::wait_exp_base(double value) & {
   return *this;
 }
 
+retry_policy& retry_policy::max_server_wait(std::optional<duration> value) & {
+  if (value) check_non_negative("max_server_wait", *value);
+  max_server_wait_ = value;
+  return *this;
+}
+
 retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) & {
   check_positive("attempt_timeout", value);
   attempt_timeout_ = value;
@@ -289,173 +299,6 @@ retry_budget::retry_budget(double max_tokens, double token_ratio) {
   milli_.store(max_milli_, std::memory_order_relaxed);
 }
 
-// --- adaptive_throttle -------------------------------------------------------------------
-
-namespace {
-double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
-
-adaptive_throttle::adaptive_throttle(double k, unsigned window, unsigned min_sent)
-    : k_(k), window_(window), min_sent_(min_sent), now_(&monotonic_seconds) {
-  if (!std::isfinite(k) || k < 1 || k > 100) {
-    std::ostringstream out;
-    out << "stamina::adaptive_throttle: k must be finite and in [1, 100], got " << k;
-    throw std::invalid_argument(out.str());
-  }
-  if (window < 10 || window > 1000000)
-    throw std::invalid_argument("stamina::adaptive_throttle: window must be in [10, 1000000], got " +
-                                std::to_string(window));
-  if (min_sent < 1 || min_sent > 2 * window)
-    throw std::invalid_argument("stamina::adaptive_throttle: min_sent must be in [1, 2 * window], got " +
-                                std::to_string(min_sent));
-}
-
-adaptive_throttle& adaptive_throttle::min_rate(double per_second) {
-  if (!std::isfinite(per_second) || per_second <= 0) {
-    std::ostringstream out;
-    out << "stamina::adaptive_throttle: min_rate must be finite and > 0, got " << per_second;
-    throw std::invalid_argument(out.str());
-  }
-  std::lock_guard lock(mutex_);
-  min_rate_ = per_second;
-  return *this;
-}
-
-adaptive_throttle& adaptive_throttle::interval(double seconds) {
-  if (!std::isfinite(seconds) || seconds <= 0) {
-    std::ostringstream out;
-    out << "stamina::adaptive_throttle: interval must be finite and > 0, got " << seconds;
-    throw std::invalid_argument(out.str());
-  }
-  std::lock_guard lock(mutex_);
-  interval_ = seconds;
-  return *this;
-}
-
-adaptive_throttle& adaptive_throttle::clock(clock_function now) noexcept {
-  std::lock_guard lock(mutex_);
-  now_ = now != nullptr ? now : &monotonic_seconds;
-  return *this;
-}
-
-double adaptive_throttle::rate() const {
-  std::lock_guard lock(mutex_);
-  return rate_;
-}
-
-void adaptive_throttle::start_watching() noexcept {
-  std::lock_guard lock(mutex_);
-  if (mode_.load(std::memory_order_relaxed) != mode::healthy) return;
-  state_.store(one_sent, std::memory_order_relaxed);  // the attempt that just failed
-  watching_since_ = now_();
-  accepted_before_ = sent_before_ = 0;
-  mode_.store(mode::watching, std::memory_order_release);
-}
-
-void adaptive_throttle::forget_half() noexcept {
-  std::uint64_t now = state_.load(std::memory_order_relaxed);
-  while (sent_of(now) >= 2 * window_) {
-    const std::uint64_t next = (std::uint64_t{sent_of(now) / 2u} << 32) | (accepted_of(now) / 2u);
-    if (state_.compare_exchange_weak(now, next, std::memory_order_relaxed)) {
-      std::lock_guard lock(mutex_);
-      if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
-      if (sent_of(now) <= k_ * accepted_of(now)) {
-        // A whole window without trouble: healthy again.
-        mode_.store(mode::healthy, std::memory_order_relaxed);
-        return;
-      }
-      accepted_before_ += accepted_of(now) - accepted_of(next);
-      sent_before_ += sent_of(now) - sent_of(next);
-      return;
-    }
-  }
-}
-
-void adaptive_throttle::start_pacing() noexcept {
-  std::lock_guard lock(mutex_);
-  if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
-  const double t = now_();
-  // Watch for one interval at least, so that the paces below are measured, not guessed.
-  if (t - watching_since_ < interval_) return;
-  // Start from the pace the dependency answered at while it was watched; the pace the calls
-  // asked for then is the ceiling to return to quickly once answers come back.
-  const std::uint64_t counts = state_.load(std::memory_order_relaxed);
-  const double watched = std::max(interval_, t - watching_since_);
-  rate_ = std::max(min_rate_, (accepted_before_ + accepted_of(counts)) / watched);
-  ceiling_ = std::max(rate_, (sent_before_ + sent_of(counts)) / watched);
-  last_good_ = false;
-  tokens_ = 0;
-  refilled_at_ = interval_start_ = t;
-  interval_admitted_ = interval_held_ = 0;
-  interval_accepted_.store(0, std::memory_order_relaxed);
-  interval_rejected_.store(0, std::memory_order_relaxed);
-  mode_.store(mode::pacing, std::memory_order_release);
-}
-
-bool adaptive_throttle::admit_paced() noexcept {
-  std::lock_guard lock(mutex_);
-  if (mode_.load(std::memory_order_relaxed) != mode::pacing) return true;  // another thread just stopped pacing
-  const double t = now_();
-  if (t - interval_start_ >= interval_) {
-    const double accepted = interval_accepted_.exchange(0, std::memory_order_relaxed);
-    const double rejected = interval_rejected_.exchange(0, std::memory_order_relaxed);
-    if (accepted + rejected == 0 && interval_held_ > 0) {
-      // Nothing answered yet (a slow dependency, or a pace too low to tell): no change.
-    } else if (rejected > 0.1 * (accepted + rejected)) {
-      // Overloaded at this pace: halve it. A pace that failed right
-      // after a good interval is the new ceiling; failures that go on (a backlog draining)
-      // do not lower it further.
-      if (last_good_) ceiling_ = rate_;
-      rate_ = std::max(min_rate_, rate_ / 2);
-      last_good_ = false;
-    } else if (accepted + 2 < 0.95 * interval_admitted_) {  // + 2: answers still on their way
-      // Few failures, but answers lag behind what is sent: a queue is building up. Pace a
-      // little below the throughput the dependency shows, so the queue drains, and make
-      // that the ceiling.
-      rate_ = ceiling_ = std::max(min_rate_, 0.9 * accepted / (t - interval_start_));
-      last_good_ = false;
-    } else if (interval_held_ > 0) {
-      // All fine, but demand exceeds the pace: double back up to the ceiling, probe past it
-      // by 25 % per interval.
-      // The first good interval after bad ones jumps to a quarter of the ceiling at least.
-      if (rate_ < ceiling_)
-        rate_ = std::min(ceiling_, std::max(2 * rate_, last_good_ ? 0.0 : ceiling_ / 4));
-      else
-        rate_ *= 1.25;
-      last_good_ = true;
-    } else {
-      // All fine and nothing held back: healthy again.
-      mode_.store(mode::healthy, std::memory_order_relaxed);
-      return true;
-    }
-    interval_start_ = t;
-    interval_admitted_ = interval_held_ = 0;
-  }
-  const double burst = std::max(1.0, rate_ * interval_ / 4);
-  tokens_ = std::min(burst, tokens_ + rate_ * std::max(0.0, t - refilled_at_));
-  refilled_at_ = t;
-  if (tokens_ >= 1) {
-    tokens_ -= 1;
-    ++interval_admitted_;
-    return true;
-  }
-  ++interval_held_;
-  held_back_.fetch_add(1, std::memory_order_relaxed);
-  return false;
-}
-
-adaptive_throttle& default_throttle(std::string_view name) {
-  // Never destroyed: policies hold plain pointers to these, and calls may run during exit.
-  static auto* const mutex = new std::mutex;
-  static auto* const throttles = new std::map<std::string, std::unique_ptr<adaptive_throttle>, std::less<>>;
-  std::lock_guard lock(*mutex);
-  auto it = throttles->find(name);
-  if (it == throttles->end()) it = throttles->emplace(std::string(name), std::make_unique<adaptive_throttle>()).first;
-  return *it->second;
-}
-
 // --- seeds -------------------------------------------------------------------------------
 
 std::uint64_t detail::random_seed() noexcept {
@@ -478,4 +321,4 @@ std::uint64_t detail::random_seed() noexcept {
   return z ^ (z >> 33);
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END

@@ -1,8 +1,12 @@
+#include <stamina/detail/namespace.hpp>
 #include <stamina/error.hpp>
+
+#include "immortal.hpp"
 
 #include <string>
 
-namespace stamina::error {
+STAMINA_NAMESPACE_BEGIN
+namespace error {
 
 namespace {
 class category_impl final : public stamina::error_category {
@@ -32,8 +36,10 @@ class category_impl final : public stamina::error_category {
 }  // namespace
 
 const stamina::error_category& category() noexcept {
-  static const category_impl instance;
-  return instance;
+  // Never destroyed: a retry may run during exit (see src/immortal.hpp).
+  static detail::immortal<category_impl> instance;
+  return instance.get();
 }
 
-}  // namespace stamina::error
+}  // namespace error
+STAMINA_NAMESPACE_END

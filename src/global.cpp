@@ -1,10 +1,14 @@
+#include <stamina/detail/namespace.hpp>
 #include <stamina/global.hpp>
+
+#include "fork_safety.hpp"
+#include "immortal.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <mutex>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace {
 using detail::global_config;
@@ -64,8 +68,10 @@ struct wait_log {
   std::vector<std::chrono::duration<double>> waits;
 };
 wait_log& skipped_waits() {
-  static wait_log log;
-  return log;
+  static detail::immortal<wait_log> log;  // calls may run during exit
+  static const bool held = (detail::hold_across_fork(log.get().mutex), true);
+  (void)held;
+  return log.get();
 }
 }  // namespace
 
@@ -125,4 +131,4 @@ std::vector<std::chrono::duration<double>> testing_scope::waits() const {
   return {log.waits.begin() + static_cast<std::ptrdiff_t>(std::min(first_wait_, log.waits.size())), log.waits.end()};
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END

@@ -1,5 +1,6 @@
 // hedging_policy, hedge_budget and the adaptive delay's latency window.
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/hedge_budget.hpp>
 #include <stamina/hedging_policy.hpp>
 
@@ -12,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -151,4 +152,4 @@ hedge_stats hedging_policy::stats() const noexcept {
   return s;
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END

@@ -1,4 +1,8 @@
+#include <stamina/detail/namespace.hpp>
 #include <stamina/instrumentation.hpp>
+
+#include "fork_safety.hpp"
+#include "immortal.hpp"
 
 #include <atomic>
 #include <iostream>
@@ -7,7 +11,7 @@
 #include <sstream>
 #include <tuple>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace instrumentation {
 
@@ -19,7 +23,10 @@ namespace {
 template <class Hook>
 class registry {
  public:
-  explicit registry(std::vector<Hook> (*defaults)()) : defaults_(defaults) { reset(); }
+  explicit registry(std::vector<Hook> (*defaults)()) : defaults_(defaults) {
+    reset();
+    detail::hold_across_fork(mutex_);
+  }
 
   void set(std::vector<Hook> hooks) {
     auto next = std::make_shared<const std::vector<Hook>>(std::move(hooks));
@@ -46,13 +53,15 @@ std::vector<on_give_up_hook> default_give_up_hooks() {
   return {give_up_logging_hook(std::cerr), give_up_metrics_hook()};
 }
 
+// Never destroyed (like every process-wide object of the library): a retry may run in the
+// destructor of a static object after the library's statics would have been destroyed.
 registry<on_retry_hook>& retry_hooks() {
-  static registry<on_retry_hook> r(&default_retry_hooks);
-  return r;
+  static detail::immortal<registry<on_retry_hook>> r(&default_retry_hooks);
+  return r.get();
 }
 registry<on_give_up_hook>& give_up_hooks() {
-  static registry<on_give_up_hook> r(&default_give_up_hooks);
-  return r;
+  static detail::immortal<registry<on_give_up_hook>> r(&default_give_up_hooks);
+  return r.get();
 }
 
 std::string quoted(std::string_view text) {
@@ -103,8 +112,10 @@ log_record give_up_record(const give_up_details& d) {
 bool worth_logging(const give_up_details& d) noexcept { return d.attempts > 1; }
 
 std::mutex& stream_mutex() {
-  static std::mutex m;
-  return m;
+  static detail::immortal<std::mutex> m;
+  static const bool held = (detail::hold_across_fork(m.get()), true);
+  (void)held;
+  return m.get();
 }
 
 void write_line(std::ostream& out, const std::string& line) {
@@ -220,8 +231,10 @@ void metrics::clear() {
 }
 
 metrics& default_metrics() {
-  static metrics m;
-  return m;
+  static detail::immortal<metrics> m;
+  static const bool held = (detail::hold_across_fork(m.get().impl_->mutex), true);
+  (void)held;
+  return m.get();
 }
 
 on_retry_hook metrics_hook(metrics& m) {
@@ -303,4 +316,4 @@ void report_hedge_hook_failure() noexcept { report_hook_failure("on-hedge hook")
 
 }  // namespace detail
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END

@@ -1,9 +1,10 @@
+#include <stamina/detail/namespace.hpp>
 #include <stamina/retry_after.hpp>
 
 #include <array>
 #include <cstddef>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace {
 
@@ -147,4 +148,4 @@ std::optional<duration> parse_retry_after(std::string_view value, std::chrono::s
   return wait.count() > 0 ? wait : duration(0);
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END

@@ -1,5 +1,6 @@
+#include <stamina/detail/namespace.hpp>
 #include <stamina/version.hpp>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 const char* version() noexcept { return STAMINA_VERSION_STRING; }
-}  // namespace stamina
+STAMINA_NAMESPACE_END

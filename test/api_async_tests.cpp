@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <common/async_helpers.hpp>
+#include <common/hook_recorder.hpp>
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
 #include <common/print.hpp>
@@ -115,6 +116,43 @@ BOOST_AUTO_TEST_CASE(cancelling_the_coroutine_during_a_wait_ends_it_with_operati
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(times.size() == 1u);
   BOOST_TEST((ctx.gave_up() == give_up_reason::cancelled));
+}
+
+// After a cancelled wait the call is over: asking for the next attempt again gives none, and
+// the give-up is reported once.
+BOOST_AUTO_TEST_CASE(a_context_cancelled_during_a_wait_stays_finished) {
+  test::io_fixture io;
+  test::hook_recorder hooks;
+  virtual_context ctx(test::retry_transient().wait_initial(10s).wait_jitter(0s).attempts(3));
+  asio::cancellation_signal signal;
+  int bodies = 0;
+  bool aborted = false;
+  bool null_after = false;
+  auto body = [&]() -> asio::awaitable<void> {
+    try {
+      while (stamina::attempt* attempt = co_await ctx.async_next()) {
+        ++bodies;
+        attempt->failed(std::make_exception_ptr(test::transient_error("down")));
+      }
+    } catch (const boost::system::system_error& e) {
+      aborted = e.code() == asio::error::operation_aborted;
+    }
+    // Asked again after the give-up, with the coroutine's cancellation cleared:
+    co_await asio::this_coro::reset_cancellation_state();
+    null_after = (co_await ctx.async_next()) == nullptr;
+  };
+  auto rec = std::make_shared<test::completion_record>();
+  asio::co_spawn(io.ctx, body, asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) {
+                                                              if (e) std::rethrow_exception(e);
+                                                            })));
+  test::run_virtual(io.ctx, [&] { return bodies == 1 && test::mock_clock::seconds() > 0; });
+  signal.emit(asio::cancellation_type::terminal);
+  test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
+  BOOST_TEST(aborted);
+  BOOST_TEST(null_after);
+  BOOST_TEST(bodies == 1);
+  BOOST_TEST(ctx.attempts() == 1u);
+  BOOST_TEST(hooks.give_ups().size() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

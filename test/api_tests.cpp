@@ -176,10 +176,10 @@ BOOST_AUTO_TEST_CASE(call_sites_get_separate_default_throttles) {
   const stamina::retry_policy a(stamina::on_exception<test::transient_error>());
   const stamina::retry_policy b(stamina::on_exception<test::transient_error>());
   stamina::detail::global_config on{0};
-  BOOST_TEST(a.throttle_in_effect(on) == &stamina::default_throttle(a.name()));
-  BOOST_TEST(a.throttle_in_effect(on) != b.throttle_in_effect(on));
+  BOOST_TEST(a.throttle_to_report(on) == stamina::default_throttle(a.name()).get());
+  BOOST_TEST(a.throttle_to_report(on) != b.throttle_to_report(on));
   const stamina::retry_policy copy = a;  // a copy shares its original's
-  BOOST_TEST(copy.throttle_in_effect(on) == a.throttle_in_effect(on));
+  BOOST_TEST(copy.throttle_to_report(on) == a.throttle_to_report(on));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -565,6 +565,30 @@ BOOST_AUTO_TEST_CASE(leaving_the_loop_after_a_success_counts_as_a_success) {
       },
       test::fatal_error);
   BOOST_TEST(budget->tokens() == 9.0);
+}
+
+// A context that gave up stays finished: stepping it again starts no attempt and reports no
+// second give-up (here the wait was interrupted by a stop request, with an error code).
+BOOST_AUTO_TEST_CASE(a_finished_context_stays_finished) {
+  test::hook_recorder hooks;
+  std::stop_source stop;
+  stamina::retry_context ctx(
+      stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).attempts(3).wait_initial(1h),
+      stop.get_token());
+  int bodies = 0;
+  auto it = ctx.begin();
+  for (; it != ctx.end(); ++it) {
+    ++bodies;
+    stop.request_stop();
+    (*it).failed(error_code(asio::error::connection_refused));
+  }
+  BOOST_TEST(bodies == 1);
+  BOOST_TEST((ctx.gave_up() == give_up_reason::cancelled));
+  ++it;
+  ++it;
+  BOOST_TEST((it == ctx.end()));
+  BOOST_TEST(ctx.attempts() == 1u);
+  BOOST_TEST(hooks.give_ups().size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(failed_outside_a_catch_block_is_a_usage_error) {

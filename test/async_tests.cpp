@@ -10,11 +10,13 @@
 #include <stamina/async_retry.hpp>
 #include <stamina/global.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -253,6 +255,60 @@ BOOST_AUTO_TEST_CASE(non_matching_failure_delivered_after_one_call) {
   ctx.run();
   BOOST_TEST(*op.calls == 1);
   BOOST_TEST((got == asio::error::access_denied));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(async_invalid_awaitables)
+
+// An op that hands back an awaitable holding no coroutine started nothing: a failed attempt
+// (invalid_argument), on every path of every driver, never a crash of the caller.
+BOOST_AUTO_TEST_CASE(an_invalid_awaitable_is_a_failed_attempt_on_every_path) {
+  asio::io_context ctx;
+  const auto other = asio::make_strand(ctx);  // not the caller's executor: each attempt is spawned onto it
+  int calls = 0;
+  const auto awaitable_op = [&]() -> asio::awaitable<int> {
+    ++calls;
+    return {};
+  };
+  const auto token_op = [&](auto token) {
+    ++calls;
+    using result = decltype(asio::post(ctx, asio::append(std::move(token), error_code(), 1)));
+    if constexpr (!std::is_void_v<result>) return result{};  // starts nothing
+  };
+  for (const bool limited : {false, true}) {
+    BOOST_TEST_CONTEXT((limited ? "with" : "without") << " attempt_timeout") {
+      auto policy = refused_policy().attempts(2);
+      if (limited) policy.attempt_timeout(10s);
+      const auto expect_invalid = [&](auto&& body, int expected_calls) {
+        calls = 0;
+        error_code got;
+        run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+          try {
+            co_await body();
+          } catch (const boost::system::system_error& e) {
+            got = e.code();
+          }
+        });
+        BOOST_TEST(got == asio::error::invalid_argument);
+        BOOST_TEST(calls == expected_calls);
+      };
+      expect_invalid([&]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, policy, token_op); }, 1);
+      expect_invalid([&]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, policy, awaitable_op); }, 1);
+      expect_invalid([&]() -> asio::awaitable<void> { co_await stamina::async_retry(other, policy, awaitable_op); }, 1);
+      // The composed operation (any other token).
+      calls = 0;
+      error_code got;
+      auto rec = std::make_shared<test::completion_record>();
+      stamina::async_retry(ctx, policy, awaitable_op,
+                           test::once(rec, [&](std::exception_ptr e, int) { got = test::code_of(e); }));
+      ctx.restart();
+      ctx.run();
+      BOOST_TEST(rec->calls == 1);
+      BOOST_TEST(got == asio::error::invalid_argument);
+      BOOST_TEST(calls == 1);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

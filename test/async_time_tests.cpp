@@ -191,18 +191,34 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_with_awaitable_op_and_use_awaitable) {
   BOOST_TEST((got == stamina::error::attempt_timeout));
 }
 
-BOOST_AUTO_TEST_CASE(absurd_retry_after_saturates_instead_of_overflowing) {
+BOOST_AUTO_TEST_CASE(absurd_retry_after_is_capped_or_saturates_instead_of_overflowing) {
+  const auto absurd = stamina::retry_on(
+      [](const stamina::failure&) { return stamina::decision::retry_after(stamina::duration(1e300)); });
+  {
+    // Capped by max_server_wait (5 minutes by default): the retry comes after 300 to 301 s.
+    asio::io_context ctx;
+    auto op = refusing_until(ctx, 2);
+    auto rec = std::make_shared<test::completion_record>();
+    const double origin = test::mock_clock::seconds();
+    double done_at = 0;
+    test::async_retry_virtual(ctx, stamina::retry_policy(absurd).timeout(std::nullopt), op,
+                              test::once(rec, [&](error_code, int) { done_at = test::mock_clock::seconds(); }));
+    test::run_virtual(
+        ctx, [&] { return rec->calls > 0; }, 100ms, 2h);
+    BOOST_TEST(rec->calls == 1);
+    BOOST_TEST(*op.calls == 2);
+    BOOST_TEST(done_at - origin >= 300.0);
+    BOOST_TEST(done_at - origin <= 301.2);
+  }
+  // Uncapped and without a deadline: still waiting (a century, saturated), nothing overflowed.
   asio::io_context ctx;
   auto op = refusing_until(ctx, 2);
   auto rec = std::make_shared<test::completion_record>();
   rec->may_be_abandoned = true;  // still waiting when the context is destroyed
-  const auto policy = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) {
-                        return stamina::decision::retry_after(stamina::duration(1e300));
-                      })).timeout(std::nullopt);
-  test::async_retry_virtual(ctx, policy, op, test::once(rec, [](error_code, int) {}));
+  test::async_retry_virtual(ctx, stamina::retry_policy(absurd).timeout(std::nullopt).max_server_wait(std::nullopt), op,
+                            test::once(rec, [](error_code, int) {}));
   test::run_virtual(
       ctx, [&] { return rec->calls > 0; }, 1h, 2h);
-  // Still waiting (a century, saturated) and nothing overflowed: no completion, no crash.
   BOOST_TEST(rec->calls == 0);
   BOOST_TEST(*op.calls == 1);
 }

@@ -397,6 +397,28 @@ BOOST_AUTO_TEST_CASE(retry_after_overrides_wait_but_not_deadline) {
   BOOST_TEST(std::isfinite(s.wait.count()));
 }
 
+// A server-given wait of +inf (or any absurd one) is capped by max_server_wait (5 min by
+// default), with or without a deadline; explicitly uncapped and without a deadline it waits
+// "forever" (the drivers saturate it), as the words of decision::retry_after say.
+BOOST_AUTO_TEST_CASE(an_infinite_server_wait_is_capped_not_a_deadline) {
+  const retry_policy p = test::retry_transient().timeout(std::nullopt);
+  BOOST_TEST(p.max_server_wait().value_or(0s).count() == 300.0);
+  for (const double hostile : {std::numeric_limits<double>::infinity(), 1e300, 86400.0}) {
+    backoff b(p, 1);
+    const auto s = b.on_failure(stamina::decision::retry_after(duration(hostile)), 0s);
+    BOOST_TEST(s.retry);
+    BOOST_TEST(s.wait.count() >= 300.0);
+    BOOST_TEST(s.wait.count() <= 301.0);  // spread by at most wait_jitter
+  }
+  const retry_policy uncapped = test::retry_transient().timeout(std::nullopt).max_server_wait(std::nullopt);
+  backoff u(uncapped, 1);
+  const auto s = u.on_failure(stamina::decision::retry_after(duration(std::numeric_limits<double>::infinity())), 0s);
+  BOOST_TEST(s.retry);
+  BOOST_TEST((s.wait.count() > 1e9));
+  BOOST_CHECK_THROW(test::retry_transient().max_server_wait(-1s), std::invalid_argument);
+  BOOST_CHECK_THROW(test::retry_transient().max_server_wait(duration(NAN)), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(huge_retry_numbers_saturate) {
   for (auto j :
        {stamina::jitter::additive, stamina::jitter::full, stamina::jitter::equal, stamina::jitter::decorrelated}) {

@@ -8,11 +8,14 @@
 #include <common/mock_clock.hpp>
 #include <stamina/async_hedge.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -23,6 +26,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -461,6 +465,205 @@ BOOST_AUTO_TEST_CASE(concurrent_calls_on_a_thread_pool) {
   BOOST_TEST(wrong.load() == 0);
   for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
   BOOST_TEST(policy.stats().calls == static_cast<std::uint64_t>(calls));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// What an adversarial review of 0.2 found in hedging: timers shared between calls, teardown,
+// work tracking, user code re-entering its own call, threads without a strand, invalid awaitables.
+BOOST_AUTO_TEST_SUITE(hedge_isolation)
+
+// A hedge delay must not wait for another call's strand. The first call arms its delay on
+// strand A; strand A is then kept busy until the call on strand B completes (or 5 s pass). With
+// the delays of every call behind strand A, call B's hedge could only start after the 5 s.
+BOOST_AUTO_TEST_CASE(a_call_s_timers_do_not_run_on_another_call_s_strand) {
+  asio::io_context ctx(2);
+  auto strand_a = asio::make_strand(ctx);
+  auto strand_b = asio::make_strand(ctx);
+  const auto policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
+                          .delay(20ms)
+                          .budget(nullptr)
+                          .timeout(10s);
+  // Attempt 1 waits (cancellably) for `slow`, attempt 2 answers at once with its number.
+  auto op_on = [](auto strand, std::chrono::milliseconds slow) {
+    return [strand, slow, n = std::make_shared<int>(0)](auto token) {
+      const int attempt = ++*n;
+      auto timer = std::make_shared<asio::steady_timer>(strand, attempt == 1 ? slow : 0ms);
+      return asio::async_compose<decltype(token), void(error_code, int)>(
+          [timer, attempt, started = false](auto& self, error_code ec = {}) mutable {
+            if (!started) {
+              started = true;
+              timer->async_wait(std::move(self));
+              return;
+            }
+            self.complete(ec, attempt);
+          },
+          token, strand);
+    };
+  };
+  std::atomic<bool> b_done{false};
+  std::atomic<bool> released_by_b{false};
+  auto rec_a = std::make_shared<test::completion_record>();
+  auto rec_b = std::make_shared<test::completion_record>();
+  stamina::async_hedge(strand_a, policy, op_on(strand_a, 300ms),
+                       test::once(rec_a, [](error_code, int) {}));  // arms its delay first
+  asio::post(strand_a, [&] {
+    const auto give_up_at = std::chrono::steady_clock::now() + 5s;
+    while (!b_done.load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::sleep_for(1ms);
+    released_by_b = b_done.load();
+  });
+  int b_value = 0;
+  stamina::async_hedge(strand_b, policy, op_on(strand_b, 10s), test::once(rec_b, [&](error_code ec, int v) {
+                         BOOST_CHECK(!ec);
+                         b_value = v;
+                         b_done = true;
+                       }));
+  std::thread second([&] { ctx.run(); });
+  ctx.run();
+  second.join();
+  BOOST_TEST(rec_b->calls == 1);
+  BOOST_TEST(b_value == 2);  // the hedge won
+  BOOST_TEST(released_by_b.load());
+}
+
+// A work-tracking executor keeps run() going only while a call is pending.
+BOOST_AUTO_TEST_CASE(a_work_tracking_executor_lets_run_return) {
+  asio::io_context ctx;
+  auto rec = std::make_shared<test::completion_record>();
+  auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code(), 5)); };
+  // The tracked executor is a temporary: only the call may keep it.
+  stamina::async_hedge(asio::require(ctx.get_executor(), asio::execution::outstanding_work.tracked), base_policy(), op,
+                       test::once(rec, [](error_code, int) {}));
+  ctx.run_for(5s);
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(ctx.stopped());  // run() ran out of work instead of waiting for the 5 s
+}
+
+// A session that cancels its hedged call in its destructor, destroyed while the io_context
+// shuts down (its handler is abandoned): the call must not touch the context's torn-down timer.
+BOOST_AUTO_TEST_CASE(cancelling_during_io_context_teardown_is_safe) {
+  auto rec = std::make_shared<test::completion_record>();
+  rec->may_be_abandoned = true;
+  // Attempts that never complete: their handlers are parked outside the io_context, so the call
+  // is still alive when the session is destroyed; the session lets them go after cancelling.
+  using parked_handlers = std::vector<std::shared_ptr<void>>;
+  struct session {
+    asio::cancellation_signal signal;
+    std::shared_ptr<parked_handlers> parked = std::make_shared<parked_handlers>();
+    ~session() {
+      signal.emit(asio::cancellation_type::terminal);
+      parked->clear();
+    }
+  };
+  {
+    asio::io_context ctx;
+    // The session is owned by a pending timer wait, abandoned when the context shuts down (after
+    // the hedging timer: Asio shuts services down in the reverse order of their creation).
+    auto holder = std::make_shared<test::virtual_timer>(ctx, 1h);
+    auto s = std::make_shared<session>();
+    auto op = [parked = s->parked](auto token) {
+      return asio::async_initiate<decltype(token), void(error_code, int)>(
+          [parked](auto handler) {
+            parked->push_back(std::make_shared<std::decay_t<decltype(handler)>>(std::move(handler)));
+          },
+          token);
+    };
+    test::async_hedge_virtual(ctx, base_policy().delay(50ms), op,
+                              asio::bind_cancellation_slot(s->signal.slot(), test::once(rec, [](error_code, int) {})));
+    holder->async_wait([s, holder](error_code) {});
+    s.reset();
+    ctx.poll();
+  }
+  BOOST_TEST(rec->calls == 0);
+}
+
+// An op that cancels its own call (from inside op(), while the call is starting a hedge), and a
+// classifier that does: no deadlock, and the call completes once.
+BOOST_AUTO_TEST_CASE(an_op_or_a_classifier_may_cancel_its_own_call) {
+  for (bool from_classifier : {false, true}) {
+    BOOST_TEST_CONTEXT((from_classifier ? "the classifier" : "the op") << " cancels the call") {
+      test::io_fixture io;
+      asio::cancellation_signal signal;
+      auto rec = std::make_shared<test::completion_record>();
+      test::planned_token_op planned{&io.ctx, {{100ms, {}}, {100ms, {}}}};
+      auto op = [&, from_classifier](auto token) {
+        if (!from_classifier && planned.log->started == 1) signal.emit(asio::cancellation_type::terminal);
+        return planned(std::move(token));
+      };
+      auto policy = base_policy();
+      if (from_classifier) {
+        policy.on(stamina::retry_on([&](const stamina::failure&) {
+          signal.emit(asio::cancellation_type::terminal);
+          return true;
+        }));
+        planned.plan[0] = {1ms, refused};
+      }
+      error_code got;
+      test::async_hedge_virtual(
+          io.ctx, policy, op,
+          asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec, int) { got = ec; })));
+      test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
+      BOOST_TEST(rec->calls == 1);
+      BOOST_TEST(planned.log->finished + planned.log->cancelled == planned.log->started);
+    }
+  }
+}
+
+// Several threads and no strand: each call must still be safe (TSan and ASan check this).
+BOOST_AUTO_TEST_CASE(concurrent_calls_on_a_thread_pool_without_a_strand) {
+  asio::thread_pool pool(4);
+  const stamina::hedging_policy policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
+                                             .delay(100us)
+                                             .max_attempts(3)
+                                             .budget(nullptr);
+  constexpr int calls = 400;
+  std::atomic<int> completed{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  auto ex = pool.get_executor();
+  for (int i = 0; i < calls; ++i) {
+    auto rec = std::make_shared<test::completion_record>();
+    records.push_back(rec);
+    auto op = [ex, i](auto token) {
+      auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::microseconds(40 * (i % 9)));
+      return asio::async_compose<decltype(token), void(error_code, int)>(
+          [timer, i, step = 0](auto& self, error_code ec = {}) mutable {
+            if (step++ < 2 && !ec) {  // two waits: a loser's cancellation may meet either
+              timer->expires_after(std::chrono::microseconds(20 * (i % 5)));
+              timer->async_wait(std::move(self));
+              return;
+            }
+            self.complete(ec, i);
+          },
+          token, ex);
+    };
+    stamina::async_hedge(ex, policy, op, test::once(rec, [&, i](error_code ec, int v) {
+                           if (ec || v != i) ++wrong;
+                           ++completed;
+                         }));
+  }
+  pool.join();
+  BOOST_TEST(completed.load() == calls);
+  BOOST_TEST(wrong.load() == 0);
+  for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
+}
+
+// An op() that returns an awaitable that holds no coroutine is a failed attempt, not a crash.
+BOOST_AUTO_TEST_CASE(an_invalid_awaitable_is_a_failed_attempt) {
+  test::io_fixture io;
+  auto rec = std::make_shared<test::completion_record>();
+  int calls = 0;
+  auto op = [&]() -> asio::awaitable<int> {
+    ++calls;
+    return {};
+  };
+  error_code got;
+  test::async_hedge_virtual(io.ctx, base_policy().on(stamina::retry_on([](const stamina::failure&) { return false; })),
+                            op, test::once(rec, [&](std::exception_ptr e, int) { got = test::code_of(e); }));
+  test::run_virtual(io.ctx, [&] { return rec->calls > 0; });
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(got == asio::error::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -84,7 +84,7 @@ std::shared_ptr<stamina::adaptive_throttle> shedding_throttle() {
   auto t = std::make_shared<stamina::adaptive_throttle>();
   t->clock(+[] { return shedding_seconds; });
   shedding_seconds += 10;
-  t->on_rejected();
+  t->on_overloaded();
   shedding_seconds += 1;
   for (int i = 0; i < 100 && !t->pacing(); ++i) t->admit();
   return t;

@@ -13,13 +13,21 @@
 
 #include <boost/asio/error.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <functional>
 #include <memory>
+#include <queue>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using stamina::adaptive_throttle;
@@ -54,7 +62,7 @@ std::shared_ptr<adaptive_throttle> held_throttle() {
   auto t = std::make_shared<adaptive_throttle>();
   t->clock(+[] { return held_seconds; });
   held_seconds += 10;
-  t->on_rejected();
+  t->on_overloaded();
   held_seconds += 1;
   for (int i = 0; i < 100 && !t->pacing(); ++i) BOOST_REQUIRE(t->admit());
   BOOST_REQUIRE(t->pacing());
@@ -97,7 +105,7 @@ BOOST_AUTO_TEST_CASE(healthy_throttle_counts_nothing) {
 
 BOOST_AUTO_TEST_CASE(a_failure_starts_watching_and_a_good_window_ends_it) {
   adaptive_throttle t(2.0, 10, 5);
-  t.on_rejected();
+  t.on_overloaded();
   BOOST_TEST(t.watching());
   BOOST_TEST(t.sent() == 1u);
   for (int i = 0; i < 18; ++i) {  // 19 sent, 18 accepted: no trouble
@@ -113,7 +121,7 @@ BOOST_AUTO_TEST_CASE(pacing_starts_on_the_sre_condition_not_before) {
   adaptive_throttle t(2.0, 100, 20);
   t.clock(&fake_now);
   fake_seconds = 0;
-  t.on_rejected();  // 1 sent, 0 accepted
+  t.on_overloaded();  // 1 sent, 0 accepted
   for (int i = 0; i < 18; ++i) BOOST_REQUIRE(t.admit());
   fake_seconds = 1;
   BOOST_TEST(!t.pacing());  // 19 sent: below min_sent
@@ -122,7 +130,7 @@ BOOST_AUTO_TEST_CASE(pacing_starts_on_the_sre_condition_not_before) {
   // Not before an interval of watching, whatever the counts.
   adaptive_throttle quick(2.0, 100, 20);
   quick.clock(&fake_now);
-  quick.on_rejected();
+  quick.on_overloaded();
   for (int i = 0; i < 50; ++i) BOOST_REQUIRE(quick.admit());
   BOOST_TEST(!quick.pacing());
   fake_seconds = 1.5;
@@ -130,7 +138,7 @@ BOOST_AUTO_TEST_CASE(pacing_starts_on_the_sre_condition_not_before) {
   BOOST_TEST(quick.pacing());
   // Two in three accepted with k = 2 never paces.
   adaptive_throttle ok(2.0, 100, 20);
-  ok.on_rejected();
+  ok.on_overloaded();
   for (int i = 0; i < 100; ++i) {
     BOOST_REQUIRE(ok.admit());
     if (i % 3 != 0) ok.on_accepted();
@@ -142,7 +150,7 @@ BOOST_AUTO_TEST_CASE(paced_admission_follows_the_rate_and_adapts) {
   adaptive_throttle t(2.0, 100, 20);
   t.clock(&fake_now).min_rate(10).interval(1.0);
   fake_seconds = 100;
-  t.on_rejected();
+  t.on_overloaded();
   fake_seconds = 101;
   while (!t.pacing()) BOOST_REQUIRE(t.admit());
   BOOST_TEST(t.rate() == 10.0);  // nothing answered while watching: the lowest pace
@@ -166,7 +174,7 @@ BOOST_AUTO_TEST_CASE(paced_admission_follows_the_rate_and_adapts) {
   // Failures in the next interval: halved, and the failing pace becomes the ceiling.
   for (int i = 0; i < 100; ++i) {
     fake_seconds += 0.01;
-    if (t.admit()) t.on_rejected();
+    if (t.admit()) t.on_overloaded();
   }
   BOOST_TEST(t.rate() == first / 2, boost::test_tools::tolerance(1e-9));
   // Good again: straight back to the ceiling (a quarter of it is less than double), then
@@ -190,7 +198,7 @@ BOOST_AUTO_TEST_CASE(a_building_queue_lowers_the_pace_to_the_answered_rate) {
   adaptive_throttle t(2.0, 100, 20);
   t.clock(&fake_now).min_rate(100).interval(1.0);  // starts pacing at 100 per second
   fake_seconds = 0;
-  t.on_rejected();
+  t.on_overloaded();
   fake_seconds = 1;
   while (!t.pacing()) BOOST_REQUIRE(t.admit());
   BOOST_TEST(t.rate() == 100.0);
@@ -258,26 +266,45 @@ BOOST_AUTO_TEST_CASE(cancelled_wait_after_a_shed_reports_the_shed) {
   BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::cancelled));
 }
 
-BOOST_AUTO_TEST_CASE(answers_count_as_accepted_timeouts_and_retryable_failures_do_not) {
+BOOST_AUTO_TEST_CASE(failures_are_answers_timeouts_and_overload_answers_are_not) {
   auto t = std::make_shared<adaptive_throttle>();
-  const auto p = policy().attempt_timeout(1s).throttle(t);
+  const auto p = policy()
+                     .attempt_timeout(1s)
+                     .on(stamina::retry_on([](const stamina::failure& f) -> stamina::decision {
+                       if (f.error() == boost::asio::error::connection_refused) return true;
+                       if (f.error() == boost::asio::error::try_again) return stamina::decision::overloaded();
+                       if (f.error() == boost::asio::error::no_buffer_space) return decision::retry_after(1s);
+                       return false;
+                     }))
+                     .throttle(t);
+  const stamina::failure overloaded{boost::system::error_code(boost::asio::error::try_again)};
+  const stamina::failure busy{boost::system::error_code(boost::asio::error::no_buffer_space)};
   {
     retry_protocol call(p);
     call.start(0s);
-    call.attempt_failed(refused, 0s, false);  // retryable: not an answer
+    call.attempt_failed(refused, 0s, false);  // retryable, answered: watching starts, 1 answer
+    BOOST_TEST(t->watching());
+    BOOST_TEST(t->answered() == 1u);
     BOOST_TEST(t->accepted() == 0u);
     call.wait_finished(1s, false);
-    call.attempt_timed_out(2s, false);  // timed out: not an answer
-    BOOST_TEST(t->accepted() == 0u);
+    call.attempt_timed_out(2s, false);  // timed out: overload, not an answer
+    BOOST_TEST(t->answered() == 1u);
     call.wait_finished(4s, false);
-    call.attempt_failed(reset, 4s, false);  // not retryable: the dependency answered
+    call.attempt_failed(overloaded, 4s, false);  // the dependency said so: not an answer
+    call.wait_finished(8s, false);
+    call.attempt_failed(busy, 8s, false);  // retry_after: not an answer
+    BOOST_TEST(t->answered() == 1u);
+    call.wait_finished(10s, false);
+    call.attempt_failed(reset, 10s, false);  // not retryable: the dependency answered
+    BOOST_TEST(t->answered() == 2u);
     BOOST_TEST(t->accepted() == 1u);
   }
   retry_protocol ok(p);
   ok.start(0s);
   ok.attempt_succeeded();
   BOOST_TEST(t->accepted() == 2u);
-  BOOST_TEST(t->sent() == 4u);
+  BOOST_TEST(t->answered() == 3u);
+  BOOST_TEST(t->sent() == 6u);
 }
 
 BOOST_AUTO_TEST_CASE(single_failing_call_in_a_fresh_process_gets_all_its_attempts) {
@@ -321,6 +348,58 @@ BOOST_AUTO_TEST_CASE(inactive_retrying_ignores_the_throttle) {
   BOOST_TEST(calls == 1);
 }
 
+// A dependency with capacity to spare that fails attempts at random is what retries are for:
+// the throttle must let the calls retry as they would without it. 50 calls a second for 20 s of
+// fake time, attempts answered 2 ms after they are sent, stamina's defaults scaled down in time.
+BOOST_AUTO_TEST_CASE(random_failures_with_spare_capacity_are_retried_not_paced) {
+  for (const double failing : {0.5, 0.7}) {
+    BOOST_TEST_CONTEXT(failing * 100 << " % of attempts failing") {
+      auto t = std::make_shared<adaptive_throttle>();
+      t->clock(&fake_now);
+      fake_seconds = 1000;
+      const auto p = policy().wait_initial(10ms).wait_max(200ms).wait_jitter(50ms).timeout(2s).attempts(10).throttle(t);
+      struct event {
+        double at;
+        std::size_t call;
+        bool operator>(const event& o) const { return at > o.at; }
+      };
+      std::priority_queue<event, std::vector<event>, std::greater<>> events;
+      std::vector<std::unique_ptr<retry_protocol>> calls;
+      std::vector<stamina::detail::action> next;
+      std::vector<double> started;
+      std::mt19937_64 rng(42);
+      std::uniform_real_distribution<double> u(0, 1);
+      int succeeded = 0;
+      const double origin = fake_seconds;
+      for (int i = 0; i < 1000; ++i) events.push({origin + i * 0.02, static_cast<std::size_t>(i)});
+      while (!events.empty()) {
+        const event e = events.top();
+        events.pop();
+        fake_seconds = e.at;
+        if (e.call >= calls.size()) {  // a new call arrives
+          calls.push_back(std::make_unique<retry_protocol>(p, e.call + 1));
+          started.push_back(e.at);
+          next.push_back(calls.back()->start(0s));
+        } else {
+          retry_protocol& call = *calls[e.call];
+          const duration elapsed(e.at - started[e.call]);
+          stamina::detail::action& a = next[e.call];
+          if (a.kind == action_kind::attempt)
+            a = u(rng) < failing ? call.attempt_failed(refused, elapsed, false) : call.attempt_succeeded();
+          else
+            a = call.wait_finished(elapsed, false);
+          if (a.kind == action_kind::deliver) ++succeeded;
+        }
+        const stamina::detail::action& a = next[e.call];
+        if (a.kind == action_kind::attempt) events.push({e.at + 0.002, e.call});
+        if (a.kind == action_kind::wait) events.push({e.at + a.wait().count(), e.call});
+      }
+      BOOST_TEST(succeeded >= (failing < 0.6 ? 990 : 950));
+      BOOST_TEST(t->held_back() == 0u);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // Default throttling is off in this test program (test/main.cpp); these tests turn it on.
@@ -337,17 +416,25 @@ stamina::retry_policy fast_policy(const std::string& name) {
 
 BOOST_AUTO_TEST_CASE(a_policy_uses_the_default_throttle_of_its_name) {
   const auto switches = stamina::detail::load_global_config();
-  BOOST_TEST(policy().throttle_in_effect(switches) == &stamina::default_throttle(policy().name()));
-  BOOST_TEST(policy().name("db").throttle_in_effect(switches) == &stamina::default_throttle("db"));
-  BOOST_TEST(policy().name("db").throttle(nullptr).throttle_in_effect(switches) == nullptr);
+  // A failure is reported to the name's throttle, made on first use.
+  BOOST_TEST(policy().throttle_to_report(switches) == stamina::default_throttle(policy().name()).get());
+  BOOST_TEST(policy().name("db").throttle_to_report(switches) == stamina::default_throttle("db").get());
+  BOOST_TEST(policy().name("db").throttle(nullptr).throttle_to_report(switches) == nullptr);
   auto own = std::make_shared<adaptive_throttle>();
+  BOOST_TEST(policy().name("db").throttle(own).throttle_to_report(switches) == own.get());
   BOOST_TEST(policy().name("db").throttle(own).throttle_in_effect(switches) == own.get());
-  BOOST_TEST(&stamina::default_throttle("db") != &stamina::default_throttle("cache"));
+  BOOST_TEST(stamina::default_throttle("db") != stamina::default_throttle("cache"));
+  // Admission asks the name's throttle only when it is not healthy.
+  const auto db = stamina::default_throttle("db");
+  BOOST_TEST(policy().name("db").throttle_in_effect(switches) == nullptr);
+  db->on_failed();
+  BOOST_TEST(db->watching());
+  BOOST_TEST(policy().name("db").throttle_in_effect(switches) == db.get());
   stamina::set_default_throttling(false);
-  BOOST_TEST(policy().name("db").throttle_in_effect(stamina::detail::load_global_config()) == nullptr);
+  BOOST_TEST(policy().name("db").throttle_to_report(stamina::detail::load_global_config()) == nullptr);
   stamina::set_default_throttling(true);
   const stamina::testing_scope testing;
-  BOOST_TEST(policy().name("db").throttle_in_effect(stamina::detail::load_global_config()) == nullptr);
+  BOOST_TEST(policy().name("db").throttle_to_report(stamina::detail::load_global_config()) == nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(single_failing_call_in_a_healthy_process_gets_all_its_attempts) {
@@ -358,7 +445,7 @@ BOOST_AUTO_TEST_CASE(single_failing_call_in_a_healthy_process_gets_all_its_attem
   });
   BOOST_TEST(calls == 10);
   BOOST_TEST(r == boost::asio::error::connection_refused);
-  BOOST_TEST(!stamina::default_throttle("default.single").pacing());
+  BOOST_TEST(!stamina::default_throttle("default.single")->pacing());
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_dependency_is_paced_for_every_call_of_its_name_only) {
@@ -368,12 +455,14 @@ BOOST_AUTO_TEST_CASE(a_failing_dependency_is_paced_for_every_call_of_its_name_on
     ++calls;
     return boost::system::error_code(boost::asio::error::connection_refused);
   };
-  stamina::default_throttle(name).interval(0.01);  // start pacing after 10 ms of failures
-  for (int i = 0; i < 5 && !stamina::default_throttle(name).pacing(); ++i) {
+  const auto throttle = stamina::default_throttle(name);
+  throttle->interval(0.01);  // start pacing after 10 ms of failures
+  // Down: a whole window (100 attempts) without one accepted.
+  for (int i = 0; i < 20 && !throttle->pacing(); ++i) {
     stamina::retry(fast_policy(name), refused_op);
-    std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(2ms);
   }
-  BOOST_TEST(stamina::default_throttle(name).pacing());
+  BOOST_TEST(throttle->pacing());
   // Paced at the lowest rate (1/s) on the real clock: most attempts of the next call are held
   // back, and the call ends with `throttled`.
   calls = 0;
@@ -387,6 +476,72 @@ BOOST_AUTO_TEST_CASE(a_failing_dependency_is_paced_for_every_call_of_its_name_on
   calls = 0;
   stamina::retry(fast_policy(name).throttle(nullptr), refused_op);
   BOOST_TEST(calls == 10);
+}
+
+// Default throttles are registered only for the calls that need one (a retryable failure), and
+// the registry does not keep healthy throttles nobody holds: per-request names stay flat.
+BOOST_AUTO_TEST_CASE(the_registry_holds_only_throttles_in_use) {
+  const std::size_t before = stamina::detail::default_throttle_registry_size();
+  for (int i = 0; i < 2000; ++i) {
+    // Named per request and never failing, or opted out: nothing is registered.
+    stamina::retry(fast_policy("per-request." + std::to_string(i)), [] { return boost::system::error_code(); });
+    stamina::retry(fast_policy("opted-out." + std::to_string(i)).throttle(nullptr).attempts(2),
+                   [] { return boost::system::error_code(boost::asio::error::connection_refused); });
+  }
+  BOOST_TEST(stamina::detail::default_throttle_registry_size() == before);
+  // Failing once each: registered while in use, then forgotten.
+  for (int i = 0; i < 20000; ++i) {
+    int n = 0;
+    stamina::retry(fast_policy("failing-once." + std::to_string(i)), [&] {
+      return ++n == 1 ? boost::system::error_code(boost::asio::error::connection_refused) : boost::system::error_code();
+    });
+  }
+  BOOST_TEST(stamina::detail::default_throttle_registry_size() <= before + 512);
+}
+
+// The quick-start shape makes a policy per call: its successes take no lock and look nothing up.
+BOOST_AUTO_TEST_CASE(a_policy_made_per_call_succeeds_without_a_registry_lookup) {
+  const auto ok = [] { return boost::system::error_code(); };
+  stamina::retry(stamina::on_error(boost::asio::error::connection_refused), ok);  // warm up
+  const std::uint64_t before = stamina::detail::default_throttle_lookups();
+  for (int i = 0; i < 1000; ++i) stamina::retry(stamina::on_error(boost::asio::error::connection_refused), ok);
+  BOOST_TEST(stamina::detail::default_throttle_lookups() == before);
+}
+
+// A child forked while another thread holds the registry's lock can still retry.
+BOOST_AUTO_TEST_CASE(a_forked_child_can_retry) {
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    // Per-request names failing at once: the registry's lock is taken over and over.
+    for (int i = 0; !stop.load(); ++i)
+      stamina::retry(policy().name("fork.busy." + std::to_string(i)).attempts(2).wait_initial(0s),
+                     [] { return boost::system::error_code(boost::asio::error::connection_refused); });
+  });
+  int hung = 0;
+  int failed = 0;
+  for (int child = 0; child < 40; ++child) {
+    const pid_t pid = fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(10);  // a deadlocked child is killed, and counted as hung
+      int n = 0;
+      const auto r = stamina::retry(fast_policy("fork.child." + std::to_string(child)), [&] {
+        return ++n < 3 ? boost::system::error_code(boost::asio::error::connection_refused)
+                       : boost::system::error_code();
+      });
+      _exit(!r && n == 3 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+      ++hung;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      ++failed;
+  }
+  stop = true;
+  busy.join();
+  BOOST_TEST(hung == 0);
+  BOOST_TEST(failed == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,7 @@
 #include <stamina/async_retry.hpp>
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/hedge_op.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/hedging_policy.hpp>
 
 #include <stamina/detail/asio.hpp>
@@ -12,7 +13,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -111,6 +112,6 @@ requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t
 }
 /// @endcond
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -4,6 +4,7 @@
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/async_retry_op.hpp>
 #include <stamina/detail/caller_coroutine.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
@@ -13,7 +14,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// The first form of operation `async_retry` accepts: `op()` returning `asio::awaitable<T>`;
 /// failures are exceptions.
@@ -193,6 +194,6 @@ requires(!std::is_convertible_v<Policy, retry_policy>) void async_retry(Executor
 }
 /// @endcond
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

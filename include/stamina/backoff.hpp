@@ -3,6 +3,7 @@
 
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/decision.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/give_up_reason.hpp>
@@ -16,7 +17,7 @@
 #include <limits>
 #include <optional>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 // A fresh seed per call: thread-local generator seeded once from std::random_device.
@@ -194,7 +195,14 @@ class backoff {
       return give_up(give_up_reason::not_retryable);
     }
     if (!shed) {
-      if (adaptive_throttle* throttle = policy_->throttle_in_effect(switches())) throttle->on_rejected();
+      // A time-out or a server that says it is overloaded is overload; any other retryable
+      // failure was an answer.
+      if (adaptive_throttle* throttle = policy_->throttle_to_report(switches())) {
+        if (d.overload())
+          throttle->on_overloaded();
+        else
+          throttle->on_failed();
+      }
     }
     retry_budget* budget = shed ? nullptr : policy_->budget().get();
     const bool budget_allows = budget == nullptr || budget->on_failure();
@@ -208,12 +216,17 @@ class backoff {
     if (!budget_allows) return give_up(give_up_reason::budget_exhausted);
     double wait = 0;
     if (!testing_) {
-      // The spread after a server-given wait stays short of the deadline (ends strictly before it).
-      wait = d.what() == decision::kind::retry_after
-                 ? spread_after(d.wait(), 0.999 * (timeout_ - elapsed.count() - d.wait().count())).count()
-                 : draw_wait(shed ? failures_ - held_ + 1 : failures_ - held_).count();
+      if (d.what() == decision::kind::retry_after) {
+        // A server-given wait, capped (a hostile Retry-After must not park the call), then
+        // spread; the spread stays short of the deadline (ends strictly before it).
+        const double asked = std::min(d.wait().count(), server_wait_cap());
+        wait = spread_after(duration(asked), 0.999 * (timeout_ - elapsed.count() - asked)).count();
+      } else {
+        wait = draw_wait(shed ? failures_ - held_ + 1 : failures_ - held_).count();
+      }
     }
-    if (elapsed.count() + wait >= timeout_) return give_up(shed ? give_up_reason::throttled : give_up_reason::deadline);
+    if (!std::isinf(timeout_) && elapsed.count() + wait >= timeout_)
+      return give_up(shed ? give_up_reason::throttled : give_up_reason::deadline);
     // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
     if (shed && !(wait > 0)) return give_up(give_up_reason::throttled);
     const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
@@ -256,6 +269,11 @@ class backoff {
   }
 
  private:
+  double server_wait_cap() const noexcept {
+    const auto cap = policy_->max_server_wait();
+    return cap ? cap->count() : std::numeric_limits<double>::infinity();
+  }
+
   // The switches this backoff was made under, as far as its rules read them.
   detail::global_config switches() const noexcept {
     return {(active_ ? 0 : detail::global_config::inactive_bit) | (testing_ ? detail::global_config::testing_bit : 0) |
@@ -291,6 +309,6 @@ class backoff {
   bool seeded_ = false;
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

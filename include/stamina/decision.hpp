@@ -1,18 +1,20 @@
 #ifndef STAMINA_DECISION_HPP
 #define STAMINA_DECISION_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// What a classifier says about one failure.
 class decision {
  public:
   /// The three answers a classifier can give.
   enum class kind : unsigned char {
-    no_retry,    ///< deliver the failure now
-    retry,       ///< retry with the policy's backoff
-    retry_after  ///< retry after at least `wait()`, spread after it
+    no_retry,     ///< deliver the failure now
+    retry,        ///< retry with the policy's backoff
+    retry_after,  ///< retry after at least `wait()`, spread after it
+    overloaded    ///< retry with the policy's backoff; the dependency said it is overloaded
   };
 
   /// `true` = retry with the policy's backoff, `false` = deliver the failure now.
@@ -24,18 +26,29 @@ class decision {
   /// Retry with the policy's backoff.
   static decision retry() noexcept { return decision(true); }
 
-  /// Retry after at least `wait` (no cap), e.g. a server's `Retry-After`: never earlier, and
-  /// spread after it by `U(0, min(wait, wait_jitter))` so that clients turned away together
-  /// do not return together (the spread stays inside the deadline). The wait still never
-  /// extends past the policy's deadline: if `wait` itself would, the call gives up.
-  /// Throws `std::invalid_argument` for a negative or NaN wait; `+inf` means "never" and so
-  /// gives up at the deadline (or waits "forever" without one, saturated).
+  /// Retry after at least `wait`, e.g. a server's `Retry-After`: never earlier, and spread
+  /// after it by `U(0, min(wait, wait_jitter))` so that clients turned away together do not
+  /// return together (the spread stays inside the deadline). A server-given wait is first capped
+  /// by the policy's `max_server_wait` (5 minutes by default), so an absurd or hostile value
+  /// (`+inf` included) does not park the call; the wait never extends past the policy's
+  /// deadline: if it would, the call gives up (reason `deadline`). Only with
+  /// `max_server_wait(std::nullopt)` and no deadline is `+inf` kept: the call then waits
+  /// "forever" (the drivers saturate the wait at about a century).
+  /// A default throttle counts such an answer as overload. Throws `std::invalid_argument` for
+  /// a negative or NaN wait.
   static decision retry_after(duration wait);
+
+  /// Retry with the policy's backoff, and tell the throttle the dependency is overloaded: for
+  /// an answer that says so without a wait (a 429 or 503 without `Retry-After`). A plain
+  /// `retry()` is a failure the dependency answered, which a throttle does not count as overload.
+  static decision overloaded() noexcept { return decision(kind::overloaded, duration(0)); }
 
   /// Which answer this is.
   kind what() const noexcept { return kind_; }
-  /// True for `retry` and `retry_after`.
+  /// True for `retry`, `retry_after` and `overloaded`.
   bool should_retry() const noexcept { return kind_ != kind::no_retry; }
+  /// True for `retry_after` and `overloaded`: the dependency said it is overloaded.
+  bool overload() const noexcept { return kind_ == kind::retry_after || kind_ == kind::overloaded; }
   /// The requested wait; meaningful only for `kind::retry_after`.
   duration wait() const noexcept { return wait_; }
 
@@ -45,6 +58,6 @@ class decision {
   duration wait_{0};
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

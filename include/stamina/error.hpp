@@ -1,11 +1,12 @@
 #ifndef STAMINA_ERROR_HPP
 #define STAMINA_ERROR_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/system.hpp>
 
 #include <type_traits>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace error {
 
@@ -32,7 +33,7 @@ inline stamina::error_code make_error_code(errors e) noexcept { return {static_c
 
 }  // namespace error
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 /// @cond
 STAMINA_ERROR_CODE_ENUM(stamina::error::errors)

@@ -1,12 +1,13 @@
 #ifndef STAMINA_FAILURE_HPP
 #define STAMINA_FAILURE_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/system.hpp>
 
 #include <exception>
 #include <string>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// One failed attempt: either an exception or a non-success error code.
 ///
@@ -56,6 +57,6 @@ class failure {
   stamina::error_code error_;
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -1,9 +1,10 @@
 #ifndef STAMINA_GIVE_UP_REASON_HPP
 #define STAMINA_GIVE_UP_REASON_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <string_view>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// Why a call stopped retrying and delivered its last failure.
 enum class give_up_reason : unsigned char {
@@ -33,6 +34,6 @@ constexpr std::string_view to_string(give_up_reason r) noexcept {
   return "unknown";
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

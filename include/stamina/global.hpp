@@ -5,9 +5,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <stamina/detail/namespace.hpp>
 #include <vector>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -116,6 +117,6 @@ std::uint64_t virtual_time_seed() noexcept;
 void skip_virtual_wait(std::chrono::duration<double> wait) noexcept;
 }  // namespace detail
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

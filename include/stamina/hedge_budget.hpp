@@ -3,8 +3,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <stamina/detail/namespace.hpp>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// Caps the extra load hedging adds: a token bucket shared by hedged calls. Every call puts
 /// `ratio` tokens in (up to `burst`); every hedge (an attempt after the first) takes one out,
@@ -57,6 +58,6 @@ class hedge_budget {
   std::atomic<std::int64_t> milli_;
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

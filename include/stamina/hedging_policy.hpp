@@ -1,6 +1,7 @@
 #ifndef STAMINA_HEDGING_POLICY_HPP
 #define STAMINA_HEDGING_POLICY_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/hedge_budget.hpp>
 #include <stamina/retry_on.hpp>
@@ -16,7 +17,7 @@
 #include <optional>
 #include <string>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// What happened to one attempt of a hedged call (`hedging_policy::on_hedge`).
 enum class hedge_event_kind : unsigned char {
@@ -208,6 +209,6 @@ class hedging_policy {
   std::optional<duration> timeout_;
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

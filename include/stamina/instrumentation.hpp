@@ -1,6 +1,7 @@
 #ifndef STAMINA_INSTRUMENTATION_HPP
 #define STAMINA_INSTRUMENTATION_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/give_up_reason.hpp>
@@ -14,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// What an on-retry hook is told: a retry has been scheduled and its wait is about to begin.
 /// A value: a copy kept after the hook returns stays valid (e.g. to assert on it in a test).
@@ -149,6 +150,7 @@ class metrics {
   void clear();
 
  private:
+  friend metrics& default_metrics();
   struct impl;
   std::unique_ptr<impl> impl_;
 };
@@ -183,6 +185,6 @@ void report_hedge_hook_failure() noexcept;
 
 }  // namespace detail
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -1,9 +1,10 @@
 #ifndef STAMINA_JITTER_HPP
 #define STAMINA_JITTER_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <string_view>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// How the random part of a wait is computed. With `e = min(wait_max, wait_initial *
 /// wait_exp_base^(n-1))` for retry number `n`:
@@ -27,6 +28,6 @@ constexpr std::string_view to_string(jitter j) noexcept {
   return "unknown";
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -2,6 +2,7 @@
 #define STAMINA_RETRY_HPP
 
 #include <stamina/backoff.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -23,7 +24,7 @@
 #include <tuple>
 #include <type_traits>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -260,6 +261,6 @@ auto retry(const retry_policy& policy, std::stop_token stop, F&& f) -> std::invo
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f);
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -1,13 +1,14 @@
 #ifndef STAMINA_RETRY_AFTER_HPP
 #define STAMINA_RETRY_AFTER_HPP
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 
 #include <chrono>
 #include <optional>
 #include <string_view>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// Parses an HTTP `Retry-After` header value (RFC 9110 §10.2.3) into a wait, strictly:
 /// - surrounding spaces and tabs are ignored;
@@ -23,6 +24,6 @@ namespace stamina {
 /// end past the policy's deadline makes the call give up instead of waiting.
 std::optional<duration> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now);
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

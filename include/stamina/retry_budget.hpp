@@ -3,8 +3,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <stamina/detail/namespace.hpp>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 /// A token bucket shared by many retrying calls, with gRPC's retry-throttling semantics:
 /// it starts full; every failure a policy's `on` accepts costs one token (the last failure of
@@ -63,6 +64,6 @@ class retry_budget {
   std::atomic<std::int64_t> milli_;
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -5,6 +5,7 @@
 // (several statements, co_await in the middle) instead of passing a function to retry().
 // Another driver of the retry protocol: the loop body is the attempt.
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
@@ -19,7 +20,7 @@
 #include <optional>
 #include <stop_token>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 [[noreturn]] void throw_context_misuse(const char* what);
@@ -177,8 +178,10 @@ class basic_retry_context {
       const auto state = co_await stamina::net::this_coro::cancellation_state;
       const bool interrupted = ec || state.cancelled() != stamina::net::cancellation_type::none;
       next = call_.wait_finished(clock_.elapsed(), interrupted);
-      if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted)
+      if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted) {
+        attempt_.over_ = true;  // the call is over: asking again gives no attempt
         throw stamina::system_error(stamina::net::error::operation_aborted);
+      }
     }
     co_return settle(next);
   }
@@ -269,6 +272,6 @@ inline void attempt::failed(const failure& what) {
   std::rethrow_exception(what.exception());
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

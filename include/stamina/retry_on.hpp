@@ -3,6 +3,7 @@
 
 #include <stamina/decision.hpp>
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/failure.hpp>
 
 #include <stamina/detail/system.hpp>
@@ -14,7 +15,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -87,6 +88,6 @@ retry_on on_error(C... codes) {
   });
 }
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -1,7 +1,9 @@
 #ifndef STAMINA_RETRY_POLICY_HPP
 #define STAMINA_RETRY_POLICY_HPP
 
+#include <stamina/adaptive_throttle.hpp>
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/global.hpp>
 #include <stamina/instrumentation.hpp>
@@ -13,13 +15,13 @@
 #include <cstddef>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 
 class retry_budget;
-class adaptive_throttle;
 
 /// How a call is retried. A value type: every setter validates its argument, so an invalid
 /// policy cannot exist. Setters return the policy for chaining (an lvalue for a named policy,
@@ -126,6 +128,13 @@ class retry_policy {
   retry_policy& attempt_timeout(std::optional<duration> value) &;
   /// Async only: a time limit per attempt (see above).
   retry_policy&& attempt_timeout(std::optional<duration> value) && { return std::move(attempt_timeout(value)); }
+  /// The longest wait a server may ask for (`decision::retry_after`, or a duration returned
+  /// by a classifier, e.g. from `Retry-After`): longer ones are cut to it, so a hostile or
+  /// misconfigured server cannot park the call. Default 5 minutes; >= 0 and finite;
+  /// `std::nullopt` = no cap (then only the deadline bounds a server-given wait).
+  retry_policy& max_server_wait(std::optional<duration> value) &;
+  /// The longest server-given wait (see above).
+  retry_policy&& max_server_wait(std::optional<duration> value) && { return std::move(max_server_wait(value)); }
   /// The name reported to hooks, logs and metrics, and the key of the default throttle.
   retry_policy& name(std::string value) &;
   /// The name (see above).
@@ -173,6 +182,8 @@ class retry_policy {
   stamina::jitter jitter() const noexcept { return jitter_; }
   /// Per-attempt time limit of async calls; nullopt = none (default).
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
+  std::optional<duration> max_server_wait() const noexcept { return max_server_wait_; }
   /// The name reported to hooks and metrics (default: where the policy was created).
   const std::string& name() const noexcept { return shared_->name; }
   /// The shared retry budget; null = none (default).
@@ -180,15 +191,28 @@ class retry_policy {
   /// The throttle given to `throttle(...)`; null when none was given (then the name's default
   /// throttle applies, see throttle_in_effect) or when throttling was turned off.
   const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
-  /// The throttle a call under `switches` uses: the one given to `throttle(...)`, else (unless
-  /// `throttle(nullptr)` turned throttling off) the name's default throttle while default
-  /// throttling is on.
+  /// The throttle a call under `switches` asks before each attempt: the one given to
+  /// `throttle(...)`, else (unless `throttle(nullptr)` turned throttling off, or default
+  /// throttling is off) the name's default throttle — when it is not healthy. Null when no
+  /// throttle applies or the default throttle is healthy (or was never needed): then every
+  /// attempt is sent, and nothing is looked up.
   adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
     const shared_parts& p = *shared_;
     if (p.throttle_set) return p.throttle.get();
     if (!switches.default_throttling()) return nullptr;
-    adaptive_throttle* named = p.name_throttle.load();
-    return named != nullptr ? named : resolve_name_throttle();
+    if (adaptive_throttle* named = p.name_throttle.get()) return named;
+    if (!detail::any_default_throttle_unhealthy()) [[likely]]
+      return nullptr;
+    return resolve_name_throttle(false);
+  }
+  /// The throttle a call under `switches` tells of a failure: as `throttle_in_effect`, but the
+  /// name's default throttle is made (registered) if there is none yet.
+  adaptive_throttle* throttle_to_report(detail::global_config switches) const noexcept {
+    const shared_parts& p = *shared_;
+    if (p.throttle_set) return p.throttle.get();
+    if (!switches.default_throttling()) return nullptr;
+    if (adaptive_throttle* named = p.name_throttle.get()) return named;
+    return resolve_name_throttle(true);
   }
   /// This policy's own on-retry hook, or null.
   const instrumentation::on_retry_hook* own_on_retry() const noexcept {
@@ -207,19 +231,20 @@ class retry_policy {
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
   void set_on_result(std::shared_ptr<const detail::result_classifier> value);
-  adaptive_throttle* resolve_name_throttle() const noexcept;
+  adaptive_throttle* resolve_name_throttle(bool make) const noexcept;
 
-  // default_throttle(name), looked up at the first use: a policy made per call costs no lookup.
+  // The name's default throttle, looked up when a call first needs it (a failure, or an
+  // unhealthy throttle); a policy made per call that succeeds looks nothing up. Written once,
+  // under the registry's lock; copies of the block (setters) start without it.
   struct throttle_slot {
     throttle_slot() = default;
-    throttle_slot(const throttle_slot& other) noexcept : ptr(other.load()) {}
-    throttle_slot& operator=(const throttle_slot& other) noexcept {
-      ptr.store(other.load(), std::memory_order_release);
-      return *this;
-    }
+    throttle_slot(const throttle_slot&) noexcept {}
+    throttle_slot& operator=(const throttle_slot&) = delete;
     ~throttle_slot() = default;
-    adaptive_throttle* load() const noexcept { return ptr.load(std::memory_order_acquire); }
-    mutable std::atomic<adaptive_throttle*> ptr{nullptr};  // lives until the process ends
+    adaptive_throttle* get() const noexcept { return ptr.load(std::memory_order_acquire); }
+    std::shared_ptr<adaptive_throttle> owner;              // keeps it registered while the policy lives
+    mutable std::atomic<adaptive_throttle*> ptr{nullptr};  // published after `owner` is set
+    mutable std::mutex mutex;                              // serialises the one write
   };
 
   // The parts that are not plain numbers live in one immutable block shared by copies, so a
@@ -233,7 +258,7 @@ class retry_policy {
     std::shared_ptr<const detail::result_classifier> on_result;
     std::optional<instrumentation::on_retry_hook> own_on_retry;
     instrumentation::on_give_up_hook own_on_give_up;
-    throttle_slot name_throttle;
+    mutable throttle_slot name_throttle;
     bool throttle_set = false;  // throttle(...) was called
   };
   template <class Change>
@@ -248,8 +273,9 @@ class retry_policy {
   double wait_exp_base_{2.0};
   stamina::jitter jitter_{jitter::additive};
   std::optional<duration> attempt_timeout_;
+  std::optional<duration> max_server_wait_{duration(300.0)};
 };
 
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -4,6 +4,7 @@
 // Optional adapter: log scheduled retries and give-ups through spdlog. Header-only; include
 // it only if your project uses spdlog (Debian: libspdlog-dev). Not part of stamina.hpp.
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/instrumentation.hpp>
 
 #include <spdlog/logger.h>
@@ -11,7 +12,8 @@
 #include <memory>
 #include <string_view>
 
-namespace stamina::instrumentation {
+STAMINA_NAMESPACE_BEGIN
+namespace instrumentation {
 
 /// An on-retry hook writing the `stamina.retry_scheduled ...` line to `logger` at `level`.
 inline on_retry_hook spdlog_hook(std::shared_ptr<spdlog::logger> logger,
@@ -26,6 +28,7 @@ inline on_give_up_hook spdlog_give_up_hook(std::shared_ptr<spdlog::logger> logge
       [logger = std::move(logger), level](std::string_view line) { logger->log(level, "{}", line); });
 }
 
-}  // namespace stamina::instrumentation
+}  // namespace instrumentation
+STAMINA_NAMESPACE_END
 
 #endif

@@ -1,13 +1,15 @@
 #ifndef STAMINA_VERSION_HPP
 #define STAMINA_VERSION_HPP
 
+#include <stamina/detail/namespace.hpp>
+
 // MAJOR * 10000 + MINOR * 100 + PATCH
 #define STAMINA_VERSION 100
 #define STAMINA_VERSION_STRING "0.1.0"
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 /// The version this library was compiled as, e.g. "0.1.0".
 const char* version() noexcept;
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #endif

@@ -17,6 +17,7 @@
 // Everything else stamina uses (async_compose, co_spawn, awaitable, cancellation slots and
 // states, recycling_allocator, basic_waitable_timer, execution::context) exists in both.
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/system.hpp>
 
 #if defined(STAMINA_STANDALONE_ASIO)
@@ -36,10 +37,14 @@
 #include <asio/dispatch.hpp>
 #include <asio/execution/context.hpp>
 #include <asio/execution_context.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/query.hpp>
 #include <asio/recycling_allocator.hpp>
+#include <asio/strand.hpp>
 #include <asio/this_coro.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/version.hpp>
 #include <asio/wait_traits.hpp>
@@ -53,7 +58,8 @@
 #include <asio/experimental/prepend.hpp>
 #endif
 
-namespace stamina::detail::asio_compat {
+STAMINA_NAMESPACE_BEGIN
+namespace detail::asio_compat {
 #if ASIO_VERSION >= 102400
 using ::asio::append;
 using ::asio::as_tuple;
@@ -63,7 +69,8 @@ using ::asio::experimental::append;
 using ::asio::experimental::as_tuple;
 using ::asio::experimental::prepend;
 #endif
-}  // namespace stamina::detail::asio_compat
+}  // namespace detail::asio_compat
+STAMINA_NAMESPACE_END
 
 #else
 
@@ -84,19 +91,25 @@ using ::asio::experimental::prepend;
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/prepend.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/wait_traits.hpp>
 
-namespace stamina::detail::asio_compat {
+STAMINA_NAMESPACE_BEGIN
+namespace detail::asio_compat {
 using boost::asio::append;
 using boost::asio::as_tuple;
 using boost::asio::prepend;
-}  // namespace stamina::detail::asio_compat
+}  // namespace detail::asio_compat
+STAMINA_NAMESPACE_END
 
 #endif
 

@@ -5,6 +5,7 @@
 // completion signature it produces, how to start one attempt with a given handler, and how to
 // tell success from failure in its completion arguments.
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
@@ -16,7 +17,8 @@
 #include <type_traits>
 #include <utility>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 // A completion token used only inside decltype: its async_result reports the completion
 // signatures an initiating function asks for, without initiating anything.
@@ -24,7 +26,8 @@ struct signature_probe {};
 template <class... Signatures>
 struct probed_signatures {};
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 template <class... Signatures>
 struct stamina::net::async_result<stamina::detail::signature_probe, Signatures...> {
@@ -35,7 +38,8 @@ struct stamina::net::async_result<stamina::detail::signature_probe, Signatures..
   }
 };
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 // The token handed to `op(token)` on the composed path. Users write
 // `[&](auto token) { return sock.async_connect(ep, token); }`, passing the token as an lvalue,
@@ -56,7 +60,8 @@ class attempt_token {
   std::optional<Handler>* parked_;
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 template <class Handler, class... Signatures>
 struct stamina::net::async_result<stamina::detail::attempt_token<Handler>, Signatures...> {
@@ -67,7 +72,8 @@ struct stamina::net::async_result<stamina::detail::attempt_token<Handler>, Signa
   }
 };
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 template <class T>
 struct awaitable_parts : std::false_type {};
@@ -186,8 +192,9 @@ First thrown_as(const std::exception_ptr& e) {
 
 // Starts one attempt of `op` that completes into `handler`. Whatever `op` does, the handler
 // is called exactly once and never inside this function: if `op` throws before starting its
-// operation, or returns without starting one, the handler is posted to `ex` with a failure
-// (the exception as above; invalid_argument for an operation never started).
+// operation, or returns without starting one (for op(): an awaitable that holds no coroutine),
+// the handler is posted to `ex` with a failure (the exception as above; invalid_argument for an
+// operation never started).
 template <class Op, class Executor, class Handler, class First, class... Rest>
 void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...)) {
   using handler_type = std::decay_t<Handler>;
@@ -196,10 +203,13 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
   try {
     if constexpr (op_traits<Op>::is_awaitable) {
       auto attempt = op();
-      stamina::net::co_spawn(ex, std::move(attempt), std::move(*parked));
-      parked.reset();
-    } else
+      if (attempt.valid()) {  // an awaitable without a coroutine started nothing
+        stamina::net::co_spawn(ex, std::move(attempt), std::move(*parked));
+        parked.reset();
+      }
+    } else {
       op(attempt_token<handler_type>(&parked));
+    }
     if (!parked) return;
     failure_value = error_as<First>(stamina::net::error::invalid_argument);  // op started nothing
   } catch (...) {
@@ -210,6 +220,7 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
       ex, detail::asio_compat::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
 }
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -20,7 +21,8 @@
 #include <type_traits>
 #include <utility>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 struct wait_done {};  // tags the completion of a backoff wait; an attempt's is untagged
 
@@ -197,6 +199,7 @@ struct initiate_retry {
   }
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

@@ -6,13 +6,15 @@
 // cancellation into it when the limit passes, and the caller's own cancellation is forwarded
 // to the same signal while the attempt runs.
 
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 
 #include <stamina/detail/asio.hpp>
 
 #include <memory>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 template <class Timer>
 class attempt_limiter {
@@ -61,6 +63,7 @@ class attempt_limiter {
   stamina::net::cancellation_slot caller_;
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -22,7 +23,8 @@
 #include <type_traits>
 #include <utility>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 // What `co_await` of an operation with `Signature` returns under use_awaitable_t<E>.
 template <class AwaitableExecutor, class Signature>
@@ -142,11 +144,14 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           slot = limiter->arm(next.amount, caller_state.slot(), co_await stamina::net::this_coro::executor);
         }
         // An exception from calling `op` itself is a failed attempt like any other.
+        // An awaitable that holds no coroutine started nothing: a failed attempt
+        // (invalid_argument), as start_attempt makes it on the composed path.
         if constexpr (awaitable_form) {
           last.error = nullptr;
           try {
+            auto attempt = op();
+            if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
             if (limited || !same_executor) {
-              auto attempt = op();
               auto spawned =
                   limited ? stamina::net::co_spawn(ex, std::move(attempt),
                                                    stamina::net::bind_cancellation_slot(slot, use_awaitable_type{}))
@@ -158,10 +163,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
                 last.value.emplace(co_await std::move(spawned));
               }
             } else if constexpr (std::is_void_v<result_type>) {
-              co_await op();
+              co_await std::move(attempt);
               last.value.emplace(true);
             } else {
-              last.value.emplace(co_await op());
+              last.value.emplace(co_await std::move(attempt));
             }
           } catch (...) {
             last.error = std::current_exception();
@@ -170,8 +175,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
           std::exception_ptr thrown;
           try {
-            last.args.emplace(co_await op(
-                stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{}))));
+            auto attempt =
+                op(stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{})));
+            if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
+            last.args.emplace(co_await std::move(attempt));
           } catch (...) {
             thrown = std::current_exception();
           }
@@ -212,6 +219,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   }
 }
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

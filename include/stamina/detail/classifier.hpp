@@ -4,6 +4,7 @@
 // What a predicate may return, and the type-erased predicate of retry_policy::on_result.
 
 #include <stamina/decision.hpp>
+#include <stamina/detail/namespace.hpp>
 
 #include <chrono>
 #include <string>
@@ -12,7 +13,8 @@
 #include <typeinfo>
 #include <utility>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 // For a static_assert that fires only when its template is instantiated.
 template <class...>
@@ -97,6 +99,7 @@ struct result_classifier_for final : result_classifier {
 // "(int, std::string)", for the message of a mismatch.
 std::string describe_values(const std::type_info& tuple_type);
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

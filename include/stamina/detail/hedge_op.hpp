@@ -4,18 +4,20 @@
 // The driver of async_hedge, for every completion token: it performs the hedge protocol's
 // steps with Asio. Attempts start through start_attempt (both op forms), each bound to a
 // cancellation signal of its own so that losers can be cancelled one by one; the hedging
-// delay and the deadline are timers.
+// delay and the deadline are wake-ups of the context's one timer (wakeup_service.hpp).
 //
-// Several attempts run at once. Their completions and the timers' run on the handler's
-// executor, like every intermediate step of async_retry; a mutex keeps the protocol consistent
-// whatever the threads. Cancelling a loser while it completes on another thread would still
-// race with its completion (Asio requires a cancellation to be emitted in the context of the
-// operation it cancels), so on a multi-threaded io_context the call needs a strand (documented
-// on async_hedge), as any Asio operation whose handlers share state does. A strand of our own
-// would cost every call an allocation even on one thread.
+// Several attempts run at once, and a loser may only be cancelled in the context its operation
+// completes in (Asio's rule for cancellation slots). So every step of a call runs on one strand:
+// the handler's executor when it is a strand, else a strand made on it. The attempts complete
+// there, the wake-ups and the caller's cancellation are posted there, and nothing else touches
+// the call's state — except the initiating function, which starts the first attempt off the
+// strand: while it runs, a step that arrives re-posts itself (`performing_`). User code (the op,
+// the classifier, the on_hedge hook) therefore runs under no lock of ours, and a cancellation it
+// emits into its own call is handled after the current step, never inside it.
 
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/hedge_protocol.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/protocol.hpp>
 #include <stamina/detail/wakeup_service.hpp>
 #include <stamina/error.hpp>
@@ -25,25 +27,45 @@
 
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Executor>
+struct is_strand : std::false_type {};
+template <class Inner>
+struct is_strand<stamina::net::strand<Inner>> : std::true_type {};
+
+// The executor every step of a hedged call runs on: the handler's, if it is a strand already.
+template <class HandlerExecutor>
+using serial_executor =
+    std::conditional_t<is_strand<HandlerExecutor>::value, HandlerExecutor, stamina::net::strand<HandlerExecutor>>;
+
+template <class HandlerExecutor>
+serial_executor<HandlerExecutor> make_serial(const HandlerExecutor& ex) {
+  if constexpr (is_strand<HandlerExecutor>::value)
+    return ex;
+  else
+    return stamina::net::make_strand(ex);
+}
 
 template <class Clock, class Executor, class Allocator, class Op, class Self, class First, class... Rest>
 class hedge_state {
   using handler_executor =
       decltype(stamina::net::get_associated_executor(std::declval<Self&>(), std::declval<const Executor&>()));
+  using strand_type = serial_executor<handler_executor>;
   using pointer = std::shared_ptr<hedge_state>;
 
  public:
   hedge_state(const Executor& ex, const Allocator& alloc, hedging_policy&& policy, Op&& op, Self&& self)
       : ex_(ex),
-        handler_ex_(stamina::net::get_associated_executor(self, ex)),
+        serial_(make_serial(stamina::net::get_associated_executor(self, ex))),
         alloc_(alloc),
         policy_(std::move(policy)),
         op_(std::move(op)),
@@ -51,14 +73,18 @@ class hedge_state {
         start_(Clock::now()),
         self_(std::move(self)) {}
 
+  // Runs in the initiating function, off the strand: steps arriving meanwhile wait (performing_).
   static void begin(pointer st) {
     hedge_state& s = *st;
     // The caller's cancellation reaches every attempt. The slot handler holds a weak
     // reference: the slot may outlive this state (it lives in the caller's signal).
     auto slot = s.self_->get_cancellation_state().slot();
     if (slot.is_connected()) slot.assign(cancel_handler{st});
-    std::unique_lock lock(s.mutex_);
-    if (s.perform(st, s.call_.start(), stamina::net::cancellation_type::terminal)) complete(std::move(st), lock);
+    s.performing_.store(true, std::memory_order_relaxed);
+    const bool done = s.perform(st, s.call_.start(), stamina::net::cancellation_type::terminal);
+    assert(!done);  // a call that only started cannot be over
+    (void)done;
+    s.performing_.store(false, std::memory_order_release);
   }
 
  private:
@@ -67,8 +93,8 @@ class hedge_state {
     pointer st;
     unsigned attempt;
 
-    using executor_type = handler_executor;
-    executor_type get_executor() const noexcept { return st->handler_ex_; }
+    using executor_type = strand_type;
+    executor_type get_executor() const noexcept { return st->serial_; }
     using allocator_type = Allocator;
     allocator_type get_allocator() const noexcept { return st->alloc_; }
     using cancellation_slot_type = stamina::net::cancellation_slot;
@@ -86,8 +112,8 @@ class hedge_state {
     timer_slot(hedge_state* s, timer_kind k) noexcept : state(s), kind(k) {}
     void fire(std::shared_ptr<void> keep, unsigned generation) override {
       pointer st = std::static_pointer_cast<hedge_state>(std::move(keep));
-      const handler_executor hex = st->handler_ex_;
-      stamina::net::dispatch(hex, timer_done{std::move(st), kind, generation});
+      const strand_type serial = st->serial_;
+      stamina::net::post(serial, timer_done{std::move(st), kind, generation});
     }
     hedge_state* state;
     timer_kind kind;
@@ -100,52 +126,81 @@ class hedge_state {
 
     void operator()() {
       hedge_state& s = *st;
-      std::unique_lock lock(s.mutex_);
+      if (s.busy()) {
+        s.later(std::move(*this));
+        return;
+      }
       const unsigned current = kind == timer_kind::delay ? s.delay_generation_ : s.deadline_generation_;
       // Re-armed or disarmed after it had already been taken off the heap: stale.
       if (generation != current || s.call_.completed()) return;
       const hedge_step step =
           kind == timer_kind::delay ? s.call_.delay_elapsed(s.elapsed()) : s.call_.deadline_reached(s.elapsed());
-      if (s.perform(st, step, stamina::net::cancellation_type::terminal)) complete(std::move(st), lock);
+      s.step(std::move(st), step, stamina::net::cancellation_type::terminal);
     }
   };
 
+  // The caller cancelled: handled on the strand, after whatever step is running (the caller
+  // may be our own op or classifier, inside a step).
   struct cancel_handler {
     std::weak_ptr<hedge_state> weak;
     void operator()(stamina::net::cancellation_type type) const {
       pointer st = weak.lock();
       if (!st) return;
+      const strand_type serial = st->serial_;
+      stamina::net::post(serial, cancelled{std::move(st), type});
+    }
+  };
+
+  struct cancelled {
+    pointer st;
+    stamina::net::cancellation_type type;
+    void operator()() {
       hedge_state& s = *st;
-      std::unique_lock lock(s.mutex_);
+      if (s.busy()) {
+        s.later(std::move(*this));
+        return;
+      }
       if (s.call_.completed()) return;
       // The attempts get the caller's own kind of cancellation.
-      if (s.perform(st, s.call_.cancelled(s.elapsed()), type)) complete(std::move(st), lock);
+      s.step(std::move(st), s.call_.cancelled(s.elapsed()), type);
     }
   };
 
   static void attempt_finished(pointer st, unsigned n, First first, Rest... rest) {
     hedge_state& s = *st;
-    if (s.performing_.load(std::memory_order_acquire)) {
-      // It completed inside our own start or cancel (inline): continue from a fresh stack, so
-      // nothing nests and the caller's handler never runs inside async_hedge().
-      const Executor ex = s.ex_;
-      const handler_executor hex = s.handler_ex_;
-      stamina::net::post(ex, stamina::net::bind_executor(hex, [st = std::move(st), n, first = std::move(first),
-                                                               ... rest = std::move(rest)]() mutable {
-                           attempt_finished(std::move(st), n, std::move(first), std::move(rest)...);
-                         }));
+    if (s.busy()) {
+      // It completed inside our own start or cancel (inline), or while the initiating function
+      // still runs: continue from a fresh stack, so nothing nests and the caller's handler
+      // never runs inside async_hedge().
+      s.later([st = std::move(st), n, first = std::move(first), ... rest = std::move(rest)]() mutable {
+        attempt_finished(std::move(st), n, std::move(first), std::move(rest)...);
+      });
       return;
     }
-    std::unique_lock lock(s.mutex_);
     const hedge_step step = failed(first) ? s.call_.attempt_failed(n, failure(first), s.elapsed())
                                           : s.call_.attempt_succeeded(n, [&s] { return s.elapsed(); });
     if (step.keep_result) s.result_.emplace(std::move(first), std::move(rest)...);
-    if (s.perform(st, step, stamina::net::cancellation_type::terminal)) complete(std::move(st), lock);
+    s.step(std::move(st), step, stamina::net::cancellation_type::terminal);
+  }
+
+  // A step is running (inline completion) or the initiating function has not returned yet.
+  bool busy() const noexcept { return performing_.load(std::memory_order_acquire); }
+  // Runs `f` on the strand later, from a fresh stack.
+  template <class F>
+  void later(F&& f) {
+    stamina::net::post(serial_, std::forward<F>(f));
+  }
+
+  // Performs a step on the strand; completes the call when it says so.
+  void step(pointer st, const hedge_step& next, stamina::net::cancellation_type cancel_type) {
+    performing_.store(true, std::memory_order_relaxed);
+    const bool done = perform(st, next, cancel_type);
+    performing_.store(false, std::memory_order_release);
+    if (done) complete(std::move(st));
   }
 
   // Performs the step's I/O; returns whether the call must now complete.
   bool perform(const pointer& st, const hedge_step& step, stamina::net::cancellation_type cancel_type) {
-    performing_.store(true, std::memory_order_release);
     if (step.cancel_attempts) {
       const unsigned mask = call_.in_flight_mask();
       for (unsigned n = 1; n <= call_.started(); ++n)
@@ -166,7 +221,6 @@ class hedge_state {
       if (step.arm_delay) arm(st, delay_slot_, ++delay_generation_, now, *step.arm_delay);
       if (step.arm_deadline) arm(st, deadline_slot_, ++deadline_generation_, now, *step.arm_deadline);
     }
-    performing_.store(false, std::memory_order_release);
     return step.complete;
   }
 
@@ -179,16 +233,15 @@ class hedge_state {
 
   // Every attempt has returned. The state (and with it the attempts' signals and our copies)
   // is released before the caller's handler runs (unless a wake-up already taken off the heap is
-  // on its way, and holds it until it finds itself stale). We
-  // run on the handler's executor (an attempt's or a timer's handler), never in async_hedge().
-  static void complete(pointer st, std::unique_lock<std::mutex>& lock) {
+  // on its way, and holds it until it finds itself stale). We run on the strand, on the
+  // handler's executor, never in async_hedge().
+  static void complete(pointer st) {
     hedge_state& s = *st;
     Self self = std::move(*s.self_);
     s.self_.reset();
     std::optional<std::tuple<First, Rest...>> result = std::move(s.result_);
     if (!result || s.call_.outcome() == hedge_outcome::timed_out)
       result.emplace(error_as<First>(error::attempt_timeout), std::decay_t<Rest>{}...);
-    lock.unlock();
     st.reset();
     self.get_cancellation_state().slot().clear();
     std::apply([&self](auto&&... args) { self.complete(std::move(args)...); }, std::move(*result));
@@ -197,15 +250,14 @@ class hedge_state {
   duration elapsed() const noexcept { return duration(Clock::now() - start_); }
 
   Executor ex_;
-  handler_executor handler_ex_;
+  strand_type serial_;
   Allocator alloc_;
   hedging_policy policy_;
   Op op_;
   hedge_protocol call_;
   typename Clock::time_point start_;
   std::optional<Self> self_;
-  std::mutex mutex_;
-  std::atomic<bool> performing_{false};  // true while perform() runs: an inline completion is re-posted
+  std::atomic<bool> performing_{false};  // a step (or the initiation) runs: arriving steps are re-posted
   std::array<stamina::net::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
   std::optional<std::tuple<First, Rest...>> result_;
   wakeup_service<Clock>* wakeups_ = nullptr;  // looked up when first armed
@@ -258,6 +310,7 @@ struct initiate_hedge {
   }
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

@@ -12,6 +12,7 @@
 // and the counters and hook events.
 
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/global.hpp>
 #include <stamina/hedging_policy.hpp>
@@ -20,7 +21,8 @@
 #include <cassert>
 #include <optional>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 // What the driver does after an event, in this order. Several parts may be set at once.
 struct hedge_step {
@@ -228,6 +230,7 @@ class hedge_protocol {
   hedge_outcome outcome_ = hedge_outcome::kept_result;
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

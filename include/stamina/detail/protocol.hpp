@@ -15,6 +15,7 @@
 // snapshot.
 
 #include <stamina/backoff.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/error.hpp>
 #include <stamina/instrumentation.hpp>
 
@@ -29,7 +30,8 @@
 #include <time.h>
 #endif
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 /// What the driver does next.
 enum class action_kind : unsigned char {
@@ -155,13 +157,13 @@ class retry_protocol {
         elapsed);
   }
 
-  /// The attempt was cut by its time limit: a retryable failure whatever `on` says; if the
-  /// call gives up, it completes with `attempt_timeout`.
+  /// The attempt was cut by its time limit: a retryable failure whatever `on` says, and a sign
+  /// of overload for the throttle; if the call gives up, it completes with `attempt_timeout`.
   action attempt_timed_out(duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     const failure what = timed_out_failure();
     if (cancelled) return give_up(give_up_reason::cancelled, what, give_up_result::attempt_timeout);
-    return then_attempt(after_failure(failed().waits.on_failure(decision::retry(), now(elapsed)), what,
+    return then_attempt(after_failure(failed().waits.on_failure(decision::overloaded(), now(elapsed)), what,
                                       give_up_result::attempt_timeout),
                         elapsed);
   }
@@ -409,6 +411,7 @@ class duration_source {
   duration (*read_)(const void*) noexcept = nullptr;
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

@@ -12,10 +12,11 @@
 #if defined(STAMINA_STANDALONE_ASIO)
 
 #include <asio/error.hpp>
+#include <stamina/detail/namespace.hpp>
 
 #include <system_error>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 namespace net = ::asio;
 using error_code = std::error_code;
 using system_error = std::system_error;
@@ -23,7 +24,7 @@ using error_category = std::error_category;
 namespace detail {
 inline bool code_failed(const std::error_code& ec) noexcept { return static_cast<bool>(ec); }
 }  // namespace detail
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #define STAMINA_ERROR_CODE_ENUM(E) \
   template <>                      \
@@ -35,7 +36,7 @@ inline bool code_failed(const std::error_code& ec) noexcept { return static_cast
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
-namespace stamina {
+STAMINA_NAMESPACE_BEGIN
 namespace net = boost::asio;
 using error_code = boost::system::error_code;
 using system_error = boost::system::system_error;
@@ -43,7 +44,7 @@ using error_category = boost::system::error_category;
 namespace detail {
 inline bool code_failed(const boost::system::error_code& ec) noexcept { return ec.failed(); }
 }  // namespace detail
-}  // namespace stamina
+STAMINA_NAMESPACE_END
 
 #define STAMINA_ERROR_CODE_ENUM(E) \
   template <>                      \

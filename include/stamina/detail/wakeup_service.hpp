@@ -6,18 +6,25 @@
 // changes) and an extra handler; a hedged call usually completes long before its delay, so it
 // would pay that on every call. Here a call's wake-up is a heap entry under a mutex, and the
 // one real timer is re-armed only when the earliest entry moves earlier.
+//
+// The timer belongs to no call: it runs on the context's own executor (untracked, no strand),
+// so a busy strand or a work-tracking executor of one call never delays another call's
+// wake-up or keeps run() going; each wake-up is handed to its call's own executor (fire()).
 
 #include <stamina/detail/asio.hpp>
+#include <stamina/detail/namespace.hpp>
 
 #include <cstddef>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
-namespace stamina::detail {
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
 
 // A wake-up slot inside a client's state; scheduled at most once at a time.
 template <class Clock>
@@ -50,20 +57,20 @@ class wakeup_service : public stamina::net::execution_context::service {
 
   explicit wakeup_service(stamina::net::execution_context& ctx) : stamina::net::execution_context::service(ctx) {}
 
-  // Schedules `slot` at `when` (replacing an earlier schedule). `ex` is any executor of this
-  // context: the one timer is created with the first.
+  // Schedules `slot` at `when` (replacing an earlier schedule). `ex` is an executor of this
+  // context, used only if the context has no executor of its own that the timer can run on.
   template <class Executor>
   void schedule(wakeup<Clock>& slot, time_point when, std::shared_ptr<void> keep, unsigned generation,
                 const Executor& ex) {
     std::shared_ptr<void> replaced;
     std::lock_guard lock(mutex_);
-    if (shut_down_) return;
+    if (shut_down_) return;  // the context is going away: so is the call
     if (slot.index != wakeup<Clock>::unscheduled) replaced = remove(slot.index);
     heap_.push_back(entry{when, &slot, std::move(keep), generation});
     slot.index = heap_.size() - 1;
     sift_up(slot.index);
     if (!armed_ || when < armed_until_) {
-      if (!timer_) timer_.emplace(stamina::net::any_io_executor(ex));
+      if (!timer_) timer_.emplace(context_executor(ex));
       arm(when);
     }
   }
@@ -74,7 +81,7 @@ class wakeup_service : public stamina::net::execution_context::service {
     std::shared_ptr<void> released;  // the client may be released only outside the lock
     std::lock_guard lock(mutex_);
     if (slot.index != wakeup<Clock>::unscheduled) released = remove(slot.index);
-    if (heap_.empty() && armed_ && !idle_check_pending_) {
+    if (heap_.empty() && armed_ && !idle_check_pending_ && !shut_down_) {
       // Nothing is waiting: the armed timer would keep run() from returning. Disarm it, but
       // from a posted check, so that a caller starting its next call at once (a loop) keeps
       // the timer armed instead of paying to re-arm it every call.
@@ -94,11 +101,35 @@ class wakeup_service : public stamina::net::execution_context::service {
     {
       std::lock_guard lock(mutex_);
       shut_down_ = true;
+      armed_ = false;  // a call cancelled later (from a destructor) has no timer to disarm
       for (entry& e : heap_) e.slot->index = wakeup<Clock>::unscheduled;
       dropped.swap(heap_);
       timer.swap(timer_);
     }
     // Clients (and the timer) are destroyed here, outside the lock: their destructors cancel.
+  }
+
+  // An executor of the context itself for the timer: untracked, and without the strand of the
+  // call that happens to arm the timer first. Known kinds are unwrapped (strands, io_context's
+  // and thread_pool's executors, also inside any_io_executor); another executor is only made
+  // untracked.
+  template <class Executor>
+  static stamina::net::any_io_executor context_executor(const Executor& ex) {
+    using io_executor = stamina::net::io_context::executor_type;
+    using pool_executor = stamina::net::thread_pool::executor_type;
+    if constexpr (requires { ex.get_inner_executor(); }) {  // a strand
+      return context_executor(ex.get_inner_executor());
+    } else if constexpr (std::is_same_v<Executor, stamina::net::any_io_executor>) {
+      if (const auto* io = ex.template target<io_executor>()) return context_executor(*io);
+      if (const auto* s = ex.template target<stamina::net::strand<io_executor>>()) return context_executor(*s);
+      if (const auto* s = ex.template target<stamina::net::strand<stamina::net::any_io_executor>>())
+        return context_executor(*s);
+      if (const auto* pool = ex.template target<pool_executor>()) return context_executor(*pool);
+      if (const auto* s = ex.template target<stamina::net::strand<pool_executor>>()) return context_executor(*s);
+      return stamina::net::prefer(ex, stamina::net::execution::outstanding_work.untracked);
+    } else {
+      return stamina::net::prefer(ex, stamina::net::execution::outstanding_work.untracked);
+    }
   }
 
   void disarm_if_idle() {
@@ -193,6 +224,7 @@ class wakeup_service : public stamina::net::execution_context::service {
   bool idle_check_pending_ = false;
 };
 
-}  // namespace stamina::detail
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

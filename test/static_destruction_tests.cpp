@@ -1,0 +1,79 @@
+// Retries made while the program exits: in the destructor of a static object constructed before
+// the first stamina call, so destroyed after every static of the library. Each driver retries a
+// failing call once there, with the default hooks (logging, metrics) and default throttling on.
+// A use of a destroyed registry is a use after free: ASan (the README's test command) fails the
+// process, and a wrong result exits with status 1.
+
+#define BOOST_TEST_MODULE stamina_static_destruction
+#include <boost/test/unit_test.hpp>
+
+#include <stamina/async_retry.hpp>
+#include <stamina/retry.hpp>
+#include <stamina/retry_context.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+stamina::retry_policy policy() {
+  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+      .name("exit")
+      .wait_initial(stamina::duration(0))
+      .wait_jitter(stamina::duration(0));
+}
+
+void fail_unless(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "static destruction: %s\n", what);
+  std::_Exit(1);
+}
+
+struct retries_at_exit {
+  ~retries_at_exit() {
+    int n = 0;
+    const error_code sync = stamina::retry(policy(), [&] {
+      return error_code(++n < 2 ? asio::error::connection_refused : asio::error::connection_reset);
+    });
+    fail_unless(sync == asio::error::connection_reset && n == 2, "the blocking retry");
+
+    asio::io_context ctx;
+    n = 0;
+    error_code async;
+    stamina::async_retry(
+        ctx, policy(),
+        [&](auto token) {
+          return asio::post(ctx, asio::append(std::move(token), error_code(++n < 2 ? asio::error::connection_refused
+                                                                                   : asio::error::connection_reset)));
+        },
+        [&](error_code ec) { async = ec; });
+    ctx.run();
+    fail_unless(async == asio::error::connection_reset && n == 2, "async_retry");
+
+    n = 0;
+    for (stamina::attempt& attempt : stamina::retry_context(policy()))
+      if (++n < 2) attempt.failed(error_code(asio::error::connection_refused));
+    fail_unless(n == 2, "retry_context");
+    std::fprintf(stderr, "static destruction: three drivers retried during exit\n");
+  }
+};
+retries_at_exit at_exit;  // constructed before main, so before any static of the library
+
+}  // namespace
+
+// During main, a retry uses the library's statics (hooks, metrics, throttles), so that they are
+// constructed after `at_exit`, and destroyed before it; the checks happen after main returns.
+BOOST_AUTO_TEST_CASE(a_retry_during_main) {
+  int n = 0;
+  const error_code ec = stamina::retry(
+      policy(), [&] { return error_code(++n < 2 ? asio::error::connection_refused : asio::error::connection_reset); });
+  BOOST_TEST(ec == asio::error::connection_reset);
+  BOOST_TEST(n == 2);
+}
