@@ -114,6 +114,13 @@ void sync_stamina_retry_no_timeout(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
 }
 
+// The quick-start shape: a policy made per call from a retry_on (all defaults). Against the same
+// call with a policy made once; on two threads too (a process-wide lock would show there).
+void sync_stamina_retry_policy_per_call(benchmark::State& state) {
+  alloc_counter a(state);
+  for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(stamina::on_exception<transient>(), work));
+}
+
 // --- async: runs the measured loop inside one coroutine --------------------------------------------
 template <class Body>
 void in_coroutine(benchmark::State& state, Body body) {
@@ -196,7 +203,14 @@ asio::awaitable<void> token_stamina(benchmark::State& state, asio::io_context& c
   for (auto _ : state) co_await stamina::async_retry(ctx, error_policy(), op);
 }
 
+asio::awaitable<void> token_stamina_policy_per_call(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  auto op = token_op(ctx);
+  for (auto _ : state) co_await stamina::async_retry(ctx, stamina::on_error(asio::error::try_again), op);
+}
+
 void async_awaitable_direct(benchmark::State& s) { in_coroutine(s, awaitable_direct); }
+void async_token_stamina_policy_per_call(benchmark::State& s) { in_coroutine(s, token_stamina_policy_per_call); }
 void async_awaitable_hand_written_loop(benchmark::State& s) { in_coroutine(s, awaitable_hand_written); }
 void async_awaitable_stamina(benchmark::State& s) { in_coroutine(s, awaitable_stamina); }
 void async_token_direct(benchmark::State& s) { in_coroutine(s, token_direct); }
@@ -283,12 +297,16 @@ BENCHMARK(sync_direct_call);
 BENCHMARK(sync_hand_written_loop);
 BENCHMARK(sync_stamina_retry);
 BENCHMARK(sync_stamina_retry_no_timeout);
+BENCHMARK(sync_stamina_retry_policy_per_call);
+BENCHMARK(sync_stamina_retry)->Threads(2)->UseRealTime();
+BENCHMARK(sync_stamina_retry_policy_per_call)->Threads(2)->UseRealTime();
 BENCHMARK(async_awaitable_direct);
 BENCHMARK(async_awaitable_hand_written_loop);
 BENCHMARK(async_awaitable_stamina);
 BENCHMARK(async_token_direct);
 BENCHMARK(async_token_hand_written_loop);
 BENCHMARK(async_token_stamina);
+BENCHMARK(async_token_stamina_policy_per_call);
 // --- hedging's success path: the attempt completes long before the delay, so no hedge starts ---
 const stamina::hedging_policy& hedge_policy() {
   static const stamina::hedging_policy p =

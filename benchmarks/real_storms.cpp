@@ -10,6 +10,14 @@
 //     Open-loop Poisson arrivals at RATE per second; each request is one async_retry call whose
 //     attempts (one datagram, one answer) are limited to 0.5 s. Writes per second: requests
 //     started, attempts sent, successes, failures.
+//   real_storms random-server PORT FAILING RUN_SECONDS
+//     A UDP server with capacity to spare that answers every request 2 ms after it arrives, with
+//     a failure at random (probability FAILING, e.g. 0.5) or a success.
+//   real_storms random-client PORT RATE RUN_SECONDS POLICY SEED CSV
+//     Open-loop Poisson arrivals at RATE per second for RUN_SECONDS; each request is one
+//     async_retry call with stamina's defaults scaled down in time (waits 10 ms, cap 200 ms,
+//     jitter 50 ms, timeout 2 s); a failed answer is a retryable failure. Writes one line:
+//     requests, succeeded, attempts.
 //   real_storms ratelimit-client PORT CLIENTS POLICY CSV
 //     CLIENTS clients each GET / once through async_retry from a rate limiter answering 429 with
 //     Retry-After; writes one line per client: attempts, success time, smallest gap between a
@@ -17,7 +25,8 @@
 //
 // Policies: none, naive, v0.1 (0.1's defaults: no throttle, exact Retry-After), spread (v0.1
 // with this version's spread after Retry-After), budget (v0.1 with a retry_budget), default
-// (this version's defaults: spread and the default throttle).
+// (this version's defaults: spread and the default throttle), off (the defaults without a
+// throttle).
 
 #include <stamina/stamina.hpp>
 
@@ -44,6 +53,7 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -86,6 +96,7 @@ stamina::retry_policy make_policy(const std::string& name, double attempt_limit)
   if (name == "v0.1" || name == "spread") return p.throttle(nullptr);
   if (name == "budget") return p.throttle(nullptr).budget(std::make_shared<stamina::retry_budget>());
   if (name == "default") return p;
+  if (name == "off") return p.throttle(nullptr);
   std::fprintf(stderr, "unknown policy %s\n", name.c_str());
   std::exit(2);
 }
@@ -261,6 +272,138 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
   return 0;
 }
 
+// --- random failures, capacity to spare --------------------------------------------------------------
+
+int random_server(unsigned short port, double failing, double run_seconds) {
+  asio::io_context ctx(1);
+  udp::socket socket(ctx, udp::endpoint(asio::ip::address_v4::loopback(), port));
+  socket.set_option(asio::socket_base::receive_buffer_size(4 << 20));
+  std::mt19937_64 rng(port);
+  std::uniform_real_distribution<double> u(0, 1);
+  constexpr std::uint64_t failed_bit = std::uint64_t{1} << 63;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        std::uint64_t id = 0;
+        udp::endpoint from;
+        for (;;) {
+          auto [ec, n] = co_await socket.async_receive_from(asio::buffer(&id, sizeof id), from,
+                                                            asio::as_tuple(asio::use_awaitable));
+          if (ec == asio::error::operation_aborted) co_return;
+          if (ec || n != sizeof id) continue;
+          const std::uint64_t answer = u(rng) < failing ? id | failed_bit : id;
+          auto timer = std::make_shared<asio::steady_timer>(ctx, 2ms);  // the work takes 2 ms
+          timer->async_wait([&socket, timer, answer, from](boost::system::error_code) {
+            boost::system::error_code ignored;
+            socket.send_to(asio::buffer(&answer, sizeof answer), from, 0, ignored);
+          });
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  asio::steady_timer stop(ctx,
+                          std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds)));
+  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
+  ctx.run();
+  return 0;
+}
+
+int random_client(unsigned short port, double rate, double run_seconds, const std::string& policy_name,
+                  std::uint64_t seed, const std::string& csv) {
+  asio::io_context ctx(1);
+  const udp::endpoint server(asio::ip::address_v4::loopback(), port);
+  udp::socket socket(ctx, udp::endpoint(asio::ip::address_v4::loopback(), 0));
+  socket.set_option(asio::socket_base::receive_buffer_size(4 << 20));
+  constexpr std::uint64_t failed_bit = std::uint64_t{1} << 63;
+  auto policy = stamina::retry_policy(stamina::on_exception<std::runtime_error>())
+                    .name("random-" + std::to_string(port))
+                    .wait_initial(10ms)
+                    .wait_max(200ms)
+                    .wait_jitter(50ms)
+                    .timeout(2s);
+  if (policy_name == "off") policy.throttle(nullptr);
+  if (policy_name == "none") policy.throttle(nullptr).attempts(1);
+
+  struct waiter {
+    asio::steady_timer* timer;
+    bool answered = false;
+    bool failed = false;
+  };
+  std::unordered_map<std::uint64_t, waiter*> pending;
+  std::uint64_t next_id = seed << 40;
+  long requests = 0, succeeded = 0, attempts = 0, in_flight = 0;
+
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        std::uint64_t answer = 0;
+        for (;;) {
+          auto [ec, n] =
+              co_await socket.async_receive(asio::buffer(&answer, sizeof answer), asio::as_tuple(asio::use_awaitable));
+          if (ec == asio::error::operation_aborted) co_return;
+          if (ec || n != sizeof answer) continue;
+          const auto it = pending.find(answer & ~failed_bit);
+          if (it == pending.end()) continue;
+          it->second->answered = true;
+          it->second->failed = (answer & failed_bit) != 0;
+          it->second->timer->cancel();
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+
+  // One attempt: a datagram out, its answer back (a lost datagram gives up after 1 s).
+  auto attempt = [&]() -> asio::awaitable<void> {
+    const std::uint64_t id = ++next_id;
+    asio::steady_timer timer(co_await asio::this_coro::executor, 1s);
+    waiter w{&timer};
+    pending.emplace(id, &w);
+    ++attempts;
+    boost::system::error_code ignored;
+    socket.send_to(asio::buffer(&id, sizeof id), server, 0, ignored);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    pending.erase(id);
+    if (!w.answered) throw std::runtime_error("no answer");
+    if (w.failed) throw std::runtime_error("failed at random");
+  };
+
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        std::mt19937_64 rng(seed);
+        std::exponential_distribution<double> gap(rate);
+        asio::steady_timer arrivals(ctx);
+        auto next = steady::now();
+        while (seconds_since_start() < run_seconds) {
+          next += std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(gap(rng)));
+          arrivals.expires_at(next);
+          co_await arrivals.async_wait(asio::use_awaitable);
+          ++requests;
+          ++in_flight;
+          asio::co_spawn(
+              ctx, [&]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, policy, attempt); },
+              [&](std::exception_ptr e) {
+                --in_flight;
+                if (!e) ++succeeded;
+              });
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  // Every call ends within its 2 s deadline (plus an attempt's second at most).
+  asio::steady_timer stop(
+      ctx, started + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds + 3.5)));
+  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
+  ctx.run();
+  std::ofstream out(csv);
+  out << "requests,succeeded,attempts,unfinished\n"
+      << requests << ',' << succeeded << ',' << attempts << ',' << in_flight << '\n';
+  return 0;
+}
+
 // --- rate limiter: clients -----------------------------------------------------------------------
 
 struct http_status : std::runtime_error {
@@ -349,6 +492,9 @@ int main(int argc, char** argv) {
   if (a.size() == 7 && a[0] == "metastable-client")
     return metastable_client(port(1), std::stod(a[2]), std::stod(a[3]), a[4], std::stoull(a[5]), a[6]);
   if (a.size() == 5 && a[0] == "ratelimit-client") return ratelimit_client(port(1), std::stoi(a[2]), a[3], a[4]);
+  if (a.size() == 4 && a[0] == "random-server") return random_server(port(1), std::stod(a[2]), std::stod(a[3]));
+  if (a.size() == 7 && a[0] == "random-client")
+    return random_client(port(1), std::stod(a[2]), std::stod(a[3]), a[4], std::stoull(a[5]), a[6]);
   std::fprintf(stderr, "usage: see the comment at the top of benchmarks/real_storms.cpp\n");
   return 2;
 }

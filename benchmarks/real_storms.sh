@@ -4,9 +4,14 @@
 #     2 s) and two client processes at 37.5 requests/s each (75 % of capacity), attempts
 #     limited to 0.5 s; one run per policy and seed;
 #  2. rate limiter: HAProxy (Debian's) limits to 20 accepted requests per second and answers
-#     429 with Retry-After: 1; 200 clients each need one success.
+#     429 with Retry-After: 1; 200 clients each need one success;
+#  3. random failures with capacity to spare: a UDP server answering in 2 ms, failing 30, 50, 70
+#     or 90 % of attempts at random; 50 requests/s for 10 s with the defaults scaled down in time,
+#     with the default throttle, without it, and with one attempt (the policies side by side, each
+#     against its own server).
 # Writes CSVs and summary to benchmarks/results/real/ and prints the table against the targets.
-# Usage: real_storms.sh [--short]   (--short: naive and default only, shorter runs; for CI)
+# Usage: real_storms.sh [--short]   (--short: naive and default only, shorter runs, random failures
+# at 50 and 70 % with the default only; for CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 short=false
@@ -68,6 +73,20 @@ CFG
   timeout 120 "$bin" ratelimit-client "$port" 200 "$policy" "$out/ratelimit_$policy.csv"
   kill "$hp"; wait "$hp" 2>/dev/null || true
   echo "  ratelimit $policy done"
+done
+
+echo "--- random failures, capacity to spare: 50 requests/s for 10 s, answers in 2 ms"
+if $short; then failing="0.5 0.7"; random_policies="default"; else failing="0.3 0.5 0.7 0.9"; random_policies="default off none"; fi
+for p in $failing; do
+  run=()
+  for policy in $random_policies; do
+    port=$(free_port)
+    "$bin" random-server "$port" "$p" 14.5 & server=$!; pids+=("$server"); run+=("$server")
+    sleep 0.1
+    "$bin" random-client "$port" 50 10 "$policy" 7 "$out/random_${p}_${policy}.csv" & client=$!; pids+=("$client"); run+=("$client")
+  done
+  wait "${run[@]}"
+  echo "  random failures $p done"
 done
 
 python3 benchmarks/real_storms_summary.py "$out" | tee "$out/summary.txt"

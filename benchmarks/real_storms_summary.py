@@ -71,6 +71,15 @@ def ratelimit(out):
     return result
 
 
+def random_failures(out):
+    result = defaultdict(dict)
+    for path in sorted(glob.glob(os.path.join(out, "random_*.csv"))):
+        _, failing, policy = os.path.basename(path)[: -len(".csv")].split("_")
+        r = rows(path)[0]
+        result[policy][float(failing)] = r
+    return result
+
+
 def main():
     out = sys.argv[1]
     runs = metastable(out)
@@ -96,6 +105,19 @@ def main():
             f"{policy:10} {r['succeeded']:>6}/{r['clients']:<3} {r['requests_per_success']:>12.2f} {r['drain']:>8.1f} "
             f"{r['drain'] / physical:>7.2f}x {r['early']:>14}"
         )
+
+    randoms = random_failures(out)
+    if randoms:
+        print()
+        print("random failures, capacity to spare (UDP server answering in 2 ms), 50 req/s for 10 s, defaults scaled down")
+        rates = sorted({f for r in randoms.values() for f in r})
+        print(f"{'policy':10} " + " ".join(f"{f'{100 * f:.0f} % failing':>14}" for f in rates) + "   (succeeded, attempts per request)")
+        for policy, by_rate in randoms.items():
+            cells = []
+            for f in rates:
+                r = by_rate.get(f)
+                cells.append(f"{100 * r['succeeded'] / r['requests']:6.1f}% {r['attempts'] / r['requests']:5.2f}" if r else " " * 14)
+            print(f"{policy:10} " + " ".join(f"{c:>14}" for c in cells))
 
     print()
     print("targets")
@@ -123,6 +145,11 @@ def main():
     for policy, r in limits.items():
         if policy != "naive":
             checks.append((f"rate limiter ({policy}): no retry earlier than Retry-After (smallest margin {r['margin'] * 1000:.1f} ms)", r["early"] == 0))
+    for failing, target in ((0.5, 99.0), (0.7, 95.0)):
+        r = randoms.get("default", {}).get(failing)
+        if r:
+            pct = 100 * r["succeeded"] / r["requests"]
+            checks.append((f"random failures: the default succeeds >= {target:.0f} % at {100 * failing:.0f} % failing ({pct:.1f} %)", pct >= target))
     for what, ok in checks:
         print(f"  {'MET ' if ok else 'MISS'} {what}")
 

@@ -10,9 +10,14 @@
 // 2. Outage: 100 requests/s on a backend that answers at once, serves 200 attempts/s (an
 //    attempt beyond that in a 100 ms window fails at once) and fails every attempt from
 //    t = 10 s to t = 20 s.
+// 3. Random failures with capacity to spare: 50 requests/s for 10 s, every attempt answered
+//    after 2 ms, failing at random with probability 30, 50, 70 or 90 %; stamina's defaults
+//    scaled down in time (waits 10 ms, cap 200 ms, jitter 50 ms, timeout 2 s). A throttle must
+//    not make this worse than plain retries.
 //
-// Usage: storm [results-dir] [seeds]   writes storm_metastable.csv, storm_outage.csv and
-// storm_goodput.csv (goodput over time of seed 1) there, prints a table per scenario.
+// Usage: storm [results-dir] [seeds]   writes storm_metastable.csv, storm_outage.csv,
+// storm_random.csv and storm_goodput.csv (goodput over time of seed 1) there, prints a table
+// per scenario.
 
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/detail/protocol.hpp>
@@ -198,7 +203,7 @@ std::vector<client_config> clients(double attempt_limit) {
                 return any_failure().attempt_timeout(limit).throttle(nullptr).budget(
                     std::make_shared<stamina::retry_budget>());
               }),
-      library("stamina default (0.2: default throttle)",
+      library("stamina default (default throttle)",
               [limit](std::uint64_t) { return any_failure().attempt_timeout(limit).name(fresh_default_name()); }),
       library("stamina default + retry_budget",
               [limit](std::uint64_t) {
@@ -254,6 +259,8 @@ struct scenario {
   double capacity = 100, dip_capacity = 30;
   // outage: instant answers, failure during the trigger or beyond `capacity` per 100 ms
   double attempt_limit = 0.5;
+  // random: every attempt answered after 2 ms, failing with this probability (0: off)
+  double random_failures = 0;
 };
 
 struct run_result {
@@ -351,7 +358,10 @@ run_result simulate(const scenario& sc, const client_config& cfg, std::uint64_t 
       case reach_server: {
         ++attempts;
         r.offered[sec] += 1;
-        if (sc.fifo) {
+        if (sc.random_failures > 0) {
+          const bool failed = std::uniform_real_distribution<double>(0, 1)(rng) < sc.random_failures;
+          q.push({e.time + net, response, e.req, failed ? e.attempt | 0x80000000u : e.attempt});
+        } else if (sc.fifo) {
           fifo.emplace_back(e.req, e.attempt);
           start_service(e.time);
         } else {
@@ -437,6 +447,10 @@ void run_table(const char* title, const scenario& sc, const std::vector<client_c
     for (int k = 1; k <= seeds; ++k) {
       const run_result r = simulate(sc, c, static_cast<std::uint64_t>(k));
       if (k == 1) curves.push_back(r.goodput);
+      if (k == 1 && std::getenv("STORM_DEBUG") && c.name.find(std::getenv("STORM_DEBUG")) != std::string::npos) {
+        for (std::size_t t = 0; t < r.offered.size(); ++t) std::printf("%zu:%.0f/%.0f ", t, r.offered[t], r.goodput[t]);
+        std::printf("\n");
+      }
       if (r.recovered) {
         ++s.recovered;
         s.mean_recovery += r.recovery_time;
@@ -471,6 +485,56 @@ void run_table(const char* title, const scenario& sc, const std::vector<client_c
   }
 }
 
+// The random-failure table: success per policy and failure probability, against the targets.
+void run_random_table(int seeds, const std::string& csv_path) {
+  const auto scaled = [] {
+    return any_failure()
+        .wait_initial(stamina::duration(0.010))
+        .wait_max(stamina::duration(0.200))
+        .wait_jitter(stamina::duration(0.050))
+        .timeout(stamina::duration(2.0));
+  };
+  const std::vector<client_config> policies = {
+      library("stamina default (default throttle)", [&](std::uint64_t) { return scaled().name(fresh_default_name()); }),
+      library("throttle off", [&](std::uint64_t) { return scaled().throttle(nullptr); }),
+      library("one attempt, no retry", [&](std::uint64_t) { return scaled().attempts(1).throttle(nullptr); }),
+  };
+  std::ofstream csv(csv_path);
+  csv << "policy,failing_pct,seeds,succeeded_pct,attempts_per_request\n";
+  std::printf(
+      "\nrandom failures, capacity to spare: 50 req/s for 10 s, answers in 2 ms, defaults scaled down (%d seeds)\n",
+      seeds);
+  std::printf("%-38s %10s %10s %10s %10s\n", "policy", "30 %", "50 %", "70 %", "90 %");
+  std::vector<std::vector<double>> success(policies.size());
+  for (std::size_t i = 0; i < policies.size(); ++i) {
+    std::printf("%-38s", policies[i].name.c_str());
+    for (double p : {0.3, 0.5, 0.7, 0.9}) {
+      scenario sc;
+      sc.rate = 50;
+      sc.arrivals_until = 10;
+      sc.end = 20;                            // every request has ended (2 s deadline): all are counted
+      sc.trigger_from = sc.trigger_to = 100;  // no trigger
+      sc.random_failures = p;
+      double ok = 0, requests = 0, attempts = 0;
+      for (int k = 1; k <= seeds; ++k) {
+        const run_result r = simulate(sc, policies[i], static_cast<std::uint64_t>(k));
+        ok += r.requests - r.failed;
+        requests += r.requests;
+        attempts += r.attempts_per_success * (r.requests - r.failed);
+      }
+      const double pct = 100 * ok / requests;
+      success[i].push_back(pct);
+      std::printf(" %9.1f%%", pct);
+      csv << '"' << policies[i].name << "\"," << p * 100 << ',' << seeds << ',' << pct << ',' << attempts / requests
+          << '\n';
+    }
+    std::printf("\n");
+  }
+  const bool met50 = success[0][1] >= 99.0, met70 = success[0][2] >= 95.0;
+  std::printf("  %s default >= 99 %% succeeded at 50 %% failing (%.1f %%)\n", met50 ? "MET " : "MISS", success[0][1]);
+  std::printf("  %s default >= 95 %% succeeded at 70 %% failing (%.1f %%)\n", met70 ? "MET " : "MISS", success[0][2]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -494,5 +558,7 @@ int main(int argc, char** argv) {
   outage.attempt_limit = 0;  // the backend answers at once
   run_table("outage: 100 req/s, capacity 200 attempts/s, every attempt fails from 10 s to 20 s", outage, clients(5.0),
             seeds, dir + "/storm_outage.csv", nullptr);
+
+  run_random_table(seeds, dir + "/storm_random.csv");
   return 0;
 }

@@ -15,7 +15,7 @@ def table(name):
 
 meta = table("storm_metastable.csv")
 outage = table("storm_outage.csv")
-default = "stamina default (0.2: default throttle)"
+default = "stamina default (default throttle)"
 print("simulation targets (virtual time, fixed seeds)")
 checks = []
 d = meta[default]

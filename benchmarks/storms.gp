@@ -16,7 +16,7 @@ plot f using 1:2 every ::1 with lines lw 2 title "no retry", \
      f using 1:3 every ::1 with lines lw 2 title "naive: 10 tries, no wait", \
      f using 1:4 every ::1 with lines lw 2 title "stamina 0.1 default", \
      f using 1:5 every ::1 with lines lw 2 title "stamina 0.1 default + retry_budget", \
-     f using 1:6 every ::1 with lines lw 3 title "stamina default (0.2: default throttle)", \
+     f using 1:6 every ::1 with lines lw 3 title "stamina default (default throttle)", \
      f using 1:8 every ::1 with lines lw 1 title "gRPC", \
      f using 1:9 every ::1 with lines lw 1 title "AWS standard"
 unset object 1

@@ -1,6 +1,7 @@
 // adaptive_throttle's pacing, and the registry of default throttles (one per policy name).
 
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/detail/call_site.hpp>
 #include <stamina/detail/namespace.hpp>
 
 #include "fork_safety.hpp"
@@ -44,32 +45,32 @@ adaptive_throttle::adaptive_throttle(double k, unsigned window, unsigned min_sen
 }
 
 adaptive_throttle::~adaptive_throttle() {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   if (counted_unhealthy_) set_mode(mode::healthy);  // leaves the registry's count
 }
 
 adaptive_throttle& adaptive_throttle::min_rate(double per_second) {
   if (!std::isfinite(per_second) || per_second <= 0) invalid("min_rate", "finite and > 0", per_second);
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   min_rate_ = per_second;
   return *this;
 }
 
 adaptive_throttle& adaptive_throttle::interval(double seconds) {
   if (!std::isfinite(seconds) || seconds <= 0) invalid("interval", "finite and > 0", seconds);
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   interval_ = seconds;
   return *this;
 }
 
 adaptive_throttle& adaptive_throttle::clock(clock_function now) noexcept {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   now_ = now != nullptr ? now : &monotonic_seconds;
   return *this;
 }
 
 double adaptive_throttle::rate() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   return rate_;
 }
 
@@ -89,7 +90,7 @@ void adaptive_throttle::set_mode(mode m) noexcept {
 }
 
 void adaptive_throttle::start_watching(std::uint64_t first) noexcept {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   if (mode_.load(std::memory_order_relaxed) != mode::healthy) return;
   state_.store(first, std::memory_order_relaxed);
   watching_since_ = now_();
@@ -104,7 +105,7 @@ void adaptive_throttle::forget_half() noexcept {
     const std::uint64_t next = (std::uint64_t{sent_of(now) / 2u} << (2 * field_bits)) |
                                (std::uint64_t{answered_of(now) / 2u} << field_bits) | (accepted_of(now) / 2u);
     if (state_.compare_exchange_weak(now, next, std::memory_order_relaxed)) {
-      std::lock_guard lock(mutex_);
+      std::lock_guard lock(*mutex_);
       if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
       if (!in_trouble(now)) {
         // A whole window without trouble: healthy again.
@@ -119,7 +120,7 @@ void adaptive_throttle::forget_half() noexcept {
 }
 
 void adaptive_throttle::start_pacing() noexcept {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   if (mode_.load(std::memory_order_relaxed) != mode::watching) return;
   const double t = now_();
   // Watch for one interval at least, so that the paces below are measured, not guessed.
@@ -138,21 +139,56 @@ void adaptive_throttle::start_pacing() noexcept {
   interval_accepted_.store(0, std::memory_order_relaxed);
   interval_failed_.store(0, std::memory_order_relaxed);
   interval_overloaded_.store(0, std::memory_order_relaxed);
+  least_failing_ = 1;
+  least_failing_answers_ = 1;
   set_mode(mode::pacing);
 }
 
+// While pacing: whether plain failures are now clearly more frequent than at the least failing
+// pace seen so far. A dependency that fails at random fails as often at any pace; one pushed
+// past its capacity fails more as the pace rises, even when it answers every attempt at once
+// with a failure (a server shedding load). "Clearly": by 5 points, or three standard errors of
+// the reference, whichever is more.
+bool adaptive_throttle::failing_more(double accepted, double failed) const noexcept {
+  const double answers = accepted + failed;
+  if (answers < 20) return false;  // too few to tell
+  const double error = std::sqrt(least_failing_ * (1 - least_failing_) / least_failing_answers_);
+  return failed / answers > least_failing_ + std::max(0.05, 3 * error);
+}
+
+// Overload in the answers of (part of) an interval.
+bool adaptive_throttle::overloaded_at_pace(double accepted, double failed, double overloaded) const noexcept {
+  const double answers = accepted + failed + overloaded;
+  return overloaded > 0.1 * answers || accepted * down_ratio < answers || failing_more(accepted, failed);
+}
+
 bool adaptive_throttle::admit_paced() noexcept {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(*mutex_);
   if (mode_.load(std::memory_order_relaxed) != mode::pacing) return true;  // another thread just stopped pacing
   const double t = now_();
-  if (t - interval_start_ >= interval_) {
+  const double elapsed = t - interval_start_;
+  // The pace is revised every interval, and sooner (after a quarter of one) when enough answers
+  // already show overload: a dependency answering at once with failures shows it at once.
+  bool revise = elapsed >= interval_;
+  if (!revise && elapsed >= interval_ / 4) {
+    const double accepted = interval_accepted_.load(std::memory_order_relaxed);
+    const double failed = interval_failed_.load(std::memory_order_relaxed);
+    const double overloaded = interval_overloaded_.load(std::memory_order_relaxed);
+    revise = accepted + failed + overloaded >= 20 && overloaded_at_pace(accepted, failed, overloaded);
+  }
+  if (revise) {
     const double accepted = interval_accepted_.exchange(0, std::memory_order_relaxed);
     const double failed = interval_failed_.exchange(0, std::memory_order_relaxed);
     const double overloaded = interval_overloaded_.exchange(0, std::memory_order_relaxed);
     const double answers = accepted + failed + overloaded;
+    const bool bad = answers > 0 && overloaded_at_pace(accepted, failed, overloaded);
+    if (accepted + failed >= 20 && failed / (accepted + failed) < least_failing_) {
+      least_failing_ = failed / (accepted + failed);
+      least_failing_answers_ = accepted + failed;
+    }
     if (answers == 0 && interval_held_ > 0) {
       // Nothing answered yet (a slow dependency, or a pace too low to tell): no change.
-    } else if (overloaded > 0.1 * answers || accepted * down_ratio < answers) {
+    } else if (bad) {
       // Overloaded (or still down) at this pace: halve it. A pace that failed right after a
       // good interval is the new ceiling; failures that go on (a backlog draining) do not
       // lower it further.
@@ -163,7 +199,7 @@ bool adaptive_throttle::admit_paced() noexcept {
       // Answered, but answers lag behind what is sent: a queue is building up. Pace a little
       // below the throughput the dependency shows, so the queue drains, and make that the
       // ceiling.
-      rate_ = ceiling_ = std::max(min_rate_, 0.9 * answers / (t - interval_start_));
+      rate_ = ceiling_ = std::max(min_rate_, 0.9 * answers / elapsed);
       last_good_ = false;
     } else if (interval_held_ > 0) {
       // All fine, but demand exceeds the pace: double back up to the ceiling, probe past it
@@ -217,7 +253,9 @@ class throttle_registry {
     if (it != throttles_.end()) return it->second;
     if (throttles_.size() >= prune_at_) prune();
     auto made = std::make_shared<adaptive_throttle>();
-    made->registry_bucket_ = static_cast<int>(bucket_of(name));
+    const std::size_t bucket = bucket_of(name);
+    made->registry_bucket_ = static_cast<int>(bucket);
+    made->mutex_ = &stripes_[bucket % stripes_.size()];
     throttles_.emplace(std::string(name), made);
     return made;
   }
@@ -257,14 +295,16 @@ class throttle_registry {
     prune_at_ = std::max<std::size_t>(64, 2 * throttles_.size());
   }
 
+  // Held across fork(): the registry's lock and the throttles' (default throttles share a few
+  // locks, so that a fork holds a handful, not one per name).
   static void lock_all() noexcept {
     throttle_registry& r = instance();
     r.mutex_.lock();
-    for (auto& entry : r.throttles_) entry.second->mutex_.lock();
+    for (std::mutex& m : r.stripes_) m.lock();
   }
   static void unlock_all() noexcept {
     throttle_registry& r = instance();
-    for (auto& entry : r.throttles_) entry.second->mutex_.unlock();
+    for (auto it = r.stripes_.rbegin(); it != r.stripes_.rend(); ++it) it->unlock();
     r.mutex_.unlock();
   }
 
@@ -274,10 +314,26 @@ class throttle_registry {
   };
 
   std::mutex mutex_;
+  std::array<std::mutex, 16> stripes_;  // the default throttles' own locks, shared
   std::unordered_map<std::string, std::shared_ptr<adaptive_throttle>, name_hash, std::equal_to<>> throttles_;
   std::size_t prune_at_ = 64;
   std::atomic<std::uint64_t> lookups_{0};
 };
+
+adaptive_throttle* resolve_throttle(throttle_slot& slot, const std::string& name, bool make) noexcept {
+  std::shared_ptr<adaptive_throttle> found;
+  try {
+    found = make ? acquire_default_throttle(name) : find_unhealthy_default_throttle(name);
+  } catch (...) {
+    return nullptr;  // out of memory: no throttling rather than no call
+  }
+  if (!found) return nullptr;
+  std::lock_guard lock(slot.mutex);
+  if (adaptive_throttle* already = slot.ptr.load(std::memory_order_relaxed)) return already;
+  slot.owner = std::move(found);
+  slot.ptr.store(slot.owner.get(), std::memory_order_release);
+  return slot.owner.get();
+}
 
 std::shared_ptr<adaptive_throttle> acquire_default_throttle(std::string_view name) {
   return throttle_registry::instance().acquire(name);

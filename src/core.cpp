@@ -153,33 +153,13 @@ decision decision::retry_after(duration wait) {
 
 template <class Change>
 void retry_policy::change_shared(Change&& change) {
-  auto next = std::make_shared<shared_parts>(*shared_);
+  auto next = shared_ != nullptr ? std::make_shared<shared_parts>(*shared_) : std::make_shared<shared_parts>();
   change(*next);
   shared_ = std::move(next);
 }
 
-retry_policy::retry_policy(retry_on on, const char* file, unsigned line) {
-  auto parts = std::make_shared<shared_parts>(std::move(on));
-  parts->name = detail::call_site_name(file, line);
-  shared_ = std::move(parts);
-}
-
-adaptive_throttle* retry_policy::resolve_name_throttle(bool make) const noexcept {
-  std::shared_ptr<adaptive_throttle> found;
-  try {
-    found =
-        make ? detail::acquire_default_throttle(shared_->name) : detail::find_unhealthy_default_throttle(shared_->name);
-  } catch (...) {
-    return nullptr;  // out of memory: no throttling rather than no call
-  }
-  if (!found) return nullptr;
-  throttle_slot& slot = shared_->name_throttle;
-  std::lock_guard lock(slot.mutex);
-  if (adaptive_throttle* already = slot.ptr.load(std::memory_order_relaxed)) return already;
-  slot.owner = std::move(found);
-  slot.ptr.store(slot.owner.get(), std::memory_order_release);
-  return slot.owner.get();
-}
+retry_policy::retry_policy(retry_on on, const char* file, unsigned line)
+    : on_(std::move(on)), site_(&detail::intern_call_site(file, line)) {}
 
 retry_policy& retry_policy::on_result(std::nullptr_t) & {
   set_on_result(nullptr);
@@ -201,13 +181,16 @@ retry_policy& retry_policy::on_give_up(instrumentation::on_give_up_hook hook) & 
 }
 
 retry_policy& retry_policy::on(retry_on value) & {
-  change_shared([&](shared_parts& p) { p.on = std::move(value); });
+  on_ = std::move(value);
   return *this;
 }
 
 retry_policy& retry_policy::name(std::string value) & {
   // The name's default throttle is looked up when a call needs it, not here.
-  change_shared([&](shared_parts& p) { p.name = std::move(value); });
+  change_shared([&](shared_parts& p) {
+    p.name = std::move(value);
+    p.named = true;
+  });
   return *this;
 }
 

@@ -492,7 +492,7 @@ BOOST_AUTO_TEST_CASE(the_registry_holds_only_throttles_in_use) {
   // Failing once each: registered while in use, then forgotten.
   for (int i = 0; i < 20000; ++i) {
     int n = 0;
-    stamina::retry(fast_policy("failing-once." + std::to_string(i)), [&] {
+    stamina::retry(fast_policy("failing-once." + std::to_string(i)).wait_initial(0s).wait_max(0s), [&] {
       return ++n == 1 ? boost::system::error_code(boost::asio::error::connection_refused) : boost::system::error_code();
     });
   }

@@ -185,6 +185,8 @@ class adaptive_throttle {
   void forget_half() noexcept;
   void start_pacing() noexcept;
   bool admit_paced() noexcept;
+  bool failing_more(double accepted, double failed) const noexcept;
+  bool overloaded_at_pace(double accepted, double failed, double overloaded) const noexcept;
   void set_mode(mode m) noexcept;  // under mutex_: keeps the registry's count of unhealthy throttles
 
   double k_;
@@ -201,7 +203,9 @@ class adaptive_throttle {
   std::atomic<std::uint64_t> held_back_{0};
   std::atomic<bool> touched_{false};  // activity outside the healthy state since the registry last looked
 
-  mutable std::mutex mutex_;           // guards what follows
+  std::mutex own_mutex_;
+  std::mutex* mutex_ = &own_mutex_;  // guards what follows; a default throttle's is one of the registry's
+
   double watching_since_ = 0;          // when watching started
   std::uint32_t accepted_before_ = 0;  // counts forgotten since then
   std::uint32_t sent_before_ = 0;
@@ -213,8 +217,10 @@ class adaptive_throttle {
   double interval_start_ = 0;
   std::uint32_t interval_admitted_ = 0;
   std::uint32_t interval_held_ = 0;
-  int registry_bucket_ = -1;        // set by the default-throttle registry: where it counts as unhealthy
-  bool counted_unhealthy_ = false;  // counted there now
+  double least_failing_ = 1;          // the lowest fraction of plain failures seen while pacing
+  double least_failing_answers_ = 1;  // and how many answers it was measured on
+  int registry_bucket_ = -1;          // set by the default-throttle registry: where it counts as unhealthy
+  bool counted_unhealthy_ = false;    // counted there now
 };
 
 /// The process-wide throttle of the calls named `name` (`retry_policy::name`), made on first

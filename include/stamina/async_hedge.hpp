@@ -40,8 +40,8 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// every other attempt is cancelled. Cuts tail latency for idempotent, cancellable
 /// operations (gRPC A6 hedging; Dean & Barroso, "The Tail at Scale").
 ///
-/// @param ex      An executor or execution context: where the timers are created, awaitable
-///                attempts are spawned and the call's own steps are posted.
+/// @param ex      An executor or execution context: its context holds the shared timer, and
+///                awaitable attempts are spawned on it.
 /// @param policy  Decay-copied; copies share the budget, the latency window and the counters.
 /// @param op      Decay-copied; called once per attempt, possibly while earlier attempts still
 ///                run. The same two forms as `async_retry`: `op()` returning
@@ -80,9 +80,12 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 ///
 /// @par Executor
 /// The completion handler runs on its associated executor (default: that of `ex`), never
-/// inside `async_hedge` itself; the attempts' and timers' handlers run there too. Outstanding
-/// work is tracked on `ex` and on the handler's executor while the operation is pending. The
-/// handler's associated allocator (default: Asio's recycling allocator) allocates the state.
+/// inside `async_hedge` itself. Every step of the call (the attempts' completions, the delay,
+/// the deadline, the caller's cancellation) runs on one strand: the handler's executor if it is
+/// a strand, else a strand made on it for the call. The delays and deadlines of all hedged calls
+/// of a context share one timer on the context's own untracked executor. Outstanding work is
+/// tracked on `ex` and on the handler's executor while the operation is pending, and only then.
+/// The handler's associated allocator (default: Asio's recycling allocator) allocates the state.
 ///
 /// @par Object lifetimes
 /// `policy` and `op` are copied into the operation; objects `op` refers to must outlive it.
@@ -90,10 +93,12 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// calling the handler, and leaks nothing.
 ///
 /// @par Thread safety
-/// Distinct calls are independent. Attempts of one call run concurrently: their completions
-/// are serialised by a mutex inside the call, so `op` may be used from several threads only
-/// if it is safe to call concurrently. The `on_hedge` hook runs under that mutex: it must not
-/// cancel the call it reports on.
+/// Distinct calls are independent: neither one's strand nor its executor delays the other's
+/// timers. Attempts of one call run concurrently, but `op`, the classifier and the `on_hedge`
+/// hook are called one at a time (the first attempt's `op` inside `async_hedge`, the rest on the
+/// call's strand), under no lock: they may cancel the call they belong to (handled after the
+/// current step). Safe on an `io_context` run by several
+/// threads without a strand of the caller's.
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
          token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op op,

@@ -10,7 +10,9 @@
 
 #include <chrono>
 #include <concepts>
+#include <cstddef>
 #include <memory>
+#include <new>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -27,32 +29,54 @@ struct classifier {
 };
 
 template <class F>
+decision classify_with(const F& f, const failure& what) {
+  using result = std::decay_t<std::invoke_result_t<const F&, const failure&>>;
+  static_assert(is_verdict_v<result>,
+                "a retry_on predicate must return bool, stamina::decision or a chrono duration "
+                "(a number is not a wait: return std::chrono::seconds(n))");
+  return as_decision(f(what));
+}
+
+template <class F>
 struct classifier_for final : classifier {
   explicit classifier_for(F f) : f_(std::move(f)) {}
-  decision classify(const failure& f) const override {
-    using result = std::decay_t<std::invoke_result_t<const F&, const failure&>>;
-    static_assert(is_verdict_v<result>,
-                  "a retry_on predicate must return bool, stamina::decision or a chrono duration "
-                  "(a number is not a wait: return std::chrono::seconds(n))");
-    return as_decision(f_(f));
-  }
+  decision classify(const failure& f) const override { return classify_with(f_, f); }
   F f_;
 };
+
+// A predicate small and trivially copyable enough to live inside the retry_on itself (a
+// stateless lambda, or one that captures a few error codes): no allocation, copies are a memcpy.
+inline constexpr std::size_t inline_predicate_size = 24;
+template <class F>
+inline constexpr bool is_inline_predicate =
+    sizeof(F) <= inline_predicate_size &&
+    alignof(F) <= alignof(void*) && std::is_trivially_copyable_v<F>&& std::is_trivially_destructible_v<F>;
 
 }  // namespace detail
 
 /// Which failures are retried. Built from a predicate `f(const failure&)` returning `bool`,
-/// `decision`, or a chrono duration (meaning `decision::retry_after(d)`).
+/// `decision`, or a chrono duration (meaning `decision::retry_after(d)`). A small predicate
+/// (stateless, or capturing a few error codes) is kept inside the object: making and copying a
+/// `retry_on` allocates nothing; a larger one is shared between copies.
 class retry_on {
  public:
   /// Wraps a predicate `f(const failure&)` returning `bool`, `decision` or a chrono duration.
   template <class F>
   requires(!std::same_as<std::decay_t<F>, retry_on> && std::is_invocable_v<const std::decay_t<F>&, const failure&>)
-      retry_on(F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): constrained
-      : impl_(std::make_shared<detail::classifier_for<std::decay_t<F>>>(std::forward<F>(f))) {}
+      retry_on(F&& f) {  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): constrained
+    using predicate = std::decay_t<F>;
+    if constexpr (detail::is_inline_predicate<predicate>) {
+      ::new (static_cast<void*>(inline_)) predicate(std::forward<F>(f));
+      call_ = [](const void* p, const failure& what) {
+        return detail::classify_with(*static_cast<const predicate*>(p), what);
+      };
+    } else {
+      shared_ = std::make_shared<detail::classifier_for<predicate>>(std::forward<F>(f));
+    }
+  }
 
   /// Classifies one failure.
-  decision operator()(const failure& f) const { return impl_->classify(f); }
+  decision operator()(const failure& f) const { return call_ != nullptr ? call_(inline_, f) : shared_->classify(f); }
 
   /// Either classifier: `a` is asked first; if it says "do not retry", `b` decides. So the
   /// first part that says "retry" (and its wait) wins, e.g.
@@ -65,7 +89,9 @@ class retry_on {
   }
 
  private:
-  std::shared_ptr<const detail::classifier> impl_;
+  std::shared_ptr<const detail::classifier> shared_;  // a predicate too large to keep inline
+  decision (*call_)(const void*, const failure&) = nullptr;
+  alignas(void*) unsigned char inline_[detail::inline_predicate_size] = {};
 };
 
 /// Retry exceptions of any of the types `E...` (or derived from them).

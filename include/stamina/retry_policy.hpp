@@ -2,6 +2,7 @@
 #define STAMINA_RETRY_POLICY_HPP
 
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/detail/call_site.hpp>
 #include <stamina/detail/classifier.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
@@ -163,9 +164,9 @@ class retry_policy {
 
   // --- getters -------------------------------------------------------------------------
   /// Which failures are retried.
-  const retry_on& on() const noexcept { return shared_->on; }
+  const retry_on& on() const noexcept { return on_; }
   /// Whether `on_result` was set.
-  bool has_on_result() const noexcept { return shared_->on_result != nullptr; }
+  bool has_on_result() const noexcept { return shared_ != nullptr && shared_->on_result != nullptr; }
   /// Total attempts (default 10); nullopt = unlimited.
   std::optional<unsigned> attempts() const noexcept { return attempts_; }
   /// Budget of the whole call (default 45 s); nullopt = unlimited.
@@ -185,86 +186,97 @@ class retry_policy {
   /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
   std::optional<duration> max_server_wait() const noexcept { return max_server_wait_; }
   /// The name reported to hooks and metrics (default: where the policy was created).
-  const std::string& name() const noexcept { return shared_->name; }
+  const std::string& name() const noexcept {
+    return shared_ != nullptr && shared_->named ? shared_->name : site_->name;
+  }
   /// The shared retry budget; null = none (default).
-  const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
+  const std::shared_ptr<retry_budget>& budget() const noexcept {
+    return shared_ != nullptr ? shared_->budget : none<retry_budget>();
+  }
   /// The throttle given to `throttle(...)`; null when none was given (then the name's default
   /// throttle applies, see throttle_in_effect) or when throttling was turned off.
-  const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
+  const std::shared_ptr<adaptive_throttle>& throttle() const noexcept {
+    return shared_ != nullptr ? shared_->throttle : none<adaptive_throttle>();
+  }
   /// The throttle a call under `switches` asks before each attempt: the one given to
   /// `throttle(...)`, else (unless `throttle(nullptr)` turned throttling off, or default
   /// throttling is off) the name's default throttle — when it is not healthy. Null when no
   /// throttle applies or the default throttle is healthy (or was never needed): then every
   /// attempt is sent, and nothing is looked up.
   adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
-    const shared_parts& p = *shared_;
-    if (p.throttle_set) return p.throttle.get();
+    if (shared_ != nullptr && shared_->throttle_set) return shared_->throttle.get();
     if (!switches.default_throttling()) return nullptr;
-    if (adaptive_throttle* named = p.name_throttle.get()) return named;
+    detail::throttle_slot& slot = name_throttle_slot();
+    if (adaptive_throttle* named = slot.get()) return named;
     if (!detail::any_default_throttle_unhealthy()) [[likely]]
       return nullptr;
-    return resolve_name_throttle(false);
+    return detail::resolve_throttle(slot, name(), false);
   }
   /// The throttle a call under `switches` tells of a failure: as `throttle_in_effect`, but the
   /// name's default throttle is made (registered) if there is none yet.
   adaptive_throttle* throttle_to_report(detail::global_config switches) const noexcept {
-    const shared_parts& p = *shared_;
-    if (p.throttle_set) return p.throttle.get();
+    if (shared_ != nullptr && shared_->throttle_set) return shared_->throttle.get();
     if (!switches.default_throttling()) return nullptr;
-    if (adaptive_throttle* named = p.name_throttle.get()) return named;
-    return resolve_name_throttle(true);
+    detail::throttle_slot& slot = name_throttle_slot();
+    if (adaptive_throttle* named = slot.get()) return named;
+    return detail::resolve_throttle(slot, name(), true);
   }
   /// This policy's own on-retry hook, or null.
   const instrumentation::on_retry_hook* own_on_retry() const noexcept {
-    return shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
+    return shared_ != nullptr && shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
   }
   /// This policy's own on-give-up hook, or null.
   const instrumentation::on_give_up_hook* own_on_give_up() const noexcept {
-    return shared_->own_on_give_up ? &shared_->own_on_give_up : nullptr;
+    return shared_ != nullptr && shared_->own_on_give_up ? &shared_->own_on_give_up : nullptr;
   }
 
   /// @cond
   // Used by the drivers: the erased on_result predicate, or null.
-  const detail::result_classifier* result_classifier() const noexcept { return shared_->on_result.get(); }
+  const detail::result_classifier* result_classifier() const noexcept {
+    return shared_ != nullptr ? shared_->on_result.get() : nullptr;
+  }
   /// @endcond
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
   void set_on_result(std::shared_ptr<const detail::result_classifier> value);
-  adaptive_throttle* resolve_name_throttle(bool make) const noexcept;
 
-  // The name's default throttle, looked up when a call first needs it (a failure, or an
-  // unhealthy throttle); a policy made per call that succeeds looks nothing up. Written once,
-  // under the registry's lock; copies of the block (setters) start without it.
-  struct throttle_slot {
-    throttle_slot() = default;
-    throttle_slot(const throttle_slot&) noexcept {}
-    throttle_slot& operator=(const throttle_slot&) = delete;
-    ~throttle_slot() = default;
-    adaptive_throttle* get() const noexcept { return ptr.load(std::memory_order_acquire); }
-    std::shared_ptr<adaptive_throttle> owner;              // keeps it registered while the policy lives
-    mutable std::atomic<adaptive_throttle*> ptr{nullptr};  // published after `owner` is set
-    mutable std::mutex mutex;                              // serialises the one write
-  };
+  // An empty shared_ptr that is never destroyed (getters may run during exit).
+  template <class T>
+  static const std::shared_ptr<T>& none() noexcept {
+    static const union holder {
+      holder() {}
+      ~holder() {}
+      std::shared_ptr<T> empty;
+    } h;
+    return h.empty;
+  }
 
-  // The parts that are not plain numbers live in one immutable block shared by copies, so a
-  // policy copies with one reference-count increment and moves for free; setters replace it.
+  // The parts that are not plain numbers and that a policy built from a `retry_on` alone does
+  // not have: one immutable block shared by copies (a copy costs one reference count), made by
+  // the first setter that needs it.
   struct shared_parts {
-    explicit shared_parts(retry_on o) : on(std::move(o)) {}
-    retry_on on;
+    bool named = false;  // name(...) was called
     std::string name;
     std::shared_ptr<retry_budget> budget;
     std::shared_ptr<adaptive_throttle> throttle;
     std::shared_ptr<const detail::result_classifier> on_result;
     std::optional<instrumentation::on_retry_hook> own_on_retry;
     instrumentation::on_give_up_hook own_on_give_up;
-    mutable throttle_slot name_throttle;
-    bool throttle_set = false;  // throttle(...) was called
+    mutable detail::throttle_slot name_throttle;  // default_throttle(name), for a named policy
+    bool throttle_set = false;                    // throttle(...) was called
   };
   template <class Change>
   void change_shared(Change&& change);
 
-  std::shared_ptr<const shared_parts> shared_;
+  // The slot of the name's default throttle: the name's own, or the call site's.
+  detail::throttle_slot& name_throttle_slot() const noexcept {
+    return shared_ != nullptr && shared_->named ? shared_->name_throttle : site_->throttle;
+  }
+
+  retry_on on_;
+  std::shared_ptr<const shared_parts> shared_;  // null until a setter needs it
+  const detail::call_site* site_;               // where it was made: its default name
   std::optional<unsigned> attempts_{10};
   std::optional<duration> timeout_{duration(45.0)};
   duration wait_initial_{0.1};
