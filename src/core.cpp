@@ -13,6 +13,8 @@
 #include <stamina/retry_policy.hpp>
 
 #include "call_site.hpp"
+#include "fork_safety.hpp"
+#include "immortal.hpp"
 
 #if defined(STAMINA_STANDALONE_ASIO)
 #include <cxxabi.h>
@@ -24,8 +26,10 @@
 #include <stamina/detail/asio.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
@@ -35,7 +39,9 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <typeinfo>
+#include <utility>
 
 STAMINA_NAMESPACE_BEGIN
 
@@ -153,13 +159,47 @@ decision decision::retry_after(duration wait) {
 
 template <class Change>
 void retry_policy::change_shared(Change&& change) {
-  auto next = shared_ != nullptr ? std::make_shared<shared_parts>(*shared_) : std::make_shared<shared_parts>();
+  auto next = std::make_shared<shared_parts>(*shared_);
   change(*next);
   shared_ = std::move(next);
 }
 
+std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry_on&& on,
+                                                                           const detail::call_site& site) {
+  const void* identity = on.stateless_identity();
+  if (identity == nullptr) return std::make_shared<const shared_parts>(std::move(on), &site);
+  // Interned per (call site, predicate): a per-thread cache in front of a process-wide table.
+  struct entry {
+    const detail::call_site* site = nullptr;
+    const void* identity = nullptr;
+    const shared_parts* parts = nullptr;
+  };
+  thread_local std::array<entry, 16> cache{};
+  entry& e = cache[(reinterpret_cast<std::uintptr_t>(&site) / 16 + reinterpret_cast<std::uintptr_t>(identity) / 16) %
+                   cache.size()];
+  if (e.site != &site || e.identity != identity) {
+    struct table {
+      table() { detail::hold_across_fork(mutex); }
+      std::mutex mutex;
+      std::map<std::pair<const detail::call_site*, const void*>, shared_parts> parts;
+    };
+    static detail::immortal<table> interned;
+    std::lock_guard lock(interned.get().mutex);
+    auto it = interned.get().parts.find({&site, identity});
+    if (it == interned.get().parts.end())
+      it = interned.get()
+               .parts
+               .emplace(std::piecewise_construct, std::forward_as_tuple(&site, identity),
+                        std::forward_as_tuple(std::move(on), &site))
+               .first;
+    e = {&site, identity, &it->second};
+  }
+  // Not owned, not counted: the block lives as long as the program.
+  return std::shared_ptr<const shared_parts>(std::shared_ptr<const shared_parts>(), e.parts);
+}
+
 retry_policy::retry_policy(retry_on on, const char* file, unsigned line)
-    : on_(std::move(on)), site_(&detail::intern_call_site(file, line)) {}
+    : shared_(make_parts(std::move(on), detail::intern_call_site(file, line))) {}
 
 retry_policy& retry_policy::on_result(std::nullptr_t) & {
   set_on_result(nullptr);
@@ -181,7 +221,7 @@ retry_policy& retry_policy::on_give_up(instrumentation::on_give_up_hook hook) & 
 }
 
 retry_policy& retry_policy::on(retry_on value) & {
-  on_ = std::move(value);
+  change_shared([&](shared_parts& p) { p.on = std::move(value); });
   return *this;
 }
 
@@ -253,7 +293,7 @@ retry_policy& retry_policy::wait_exp_base(double value) & {
 
 retry_policy& retry_policy::max_server_wait(std::optional<duration> value) & {
   if (value) check_non_negative("max_server_wait", *value);
-  max_server_wait_ = value;
+  change_shared([&](shared_parts& p) { p.max_server_wait = value; });
   return *this;
 }
 

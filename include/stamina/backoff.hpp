@@ -93,7 +93,7 @@ class backoff {
   }
   /// Same, with the throttle in effect already looked up (null: none), for an active call.
   static void record_success(const retry_policy& policy, adaptive_throttle* throttle) noexcept {
-    if (retry_budget* budget = policy.budget().get()) budget->on_success();
+    if (retry_budget* budget = policy.budget_in_effect()) budget->on_success();
     if (throttle != nullptr) throttle->on_accepted();
   }
 
@@ -204,7 +204,7 @@ class backoff {
           throttle->on_failed();
       }
     }
-    retry_budget* budget = shed ? nullptr : policy_->budget().get();
+    retry_budget* budget = shed ? nullptr : policy_->budget_in_effect();
     const bool budget_allows = budget == nullptr || budget->on_failure();
     // A held-back attempt was never sent: under a deadline it does not use up an attempt
     // (the deadline bounds the pacing); without one it does, so that the call still ends. It

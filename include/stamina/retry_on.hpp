@@ -11,6 +11,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <tuple>
@@ -66,17 +67,55 @@ class retry_on {
       retry_on(F&& f) {  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): constrained
     using predicate = std::decay_t<F>;
     if constexpr (detail::is_inline_predicate<predicate>) {
-      ::new (static_cast<void*>(inline_)) predicate(std::forward<F>(f));
+      ::new (static_cast<void*>(storage_)) predicate(std::forward<F>(f));
       call_ = [](const void* p, const failure& what) {
         return detail::classify_with(*static_cast<const predicate*>(p), what);
       };
+      stateless_ = std::is_empty_v<predicate>;
     } else {
-      shared_ = std::make_shared<detail::classifier_for<predicate>>(std::forward<F>(f));
+      ::new (static_cast<void*>(storage_))
+          shared_type(std::make_shared<detail::classifier_for<predicate>>(std::forward<F>(f)));
     }
   }
 
+  // Copies and moves relocate the bytes: a small predicate is trivially copyable, and a shared
+  // one is a shared_ptr, whose count a copy increments (the bits are the same either way).
+  retry_on(const retry_on& other) noexcept {
+    std::memcpy(static_cast<void*>(this), &other, sizeof *this);
+    if (call_ == nullptr) ::new (static_cast<void*>(storage_)) shared_type(other.shared());
+  }
+  retry_on(retry_on&& other) noexcept {
+    std::memcpy(static_cast<void*>(this), &other, sizeof *this);
+    if (call_ == nullptr) ::new (static_cast<void*>(other.storage_)) shared_type();  // `other` gave its count
+  }
+  retry_on& operator=(const retry_on& other) noexcept {
+    if (this != &other) {
+      this->~retry_on();
+      ::new (static_cast<void*>(this)) retry_on(other);
+    }
+    return *this;
+  }
+  retry_on& operator=(retry_on&& other) noexcept {
+    if (this != &other) {
+      this->~retry_on();
+      ::new (static_cast<void*>(this)) retry_on(std::move(other));
+    }
+    return *this;
+  }
+  ~retry_on() {
+    if (call_ == nullptr) shared().~shared_type();
+  }
+
   /// Classifies one failure.
-  decision operator()(const failure& f) const { return call_ != nullptr ? call_(inline_, f) : shared_->classify(f); }
+  decision operator()(const failure& f) const { return call_ != nullptr ? call_(storage_, f) : shared()->classify(f); }
+
+  /// @cond
+  // For a predicate without state (e.g. on_exception<E>()), what identifies it: two such
+  // retry_on with the same identity classify alike. Null for any other predicate.
+  const void* stateless_identity() const noexcept {
+    return stateless_ ? reinterpret_cast<const void*>(call_) : nullptr;
+  }
+  /// @endcond
 
   /// Either classifier: `a` is asked first; if it says "do not retry", `b` decides. So the
   /// first part that says "retry" (and its wait) wins, e.g.
@@ -89,9 +128,14 @@ class retry_on {
   }
 
  private:
-  std::shared_ptr<const detail::classifier> shared_;  // a predicate too large to keep inline
+  using shared_type = std::shared_ptr<const detail::classifier>;
+  shared_type& shared() noexcept { return *std::launder(reinterpret_cast<shared_type*>(storage_)); }
+  const shared_type& shared() const noexcept { return *std::launder(reinterpret_cast<const shared_type*>(storage_)); }
+
+  // Either a small predicate (call_ set) or a shared one (call_ null): one or the other in storage_.
   decision (*call_)(const void*, const failure&) = nullptr;
-  alignas(void*) unsigned char inline_[detail::inline_predicate_size] = {};
+  alignas(void*) unsigned char storage_[detail::inline_predicate_size];
+  bool stateless_ = false;  // a small predicate without state
 };
 
 /// Retry exceptions of any of the types `E...` (or derived from them).

@@ -164,9 +164,9 @@ class retry_policy {
 
   // --- getters -------------------------------------------------------------------------
   /// Which failures are retried.
-  const retry_on& on() const noexcept { return on_; }
+  const retry_on& on() const noexcept { return shared_->on; }
   /// Whether `on_result` was set.
-  bool has_on_result() const noexcept { return shared_ != nullptr && shared_->on_result != nullptr; }
+  bool has_on_result() const noexcept { return shared_->on_result != nullptr; }
   /// Total attempts (default 10); nullopt = unlimited.
   std::optional<unsigned> attempts() const noexcept { return attempts_; }
   /// Budget of the whole call (default 45 s); nullopt = unlimited.
@@ -184,38 +184,34 @@ class retry_policy {
   /// Per-attempt time limit of async calls; nullopt = none (default).
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
   /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
-  std::optional<duration> max_server_wait() const noexcept { return max_server_wait_; }
+  std::optional<duration> max_server_wait() const noexcept { return shared_->max_server_wait; }
   /// The name reported to hooks and metrics (default: where the policy was created).
-  const std::string& name() const noexcept {
-    return shared_ != nullptr && shared_->named ? shared_->name : site_->name;
-  }
+  const std::string& name() const noexcept { return shared_->named ? shared_->name : shared_->site->name; }
   /// The shared retry budget; null = none (default).
-  const std::shared_ptr<retry_budget>& budget() const noexcept {
-    return shared_ != nullptr ? shared_->budget : none<retry_budget>();
-  }
+  const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
   /// The throttle given to `throttle(...)`; null when none was given (then the name's default
   /// throttle applies, see throttle_in_effect) or when throttling was turned off.
-  const std::shared_ptr<adaptive_throttle>& throttle() const noexcept {
-    return shared_ != nullptr ? shared_->throttle : none<adaptive_throttle>();
-  }
+  const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
   /// The throttle a call under `switches` asks before each attempt: the one given to
   /// `throttle(...)`, else (unless `throttle(nullptr)` turned throttling off, or default
   /// throttling is off) the name's default throttle — when it is not healthy. Null when no
   /// throttle applies or the default throttle is healthy (or was never needed): then every
   /// attempt is sent, and nothing is looked up.
-  adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
-    if (shared_ != nullptr && shared_->throttle_set) return shared_->throttle.get();
-    if (!switches.default_throttling()) return nullptr;
-    detail::throttle_slot& slot = name_throttle_slot();
-    if (adaptive_throttle* named = slot.get()) return named;
-    if (!detail::any_default_throttle_unhealthy()) [[likely]]
+  [[gnu::always_inline]] adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
+    const shared_parts& p = *shared_;
+    if (p.throttle_set) return p.throttle.get();
+    // While every default throttle is healthy, the name's (if any) admits every attempt and
+    // counts nothing: no need to look at it.
+    if (!switches.default_throttling() || !detail::any_default_throttle_unhealthy()) [[likely]]
       return nullptr;
+    detail::throttle_slot& slot = p.named ? p.name_throttle : p.site->throttle;
+    if (adaptive_throttle* named = slot.get()) return named;
     return detail::resolve_throttle(slot, name(), false);
   }
   /// The throttle a call under `switches` tells of a failure: as `throttle_in_effect`, but the
   /// name's default throttle is made (registered) if there is none yet.
   adaptive_throttle* throttle_to_report(detail::global_config switches) const noexcept {
-    if (shared_ != nullptr && shared_->throttle_set) return shared_->throttle.get();
+    if (shared_->throttle_set) return shared_->throttle.get();
     if (!switches.default_throttling()) return nullptr;
     detail::throttle_slot& slot = name_throttle_slot();
     if (adaptive_throttle* named = slot.get()) return named;
@@ -223,60 +219,53 @@ class retry_policy {
   }
   /// This policy's own on-retry hook, or null.
   const instrumentation::on_retry_hook* own_on_retry() const noexcept {
-    return shared_ != nullptr && shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
+    return shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
   }
   /// This policy's own on-give-up hook, or null.
   const instrumentation::on_give_up_hook* own_on_give_up() const noexcept {
-    return shared_ != nullptr && shared_->own_on_give_up ? &shared_->own_on_give_up : nullptr;
+    return shared_->own_on_give_up ? &shared_->own_on_give_up : nullptr;
   }
 
   /// @cond
+  // Used by the drivers: the shared budget, or null (no static guard on the success path).
+  retry_budget* budget_in_effect() const noexcept { return shared_->budget.get(); }
   // Used by the drivers: the erased on_result predicate, or null.
-  const detail::result_classifier* result_classifier() const noexcept {
-    return shared_ != nullptr ? shared_->on_result.get() : nullptr;
-  }
+  const detail::result_classifier* result_classifier() const noexcept { return shared_->on_result.get(); }
   /// @endcond
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
   void set_on_result(std::shared_ptr<const detail::result_classifier> value);
 
-  // An empty shared_ptr that is never destroyed (getters may run during exit).
-  template <class T>
-  static const std::shared_ptr<T>& none() noexcept {
-    static const union holder {
-      holder() {}
-      ~holder() {}
-      std::shared_ptr<T> empty;
-    } h;
-    return h.empty;
-  }
-
-  // The parts that are not plain numbers and that a policy built from a `retry_on` alone does
-  // not have: one immutable block shared by copies (a copy costs one reference count), made by
-  // the first setter that needs it.
+  // The parts that are not plain numbers: one immutable block shared by copies (a copy costs
+  // one reference count), replaced by setters. A policy made from a predicate without state
+  // (e.g. on_exception<E>()) and nothing else shares a block interned for its call site and
+  // predicate, never destroyed and never counted: making one per call allocates nothing.
   struct shared_parts {
-    bool named = false;  // name(...) was called
+    shared_parts(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) {}
+    retry_on on;
+    const detail::call_site* site;  // where the policy was made: its default name
+    bool named = false;             // name(...) was called
     std::string name;
     std::shared_ptr<retry_budget> budget;
     std::shared_ptr<adaptive_throttle> throttle;
     std::shared_ptr<const detail::result_classifier> on_result;
     std::optional<instrumentation::on_retry_hook> own_on_retry;
     instrumentation::on_give_up_hook own_on_give_up;
+    std::optional<duration> max_server_wait{duration(300.0)};
     mutable detail::throttle_slot name_throttle;  // default_throttle(name), for a named policy
     bool throttle_set = false;                    // throttle(...) was called
   };
   template <class Change>
   void change_shared(Change&& change);
+  static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const detail::call_site& site);
 
   // The slot of the name's default throttle: the name's own, or the call site's.
   detail::throttle_slot& name_throttle_slot() const noexcept {
-    return shared_ != nullptr && shared_->named ? shared_->name_throttle : site_->throttle;
+    return shared_->named ? shared_->name_throttle : shared_->site->throttle;
   }
 
-  retry_on on_;
-  std::shared_ptr<const shared_parts> shared_;  // null until a setter needs it
-  const detail::call_site* site_;               // where it was made: its default name
+  std::shared_ptr<const shared_parts> shared_;  // never null
   std::optional<unsigned> attempts_{10};
   std::optional<duration> timeout_{duration(45.0)};
   duration wait_initial_{0.1};
@@ -285,7 +274,6 @@ class retry_policy {
   double wait_exp_base_{2.0};
   stamina::jitter jitter_{jitter::additive};
   std::optional<duration> attempt_timeout_;
-  std::optional<duration> max_server_wait_{duration(300.0)};
 };
 
 STAMINA_NAMESPACE_END
