@@ -78,6 +78,7 @@ class retry_on {
     }
   }
 
+  /// @cond
   // Copies and moves relocate the bytes: a small predicate is trivially copyable, and a shared
   // one is a shared_ptr, whose count a copy increments (the bits are the same either way).
   retry_on(const retry_on& other) noexcept {
@@ -105,6 +106,7 @@ class retry_on {
   ~retry_on() {
     if (call_ == nullptr) shared().~shared_type();
   }
+  /// @endcond
 
   /// Classifies one failure.
   decision operator()(const failure& f) const { return call_ != nullptr ? call_(storage_, f) : shared()->classify(f); }
