@@ -49,9 +49,14 @@ struct classifier_for final : classifier {
 // stateless lambda, or one that captures a few error codes): no allocation, copies are a memcpy.
 inline constexpr std::size_t inline_predicate_size = 24;
 template <class F>
-inline constexpr bool is_inline_predicate =
-    sizeof(F) <= inline_predicate_size &&
-    alignof(F) <= alignof(void*) && std::is_trivially_copyable_v<F>&& std::is_trivially_destructible_v<F>;
+constexpr bool fits_inline() noexcept {
+  constexpr bool fits = sizeof(F) <= inline_predicate_size;
+  constexpr bool aligned = alignof(F) <= alignof(void*);
+  constexpr bool small = fits && aligned;
+  return small && std::is_trivially_copyable_v<F>;
+}
+template <class F>
+inline constexpr bool is_inline_predicate = fits_inline<F>();
 
 }  // namespace detail
 
@@ -81,12 +86,12 @@ class retry_on {
   /// @cond
   // Copies and moves relocate the bytes: a small predicate is trivially copyable, and a shared
   // one is a shared_ptr, whose count a copy increments (the bits are the same either way).
-  retry_on(const retry_on& other) noexcept {
-    std::memcpy(static_cast<void*>(this), &other, sizeof *this);
+  retry_on(const retry_on& other) noexcept : call_(other.call_), stateless_(other.stateless_) {
+    std::memcpy(storage_, other.storage_, sizeof storage_);
     if (call_ == nullptr) ::new (static_cast<void*>(storage_)) shared_type(other.shared());
   }
-  retry_on(retry_on&& other) noexcept {
-    std::memcpy(static_cast<void*>(this), &other, sizeof *this);
+  retry_on(retry_on&& other) noexcept : call_(other.call_), stateless_(other.stateless_) {
+    std::memcpy(storage_, other.storage_, sizeof storage_);
     if (call_ == nullptr) ::new (static_cast<void*>(other.storage_)) shared_type();  // `other` gave its count
   }
   retry_on& operator=(const retry_on& other) noexcept {
