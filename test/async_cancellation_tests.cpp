@@ -362,7 +362,15 @@ BOOST_AUTO_TEST_CASE(a_cancelling_timer_bounds_the_call_and_a_fatal_failure_is_i
           deadline.async_wait([&cancel_call](error_code ec) {
             if (!ec) cancel_call.emit(cancellation_type::terminal);
           });
-          const auto policy = test::retry_transient().attempts(std::nullopt).timeout(std::nullopt);
+          // Waits of 0.7 s, no jitter: at 30 s the call is waiting (from 29.4 s to 30.1 s), never
+          // starting an attempt in the same instant (then the attempt's own failure would be the
+          // result, as a cancelled attempt's is).
+          const auto policy = test::retry_transient()
+                                  .attempts(std::nullopt)
+                                  .timeout(std::nullopt)
+                                  .wait_initial(0.7s)
+                                  .wait_max(0.7s)
+                                  .wait_jitter(0s);
           auto bounded = asio::bind_cancellation_slot(cancel_call.slot(), asio::as_tuple(asio::use_awaitable));
           auto [e, value] = co_await test::async_retry_virtual(ctx, policy, op, bounded);
           deadline.cancel();
