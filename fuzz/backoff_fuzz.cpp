@@ -74,6 +74,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   set(attempts > 0, [&] { policy.attempts(attempts); });
   if (in.ConsumeBool()) policy.attempts(std::nullopt);
   policy.jitter(static_cast<stamina::jitter>(in.ConsumeIntegralInRange<int>(0, 3)));
+  const double cap = in.ConsumeFloatingPointInRange<double>(-1, 1e6);
+  set(cap >= 0, [&] { policy.max_server_wait(stamina::duration(cap)); });
+  if (in.ConsumeBool()) policy.max_server_wait(std::nullopt);
+  const double server_cap = policy.max_server_wait() ? policy.max_server_wait()->count() : INFINITY;
   auto budget =
       in.ConsumeBool() ? std::make_shared<stamina::retry_budget>(in.ConsumeIntegralInRange<int>(1, 50), 0.5) : nullptr;
   policy.budget(budget);
@@ -100,9 +104,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (limit) CHECK(step < *limit);
     if (deadline) CHECK(elapsed + w < deadline->count());
     if (override_wait) {
-      // A server-given wait is a minimum, spread after it by at most min(d, wait_jitter).
-      CHECK(w >= requested);
-      CHECK(w <= requested + std::min(requested, wjit));
+      // A server-given wait, capped by max_server_wait, is a minimum, spread after it by at most
+      // min(d, wait_jitter).
+      const double asked = std::min(requested, server_cap);
+      CHECK(w >= asked);
+      CHECK(w <= asked + std::min(asked, wjit));
     } else {
       switch (policy.jitter()) {
         case stamina::jitter::additive:
