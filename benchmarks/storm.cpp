@@ -20,7 +20,7 @@
 // per scenario.
 
 #include <stamina/adaptive_throttle.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/instrumentation.hpp>
 #include <stamina/retry_budget.hpp>
 
@@ -64,7 +64,7 @@ class request_state {
 // The library: a retry_protocol over a shared policy.
 class library_request final : public request_state {
  public:
-  library_request(const stamina::retry_policy& p, std::uint64_t seed) : call_(p, seed) {}
+  library_request(const stamina::retry_policy& p, std::uint64_t seed) : call_(p, nullptr, seed) {}
   next_step start() override { return translate(call_.start(stamina::duration(0))); }
   next_step succeeded() override { return translate(call_.attempt_succeeded()); }
   next_step failed(bool timed_out, double elapsed) override {

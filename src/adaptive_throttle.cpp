@@ -253,6 +253,7 @@ class throttle_registry {
     if (it != throttles_.end()) return it->second;
     if (throttles_.size() >= prune_at_) prune();
     auto made = std::make_shared<adaptive_throttle>();
+    default_throttle_registrations.fetch_add(1, std::memory_order_release);
     const std::size_t bucket = bucket_of(name);
     made->registry_bucket_ = static_cast<int>(bucket);
     made->mutex_ = &stripes_[bucket % stripes_.size()];
@@ -321,13 +322,18 @@ class throttle_registry {
 };
 
 adaptive_throttle* resolve_throttle(throttle_slot& slot, const std::string& name, bool make) noexcept {
+  const std::uint64_t registrations = default_throttle_registrations.load(std::memory_order_acquire);
+  if (!make && slot.absent_since.load(std::memory_order_relaxed) == registrations) return nullptr;
   std::shared_ptr<adaptive_throttle> found;
   try {
     found = make ? acquire_default_throttle(name) : find_unhealthy_default_throttle(name);
   } catch (...) {
     return nullptr;  // out of memory: no throttling rather than no call
   }
-  if (!found) return nullptr;
+  if (!found) {
+    slot.absent_since.store(registrations, std::memory_order_relaxed);
+    return nullptr;
+  }
   std::lock_guard lock(slot.mutex);
   if (adaptive_throttle* already = slot.ptr.load(std::memory_order_relaxed)) return already;
   slot.owner = std::move(found);

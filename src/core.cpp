@@ -5,7 +5,7 @@
 #include <stamina/decision.hpp>
 #include <stamina/detail/classifier.hpp>
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_budget.hpp>
@@ -38,6 +38,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <typeinfo>
@@ -80,14 +81,48 @@ void check_positive(const char* field, const std::optional<duration>& d) {
     invalid(field, "a finite duration > 0 or nullopt", seconds_text(d->count()));
 }
 
+// A type's readable name, without the wrappers boost::throw_exception adds.
+std::string readable(const char* mangled) {
+  std::string name = demangled(mangled);
+  for (const std::string_view wrapper : {std::string_view("boost::wrapexcept<"),
+                                         std::string_view("boost::exception_detail::clone_impl<")}) {
+    if (name.rfind(wrapper, 0) == 0 && !name.empty() && name.back() == '>')
+      name = name.substr(wrapper.size(), name.size() - wrapper.size() - 1);
+  }
+  while (!name.empty() && name.back() == ' ') name.pop_back();
+  return name;
+}
+
 std::string exception_type_name(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    return demangled(typeid(ex).name());
+    return readable(typeid(ex).name());
   } catch (...) {
     return "unknown exception";
   }
+}
+
+// "system:connection_refused": the category and the message, as one label-friendly word.
+std::string code_name(const stamina::error_code& ec) {
+  std::string name = ec.category().name();
+  name += ':';
+  const std::string message = ec.message();
+  for (const char c : message) {
+    if (c >= 'A' && c <= 'Z')
+      name += static_cast<char>(c - 'A' + 'a');
+    else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+      name += c;
+    else if (name.back() != '_' && name.back() != ':')
+      name += '_';
+  }
+  while (name.back() == '_') name.pop_back();
+  return name;
+}
+
+// "system: Connection refused [111]"
+std::string code_text(const stamina::error_code& ec) {
+  return std::string(ec.category().name()) + ": " + ec.message() + " [" + std::to_string(ec.value()) + "]";
 }
 
 }  // namespace
@@ -101,14 +136,13 @@ stamina::error_code failure::error() const noexcept {
 }
 
 std::string failure::describe() const {
-  if (!exception_) return type_name() + " " + error_.message();
+  if (!exception_) return code_text(error_);
   std::string text = exception_type_name(exception_);
   try {
     std::rethrow_exception(exception_);
   } catch (const stamina::system_error& ex) {
     // Its what() carries the throw site's file and function: too long for one log line.
-    const auto& ec = ex.code();
-    text += ": " + ec.message() + " [" + ec.category().name() + ":" + std::to_string(ec.value()) + "]";
+    text += ": " + code_text(ex.code());
   } catch (const std::exception& ex) {
     text += ": ";
     text += ex.what();
@@ -119,8 +153,10 @@ std::string failure::describe() const {
 
 std::string failure::type_name() const {
   if (exception_) return exception_type_name(exception_);
-  return std::string(error_.category().name()) + ":" + std::to_string(error_.value());
+  return code_name(error_);
 }
+
+std::string detail::readable_type_name(const std::type_info& type) { return readable(type.name()); }
 
 // --- on_result ------------------------------------------------------------------------
 
@@ -297,6 +333,12 @@ retry_policy& retry_policy::max_server_wait(std::optional<duration> value) & {
   return *this;
 }
 
+retry_policy& retry_policy::reset_after(std::optional<duration> value) & {
+  check_positive("reset_after", value);
+  reset_after_ = value;
+  return *this;
+}
+
 retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) & {
   check_positive("attempt_timeout", value);
   attempt_timeout_ = value;
@@ -319,7 +361,7 @@ retry_budget::retry_budget(double max_tokens, double token_ratio) {
   max_milli_ = std::llround(max_tokens * 1000);
   ratio_milli_ = std::llround(token_ratio * 1000);
   threshold_ = max_milli_ / 2;
-  milli_.store(max_milli_, std::memory_order_relaxed);
+  bucket_.set(max_milli_);
 }
 
 // --- seeds -------------------------------------------------------------------------------

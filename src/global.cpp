@@ -23,6 +23,9 @@ std::uint64_t testing_bits(bool testing, unsigned attempts, bool cap) noexcept {
   return global_config::testing_bit | (cap ? global_config::cap_bit : 0) | (n << 32);
 }
 
+// The bits a testing scope sets besides the mode itself.
+constexpr std::uint64_t scope_bits = global_config::quiet_logs_bit;
+
 // Replaces the testing part of the word and keeps the active switch as it is now.
 void store_testing_bits(std::uint64_t bits) noexcept {
   std::uint64_t now = global_config_bits.load(std::memory_order_relaxed);
@@ -97,7 +100,7 @@ void detail::skip_virtual_wait(std::chrono::duration<double> wait) noexcept {
 testing_scope::testing_scope(unsigned attempts, bool cap) noexcept
     : previous_(global_config_bits.load(std::memory_order_acquire) & testing_mask),
       previous_seed_(seed_in_effect.load(std::memory_order_acquire)) {
-  set_testing(true, attempts, cap);
+  store_testing_bits(testing_bits(true, attempts, cap) | scope_bits);
 }
 
 testing_scope::testing_scope(virtual_time_t /*tag*/, std::uint64_t seed) noexcept
@@ -110,7 +113,15 @@ testing_scope::testing_scope(virtual_time_t /*tag*/, std::uint64_t seed) noexcep
   }
   virtual_ = true;
   seed_in_effect.store(seed, std::memory_order_release);
-  store_testing_bits(global_config::virtual_time_bit);
+  store_testing_bits(global_config::virtual_time_bit | scope_bits);
+}
+
+testing_scope& testing_scope::log(bool on) noexcept {
+  if (on)
+    global_config_bits.fetch_and(~global_config::quiet_logs_bit, std::memory_order_acq_rel);
+  else
+    global_config_bits.fetch_or(global_config::quiet_logs_bit, std::memory_order_acq_rel);
+  return *this;
 }
 
 testing_scope::~testing_scope() {

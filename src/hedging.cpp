@@ -61,7 +61,7 @@ hedge_budget::hedge_budget(double ratio, double burst) {
     invalid("hedge_budget: burst", "finite and in [1, 1e9]", burst);
   ratio_milli_ = std::llround(ratio * 1000);
   burst_milli_ = std::llround(burst * 1000);
-  milli_.store(burst_milli_, std::memory_order_relaxed);
+  bucket_.set(burst_milli_);
 }
 
 const char* to_string(hedge_event_kind kind) noexcept {
@@ -79,11 +79,9 @@ const char* to_string(hedge_event_kind kind) noexcept {
 }
 
 hedging_policy::hedging_policy(retry_on on, const char* file, unsigned line)
-    : budget_(std::make_shared<hedge_budget>()), counters_(std::make_shared<detail::hedge_counters>()) {
-  auto parts = std::make_shared<config>(std::move(on));
-  parts->name = detail::call_site_name(file, line);
-  config_ = std::move(parts);
-}
+    : config_(std::make_shared<const config>(std::move(on), &detail::intern_call_site(file, line))),
+      budget_(std::make_shared<hedge_budget>()),
+      counters_(std::make_shared<detail::hedge_counters>()) {}
 
 template <class Change>
 void hedging_policy::change_config(Change&& change) {
@@ -92,8 +90,10 @@ void hedging_policy::change_config(Change&& change) {
   config_ = std::move(next);
 }
 
-void hedging_policy::throw_invalid_max_attempts(long long value) {
-  invalid("hedging_policy::max_attempts", "at least 1", value);
+void hedging_policy::throw_invalid_attempts(long long value) { invalid("hedging_policy::attempts", "at least 1", value); }
+
+void hedging_policy::set_on_result(std::shared_ptr<const detail::result_classifier> value) {
+  change_config([&](config& c) { c.on_result = std::move(value); });
 }
 
 hedging_policy& hedging_policy::on(retry_on value) & {
@@ -120,14 +120,24 @@ hedging_policy& hedging_policy::adaptive_delay(std::optional<double> quantile) &
 }
 
 hedging_policy& hedging_policy::timeout(std::optional<duration> value) & {
-  if (value && (std::isnan(value->count()) || value->count() <= 0))
-    invalid("hedging_policy::timeout", "> 0 (seconds) or nullopt", value->count());
+  if (value && (!std::isfinite(value->count()) || value->count() <= 0))
+    invalid("hedging_policy::timeout", "> 0 and finite (seconds) or nullopt", value->count());
   timeout_ = value;
   return *this;
 }
 
+hedging_policy& hedging_policy::attempt_timeout(std::optional<duration> value) & {
+  if (value && (!std::isfinite(value->count()) || value->count() <= 0))
+    invalid("hedging_policy::attempt_timeout", "> 0 and finite (seconds) or nullopt", value->count());
+  attempt_timeout_ = value;
+  return *this;
+}
+
 hedging_policy& hedging_policy::name(std::string value) & {
-  change_config([&](config& c) { c.name = std::move(value); });
+  change_config([&](config& c) {
+    c.name = std::move(value);
+    c.named = true;
+  });
   return *this;
 }
 

@@ -1,4 +1,5 @@
 #include <stamina/detail/namespace.hpp>
+#include <stamina/global.hpp>
 #include <stamina/instrumentation.hpp>
 
 #include "fork_safety.hpp"
@@ -63,6 +64,11 @@ registry<on_give_up_hook>& give_up_hooks() {
   static detail::immortal<registry<on_give_up_hook>> r(&default_give_up_hooks);
   return r.get();
 }
+std::vector<on_hedge_hook> default_hedge_hooks() { return {hedge_metrics_hook()}; }
+registry<on_hedge_hook>& hedge_hooks() {
+  static detail::immortal<registry<on_hedge_hook>> r(&default_hedge_hooks);
+  return r.get();
+}
 
 std::string quoted(std::string_view text) {
   std::string out = "\"";
@@ -89,6 +95,7 @@ log_record retry_record(const retry_details& d) {
   r.level = log_level::warning;
   r.event = "stamina.retry_scheduled";
   r.fields = {{"callable", d.name, true},
+              {"call_id", std::to_string(d.call_id)},
               {"retry_num", std::to_string(d.retry_num)},
               {"wait_for", seconds(d.wait_for)},
               {"waited_so_far", seconds(d.waited_so_far)},
@@ -101,15 +108,19 @@ log_record give_up_record(const give_up_details& d) {
   r.level = log_level::error;
   r.event = "stamina.gave_up";
   r.fields = {{"callable", d.name, true},
+              {"call_id", std::to_string(d.call_id)},
               {"reason", std::string(to_string(d.reason))},
               {"attempts", std::to_string(d.attempts)},
+              {"held_back", std::to_string(d.held_back)},
               {"waited_so_far", seconds(d.waited_so_far)},
               {"caused_by", d.caused_by.describe(), true}};
   return r;
 }
 
-// Python stamina logs retries only; a give-up is news only when the call retried.
-bool worth_logging(const give_up_details& d) noexcept { return d.attempts > 1; }
+// Python stamina logs retries only; a give-up is news only when the call retried. Under a
+// testing scope the default logs are quiet unless the scope asks for them.
+bool logs_quiet() noexcept { return detail::load_global_config().quiet_logs(); }
+bool worth_logging(const give_up_details& d) noexcept { return d.attempts > 1 && !logs_quiet(); }
 
 std::mutex& stream_mutex() {
   static detail::immortal<std::mutex> m;
@@ -133,6 +144,25 @@ void set_on_give_up_hooks(std::vector<on_give_up_hook> hooks) { give_up_hooks().
 void reset_on_give_up_hooks() { give_up_hooks().reset(); }
 std::vector<on_give_up_hook> get_on_give_up_hooks() { return *give_up_hooks().snapshot(); }
 
+void set_on_hedge_hooks(std::vector<on_hedge_hook> hooks) { hedge_hooks().set(std::move(hooks)); }
+void reset_on_hedge_hooks() { hedge_hooks().reset(); }
+std::vector<on_hedge_hook> get_on_hedge_hooks() { return *hedge_hooks().snapshot(); }
+
+hooks_scope::hooks_scope() : hooks_scope({}, {}) {}
+
+hooks_scope::hooks_scope(std::vector<on_retry_hook> retry, std::vector<on_give_up_hook> give_up)
+    : retry_(get_on_retry_hooks()), give_up_(get_on_give_up_hooks()), hedge_(get_on_hedge_hooks()) {
+  set_on_retry_hooks(std::move(retry));
+  set_on_give_up_hooks(std::move(give_up));
+  set_on_hedge_hooks({});
+}
+
+hooks_scope::~hooks_scope() {
+  set_on_retry_hooks(std::move(retry_));
+  set_on_give_up_hooks(std::move(give_up_));
+  set_on_hedge_hooks(std::move(hedge_));
+}
+
 std::string log_record::line() const {
   std::string out(event);
   for (const log_field& f : fields) {
@@ -149,13 +179,19 @@ std::string log_record::line() const {
 }
 
 on_retry_hook logging_hook(std::ostream& out) {
-  return [&out](const retry_details& d) { write_line(out, retry_record(d).line()); };
+  return [&out](const retry_details& d) {
+    if (!logs_quiet()) write_line(out, retry_record(d).line());
+  };
 }
 on_retry_hook logging_hook(log_sink sink) {
-  return [sink = std::move(sink)](const retry_details& d) { sink(retry_record(d)); };
+  return [sink = std::move(sink)](const retry_details& d) {
+    if (!logs_quiet()) sink(retry_record(d));
+  };
 }
 on_retry_hook logging_hook(std::function<void(std::string_view)> sink) {
-  return [sink = std::move(sink)](const retry_details& d) { sink(retry_record(d).line()); };
+  return [sink = std::move(sink)](const retry_details& d) {
+    if (!logs_quiet()) sink(retry_record(d).line());
+  };
 }
 on_give_up_hook give_up_logging_hook(std::ostream& out) {
   return [&out](const give_up_details& d) {
@@ -179,6 +215,7 @@ struct metrics::impl {
   mutable std::mutex mutex;
   std::map<std::tuple<std::string, unsigned, std::string>, double> retries;
   std::map<std::tuple<std::string, std::string>, double> give_ups;
+  std::map<std::tuple<std::string, std::string>, double> hedges;
 };
 
 metrics::metrics() : impl_(std::make_unique<impl>()) {}
@@ -194,6 +231,18 @@ void metrics::record_give_up(const give_up_details& d) {
   auto key = std::make_tuple(std::string(d.name), std::string(to_string(d.reason)));
   std::lock_guard lock(impl_->mutex);
   impl_->give_ups[std::move(key)] += 1;
+}
+
+void metrics::record_hedge(const hedge_event& e) {
+  auto key = std::make_tuple(std::string(e.name), std::string(to_string(e.kind)));
+  std::lock_guard lock(impl_->mutex);
+  impl_->hedges[std::move(key)] += 1;
+}
+
+double metrics::hedges(std::string_view callable, hedge_event_kind kind) const {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->hedges.find(std::make_tuple(std::string(callable), std::string(to_string(kind))));
+  return it == impl_->hedges.end() ? 0 : it->second;
 }
 
 double metrics::retries(std::string_view callable, unsigned retry_num, std::string_view error_type) const {
@@ -221,6 +270,11 @@ std::string metrics::render_prometheus() const {
   for (const auto& [key, value] : impl_->give_ups)
     out << "stamina_give_ups_total{callable=" << quoted(std::get<0>(key)) << ",reason=" << quoted(std::get<1>(key))
         << "} " << value << '\n';
+  out << "# HELP stamina_hedges_total Hedging events of hedged calls (started, won, cancelled, budget_denied).\n"
+      << "# TYPE stamina_hedges_total counter\n";
+  for (const auto& [key, value] : impl_->hedges)
+    out << "stamina_hedges_total{callable=" << quoted(std::get<0>(key)) << ",event=" << quoted(std::get<1>(key))
+        << "} " << value << '\n';
   return out.str();
 }
 
@@ -228,6 +282,7 @@ void metrics::clear() {
   std::lock_guard lock(impl_->mutex);
   impl_->retries.clear();
   impl_->give_ups.clear();
+  impl_->hedges.clear();
 }
 
 metrics& default_metrics() {
@@ -243,6 +298,9 @@ on_retry_hook metrics_hook(metrics& m) {
 on_give_up_hook give_up_metrics_hook(metrics& m) {
   return [&m](const give_up_details& d) { m.record_give_up(d); };
 }
+on_hedge_hook hedge_metrics_hook(metrics& m) {
+  return [&m](const hedge_event& e) { m.record_hedge(e); };
+}
 
 }  // namespace instrumentation
 
@@ -250,6 +308,7 @@ namespace detail {
 
 bool has_on_retry_hooks() noexcept { return instrumentation::retry_hooks().any(); }
 bool has_on_give_up_hooks() noexcept { return instrumentation::give_up_hooks().any(); }
+bool has_on_hedge_hooks() noexcept { return instrumentation::hedge_hooks().any(); }
 
 namespace {
 void report_hook_failure(const char* kind, const char* consequence = "threw and was ignored") noexcept {
@@ -305,6 +364,17 @@ void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_
                   report_hook_failure("on-give-up hook");
                 }
               });
+}
+
+void notify_hedge(const hedge_event& e) noexcept {
+  notify_each<instrumentation::on_hedge_hook>(has_on_hedge_hooks(), instrumentation::hedge_hooks(), nullptr,
+                                              [&](const instrumentation::on_hedge_hook& hook) {
+                                                try {
+                                                  if (hook) hook(e);
+                                                } catch (...) {
+                                                  report_hook_failure("on-hedge hook");
+                                                }
+                                              });
 }
 
 void report_classifier_failure() noexcept {

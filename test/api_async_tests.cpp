@@ -10,15 +10,20 @@
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
 #include <common/print.hpp>
+#include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/retry_budget.hpp>
 #include <stamina/retry_context.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -213,6 +218,57 @@ BOOST_AUTO_TEST_CASE(the_composed_operation_reports_to_the_policy_hooks) {
   BOOST_REQUIRE(gave_up.has_value());
   BOOST_TEST((gave_up->reason == give_up_reason::attempts_exhausted));
   BOOST_TEST(gave_up->attempts == 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(call_names_async)
+
+// A helper that makes the policies of several call sites, without naming them.
+stamina::retry_policy make_policy() {
+  return stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).attempts(2);
+}
+stamina::hedging_policy make_hedging_policy() {
+  return stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).attempts(2).delay(1ms);
+}
+
+// Each call of a helper-made policy is named after its own line (its own metrics series, log
+// name and default throttle), whatever the driver.
+BOOST_AUTO_TEST_CASE(a_helper_made_policy_is_named_after_each_call) {
+  const stamina::testing_scope no_waiting(stamina::virtual_time);
+  test::hook_recorder hooks;
+  asio::io_context ctx;
+  auto refuse = [&](auto token) {
+    return asio::post(ctx, asio::append(std::move(token), error_code(asio::error::connection_refused)));
+  };
+  std::vector<std::shared_ptr<test::completion_record>> recs;
+  auto handler = [&] {
+    recs.push_back(std::make_shared<test::completion_record>());
+    return test::once(recs.back(), [](error_code) {});
+  };
+  const unsigned retry_line = __LINE__ + 1;
+  stamina::async_retry(ctx.get_executor(), make_policy(), refuse, handler());
+  const unsigned other_retry_line = __LINE__ + 1;
+  stamina::async_retry(ctx.get_executor(), make_policy(), refuse, handler());
+  const unsigned hedge_line = __LINE__ + 1;
+  stamina::async_hedge(ctx.get_executor(), make_hedging_policy(), refuse, handler());
+  ctx.run();
+  for (const auto& rec : recs) BOOST_TEST(rec->calls == 1);
+  std::vector<std::string> names;
+  for (const auto& g : hooks.give_ups()) names.push_back(g.name);
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> expected;
+  for (unsigned line : {retry_line, other_retry_line, hedge_line})
+    expected.push_back("api_async_tests.cpp:" + std::to_string(line));
+  std::sort(expected.begin(), expected.end());
+  BOOST_TEST(names == expected, boost::test_tools::per_element());
+  // An explicit name always wins.
+  const unsigned before = static_cast<unsigned>(hooks.give_ups().size());
+  stamina::async_retry(ctx.get_executor(), make_policy().name("db"), refuse, handler());
+  ctx.restart();
+  ctx.run();
+  BOOST_REQUIRE(hooks.give_ups().size() == before + 1);
+  BOOST_TEST(hooks.give_ups().back().name == "db");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

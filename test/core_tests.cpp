@@ -5,6 +5,7 @@
 #include <common/policies.hpp>
 #include <common/print.hpp>
 #include <stamina/backoff.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry_budget.hpp>
 
@@ -571,19 +572,28 @@ BOOST_AUTO_TEST_CASE(grpc_token_arithmetic) {
   BOOST_CHECK_THROW(stamina::retry_budget(std::numeric_limits<double>::infinity(), 1), std::invalid_argument);
 }
 
-BOOST_AUTO_TEST_CASE(budget_refuses_retries_in_backoff) {
+BOOST_AUTO_TEST_CASE(the_budget_refuses_retries_and_rejected_failures_cost_nothing) {
+  using stamina::detail::action_kind;
   auto shared = std::make_shared<stamina::retry_budget>(4, 1);
   const retry_policy p = test::retry_transient().budget(shared).attempts(std::nullopt);
-  backoff b(p, 1);
-  BOOST_TEST(b.on_failure(transient(), 0s).retry);  // 3 > 2
-  const auto s = b.on_failure(transient(), 0s);     // 2: refused
-  BOOST_TEST(!s.retry);
-  BOOST_TEST((s.reason == give_up_reason::budget_exhausted));
-  // Rejected failures cost nothing.
-  backoff c(p, 1);
-  BOOST_TEST(!c.on_failure(failure(std::make_exception_ptr(test::fatal_error("x"))), 0s).retry);
+  stamina::detail::retry_protocol a(p, nullptr, 1);
+  a.start(0s);
+  BOOST_TEST((a.attempt_failed(transient(), 0s, false).kind == action_kind::wait));  // 3 > 2
+  a.wait_finished(1s, false);
+  BOOST_TEST((a.attempt_failed(transient(), 1s, false).kind == action_kind::give_up));  // 2: refused
+  BOOST_TEST((a.gave_up() == give_up_reason::budget_exhausted));
+  // Rejected failures cost nothing; a success refunds.
+  stamina::detail::retry_protocol c(p, nullptr, 1);
+  c.start(0s);
+  c.attempt_failed(failure(std::make_exception_ptr(test::fatal_error("x"))), 0s, false);
   BOOST_TEST(shared->tokens() == 2.0);
-  c.on_success();
+  stamina::detail::retry_protocol d(p, nullptr, 1);
+  d.start(0s);
+  d.attempt_succeeded();
+  BOOST_TEST(shared->tokens() == 3.0);
+  // The backoff itself is arithmetic only: it charges no budget.
+  backoff b(p, 1);
+  BOOST_TEST(b.on_failure(transient(), 0s).retry);
   BOOST_TEST(shared->tokens() == 3.0);
 }
 

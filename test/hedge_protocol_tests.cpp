@@ -32,13 +32,13 @@ const auto at = [](double s) { return [s] { return stamina::duration(s); }; };
 BOOST_AUTO_TEST_SUITE(hedge_protocol_steps)
 
 BOOST_AUTO_TEST_CASE(start_starts_one_attempt_and_arms_the_delay) {
-  const auto p = policy().timeout(1s);
+  const auto p = policy().timeout(1s).attempt_timeout(0.5s);
   hedge_protocol call(p);
   const hedge_step s = call.start();
   BOOST_TEST(s.start_attempt);
   BOOST_TEST(s.arm_delay.has_value());
   BOOST_TEST(s.arm_delay->count() == 0.010);
-  BOOST_TEST(s.arm_deadline->count() == 1.0);
+  BOOST_TEST(s.arm_limit->count() == 0.5);  // the first attempt's time limit
   BOOST_TEST(!s.complete);
   BOOST_TEST(call.started() == 1U);
   BOOST_TEST(call.in_flight_mask() == 1U);
@@ -51,7 +51,7 @@ BOOST_AUTO_TEST_CASE(a_first_success_completes_without_a_hedge) {
   const hedge_step s = call.attempt_succeeded(1, at(0.005));
   BOOST_TEST(s.keep_result);
   BOOST_TEST(s.disarm);
-  BOOST_TEST(!s.cancel_attempts);
+  BOOST_TEST(s.cancel_mask == 0U);
   BOOST_TEST(s.complete);
   BOOST_TEST(call.outcome() == hedge_outcome::kept_result);
 }
@@ -80,8 +80,7 @@ BOOST_AUTO_TEST_CASE(a_win_cancels_the_others_and_completes_when_they_return) {
   call.delay_elapsed(0.010s);
   hedge_step s = call.attempt_succeeded(2, at(0.015));
   BOOST_TEST(s.keep_result);
-  BOOST_TEST(s.cancel_attempts);
-  BOOST_TEST(call.in_flight_mask() == 1U);  // attempt 1 is the one to cancel
+  BOOST_TEST(s.cancel_mask == 1U);  // attempt 1 is the one to cancel
   BOOST_TEST(!s.complete);
   s = call.attempt_failed(1, stamina::failure(boost::system::error_code(boost::asio::error::operation_aborted)),
                           0.015s);
@@ -104,7 +103,7 @@ BOOST_AUTO_TEST_CASE(an_accepted_failure_hedges_at_once_and_a_rejected_one_ends_
   BOOST_TEST(call.started() == 3U);
   s = call.attempt_failed(3, reset, 0.013s);
   BOOST_TEST(s.keep_result);
-  BOOST_TEST(s.cancel_attempts);
+  BOOST_TEST(s.cancel_mask == 2U);  // attempt 2 (attempt 1 has returned)
   BOOST_TEST(!s.start_attempt);
   BOOST_TEST(!s.complete);
   s = call.attempt_succeeded(2, at(0.014));  // too late: the call is decided
@@ -124,20 +123,38 @@ BOOST_AUTO_TEST_CASE(all_failed_completes_with_the_last_failure) {
   BOOST_TEST(call.outcome() == hedge_outcome::kept_result);
 }
 
-BOOST_AUTO_TEST_CASE(the_deadline_times_out_once_the_attempts_return) {
-  const auto p = policy().timeout(0.05s);
+BOOST_AUTO_TEST_CASE(attempts_are_cut_at_their_limit_and_time_out_the_call) {
+  // timeout and attempt_timeout as for retries: each attempt may run min(attempt_timeout, time
+  // left); once the deadline has passed no hedge starts.
+  const auto p = policy().timeout(0.05s).attempt_timeout(0.05s);
   hedge_protocol call(p);
   call.start();
-  call.delay_elapsed(0.010s);
-  hedge_step s = call.deadline_reached(0.05s);
-  BOOST_TEST(s.cancel_attempts);
-  BOOST_TEST(s.disarm);
-  BOOST_TEST(!s.complete);
-  call.attempt_failed(1, refused, 0.05s);
-  s = call.attempt_succeeded(2, at(0.05));  // after the deadline: not the result
-  BOOST_TEST(!s.keep_result);
+  hedge_step s = call.delay_elapsed(0.010s);
+  BOOST_TEST(s.start_attempt);
+  BOOST_TEST(s.arm_limit->count() == 0.04, boost::test_tools::tolerance(1e-9));  // attempt 1's limit, 40 ms away
+  s = call.limit_reached(0.05s);
+  BOOST_TEST(s.cancel_mask == 3U);  // both cut at the deadline
+  BOOST_TEST(!s.arm_limit.has_value());
+  s = call.attempt_failed(1, stamina::failure(boost::system::error_code(boost::asio::error::operation_aborted)), 0.05s);
+  BOOST_TEST(!s.start_attempt);  // past the deadline: no hedge
+  s = call.attempt_failed(2, stamina::failure(boost::system::error_code(boost::asio::error::operation_aborted)), 0.05s);
   BOOST_TEST(s.complete);
   BOOST_TEST(call.outcome() == hedge_outcome::timed_out);
+}
+
+BOOST_AUTO_TEST_CASE(without_attempt_timeout_the_deadline_only_stops_hedging) {
+  const auto p = policy().timeout(0.015s);
+  hedge_protocol call(p);
+  call.start();
+  hedge_step s = call.delay_elapsed(0.010s);
+  BOOST_TEST(s.start_attempt);
+  BOOST_TEST(!s.arm_delay.has_value());  // the next delay would end past the deadline (20 ms > 15 ms)
+  s = call.attempt_failed(2, refused, 0.016s);
+  BOOST_TEST(!s.start_attempt);  // past the deadline
+  s = call.attempt_succeeded(1, at(0.1));  // attempt 1 was never cut
+  BOOST_TEST(s.keep_result);
+  BOOST_TEST(s.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::kept_result);
 }
 
 BOOST_AUTO_TEST_CASE(cancellation_stops_hedging_but_a_late_success_still_wins) {
@@ -146,9 +163,9 @@ BOOST_AUTO_TEST_CASE(cancellation_stops_hedging_but_a_late_success_still_wins) {
   call.start();
   call.delay_elapsed(0.010s);
   hedge_step s = call.cancelled(0.012s);
-  BOOST_TEST(s.cancel_attempts);
+  BOOST_TEST(s.cancel_mask == 3U);
   BOOST_TEST(s.disarm);
-  BOOST_TEST(call.cancelled(0.013s).cancel_attempts == false);  // once
+  BOOST_TEST(call.cancelled(0.013s).cancel_mask == 0U);  // once
   s = call.attempt_failed(1, refused, 0.013s);                  // accepted, but no hedge after a cancellation
   BOOST_TEST(!s.start_attempt);
   BOOST_TEST(s.keep_result);

@@ -133,9 +133,9 @@ std::vector<scenario> scenarios() {
                3,
                0});
   s.push_back({"hedges stop at max_attempts", {{100ms, {}}, {100ms, {}}, {5ms, {}}}, three, {}, 3, 25, 3, 2});
-  s.push_back({"the deadline cancels every attempt",
+  s.push_back({"attempts limited to the deadline are cut there",
                {{100ms, {}}, {100ms, {}}},
-               [](stamina::hedging_policy& p) { p.timeout(50ms); },
+               [](stamina::hedging_policy& p) { p.timeout(50ms).attempt_timeout(50ms); },
                timed_out,
                0,
                50,
@@ -410,7 +410,8 @@ BOOST_AUTO_TEST_CASE(policies_reject_invalid_values_naming_the_field) {
     }
     return std::string("no exception");
   };
-  BOOST_TEST(message([&] { p.max_attempts(0); }).find("max_attempts") != std::string::npos);
+  BOOST_TEST(message([&] { p.attempts(0); }).find("attempts") != std::string::npos);
+  BOOST_TEST(message([&] { p.attempt_timeout(0s); }).find("attempt_timeout") != std::string::npos);
   BOOST_TEST(message([&] { p.delay(-1ms); }).find("delay") != std::string::npos);
   BOOST_TEST(message([&] { p.delay(stamina::duration(NAN)); }).find("delay") != std::string::npos);
   BOOST_TEST(message([&] { p.adaptive_delay(1.5); }).find("adaptive_delay") != std::string::npos);
@@ -418,9 +419,9 @@ BOOST_AUTO_TEST_CASE(policies_reject_invalid_values_naming_the_field) {
   BOOST_TEST(message([] { stamina::hedge_budget(2.0); }).find("ratio") != std::string::npos);
   BOOST_TEST(message([] { stamina::hedge_budget(0.1, 0.5); }).find("burst") != std::string::npos);
   // hostile values saturate
-  p.max_attempts(1'000'000'000'000LL);
-  BOOST_TEST(p.max_attempts() == stamina::hedging_policy::max_attempts_limit);
-  BOOST_TEST(p.max_attempts() == 10U);  // the failed setters changed nothing else
+  p.attempts(1'000'000'000'000LL);
+  BOOST_TEST(p.attempts() == stamina::hedging_policy::max_attempts_limit);
+  BOOST_TEST(p.attempts() == 10U);  // the failed setters changed nothing else
   BOOST_TEST(p.delay().count() == 0.010);
 }
 
@@ -664,6 +665,118 @@ BOOST_AUTO_TEST_CASE(an_invalid_awaitable_is_a_failed_attempt) {
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(calls == 1);
   BOOST_TEST(got == asio::error::invalid_argument);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Hedging obeys what retries obey: the switches, the testing scopes and the global hooks.
+BOOST_AUTO_TEST_SUITE(hedge_switches)
+
+namespace {
+
+// The first attempt hangs (a real timer of an hour, until cancelled); later ones succeed at
+// once. Completes with (error_code, attempt number).
+struct hang_then_succeed {
+  asio::io_context* ctx;
+  std::shared_ptr<std::vector<std::unique_ptr<asio::steady_timer>>> timers =
+      std::make_shared<std::vector<std::unique_ptr<asio::steady_timer>>>();
+  template <class Token>
+  auto operator()(Token&& token) const {
+    const bool first = timers->empty();
+    timers->push_back(std::make_unique<asio::steady_timer>(*ctx, first ? std::chrono::hours(1) : 0h));
+    const int n = static_cast<int>(timers->size());
+    return timers->back()->async_wait(asio::append(std::forward<Token>(token), n));
+  }
+};
+
+struct real_outcome {
+  bool completed = false;
+  error_code ec;
+  int value = 0;
+};
+
+// One hedged call on real timers, bounded by `bound` of real time.
+real_outcome run_real(asio::io_context& ctx, const stamina::hedging_policy& policy, const hang_then_succeed& op,
+                      std::chrono::seconds bound) {
+  real_outcome out;
+  auto rec = std::make_shared<test::completion_record>();
+  stamina::async_hedge(ctx.get_executor(), policy, op, test::once(rec, [&](error_code ec, int n) {
+                         out.completed = true;
+                         out.ec = ec;
+                         out.value = n;
+                       }));
+  ctx.run_for(bound);
+  BOOST_TEST(rec->calls == 1);
+  return out;
+}
+
+}  // namespace
+
+// A hedge due in 20 s is due at once in virtual time: the call completes without waiting
+// (a real wait would outlast the 10 s bound), and the skipped delay is listed.
+BOOST_AUTO_TEST_CASE(virtual_time_skips_the_hedge_delay) {
+  asio::io_context ctx;
+  const stamina::testing_scope scope(stamina::virtual_time);
+  const hang_then_succeed op{&ctx};
+  const real_outcome got = run_real(ctx, base_policy().delay(20s).timeout(60s), op, 10s);
+  BOOST_TEST(got.completed);
+  BOOST_TEST(!got.ec);
+  BOOST_TEST(got.value == 2);
+  BOOST_TEST(op.timers->size() == 2U);
+  const auto waits = scope.waits();
+  BOOST_REQUIRE_EQUAL(waits.size(), 1U);
+  BOOST_TEST(waits[0].count() == 20.0);
+}
+
+// testing_scope(n): n attempts, no delay between them, no deadline.
+BOOST_AUTO_TEST_CASE(a_testing_scope_starts_its_attempts_without_delay) {
+  asio::io_context ctx;
+  const stamina::testing_scope scope(2);
+  const hang_then_succeed op{&ctx};
+  const real_outcome got = run_real(ctx, base_policy().delay(20s).attempts(5), op, 10s);
+  BOOST_TEST(got.completed);
+  BOOST_TEST(got.value == 2);
+  BOOST_TEST(op.timers->size() == 2U);
+}
+
+// set_active(false) is Python stamina's switch: one attempt, no hedge.
+BOOST_AUTO_TEST_CASE(an_inactive_library_makes_one_attempt) {
+  asio::io_context ctx;
+  stamina::set_active(false);
+  int calls = 0;
+  auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), refused, ++calls)); };
+  auto rec = std::make_shared<test::completion_record>();
+  error_code got;
+  stamina::async_hedge(ctx.get_executor(), base_policy().attempts(3).delay(1ms), op,
+                       test::once(rec, [&](error_code ec, int) { got = ec; }));
+  ctx.run_for(10s);
+  stamina::set_active(true);
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(got == refused);
+}
+
+// The global on-hedge hooks see every hedged call, and the default metrics count hedges.
+BOOST_AUTO_TEST_CASE(global_hooks_and_the_default_metrics_see_hedges) {
+  std::vector<stamina::hedge_event_kind> seen;
+  stamina::instrumentation::set_on_hedge_hooks(
+      {[&](const stamina::hedge_event& e) { seen.push_back(e.kind); },
+       stamina::instrumentation::hedge_metrics_hook()});
+  stamina::instrumentation::default_metrics().clear();
+  {
+    asio::io_context ctx;
+    const stamina::testing_scope scope(stamina::virtual_time);
+    const hang_then_succeed op{&ctx};
+    BOOST_TEST(run_real(ctx, base_policy().name("hedged-db"), op, 10s).value == 2);
+  }
+  stamina::instrumentation::reset_on_hedge_hooks();
+  BOOST_TEST((seen == std::vector<stamina::hedge_event_kind>{stamina::hedge_event_kind::started,
+                                                             stamina::hedge_event_kind::won,
+                                                             stamina::hedge_event_kind::cancelled}),
+             boost::test_tools::per_element());
+  const std::string text = stamina::instrumentation::default_metrics().render_prometheus();
+  BOOST_TEST(text.find("stamina_hedges_total{callable=\"hedged-db\",event=\"started\"} 1") != std::string::npos, text);
+  BOOST_TEST(text.find("stamina_hedges_total{callable=\"hedged-db\",event=\"won\"} 1") != std::string::npos, text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -5,7 +5,7 @@
 
 #include <common/hook_recorder.hpp>
 #include <common/policies.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry_budget.hpp>
 
@@ -204,21 +204,28 @@ BOOST_AUTO_TEST_CASE(switches_are_read_once_when_the_call_starts) {
   BOOST_TEST(hooks.retries()[0].wait_for == 0.0);
 }
 
-BOOST_AUTO_TEST_CASE(first_attempt_then_machine_is_the_same_call) {
+BOOST_AUTO_TEST_CASE(an_unnamed_policy_is_named_after_the_call) {
   test::hook_recorder hooks;
-  auto budget = std::make_shared<stamina::retry_budget>(10, 1);
-  const auto p = policy().budget(budget).attempts(2);
-  const stamina::detail::first_attempt first(p);
-  BOOST_TEST(!first.needs_clock());
-  retry_protocol call(first);  // the first attempt failed
-  BOOST_TEST(call.attempts() == 1u);
-  BOOST_TEST((call.attempt_failed(refused, 0s, false).kind == action_kind::wait));
-  call.wait_finished(1s, false);
-  BOOST_TEST((call.attempt_failed(refused, 1s, false).kind == action_kind::give_up));
-  BOOST_TEST(hooks.give_ups().at(0).attempts == 2u);
-  BOOST_TEST(budget->tokens() == 8.0);
-  stamina::detail::first_attempt(p).succeeded();  // a first success refunds like attempt_succeeded
-  BOOST_TEST(budget->tokens() == 9.0);
+  const auto p = policy().attempts(2);  // made on one line, used on two others
+  const stamina::detail::caller first_call("client.cpp", 10);
+  const stamina::detail::caller second_call("client.cpp", 20);
+  for (const auto* where : {&first_call, &second_call}) {
+    retry_protocol call(p, where);
+    call.start(0s);
+    call.attempt_failed(refused, 0s, false);
+    call.wait_finished(1s, false);
+    call.attempt_failed(refused, 1s, false);
+  }
+  const auto give_ups = hooks.give_ups();
+  BOOST_REQUIRE(give_ups.size() == 2u);
+  BOOST_TEST(give_ups[0].name == "client.cpp:10");
+  BOOST_TEST(give_ups[1].name == "client.cpp:20");
+  // An explicit name always wins.
+  const auto named = policy().attempts(1).name("db");
+  retry_protocol call(named, &first_call);
+  call.start(0s);
+  call.attempt_failed(refused, 0s, false);
+  BOOST_TEST(hooks.give_ups().at(2).name == "db");
 }
 
 BOOST_AUTO_TEST_CASE(throwing_classifier_means_no_retry) {

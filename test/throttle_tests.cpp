@@ -6,7 +6,7 @@
 #include <common/hook_recorder.hpp>
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/backoff.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_budget.hpp>
@@ -234,7 +234,8 @@ BOOST_AUTO_TEST_CASE(shed_attempt_waits_its_backoff_and_charges_no_budget) {
   BOOST_TEST((a.result == give_up_result::throttled));
   BOOST_REQUIRE(hooks.give_ups().size() == 1u);
   BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::throttled));
-  BOOST_TEST(hooks.give_ups()[0].attempts == 3u);
+  BOOST_TEST(hooks.give_ups()[0].attempts == 0u);
+  BOOST_TEST(hooks.give_ups()[0].held_back == 3u);
   BOOST_TEST(budget->tokens() == 10.0);
 }
 
@@ -252,7 +253,8 @@ BOOST_AUTO_TEST_CASE(under_a_deadline_held_back_attempts_do_not_use_up_attempts)
   BOOST_TEST(now == 9.0);  // nine holds of 1 s (holds do not grow the wait); a tenth would end at the deadline
   BOOST_REQUIRE(hooks.give_ups().size() == 1u);
   BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::throttled));
-  BOOST_TEST(hooks.give_ups()[0].attempts == 10u);  // more than `attempts`: none was sent
+  BOOST_TEST(hooks.give_ups()[0].attempts == 0u);  // none was sent
+  BOOST_TEST(hooks.give_ups()[0].held_back == 10u);  // more than `attempts`: the deadline bounds the pacing
 }
 
 BOOST_AUTO_TEST_CASE(cancelled_wait_after_a_shed_reports_the_shed) {
@@ -377,7 +379,7 @@ BOOST_AUTO_TEST_CASE(random_failures_with_spare_capacity_are_retried_not_paced) 
         events.pop();
         fake_seconds = e.at;
         if (e.call >= calls.size()) {  // a new call arrives
-          calls.push_back(std::make_unique<retry_protocol>(p, e.call + 1));
+          calls.push_back(std::make_unique<retry_protocol>(p, nullptr, e.call + 1));
           started.push_back(e.at);
           next.push_back(calls.back()->start(0s));
         } else {
@@ -414,27 +416,33 @@ stamina::retry_policy fast_policy(const std::string& name) {
   return policy().name(name).wait_initial(1ms).wait_max(1ms);
 }
 
+// The throttle a call of `p` answers to, as the call state resolves it when the call starts
+// (`make`: as after a failure, registering the name's default throttle).
+adaptive_throttle* throttle_of_a_call(const stamina::retry_policy& p, bool make) {
+  stamina::detail::call_state call(p.call_spec(nullptr));
+  return call.throttle_in_effect(make);
+}
+
 BOOST_AUTO_TEST_CASE(a_policy_uses_the_default_throttle_of_its_name) {
-  const auto switches = stamina::detail::load_global_config();
   // A failure is reported to the name's throttle, made on first use.
-  BOOST_TEST(policy().throttle_to_report(switches) == stamina::default_throttle(policy().name()).get());
-  BOOST_TEST(policy().name("db").throttle_to_report(switches) == stamina::default_throttle("db").get());
-  BOOST_TEST(policy().name("db").throttle(nullptr).throttle_to_report(switches) == nullptr);
+  BOOST_TEST(throttle_of_a_call(policy(), true) == stamina::default_throttle(policy().name()).get());
+  BOOST_TEST(throttle_of_a_call(policy().name("db"), true) == stamina::default_throttle("db").get());
+  BOOST_TEST(throttle_of_a_call(policy().name("db").throttle(nullptr), true) == nullptr);
   auto own = std::make_shared<adaptive_throttle>();
-  BOOST_TEST(policy().name("db").throttle(own).throttle_to_report(switches) == own.get());
-  BOOST_TEST(policy().name("db").throttle(own).throttle_in_effect(switches) == own.get());
+  BOOST_TEST(throttle_of_a_call(policy().name("db").throttle(own), true) == own.get());
+  BOOST_TEST(throttle_of_a_call(policy().name("db").throttle(own), false) == own.get());
   BOOST_TEST(stamina::default_throttle("db") != stamina::default_throttle("cache"));
   // Admission asks the name's throttle only when it is not healthy.
   const auto db = stamina::default_throttle("db");
-  BOOST_TEST(policy().name("db").throttle_in_effect(switches) == nullptr);
+  BOOST_TEST(throttle_of_a_call(policy().name("db"), false) == nullptr);
   db->on_failed();
   BOOST_TEST(db->watching());
-  BOOST_TEST(policy().name("db").throttle_in_effect(switches) == db.get());
+  BOOST_TEST(throttle_of_a_call(policy().name("db"), false) == db.get());
   stamina::set_default_throttling(false);
-  BOOST_TEST(policy().name("db").throttle_to_report(stamina::detail::load_global_config()) == nullptr);
+  BOOST_TEST(throttle_of_a_call(policy().name("db"), true) == nullptr);
   stamina::set_default_throttling(true);
   const stamina::testing_scope testing;
-  BOOST_TEST(policy().name("db").throttle_to_report(stamina::detail::load_global_config()) == nullptr);
+  BOOST_TEST(throttle_of_a_call(policy().name("db"), true) == nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(single_failing_call_in_a_healthy_process_gets_all_its_attempts) {
@@ -502,9 +510,10 @@ BOOST_AUTO_TEST_CASE(the_registry_holds_only_throttles_in_use) {
 // The quick-start shape makes a policy per call: its successes take no lock and look nothing up.
 BOOST_AUTO_TEST_CASE(a_policy_made_per_call_succeeds_without_a_registry_lookup) {
   const auto ok = [] { return boost::system::error_code(); };
-  stamina::retry(stamina::on_error(boost::asio::error::connection_refused), ok);  // warm up
+  const auto call = [&] { stamina::retry(stamina::on_error(boost::asio::error::connection_refused), ok); };
+  call();  // warm up: the first call of a call site may look once (another name may be unhealthy)
   const std::uint64_t before = stamina::detail::default_throttle_lookups();
-  for (int i = 0; i < 1000; ++i) stamina::retry(stamina::on_error(boost::asio::error::connection_refused), ok);
+  for (int i = 0; i < 1000; ++i) call();
   BOOST_TEST(stamina::detail::default_throttle_lookups() == before);
 }
 

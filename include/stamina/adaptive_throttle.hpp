@@ -243,6 +243,8 @@ namespace detail {
 // one relaxed load.
 inline constexpr std::size_t throttle_buckets = 256;
 inline std::atomic<std::uint32_t> unhealthy_default_throttles{0};
+// Default throttles registered so far (a look-up that found none stays valid until it changes).
+inline std::atomic<std::uint64_t> default_throttle_registrations{1};
 inline bool any_default_throttle_unhealthy() noexcept {
   return unhealthy_default_throttles.load(std::memory_order_relaxed) != 0;
 }

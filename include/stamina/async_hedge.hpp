@@ -1,11 +1,11 @@
 #ifndef STAMINA_ASYNC_HEDGE_HPP
 #define STAMINA_ASYNC_HEDGE_HPP
 
-#include <stamina/async_retry.hpp>
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/hedge_op.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/hedging_policy.hpp>
+#include <stamina/operation.hpp>
 
 #include <stamina/detail/asio.hpp>
 
@@ -19,8 +19,8 @@ namespace detail {
 
 // The implementation behind stamina::async_hedge, on any clock (tests use a virtual one).
 template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
-auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& policy, Op op,
-                            CompletionToken&& token) {
+auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& policy, Op op, CompletionToken&& token,
+                            const caller& where = {}) {
   using op_type = std::decay_t<Op>;
   using executor_type = std::decay_t<decltype(executor_of(ex_or_context))>;
   using signature = typename decayed_signature<typename op_traits<op_type>::signature>::type;
@@ -29,8 +29,10 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
                 "stamina::async_hedge: the completion values after the first argument must be default-constructible "
                 "(a call that times out completes with them value-initialised)");
   executor_type ex = executor_of(ex_or_context);
-  return stamina::net::async_initiate<CompletionToken, signature>(initiate_hedge<Clock, executor_type, signature>{ex},
-                                                                  token, std::move(policy), std::move(op));
+  if (policy.result_classifier() != nullptr)
+    check_values_of(policy.result_classifier(), static_cast<signature*>(nullptr));
+  return stamina::net::async_initiate<CompletionToken, signature>(
+      initiate_composed<hedge_op, Clock, executor_type, signature>{ex, where}, token, std::move(policy), std::move(op));
 }
 
 }  // namespace detail
@@ -102,9 +104,9 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
          token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op op,
-                                                             CompletionToken&& token = {}) {
+                                                             CompletionToken&& token = {}, detail::caller where = {}) {
   return detail::async_hedge_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
-                                                                   std::forward<CompletionToken>(token));
+                                                                   std::forward<CompletionToken>(token), where);
 }
 
 /// @cond

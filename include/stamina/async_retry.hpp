@@ -2,6 +2,7 @@
 #define STAMINA_ASYNC_RETRY_HPP
 
 #include <stamina/detail/async_op_traits.hpp>
+#include <stamina/operation.hpp>
 #include <stamina/detail/async_retry_op.hpp>
 #include <stamina/detail/caller_coroutine.hpp>
 #include <stamina/detail/namespace.hpp>
@@ -16,16 +17,6 @@
 
 STAMINA_NAMESPACE_BEGIN
 
-/// The first form of operation `async_retry` accepts: `op()` returning `asio::awaitable<T>`;
-/// failures are exceptions.
-template <class Op>
-concept awaitable_operation = detail::awaitable_op<Op>;
-
-/// The second form: `op(token)` starting one Asio operation with `token`, whose completion
-/// signature begins with `error_code` or `std::exception_ptr`; failures are that argument.
-template <class Op>
-concept token_operation = detail::token_op<Op>;
-
 namespace detail {
 
 template <class T>
@@ -34,14 +25,6 @@ template <class Executor>
 struct is_use_awaitable<stamina::net::use_awaitable_t<Executor>> : std::true_type {
   using executor_type = Executor;
 };
-
-template <class T>
-decltype(auto) executor_of(T& ex_or_context) {
-  if constexpr (std::is_convertible_v<T&, stamina::net::execution_context&>)
-    return ex_or_context.get_executor();
-  else
-    return (ex_or_context);
-}
 
 // Whether op() returns coroutines of another executor type than the awaiting caller's.
 template <class Traits, class AwaitableExecutor>
@@ -52,23 +35,12 @@ constexpr bool foreign_awaitable() {
     return false;
 }
 
-// The on_result check of an async call: its values are the completion arguments after the first.
-template <class First, class... Rest>
-void check_values_of(const retry_policy& policy, void (*)(First, Rest...)) {
-  check_result_values<Rest...>(policy);
-}
-
-template <class Signature>
-struct rest_default_constructible;
-template <class First, class... Rest>
-struct rest_default_constructible<void(First, Rest...)>
-    : std::bool_constant<(std::is_default_constructible_v<Rest> && ...)> {};
-
 // The implementation behind stamina::async_retry, on any clock (tests use a virtual one with
 // a stamina::net::wait_traits specialisation). The completion token alone chooses the driver:
 // use_awaitable runs the caller-coroutine driver, every other token the composed operation.
 template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
-auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& policy, Op op, CompletionToken&& token) {
+auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& policy, Op op, CompletionToken&& token,
+                            const caller& where = {}) {
   using op_type = std::decay_t<Op>;
   static_assert(awaitable_op<op_type> || token_op<op_type>,
                 "stamina::async_retry: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
@@ -80,7 +52,8 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
     (void)signature_head<signature>{};
     executor_type ex = executor_of(ex_or_context);
     using token_type = std::decay_t<CompletionToken>;
-    if (policy.result_classifier() != nullptr) check_values_of(policy, static_cast<signature*>(nullptr));
+    if (policy.result_classifier() != nullptr)
+      check_values_of(policy.result_classifier(), static_cast<signature*>(nullptr));
 
     const auto composed = [&] {
       static_assert(rest_default_constructible<signature>::value,
@@ -88,7 +61,8 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
                     "default-constructible (a cancelled or timed-out call completes with them value-initialised)");
       if constexpr (rest_default_constructible<signature>::value)
         return stamina::net::async_initiate<CompletionToken, signature>(
-            initiate_retry<Clock, executor_type, signature>{ex}, token, std::move(policy), std::move(op));
+            initiate_composed<retry_op, Clock, executor_type, signature>{ex, where}, token, std::move(policy),
+            std::move(op));
     };
     if constexpr (is_use_awaitable<token_type>::value) {
       using awaitable_executor = typename is_use_awaitable<token_type>::executor_type;
@@ -96,7 +70,7 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
         return composed();  // the op's coroutines cannot be awaited from this caller's
       else
         return caller_coroutine<Clock, awaitable_executor, executor_type, op_type, signature>(ex, std::move(policy),
-                                                                                              std::move(op));
+                                                                                              std::move(op), where);
     } else {
       return composed();
     }
@@ -171,9 +145,9 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
          token_operation<std::decay_t<Op>>) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op,
-                                                             CompletionToken&& token = {}) {
+                                                             CompletionToken&& token = {}, detail::caller where = {}) {
   return detail::async_retry_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
-                                                                   std::forward<CompletionToken>(token));
+                                                                   std::forward<CompletionToken>(token), where);
 }
 
 /// @cond

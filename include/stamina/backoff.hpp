@@ -1,14 +1,12 @@
 #ifndef STAMINA_BACKOFF_HPP
 #define STAMINA_BACKOFF_HPP
 
-#include <stamina/adaptive_throttle.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/give_up_reason.hpp>
 #include <stamina/global.hpp>
-#include <stamina/retry_budget.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <algorithm>
@@ -22,12 +20,15 @@ STAMINA_NAMESPACE_BEGIN
 namespace detail {
 // A fresh seed per call: thread-local generator seeded once from std::random_device.
 std::uint64_t random_seed() noexcept;
+class retry_protocol;
 }  // namespace detail
 
-/// The sans-I/O state of one retrying call. Fed each failure and the time elapsed since the
-/// first attempt started, it answers "give up" or "retry after d". It reads no clock, sleeps
-/// never and performs no I/O; `retry` and `async_retry` are thin drivers over it, and a
-/// hand-written loop can drive it too (see examples/hand_written_loop.cpp).
+/// The wait arithmetic of one retrying call: fed each failure (or its classification) and the
+/// time elapsed since the first attempt started, it answers "give up" or "retry after d",
+/// following the policy's attempts, deadline and jitter. It reads no clock, sleeps never and
+/// performs no I/O. `retry`, `async_retry`, `async_hedge` and `retry_context` add the rest of a
+/// call's rules over it (throttle, budget, hooks, cancellation, attempt limits); a hand-written
+/// loop that wants those uses `retry_context`.
 ///
 /// It refers to `policy`, which must outlive it, and snapshots the global switches
 /// (`set_active`, `set_testing`) when constructed. Small and cheap to copy.
@@ -55,55 +56,6 @@ class backoff {
     seeded_ = true;
   }
 
-  /// With the global switches as they were when the call started (`detail::load_global_config`).
-  backoff(const retry_policy& policy, detail::global_config switches) noexcept
-      : policy_(&policy), rng_(0), prev_wait_(policy.wait_initial().count()) {
-    active_ = switches.active();
-    testing_ = switches.testing();
-    default_throttling_ = switches.default_throttling();
-    const unsigned configured = policy.attempts().value_or(0);  // 0 = unlimited
-    max_attempts_ = configured;
-    if (testing_) {
-      const unsigned forced = std::max(1u, switches.testing_attempts());
-      max_attempts_ = switches.cap() && configured != 0 ? std::min(configured, forced) : forced;
-    }
-    if (!active_) max_attempts_ = 1;
-    if (policy.timeout() && !testing_ && active_) timeout_ = policy.timeout()->count();
-  }
-  backoff(retry_policy&&, detail::global_config) = delete;
-
-  /// Both: the given switches and a fixed seed (0 = draw one lazily, as without a seed).
-  backoff(const retry_policy& policy, detail::global_config switches, std::uint64_t seed) noexcept
-      : backoff(policy, switches) {
-    rng_ = seed;
-    seeded_ = seed != 0;
-  }
-  backoff(retry_policy&&, detail::global_config, std::uint64_t) = delete;
-
-  /// Whether a call under `switches` must measure elapsed time: a deadline or an attempt
-  /// time limit applies. The one rule for every driver.
-  static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
-    return switches.active() && ((policy.timeout() && !switches.testing()) || policy.attempt_timeout().has_value());
-  }
-
-  /// Records a success of a call: returns tokens to the policy's budget and tells its throttle
-  /// the dependency answered, unless retrying was inactive when the call started.
-  static void record_success(const retry_policy& policy, detail::global_config switches) noexcept {
-    if (switches.active()) record_success(policy, policy.throttle_in_effect(switches));
-  }
-  /// Same, with the throttle in effect already looked up (null: none), for an active call.
-  static void record_success(const retry_policy& policy, adaptive_throttle* throttle) noexcept {
-    if (retry_budget* budget = policy.budget_in_effect()) budget->on_success();
-    if (throttle != nullptr) throttle->on_accepted();
-  }
-
-  /// Asks the throttle in effect whether the next attempt may be sent (always yes without
-  /// one, or when retrying was inactive when the call started).
-  static bool admit(const retry_policy& policy, detail::global_config switches) noexcept {
-    adaptive_throttle* throttle = policy.throttle_in_effect(switches);
-    return throttle == nullptr || !switches.active() || throttle->admit();
-  }
-
   /// The policy this backoff follows.
   const retry_policy& policy() const noexcept { return *policy_; }
   /// Whether retrying was active (`set_active`) when this backoff was made.
@@ -123,8 +75,11 @@ class backoff {
   std::optional<duration> deadline() const noexcept {
     return std::isinf(timeout_) ? std::nullopt : std::optional<duration>(timeout_);
   }
-  /// Whether the driver must measure elapsed time (a deadline or an attempt timeout applies).
-  bool needs_clock() const noexcept { return needs_clock(*policy_, switches()); }
+  /// Whether the driver must measure elapsed time (see the static form).
+  bool needs_clock() const noexcept {
+    return needs_clock(*policy_, {(active_ ? 0 : detail::global_config::inactive_bit) |
+                                  (testing_ ? detail::global_config::testing_bit : 0)});
+  }
 
   /// How long the next attempt may run when the policy has an `attempt_timeout`:
   /// `min(attempt_timeout, time left before the deadline)`, so the whole call ends by its
@@ -140,12 +95,7 @@ class backoff {
   /// is reported on standard error, like a throwing hook, and counts as "do not retry", so
   /// the original failure is delivered rather than the classifier's exception.
   decision classify(const failure& f) const noexcept {
-    try {
-      return policy_->on()(f);
-    } catch (...) {
-      detail::report_classifier_failure();
-      return decision::no_retry();
-    }
+    return detail::classify_safely([&] { return policy_->on()(f); });
   }
 
   /// The wait the next retryable failure will draw (ignoring the deadline, the attempt
@@ -158,7 +108,7 @@ class backoff {
       seeded_ = true;
     }
     backoff copy = *this;
-    return copy.draw_wait(failures_ - held_ + 1);
+    return copy.draw_wait(failures_ + 1);
   }
 
   /// Records a failure (classified by the policy) that happened `elapsed` after the first
@@ -166,14 +116,31 @@ class backoff {
   step on_failure(const failure& f, duration elapsed) { return on_failure(classify(f), elapsed); }
 
   /// Same, with the classification already made (e.g. an attempt timeout, always retryable).
-  step on_failure(decision d, duration elapsed) { return on_failure(d, elapsed, false); }
-
-  /// An attempt the policy's throttle shed: retryable, never sent, so it charges no budget; a
-  /// give-up after it (other than at the deadline) has reason `throttled`.
-  step on_shed(duration elapsed) { return on_failure(decision::retry(), elapsed, true); }
-
-  /// Records a success: returns tokens to the budget.
-  void on_success() noexcept { record_success(*policy_, switches()); }
+  /// `other_attempts`: attempts of the call that count against `attempts` but were no failure
+  /// seen here (attempts a throttle held back, when the call has no deadline).
+  step on_failure(decision d, duration elapsed, unsigned other_attempts = 0) {
+    if (failures_ != std::numeric_limits<unsigned>::max()) ++failures_;
+    if (!active_) return give_up(give_up_reason::attempts_exhausted);
+    if (!d.should_retry()) return give_up(give_up_reason::not_retryable);
+    const unsigned used =
+        failures_ > std::numeric_limits<unsigned>::max() - other_attempts ? failures_ : failures_ + other_attempts;
+    if (max_attempts_ != 0 && used >= max_attempts_) return give_up(give_up_reason::attempts_exhausted);
+    double wait = 0;
+    if (!testing_) {
+      if (d.what() == decision::kind::retry_after) {
+        // A server-given wait, capped (a hostile Retry-After must not park the call), then
+        // spread; the spread stays short of the deadline (ends strictly before it).
+        const double asked = std::min(d.wait().count(), server_wait_cap());
+        wait = spread_after(duration(asked), 0.999 * (timeout_ - elapsed.count() - asked)).count();
+      } else {
+        wait = draw_wait(failures_).count();
+      }
+    }
+    if (!std::isinf(timeout_) && elapsed.count() + wait >= timeout_) return give_up(give_up_reason::deadline);
+    const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
+    waited_ += wait;
+    return s;
+  }
 
   /// The wait after a server-given minimum `d` (a `retry_after` decision): `d + U(0, min(d,
   /// wait_jitter))`. Never earlier than asked, and spread after it, so clients that were
@@ -185,56 +152,6 @@ class backoff {
     return duration(d.count() + uniform() * spread);
   }
 
- private:
-  step on_failure(decision d, duration elapsed, bool shed) {
-    if (failures_ != std::numeric_limits<unsigned>::max()) ++failures_;
-    if (!active_) return give_up(give_up_reason::attempts_exhausted);
-    if (!d.should_retry()) {
-      // The dependency answered (a 404 is an answer): the throttle counts it as accepted.
-      if (adaptive_throttle* throttle = policy_->throttle_in_effect(switches())) throttle->on_accepted();
-      return give_up(give_up_reason::not_retryable);
-    }
-    if (!shed) {
-      // A time-out or a server that says it is overloaded is overload; any other retryable
-      // failure was an answer.
-      if (adaptive_throttle* throttle = policy_->throttle_to_report(switches())) {
-        if (d.overload())
-          throttle->on_overloaded();
-        else
-          throttle->on_failed();
-      }
-    }
-    retry_budget* budget = shed ? nullptr : policy_->budget_in_effect();
-    const bool budget_allows = budget == nullptr || budget->on_failure();
-    // A held-back attempt was never sent: under a deadline it does not use up an attempt
-    // (the deadline bounds the pacing); without one it does, so that the call still ends. It
-    // waits the backoff of the next real retry: holds do not make the waits grow.
-    if (shed && held_ != std::numeric_limits<unsigned>::max()) ++held_;
-    const unsigned unsent = std::isinf(timeout_) ? 0 : held_;
-    if (max_attempts_ != 0 && failures_ - unsent >= max_attempts_)
-      return give_up(shed ? give_up_reason::throttled : give_up_reason::attempts_exhausted);
-    if (!budget_allows) return give_up(give_up_reason::budget_exhausted);
-    double wait = 0;
-    if (!testing_) {
-      if (d.what() == decision::kind::retry_after) {
-        // A server-given wait, capped (a hostile Retry-After must not park the call), then
-        // spread; the spread stays short of the deadline (ends strictly before it).
-        const double asked = std::min(d.wait().count(), server_wait_cap());
-        wait = spread_after(duration(asked), 0.999 * (timeout_ - elapsed.count() - asked)).count();
-      } else {
-        wait = draw_wait(shed ? failures_ - held_ + 1 : failures_ - held_).count();
-      }
-    }
-    if (!std::isinf(timeout_) && elapsed.count() + wait >= timeout_)
-      return give_up(shed ? give_up_reason::throttled : give_up_reason::deadline);
-    // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
-    if (shed && !(wait > 0)) return give_up(give_up_reason::throttled);
-    const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
-    waited_ += wait;
-    return s;
-  }
-
- public:
   /// The exponential part for retry `retry_num`: `min(wait_max, wait_initial *
   /// wait_exp_base^(retry_num-1))`, saturating (never overflows, whatever `retry_num`).
   duration capped_exponential(unsigned retry_num) const noexcept {
@@ -269,15 +186,42 @@ class backoff {
   }
 
  private:
+  friend class detail::retry_protocol;  // builds it with the switches its call read once
+
+  // With the global switches as they were when the call started (`detail::load_global_config`).
+  backoff(const retry_policy& policy, detail::global_config switches) noexcept
+      : policy_(&policy), rng_(0), prev_wait_(policy.wait_initial().count()) {
+    active_ = switches.active();
+    testing_ = switches.testing();
+    const unsigned configured = policy.attempts().value_or(0);  // 0 = unlimited
+    max_attempts_ = configured;
+    if (testing_) {
+      const unsigned forced = std::max(1u, switches.testing_attempts());
+      max_attempts_ = switches.cap() && configured != 0 ? std::min(configured, forced) : forced;
+    }
+    if (!active_) max_attempts_ = 1;
+    if (policy.timeout() && !testing_ && active_) timeout_ = policy.timeout()->count();
+  }
+  backoff(retry_policy&&, detail::global_config) = delete;
+
+  // Both: the given switches and a fixed seed (0 = draw one lazily, as without a seed).
+  backoff(const retry_policy& policy, detail::global_config switches, std::uint64_t seed) noexcept
+      : backoff(policy, switches) {
+    rng_ = seed;
+    seeded_ = seed != 0;
+  }
+  backoff(retry_policy&&, detail::global_config, std::uint64_t) = delete;
+
+  // Whether a call under `switches` must measure elapsed time: a deadline, an attempt time
+  // limit or a schedule restart (`reset_after`) applies. The one rule for every driver.
+  static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
+    return switches.active() && ((policy.timeout() && !switches.testing()) || policy.attempt_timeout().has_value() ||
+                                 policy.reset_after().has_value());
+  }
+
   double server_wait_cap() const noexcept {
     const auto cap = policy_->max_server_wait();
     return cap ? cap->count() : std::numeric_limits<double>::infinity();
-  }
-
-  // The switches this backoff was made under, as far as its rules read them.
-  detail::global_config switches() const noexcept {
-    return {(active_ ? 0 : detail::global_config::inactive_bit) | (testing_ ? detail::global_config::testing_bit : 0) |
-            (default_throttling_ ? 0 : detail::global_config::no_default_throttle_bit)};
   }
 
   step give_up(give_up_reason r) const noexcept { return {false, duration(0), failures_, duration(waited_), r}; }
@@ -301,11 +245,9 @@ class backoff {
   double prev_wait_;
   double timeout_ = std::numeric_limits<double>::infinity();
   unsigned failures_ = 0;
-  unsigned held_ = 0;  // attempts held back by the throttle: they do not advance the backoff
   unsigned max_attempts_ = 0;
   bool active_ = true;
   bool testing_ = false;
-  bool default_throttling_ = true;
   bool seeded_ = false;
 };
 

@@ -4,6 +4,7 @@
 #include <stamina/detail/namespace.hpp>
 #include <stamina/detail/system.hpp>
 
+#include <stdexcept>
 #include <type_traits>
 
 STAMINA_NAMESPACE_BEGIN
@@ -32,6 +33,14 @@ const stamina::error_category& category() noexcept;
 inline stamina::error_code make_error_code(errors e) noexcept { return {static_cast<int>(e), category()}; }
 
 }  // namespace error
+
+/// How hooks, logs and metrics see a successful result that `on_result` retried: its
+/// description (`what()`: "result 503", the value of a number or a string, the status of an
+/// HTTP response, ...). The caller never receives it: a give-up delivers the result itself.
+class retried_result_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 STAMINA_NAMESPACE_END
 

@@ -20,6 +20,7 @@ struct global_config {
   static constexpr std::uint64_t cap_bit = 4;
   static constexpr std::uint64_t no_default_throttle_bit = 8;  // set = default throttles off
   static constexpr std::uint64_t virtual_time_bit = 16;        // waits are skipped, on the virtual clock
+  static constexpr std::uint64_t quiet_logs_bit = 32;          // the default logging hooks write nothing
 
   std::uint64_t bits;
 
@@ -32,6 +33,7 @@ struct global_config {
   bool default_throttling() const noexcept {
     return (bits & (no_default_throttle_bit | testing_bit | virtual_time_bit)) == 0;
   }
+  bool quiet_logs() const noexcept { return (bits & quiet_logs_bit) != 0; }
   unsigned testing_attempts() const noexcept { return static_cast<unsigned>(bits >> 32); }
 };
 
@@ -87,9 +89,10 @@ inline constexpr virtual_time_t virtual_time{};
 ///   and the call's own elapsed time by exactly the wait; every call's jitter is drawn from
 ///   `seed`, so the schedule is the same on every run, and `waits()` lists it.
 ///
-/// Both turn default throttling off. Scopes nest; like any save-and-restore guard of a
-/// process-wide setting, overlapping scopes on different threads do not nest and leave
-/// whichever state was restored last.
+/// Both turn default throttling off, and quiet the default logging hooks (a test suite's
+/// retries are not news; `log()` turns them back on for the scope). Scopes nest; like any
+/// save-and-restore guard of a process-wide setting, overlapping scopes on different threads do
+/// not nest and leave whichever state was restored last.
 class testing_scope {
  public:
   /// Turns testing mode on with `attempts` (and `cap`), remembering the previous state.
@@ -103,6 +106,9 @@ class testing_scope {
   /// The waits skipped in virtual time since this scope began, in the order they were
   /// scheduled, by every call of the process (empty outside virtual time).
   std::vector<std::chrono::duration<double>> waits() const;
+
+  /// Whether the default logging hooks write their lines within this scope (default: no).
+  testing_scope& log(bool on = true) noexcept;
 
  private:
   std::uint64_t previous_;

@@ -1,9 +1,9 @@
 #ifndef STAMINA_HEDGE_BUDGET_HPP
 #define STAMINA_HEDGE_BUDGET_HPP
 
-#include <atomic>
 #include <cstdint>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/token_bucket.hpp>
 
 STAMINA_NAMESPACE_BEGIN
 
@@ -25,37 +25,22 @@ class hedge_budget {
   hedge_budget& operator=(const hedge_budget&) = delete;
 
   /// A call started: puts `ratio` tokens in, up to `burst`.
-  void deposit() noexcept {
-    if (ratio_milli_ == 0) return;
-    std::int64_t now = milli_.load(std::memory_order_relaxed);
-    // A budget that is not being spent stays full: skip the write so the cache line stays shared.
-    while (now < burst_milli_) {
-      const std::int64_t next = now + ratio_milli_ < burst_milli_ ? now + ratio_milli_ : burst_milli_;
-      if (milli_.compare_exchange_weak(now, next, std::memory_order_relaxed)) return;
-    }
-  }
+  void deposit() noexcept { bucket_.fill(ratio_milli_, burst_milli_); }
 
   /// Takes one token for a hedge; false (and nothing taken) when less than one is left.
-  bool try_spend() noexcept {
-    std::int64_t now = milli_.load(std::memory_order_relaxed);
-    while (now >= one_token) {
-      if (milli_.compare_exchange_weak(now, now - one_token, std::memory_order_relaxed)) return true;
-    }
-    return false;
-  }
+  bool try_spend() noexcept { return bucket_.try_take(detail::token_bucket::one_token); }
 
   /// Tokens left now.
-  double tokens() const noexcept { return static_cast<double>(milli_.load(std::memory_order_relaxed)) / 1000.0; }
+  double tokens() const noexcept { return static_cast<double>(bucket_.milli()) / 1000.0; }
   /// Tokens each call puts in.
   double ratio() const noexcept { return static_cast<double>(ratio_milli_) / 1000.0; }
   /// The bucket's size.
   double burst() const noexcept { return static_cast<double>(burst_milli_) / 1000.0; }
 
  private:
-  static constexpr std::int64_t one_token = 1000;
   std::int64_t ratio_milli_;
   std::int64_t burst_milli_;
-  std::atomic<std::int64_t> milli_;
+  detail::token_bucket bucket_{0};
 };
 
 STAMINA_NAMESPACE_END

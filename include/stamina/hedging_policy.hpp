@@ -1,9 +1,13 @@
 #ifndef STAMINA_HEDGING_POLICY_HPP
 #define STAMINA_HEDGING_POLICY_HPP
 
+#include <stamina/detail/call_site.hpp>
+#include <stamina/detail/call_state.hpp>
+#include <stamina/detail/classifier.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/hedge_budget.hpp>
+#include <stamina/instrumentation.hpp>
 #include <stamina/retry_on.hpp>
 
 #include <array>
@@ -18,25 +22,6 @@
 #include <string>
 
 STAMINA_NAMESPACE_BEGIN
-
-/// What happened to one attempt of a hedged call (`hedging_policy::on_hedge`).
-enum class hedge_event_kind : unsigned char {
-  started,        ///< a hedge (an attempt after the first) was started
-  won,            ///< a hedge succeeded first: its result is the call's
-  cancelled,      ///< an attempt still in flight was cancelled (another won, or the call ended)
-  budget_denied,  ///< a hedge was due but the budget had no token left, so it was not started
-};
-
-/// `"started"`, `"won"`, `"cancelled"` or `"budget_denied"`.
-const char* to_string(hedge_event_kind kind) noexcept;
-
-/// One hedging event, handed to the policy's `on_hedge` hook. A value: it may be kept.
-struct hedge_event {
-  std::string name;       ///< the policy's name
-  hedge_event_kind kind;  ///< what happened
-  unsigned attempt;       ///< which attempt, from 1 (the first, unhedged one)
-  duration elapsed;       ///< since the call started
-};
 
 /// Counters of every call made with a policy and its copies (`hedging_policy::stats`).
 struct hedge_stats {
@@ -85,7 +70,9 @@ class latency_window {
 
 /// How a call is hedged (`stamina::async_hedge`): when to start another attempt in parallel
 /// with a slow one, how many, which failures start one at once, and how much extra load all
-/// calls together may add. A value type with validating setters, like `retry_policy`.
+/// calls together may add. A value type with validating setters, like `retry_policy`; the
+/// words they share mean the same: `attempts`, `timeout`, `attempt_timeout`, `on`, `on_result`,
+/// `name`.
 ///
 /// Copies share the budget, the latency window of `adaptive_delay` and the counters of
 /// `stats()`: make the policy once per dependency and reuse it (a policy made per call would
@@ -96,8 +83,8 @@ class hedging_policy {
   static constexpr unsigned max_attempts_limit = 10;
 
   /// `on` says which failures start the next hedge at once (a failure it rejects ends the
-  /// call). Named after where it is made (`"client.cpp:42"`), like `retry_policy`; `file`
-  /// and `line` are filled in by the compiler.
+  /// call). Unnamed, a call is named after where it is made (`"client.cpp:42"`), like
+  /// `retry_policy`'s; `file` and `line` are filled in by the compiler.
   hedging_policy(retry_on on,  // NOLINT(google-explicit-constructor): a retry_on is all a policy needs
                  const char* file = __builtin_FILE(), unsigned line = __builtin_LINE());
 
@@ -106,19 +93,51 @@ class hedging_policy {
   hedging_policy& on(retry_on value) &;
   /// Which failures start the next hedge at once (see above).
   hedging_policy&& on(retry_on value) && { return std::move(on(std::move(value))); }
+  /// Retry a *successful* result too, as `retry_policy::on_result` does: a result the
+  /// predicate retries starts the next hedge at once, and is delivered (as the success it is)
+  /// only if no attempt does better. Its parameter types are checked against the operation's
+  /// success values before the first attempt.
+  template <class F>
+  hedging_policy& on_result(F pred) & {
+    static_assert(detail::has_fixed_parameters<F>,
+                  "stamina::hedging_policy::on_result: the predicate needs fixed parameter types (no auto), which are "
+                  "checked against the operation's success values");
+    if constexpr (detail::has_fixed_parameters<F>) {
+      static_assert(detail::is_verdict_v<typename detail::fixed_parameters<F>::result>,
+                    "an on_result predicate must return bool, stamina::decision or a chrono duration (a number is not "
+                    "a wait: return std::chrono::seconds(n))");
+      set_on_result(std::make_shared<const detail::result_classifier_for<F>>(std::move(pred)));
+    }
+    return *this;
+  }
+  /// Retry a successful result (see above).
+  template <class F>
+  hedging_policy&& on_result(F pred) && {
+    return std::move(on_result(std::move(pred)));
+  }
   /// Attempts at most, the first included (so 2 = one hedge); at least 1; values above
-  /// `max_attempts_limit` saturate.
+  /// `max_attempts_limit` saturate. The same word as `retry_policy::attempts`.
   template <std::integral I>
-  requires(!std::same_as<I, bool>) hedging_policy& max_attempts(I value) & {
-    if (value <= 0) throw_invalid_max_attempts(static_cast<long long>(value));
-    max_attempts_ =
+  requires(!std::same_as<I, bool>) hedging_policy& attempts(I value) & {
+    if (value <= 0) throw_invalid_attempts(static_cast<long long>(value));
+    attempts_ =
         static_cast<unsigned long long>(value) > max_attempts_limit ? max_attempts_limit : static_cast<unsigned>(value);
     return *this;
   }
   /// Attempts at most (see above).
   template <std::integral I>
+  requires(!std::same_as<I, bool>) hedging_policy && attempts(I value) && {
+    return std::move(attempts(value));
+  }
+  /// The former name of `attempts`.
+  template <std::integral I>
+  requires(!std::same_as<I, bool>) hedging_policy& max_attempts(I value) & {
+    return attempts(value);
+  }
+  /// The former name of `attempts`.
+  template <std::integral I>
   requires(!std::same_as<I, bool>) hedging_policy && max_attempts(I value) && {
-    return std::move(max_attempts(value));
+    return std::move(attempts(value));
   }
   /// How long an attempt may run before the next one starts in parallel; >= 0 and finite.
   /// With `adaptive_delay`, used until the latency window has enough samples.
@@ -130,12 +149,20 @@ class hedging_policy {
   hedging_policy& adaptive_delay(std::optional<double> quantile) &;
   /// The adaptive delay (see above).
   hedging_policy&& adaptive_delay(std::optional<double> quantile) && { return std::move(adaptive_delay(quantile)); }
-  /// Budget of the whole call: when it is over, every attempt in flight is cancelled and the
-  /// call completes with `stamina::error::attempt_timeout`; > 0; nullopt = none (the default).
+  /// Budget of the whole call, as `retry_policy::timeout`: once it has passed, no attempt
+  /// starts (attempts in flight go on, unless `attempt_timeout` limits them); > 0; nullopt =
+  /// none (the default).
   hedging_policy& timeout(std::optional<duration> value) &;
   /// Budget of the whole call (see above).
   hedging_policy&& timeout(std::optional<duration> value) && { return std::move(timeout(value)); }
-  /// The name reported to the hook.
+  /// An attempt still running after this long (or after the time left before `timeout`, if
+  /// sooner) is cancelled and counts as a timed-out, retryable failure; a call whose attempts all
+  /// timed out completes with `stamina::error::attempt_timeout`. > 0; nullopt = none (default).
+  /// `timeout(t).attempt_timeout(t)` cuts every attempt at the call's deadline.
+  hedging_policy& attempt_timeout(std::optional<duration> value) &;
+  /// A time limit per attempt (see above).
+  hedging_policy&& attempt_timeout(std::optional<duration> value) && { return std::move(attempt_timeout(value)); }
+  /// The name reported to hooks and metrics.
   hedging_policy& name(std::string value) &;
   /// The name (see above).
   hedging_policy&& name(std::string value) && { return std::move(name(std::move(value))); }
@@ -145,8 +172,9 @@ class hedging_policy {
   /// The budget (see above).
   hedging_policy&& budget(std::shared_ptr<hedge_budget> value) && { return std::move(budget(std::move(value))); }
   /// Called for every hedge started, won or cancelled and every hedge the budget denied, in
-  /// the call's completion context; one that throws is reported on standard error and
-  /// ignored. Replaces an earlier one; an empty function removes it.
+  /// the call's completion context (after the global on-hedge hooks); one that throws is
+  /// reported on standard error and ignored. Replaces an earlier one; an empty function
+  /// removes it.
   hedging_policy& on_hedge(std::function<void(const hedge_event&)> hook) &;
   /// The hook (see above).
   hedging_policy&& on_hedge(std::function<void(const hedge_event&)> hook) && {
@@ -157,7 +185,9 @@ class hedging_policy {
   /// Which failures start the next hedge at once.
   const retry_on& on() const noexcept { return config_->on; }
   /// Attempts at most (default 2).
-  unsigned max_attempts() const noexcept { return max_attempts_; }
+  unsigned attempts() const noexcept { return attempts_; }
+  /// The former name of `attempts()`.
+  unsigned max_attempts() const noexcept { return attempts_; }
   /// The constant delay (default 100 ms).
   duration delay() const noexcept { return delay_; }
   /// The quantile the delay follows, if adaptive.
@@ -172,8 +202,11 @@ class hedging_policy {
   }
   /// Budget of the whole call; nullopt = none (default).
   std::optional<duration> timeout() const noexcept { return timeout_; }
-  /// The name (default: where the policy was made).
-  const std::string& name() const noexcept { return config_->name; }
+  /// Time limit per attempt; nullopt = none (default).
+  std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  /// The name: the one given to `name(...)`, else where the policy was made (a call made with
+  /// an unnamed policy is named after the call).
+  const std::string& name() const noexcept { return config_->named ? config_->name : config_->site->name; }
   /// The budget; null = unlimited.
   const std::shared_ptr<hedge_budget>& budget() const noexcept { return budget_; }
   /// The hook, or null.
@@ -186,16 +219,36 @@ class hedging_policy {
   /// @cond
   detail::hedge_counters& counters() const noexcept { return *counters_; }
   detail::latency_window* window() const noexcept { return window_.get(); }
+  const detail::result_classifier* result_classifier() const noexcept { return config_->on_result.get(); }
+  // What a call needs to know (call_state.hpp); an unnamed policy's call is named after `caller`.
+  detail::call_state_spec call_spec(const detail::caller* caller) const noexcept {
+    detail::call_state_spec s;
+    s.on = &config_->on;
+    s.on_result = config_->on_result.get();
+    s.explicit_name = config_->named ? &config_->name : nullptr;
+    s.name_throttle = nullptr;
+    s.site = config_->site;
+    if (caller != nullptr && !config_->named) {
+      s.caller_file = caller->file;
+      s.caller_line = caller->line;
+    }
+    s.own_throttle_set = true;  // hedges are paced by their own budget, not by a throttle
+    return s;
+  }
   /// @endcond
 
  private:
-  [[noreturn]] static void throw_invalid_max_attempts(long long value);
+  [[noreturn]] static void throw_invalid_attempts(long long value);
+  void set_on_result(std::shared_ptr<const detail::result_classifier> value);
 
   struct config {
-    explicit config(retry_on o) : on(std::move(o)) {}
+    config(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) {}
     retry_on on;
+    const detail::call_site* site;
+    bool named = false;
     std::string name;
     std::function<void(const hedge_event&)> hook;
+    std::shared_ptr<const detail::result_classifier> on_result;
   };
   template <class Change>
   void change_config(Change&& change);
@@ -204,9 +257,10 @@ class hedging_policy {
   std::shared_ptr<hedge_budget> budget_;
   std::shared_ptr<detail::hedge_counters> counters_;
   std::shared_ptr<detail::latency_window> window_;
-  unsigned max_attempts_ = 2;
+  unsigned attempts_ = 2;
   duration delay_{0.1};
   std::optional<duration> timeout_;
+  std::optional<duration> attempt_timeout_;
 };
 
 STAMINA_NAMESPACE_END

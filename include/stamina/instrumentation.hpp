@@ -6,6 +6,7 @@
 #include <stamina/failure.hpp>
 #include <stamina/give_up_reason.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -20,21 +21,43 @@ STAMINA_NAMESPACE_BEGIN
 /// What an on-retry hook is told: a retry has been scheduled and its wait is about to begin.
 /// A value: a copy kept after the hook returns stays valid (e.g. to assert on it in a test).
 struct retry_details {
-  std::string name;                          ///< the policy's `name`
+  std::string name;                          ///< the call's name (the policy's, or where the call is made)
   unsigned retry_num = 0;                    ///< the attempt that just failed, from 1
   duration wait_for{0};                      ///< the wait about to begin
   duration waited_so_far{0};                 ///< sum of the waits scheduled before this one
   failure caused_by{stamina::error_code()};  ///< the failure that caused this retry
+  std::uint64_t call_id = 0;                 ///< the call's id in this process: tells concurrent calls apart
 };
 
 /// What an on-give-up hook is told: the call ends with its last failure. A value, like
 /// `retry_details`.
 struct give_up_details {
-  std::string name;                                            ///< the policy's `name`
+  std::string name;                                            ///< the call's name
   give_up_reason reason = give_up_reason::attempts_exhausted;  ///< why the call stopped retrying
-  unsigned attempts = 0;                                       ///< attempts made, including the last one
+  unsigned attempts = 0;                                       ///< attempts sent, including the last one
   duration waited_so_far{0};                                   ///< sum of all waits scheduled
   failure caused_by{stamina::error_code()};                    ///< the last failure, delivered to the caller
+  unsigned held_back = 0;  ///< attempts a throttle held back (never sent; not in `attempts`)
+  std::uint64_t call_id = 0;  ///< the call's id in this process (as in its retry_details)
+};
+
+/// What happened to one attempt of a hedged call (`hedging_policy::on_hedge`).
+enum class hedge_event_kind : unsigned char {
+  started,        ///< a hedge (an attempt after the first) was started
+  won,            ///< a hedge succeeded first: its result is the call's
+  cancelled,      ///< an attempt still in flight was cancelled (another won, or the call ended)
+  budget_denied,  ///< a hedge was due but the budget had no token left, so it was not started
+};
+
+/// `"started"`, `"won"`, `"cancelled"` or `"budget_denied"`.
+const char* to_string(hedge_event_kind kind) noexcept;
+
+/// One hedging event, handed to the policy's `on_hedge` hook. A value: it may be kept.
+struct hedge_event {
+  std::string name;       ///< the call's name
+  hedge_event_kind kind;  ///< what happened
+  unsigned attempt;       ///< which attempt, from 1 (the first, unhedged one)
+  duration elapsed;       ///< since the call started
 };
 
 namespace instrumentation {
@@ -85,6 +108,34 @@ void reset_on_give_up_hooks();
 /// The on-give-up hooks now installed.
 std::vector<on_give_up_hook> get_on_give_up_hooks();
 
+/// A hook called for every hedging event of every hedged call (hedges started, won, cancelled,
+/// denied by the budget), besides the policy's own `on_hedge`.
+using on_hedge_hook = std::function<void(const hedge_event&)>;
+/// Replaces the on-hedge hooks, like set_on_retry_hooks.
+void set_on_hedge_hooks(std::vector<on_hedge_hook> hooks);
+/// Back to the defaults: the default metrics (no log line: hedges are routine).
+void reset_on_hedge_hooks();
+/// The on-hedge hooks now installed.
+std::vector<on_hedge_hook> get_on_hedge_hooks();
+
+/// Installs hooks for a block and restores the ones it replaced when it ends (tests, or a part
+/// of a program that reports elsewhere). The default scope installs none: quiet.
+class hooks_scope {
+ public:
+  /// No on-retry, on-give-up or on-hedge hook while the scope lives.
+  hooks_scope();
+  /// These hooks while the scope lives (no on-hedge hook).
+  hooks_scope(std::vector<on_retry_hook> retry, std::vector<on_give_up_hook> give_up);
+  ~hooks_scope();
+  hooks_scope(const hooks_scope&) = delete;
+  hooks_scope& operator=(const hooks_scope&) = delete;
+
+ private:
+  std::vector<on_retry_hook> retry_;
+  std::vector<on_give_up_hook> give_up_;
+  std::vector<on_hedge_hook> hedge_;
+};
+
 /// Severity of a log record, as in Python's logging.
 enum class log_level : unsigned char { debug, info, warning, error };
 
@@ -127,8 +178,9 @@ on_give_up_hook give_up_logging_hook(log_sink sink);
 on_give_up_hook give_up_logging_hook(std::function<void(std::string_view)> sink);
 
 /// In-process counters, rendered in the Prometheus text exposition format:
-/// `stamina_retries_total{callable,retry_num,error_type}` and
-/// `stamina_give_ups_total{callable,reason}`. Thread-safe.
+/// `stamina_retries_total{callable,retry_num,error_type}`,
+/// `stamina_give_ups_total{callable,reason}` and `stamina_hedges_total{callable,event}`.
+/// Thread-safe.
 class metrics {
  public:
   metrics();
@@ -140,10 +192,14 @@ class metrics {
   void record_retry(const retry_details& d);
   /// Counts one give-up.
   void record_give_up(const give_up_details& d);
+  /// Counts one hedging event.
+  void record_hedge(const hedge_event& e);
   /// Counter value, 0 if never incremented.
   double retries(std::string_view callable, unsigned retry_num, std::string_view error_type) const;
   /// Give-up counter value, 0 if never incremented.
   double give_ups(std::string_view callable, give_up_reason reason) const;
+  /// Hedging event counter value, 0 if never incremented.
+  double hedges(std::string_view callable, hedge_event_kind kind) const;
   /// The Prometheus text format (HELP, TYPE and one sample per label set).
   std::string render_prometheus() const;
   /// Resets every counter.
@@ -159,6 +215,7 @@ class metrics {
 metrics& default_metrics();
 on_retry_hook metrics_hook(metrics& m = default_metrics());
 on_give_up_hook give_up_metrics_hook(metrics& m = default_metrics());
+on_hedge_hook hedge_metrics_hook(metrics& m = default_metrics());
 
 }  // namespace instrumentation
 
@@ -170,16 +227,16 @@ using retry_scope = std::vector<std::shared_ptr<void>>;
 // Fast checks so that drivers skip the registry (and its lock) when no hook is installed.
 bool has_on_retry_hooks() noexcept;
 bool has_on_give_up_hooks() noexcept;
+bool has_on_hedge_hooks() noexcept;
 
 // Calls every on-retry hook with a snapshot of the registry, then the policy's own hook
 // (`own`, may be null); a hook that throws is contained (reported on standard error) and the
 // others still run.
 void notify_retry(const retry_details& d, retry_scope& scope, const instrumentation::on_retry_hook* own) noexcept;
 void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_hook* own) noexcept;
+// Calls every on-hedge hook (the policy's own is called by the strategy).
+void notify_hedge(const hedge_event& e) noexcept;
 
-// A classifier (`on`, `on_result`) threw or returned an invalid wait: reported like a throwing
-// hook; the failure is then not retried.
-void report_classifier_failure() noexcept;
 // A hedging policy's on_hedge hook threw (call inside the catch block).
 void report_hedge_hook_failure() noexcept;
 

@@ -3,7 +3,8 @@
 
 #include <stamina/backoff.hpp>
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/clock.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
@@ -126,9 +127,9 @@ struct sync_attempt {
   template <class Policy>
   static void check_values(const Policy& policy) {
     if constexpr (std::is_void_v<R>)
-      check_result_values<>(policy);
+      check_result_values<>(policy.result_classifier());
     else
-      check_result_values<R>(policy);
+      check_result_values<R>(policy.result_classifier());
   }
   R take() {
     if constexpr (!std::is_void_v<R>) return std::move(*value);
@@ -162,7 +163,7 @@ struct sync_attempt<R, true> {
   }
   template <class Policy, class... V>
   static void check(const Policy& policy, std::tuple<V...>* /*values*/) {
-    check_result_values<V...>(policy);
+    check_result_values<V...>(policy.result_classifier());
   }
   R take() { return std::move(*last); }
   R give_up() { return std::move(*last); }
@@ -187,9 +188,11 @@ template <class Clock, class Sleeper, class F, class Attempt>
       case action_kind::deliver:
         return last.take();
       case action_kind::give_up:
-        if (next.result == give_up_result::throttled) return last.give_up(make_error_code(error::throttled));
-        // A blocking call has no "aborted" value: an interrupted wait delivers the last failure.
-        return last.give_up();
+        // The last result the dependency produced (an interrupted wait too: a blocking call has
+        // no "aborted" value); `throttled` only when no attempt was ever sent.
+        if (next.result == give_up_result::last_attempt || next.result == give_up_result::aborted)
+          return last.give_up();
+        return last.give_up(give_up_code(next.result));
     }
   }
 }
@@ -202,28 +205,22 @@ template <class Clock, class Sleeper, class F, class Attempt>
 [[noreturn]] void throw_blocking_attempt_timeout(const char* who);
 
 template <class Clock, class Sleeper, class F>
-std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f) {
+std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr) {
   if (policy.attempt_timeout()) [[unlikely]]
     throw_blocking_attempt_timeout("stamina::retry");
-  const first_attempt first(policy);
-  if (first.judges_results()) [[unlikely]]
+  retry_protocol call(policy, where);
+  if (call.state().judges_results()) [[unlikely]]
     sync_attempt<std::invoke_result_t<F&>>::check_values(policy);
-  const stopwatch<Clock> clock(first.needs_clock());
+  const stopwatch<Clock> clock(call.needs_clock());
   sync_attempt<std::invoke_result_t<F&>> last;
-  if (!first.admit()) [[unlikely]] {  // the throttle holds even a first attempt back
-    retry_protocol call(first);
-    return perform_actions(call, call.attempt_held_back(clock.elapsed()), clock, sleep, f, last);
-  }
-  if (last.run(f)) {
-    if (first.judges_results()) [[unlikely]] {
-      retry_protocol call(first);
-      return perform_actions(call, last.succeeded(call, [&clock] { return clock.elapsed(); }), clock, sleep, f, last);
-    }
-    first.succeeded();
-    return last.take();
-  }
-  retry_protocol call(first);
-  return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last);
+  const action first = call.start(duration(0));
+  if (first.kind != action_kind::attempt) [[unlikely]]  // the throttle holds even a first attempt back
+    return perform_actions(call, first, clock, sleep, f, last);
+  if (!last.run(f)) return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last);
+  if (call.state().judges_results()) [[unlikely]]
+    return perform_actions(call, last.succeeded(call, [&clock] { return clock.elapsed(); }), clock, sleep, f, last);
+  call.attempt_succeeded();
+  return last.take();
 }
 
 }  // namespace detail
@@ -239,8 +236,8 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 /// `attempt_timeout` is rejected with `std::invalid_argument`: a blocking call cannot be
 /// interrupted.
 template <class F>
-auto retry(const retry_policy& policy, F&& f) -> std::invoke_result_t<F&> {
-  return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f);
+auto retry(const retry_policy& policy, F&& f, detail::caller where = {}) -> std::invoke_result_t<F&> {
+  return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f, &where);
 }
 
 /// @cond
@@ -257,8 +254,9 @@ requires(!std::is_convertible_v<Policy, const retry_policy&>) void retry(Policy&
 /// Same, but a stop request on `stop` ends the current wait at once and the last failure is
 /// delivered (the attempt in progress, if any, is not interrupted).
 template <class F>
-auto retry(const retry_policy& policy, std::stop_token stop, F&& f) -> std::invoke_result_t<F&> {
-  return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f);
+auto retry(const retry_policy& policy, std::stop_token stop, F&& f, detail::caller where = {})
+    -> std::invoke_result_t<F&> {
+  return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f, &where);
 }
 
 STAMINA_NAMESPACE_END

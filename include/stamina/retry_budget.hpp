@@ -1,9 +1,9 @@
 #ifndef STAMINA_RETRY_BUDGET_HPP
 #define STAMINA_RETRY_BUDGET_HPP
 
-#include <atomic>
 #include <cstdint>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/token_bucket.hpp>
 
 STAMINA_NAMESPACE_BEGIN
 
@@ -26,42 +26,26 @@ class retry_budget {
   retry_budget& operator=(const retry_budget&) = delete;
 
   /// Charges one token for a retryable failure; returns whether a retry is still allowed.
-  bool on_failure() noexcept {
-    std::int64_t now = milli_.load(std::memory_order_relaxed);
-    std::int64_t next = 0;
-    do {
-      next = now > one_token ? now - one_token : 0;
-    } while (!milli_.compare_exchange_weak(now, next, std::memory_order_relaxed));
-    return next > threshold_;
-  }
+  bool on_failure() noexcept { return bucket_.drain(detail::token_bucket::one_token) > threshold_; }
 
   /// Returns `token_ratio` tokens, up to the maximum.
-  void on_success() noexcept {
-    if (ratio_milli_ == 0) return;
-    std::int64_t now = milli_.load(std::memory_order_relaxed);
-    // Most successes happen with a full bucket: skip the write so the cache line stays shared.
-    while (now < max_milli_) {
-      const std::int64_t next = now + ratio_milli_ < max_milli_ ? now + ratio_milli_ : max_milli_;
-      if (milli_.compare_exchange_weak(now, next, std::memory_order_relaxed)) return;
-    }
-  }
+  void on_success() noexcept { bucket_.fill(ratio_milli_, max_milli_); }
 
   /// Whether a retry would be allowed right now (tokens above half the maximum).
-  bool retry_allowed() const noexcept { return milli_.load(std::memory_order_relaxed) > threshold_; }
+  bool retry_allowed() const noexcept { return bucket_.milli() > threshold_; }
 
   /// Tokens left now.
-  double tokens() const noexcept { return static_cast<double>(milli_.load(std::memory_order_relaxed)) / 1000.0; }
+  double tokens() const noexcept { return static_cast<double>(bucket_.milli()) / 1000.0; }
   /// The bucket's size.
   double max_tokens() const noexcept { return static_cast<double>(max_milli_) / 1000.0; }
   /// Tokens returned per success.
   double token_ratio() const noexcept { return static_cast<double>(ratio_milli_) / 1000.0; }
 
  private:
-  static constexpr std::int64_t one_token = 1000;
   std::int64_t max_milli_;
   std::int64_t ratio_milli_;
   std::int64_t threshold_;
-  std::atomic<std::int64_t> milli_;
+  detail::token_bucket bucket_{0};
 };
 
 STAMINA_NAMESPACE_END

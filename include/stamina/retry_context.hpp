@@ -6,7 +6,8 @@
 // Another driver of the retry protocol: the loop body is the attempt.
 
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/clock.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/retry.hpp>
@@ -60,9 +61,9 @@ namespace detail {
 /// Reporting a failure: `failed()` in a `catch` block (the current exception), or
 /// `failed(error_code)`. When the policy gives up on an exception, `failed()` rethrows that
 /// same exception object; on an error code it returns and the loop ends (the caller still
-/// holds its code; `gave_up()` says why). A give-up caused by the throttle throws
-/// `stamina::system_error(stamina::error::throttled)` after an exception (and ends the
-/// loop after an error code).
+/// holds its code; `gave_up()` says why). A give-up after attempts the throttle held back
+/// still delivers the body's last failure (rethrows its exception); only when no attempt was
+/// ever made does it throw `stamina::system_error(stamina::error::throttled)`.
 ///
 /// The context refers to nothing but itself: it keeps a copy of the policy. It is neither
 /// copyable nor movable; `Clock` is for tests (a virtual clock with Asio wait traits).
@@ -111,11 +112,14 @@ template <class Clock>
 class basic_retry_context {
  public:
   /// A call under `policy` (copied), blocking waits uninterruptible.
-  explicit basic_retry_context(retry_policy policy) : policy_(std::move(policy)), call_(policy_) { check(); }
+  explicit basic_retry_context(retry_policy policy, detail::caller where = {})
+      : policy_(std::move(policy)), call_(policy_, &where) {
+    check();
+  }
   /// Same; a stop request on `stop` ends the current blocking wait at once (then the last
   /// failure is rethrown, or the loop ends after an error code).
-  basic_retry_context(retry_policy policy, std::stop_token stop)
-      : policy_(std::move(policy)), call_(policy_), stop_(std::move(stop)) {
+  basic_retry_context(retry_policy policy, std::stop_token stop, detail::caller where = {})
+      : policy_(std::move(policy)), call_(policy_, &where), stop_(std::move(stop)) {
     check();
   }
   basic_retry_context(const basic_retry_context&) = delete;
@@ -226,10 +230,11 @@ class basic_retry_context {
         return &attempt_;
       case detail::action_kind::give_up:
         attempt_.over_ = true;
-        if (next.result == detail::give_up_result::throttled && (!attempt_.last_ || attempt_.last_->is_exception()))
-          throw stamina::system_error(error::throttled);
-        if (next.result == detail::give_up_result::aborted && attempt_.last_ && attempt_.last_->is_exception())
-          std::rethrow_exception(attempt_.last_->exception());  // an interrupted blocking wait
+        // The last failure the body reported, as it was (an exception is rethrown; a caller of
+        // error codes holds its own); `throttled` only when no attempt was ever made.
+        if (next.result == detail::give_up_result::throttled && !attempt_.last_)
+          throw stamina::system_error(detail::give_up_code(next.result));
+        if (attempt_.last_ && attempt_.last_->is_exception()) std::rethrow_exception(attempt_.last_->exception());
         return nullptr;
       case detail::action_kind::wait:  // performed by the caller
       case detail::action_kind::deliver:
@@ -268,7 +273,6 @@ inline void attempt::failed(const failure& what) {
   if (next_.kind != detail::action_kind::give_up) return;
   over_ = true;
   if (!what.is_exception()) return;  // the loop ends; the caller holds its error code
-  if (next_.result == detail::give_up_result::throttled) throw stamina::system_error(error::throttled);
   std::rethrow_exception(what.exception());
 }
 

@@ -3,6 +3,7 @@
 
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/detail/call_site.hpp>
+#include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
@@ -136,6 +137,15 @@ class retry_policy {
   retry_policy& max_server_wait(std::optional<duration> value) &;
   /// The longest server-given wait (see above).
   retry_policy&& max_server_wait(std::optional<duration> value) && { return std::move(max_server_wait(value)); }
+  /// A reconnect loop's schedule restart: an attempt that ran at least this long before it
+  /// failed starts the call afresh — the next wait is the first wait again, and `attempts` and
+  /// `timeout` count from that failure — as gRPC resets its connection backoff once a connection
+  /// was up. Meant for "retry around a session" (`retry(policy, stop, [&] { connect();
+  /// serve_until_drop(); })`), whose waits would otherwise grow across healthy sessions. > 0 and
+  /// finite; nullopt = never (the default).
+  retry_policy& reset_after(std::optional<duration> value) &;
+  /// The schedule restart (see above).
+  retry_policy&& reset_after(std::optional<duration> value) && { return std::move(reset_after(value)); }
   /// The name reported to hooks, logs and metrics, and the key of the default throttle.
   retry_policy& name(std::string value) &;
   /// The name (see above).
@@ -183,6 +193,8 @@ class retry_policy {
   stamina::jitter jitter() const noexcept { return jitter_; }
   /// Per-attempt time limit of async calls; nullopt = none (default).
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  /// The schedule restart after a long healthy attempt; nullopt = never (default).
+  std::optional<duration> reset_after() const noexcept { return reset_after_; }
   /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
   std::optional<duration> max_server_wait() const noexcept { return shared_->max_server_wait; }
   /// The name reported to hooks and metrics (default: where the policy was created).
@@ -190,33 +202,8 @@ class retry_policy {
   /// The shared retry budget; null = none (default).
   const std::shared_ptr<retry_budget>& budget() const noexcept { return shared_->budget; }
   /// The throttle given to `throttle(...)`; null when none was given (then the name's default
-  /// throttle applies, see throttle_in_effect) or when throttling was turned off.
+  /// throttle applies, `stamina::default_throttle(name())`) or when throttling was turned off.
   const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
-  /// The throttle a call under `switches` asks before each attempt: the one given to
-  /// `throttle(...)`, else (unless `throttle(nullptr)` turned throttling off, or default
-  /// throttling is off) the name's default throttle — when it is not healthy. Null when no
-  /// throttle applies or the default throttle is healthy (or was never needed): then every
-  /// attempt is sent, and nothing is looked up.
-  [[gnu::always_inline]] adaptive_throttle* throttle_in_effect(detail::global_config switches) const noexcept {
-    const shared_parts& p = *shared_;
-    if (p.throttle_set) return p.throttle.get();
-    // While every default throttle is healthy, the name's (if any) admits every attempt and
-    // counts nothing: no need to look at it.
-    if (!switches.default_throttling() || !detail::any_default_throttle_unhealthy()) [[likely]]
-      return nullptr;
-    detail::throttle_slot& slot = p.named ? p.name_throttle : p.site->throttle;
-    if (adaptive_throttle* named = slot.get()) return named;
-    return detail::resolve_throttle(slot, name(), false);
-  }
-  /// The throttle a call under `switches` tells of a failure: as `throttle_in_effect`, but the
-  /// name's default throttle is made (registered) if there is none yet.
-  adaptive_throttle* throttle_to_report(detail::global_config switches) const noexcept {
-    if (shared_->throttle_set) return shared_->throttle.get();
-    if (!switches.default_throttling()) return nullptr;
-    detail::throttle_slot& slot = name_throttle_slot();
-    if (adaptive_throttle* named = slot.get()) return named;
-    return detail::resolve_throttle(slot, name(), true);
-  }
   /// This policy's own on-retry hook, or null.
   const instrumentation::on_retry_hook* own_on_retry() const noexcept {
     return shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
@@ -227,8 +214,28 @@ class retry_policy {
   }
 
   /// @cond
-  // Used by the drivers: the shared budget, or null (no static guard on the success path).
-  retry_budget* budget_in_effect() const noexcept { return shared_->budget.get(); }
+  // What a call under this policy needs to know (call_state.hpp). An unnamed policy's call is
+  // named after `caller`, the call's place in the code, when given; else after where the policy
+  // was made.
+  detail::call_state_spec call_spec(const detail::caller* caller) const noexcept {
+    const shared_parts& p = *shared_;
+    detail::call_state_spec s;
+    s.on = &p.on;
+    s.on_result = p.on_result.get();
+    s.explicit_name = p.named ? &p.name : nullptr;
+    s.name_throttle = p.named ? &p.name_throttle : nullptr;
+    s.site = p.site;
+    if (caller != nullptr && !p.named) {
+      s.caller_file = caller->file;
+      s.caller_line = caller->line;
+    }
+    s.own_throttle = p.throttle.get();
+    s.own_throttle_set = p.throttle_set;
+    s.budget = p.budget.get();
+    s.own_on_retry = p.own_on_retry ? &*p.own_on_retry : nullptr;
+    s.own_on_give_up = p.own_on_give_up ? &p.own_on_give_up : nullptr;
+    return s;
+  }
   // Used by the drivers: the erased on_result predicate, or null.
   const detail::result_classifier* result_classifier() const noexcept { return shared_->on_result.get(); }
   /// @endcond
@@ -260,11 +267,6 @@ class retry_policy {
   void change_shared(Change&& change);
   static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const detail::call_site& site);
 
-  // The slot of the name's default throttle: the name's own, or the call site's.
-  detail::throttle_slot& name_throttle_slot() const noexcept {
-    return shared_->named ? shared_->name_throttle : shared_->site->throttle;
-  }
-
   std::shared_ptr<const shared_parts> shared_;  // never null
   std::optional<unsigned> attempts_{10};
   std::optional<duration> timeout_{duration(45.0)};
@@ -274,6 +276,7 @@ class retry_policy {
   double wait_exp_base_{2.0};
   stamina::jitter jitter_{jitter::additive};
   std::optional<duration> attempt_timeout_;
+  std::optional<duration> reset_after_;
 };
 
 STAMINA_NAMESPACE_END

@@ -23,6 +23,8 @@ class hook_recorder {
     std::string name;
     stamina::give_up_reason reason;
     unsigned attempts;
+    unsigned held_back = 0;
+    std::string caused_by{};
   };
 
   hook_recorder() {
@@ -33,7 +35,7 @@ class hook_recorder {
     }});
     stamina::instrumentation::set_on_give_up_hooks({[this](const stamina::give_up_details& d) {
       std::lock_guard lock(mutex_);
-      give_ups_.push_back({std::string(d.name), d.reason, d.attempts});
+      give_ups_.push_back({std::string(d.name), d.reason, d.attempts, d.held_back, d.caused_by.describe()});
     }});
   }
   ~hook_recorder() {

@@ -6,13 +6,17 @@
 // tell success from failure in its completion arguments.
 
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/call_site.hpp>
+#include <stamina/detail/call_state.hpp>
+#include <stamina/detail/classifier.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
 
 #include <stamina/detail/asio.hpp>
 
 #include <exception>
+#include <tuple>
+#include <typeinfo>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -149,20 +153,6 @@ struct op_traits<Op> {
 inline bool failed(const stamina::error_code& ec) noexcept { return code_failed(ec); }
 inline bool failed(const std::exception_ptr& e) noexcept { return e != nullptr; }
 
-// What an async call that gives up without a last attempt's result completes with.
-inline stamina::error_code give_up_code(give_up_result r) noexcept {
-  switch (r) {
-    case give_up_result::attempt_timeout:
-      return error::attempt_timeout;
-    case give_up_result::throttled:
-      return error::throttled;
-    case give_up_result::last_attempt:
-    case give_up_result::aborted:
-      break;
-  }
-  return stamina::net::error::operation_aborted;
-}
-
 // The first completion argument that stands for `ec` (operation_aborted, attempt_timeout).
 template <class First>
 First error_as(const stamina::error_code& ec) {
@@ -219,6 +209,44 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
   stamina::net::post(
       ex, detail::asio_compat::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
 }
+
+// The executor of an executor or execution context argument.
+template <class T>
+decltype(auto) executor_of(T& ex_or_context) {
+  if constexpr (std::is_convertible_v<T&, stamina::net::execution_context&>)
+    return ex_or_context.get_executor();
+  else
+    return (ex_or_context);
+}
+
+template <class Signature>
+struct rest_default_constructible;
+template <class First, class... Rest>
+struct rest_default_constructible<void(First, Rest...)>
+    : std::bool_constant<(std::is_default_constructible_v<Rest> && ...)> {};
+
+// The on_result check of an async call: its values are the completion arguments after the first.
+template <class First, class... Rest>
+void check_values_of(const result_classifier* judge, void (*)(First, Rest...)) {
+  check_result_values<Rest...>(judge);
+}
+
+// The one initiation of the composed-operation drivers (async_retry's retry_op, async_hedge's
+// hedge_op): the state comes from the handler's allocator (Asio's recycling allocator unless the
+// handler names one: a call then costs no malloc in steady state), then async_compose.
+template <template <class, class, class, class, class> class Impl, class Clock, class Executor, class Signature>
+struct initiate_composed {
+  Executor ex;
+  caller where;
+
+  template <class Handler, class Policy, class Op>
+  void operator()(Handler&& handler, Policy policy, Op op) const {
+    auto alloc = stamina::net::get_associated_allocator(handler, stamina::net::recycling_allocator<void>());
+    using impl = Impl<Clock, Executor, Op, decltype(alloc), Signature>;
+    stamina::net::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), where, alloc), handler,
+                                                    ex);
+  }
+};
 
 }  // namespace detail
 STAMINA_NAMESPACE_END

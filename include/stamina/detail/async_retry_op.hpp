@@ -9,7 +9,8 @@
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/clock.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
@@ -18,6 +19,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -36,11 +38,13 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   // Everything that must stay at one address while inner operations are pending (the
   // protocol refers to the policy; timers must not move while waiting).
   struct state {
-    state(retry_policy&& p, Op&& o) : policy(std::move(p)), op(std::move(o)), call(policy), clock(call.needs_clock()) {}
+    state(retry_policy&& p, Op&& o, const caller& where)
+        : policy(std::move(p)), op(std::move(o)), call(policy, &where), clock(call.needs_clock()) {}
     retry_policy policy;
     Op op;
     retry_protocol call;
     stopwatch<Clock> clock;
+    std::optional<std::tuple<First, Rest...>> last;        // the last result retried, for a later give-up
     std::optional<timer_type> wait_timer;                  // created on the first real wait only
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
     std::atomic<bool> starting{false};                     // true while an attempt is being started
@@ -58,8 +62,8 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   };
 
  public:
-  retry_op(const Executor& ex, retry_policy&& policy, Op&& op, const Allocator& alloc)
-      : ex_(ex), state_(make_state(state_allocator(alloc), std::move(policy), std::move(op))) {}
+  retry_op(const Executor& ex, retry_policy&& policy, Op&& op, const caller& where, const Allocator& alloc)
+      : ex_(ex), state_(make_state(state_allocator(alloc), std::move(policy), std::move(op), where)) {}
 
   // Initiation.
   template <class Self>
@@ -109,6 +113,8 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       complete(self, std::move(first), std::move(rest)...);
       return;
     }
+    // Retried: kept, for a give-up that comes later without a new result (a held-back attempt).
+    s.last.emplace(std::move(first), std::move(rest)...);
     perform(self, next);
   }
 
@@ -134,8 +140,14 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
         s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         s.wait_timer->async_wait(detail::asio_compat::prepend(std::move(self), wait_done{}));
         return;
-      case action_kind::deliver:
       case action_kind::give_up:
+        if (next.result == give_up_result::last_attempt && s.last) {  // the last result the dependency produced
+          std::tuple<First, Rest...> last = std::move(*s.last);        // out of the state, which completing frees
+          std::apply([&](auto&&... args) { complete(self, std::move(args)...); }, std::move(last));
+          return;
+        }
+        [[fallthrough]];
+      case action_kind::deliver:
         complete(self, error_as<First>(give_up_code(next.result)), std::decay_t<Rest>{}...);
         return;
     }
@@ -170,10 +182,11 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   using error_code_type = stamina::error_code;
 
   // The state comes from the handler's allocator (an allocator need not be default-constructible).
-  static std::unique_ptr<state, state_deleter> make_state(state_allocator a, retry_policy&& policy, Op&& op) {
+  static std::unique_ptr<state, state_deleter> make_state(state_allocator a, retry_policy&& policy, Op&& op,
+                                                          const caller& where) {
     state* p = state_alloc_traits::allocate(a, 1);
     try {
-      state_alloc_traits::construct(a, p, std::move(policy), std::move(op));
+      state_alloc_traits::construct(a, p, std::move(policy), std::move(op), where);
     } catch (...) {
       state_alloc_traits::deallocate(a, p, 1);
       throw;
@@ -183,20 +196,6 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
 
   Executor ex_;
   std::unique_ptr<state, state_deleter> state_;
-};
-
-template <class Clock, class Executor, class Signature>
-struct initiate_retry {
-  Executor ex;
-
-  template <class Handler, class Op>
-  void operator()(Handler&& handler, retry_policy policy, Op op) const {
-    // Asio's recycling allocator unless the handler names one: a retrying call then costs
-    // no malloc in steady state.
-    auto alloc = stamina::net::get_associated_allocator(handler, stamina::net::recycling_allocator<void>());
-    using impl = retry_op<Clock, Executor, Op, decltype(alloc), Signature>;
-    stamina::net::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
-  }
 };
 
 }  // namespace detail

@@ -7,7 +7,7 @@
 // to the same signal while the attempt runs.
 
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/clock.hpp>
 
 #include <stamina/detail/asio.hpp>
 

@@ -9,6 +9,7 @@
 #include <stamina/detail/namespace.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,9 @@ struct throttle_slot {
   std::shared_ptr<adaptive_throttle> owner;      // keeps it registered while the slot lives
   std::atomic<adaptive_throttle*> ptr{nullptr};  // published after `owner` is set
   std::mutex mutex;                              // serialises the one write
+  // The registry's count of registrations when the name was last looked for and not found:
+  // until another name is registered, it is not looked for again.
+  std::atomic<std::uint64_t> absent_since{0};
 };
 
 // The throttle of `name` for `slot`: from the slot, else from the registry (made if `make`;
@@ -42,6 +46,17 @@ struct call_site {
 // The call site of `file` and `line` (from __builtin_FILE/__builtin_LINE, so string literals
 // that live as long as the program): a per-thread cache in front of a process-wide table.
 const call_site& intern_call_site(const char* file, unsigned line) noexcept;
+
+/// Where a call is made, filled in by the compiler as a defaulted last argument of `retry`,
+/// `async_retry`, `async_hedge` and `retry_context`: an unnamed policy's call is named after it.
+/// Interned only when the call needs its name (a report, a default throttle).
+struct caller {
+  caller(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) noexcept  // NOLINT: implicit on purpose
+      : file(file), line(line) {}
+  const call_site& site() const noexcept { return intern_call_site(file, line); }
+  const char* file;
+  unsigned line;
+};
 
 }  // namespace detail
 

@@ -10,7 +10,8 @@
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/clock.hpp>
+#include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
 
@@ -113,7 +114,7 @@ struct caller_outcome<Op, void(First, Rest...), false> {
 };
 
 template <class Clock, class AwaitableExecutor, class Executor, class Op, class Signature>
-awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_policy policy, Op op) {
+awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_policy policy, Op op, caller where) {
   // Timers live on `ex`, like the composed operation's; the coroutine resumes on its own
   // executor whatever the timer's.
   using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
@@ -121,7 +122,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
 
-  retry_protocol call(policy);
+  retry_protocol call(policy, &where);
   const stopwatch<Clock> clock(call.needs_clock());
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;

@@ -16,6 +16,23 @@
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
 
+// A classifier (`on`, `on_result`) threw or returned an invalid wait: reported like a throwing
+// hook (src/instrumentation.cpp).
+void report_classifier_failure() noexcept;
+
+/// The one rule of classification, for every strategy and for `backoff`: a classifier that
+/// fails (throws, or returns an invalid wait) is reported, and means "do not retry", so the
+/// original failure is delivered rather than the classifier's exception.
+template <class Classify>
+decision classify_safely(const Classify& classify) noexcept {
+  try {
+    return classify();
+  } catch (...) {
+    report_classifier_failure();
+    return decision::no_retry();
+  }
+}
+
 // For a static_assert that fires only when its template is instantiated.
 template <class...>
 inline constexpr bool always_false = false;
@@ -98,6 +115,17 @@ struct result_classifier_for final : result_classifier {
 
 // "(int, std::string)", for the message of a mismatch.
 std::string describe_values(const std::type_info& tuple_type);
+
+[[noreturn]] void throw_result_mismatch(const std::type_info& predicate, const std::type_info& values);
+
+// An on_result predicate must take exactly the op's success values: checked by every driver
+// before the first attempt (the policy is not typed by the op, so this is the first moment the
+// two types meet).
+template <class... V>
+void check_result_values(const result_classifier* judge) {
+  using values = std::tuple<std::decay_t<V>...>;
+  if (judge != nullptr && judge->values() != typeid(values)) throw_result_mismatch(judge->values(), typeid(values));
+}
 
 }  // namespace detail
 STAMINA_NAMESPACE_END

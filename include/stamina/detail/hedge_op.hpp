@@ -18,7 +18,7 @@
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/hedge_protocol.hpp>
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/protocol.hpp>
+#include <stamina/detail/clock.hpp>
 #include <stamina/detail/wakeup_service.hpp>
 #include <stamina/error.hpp>
 #include <stamina/hedging_policy.hpp>
@@ -63,13 +63,14 @@ class hedge_state {
   using pointer = std::shared_ptr<hedge_state>;
 
  public:
-  hedge_state(const Executor& ex, const Allocator& alloc, hedging_policy&& policy, Op&& op, Self&& self)
+  hedge_state(const Executor& ex, const Allocator& alloc, hedging_policy&& policy, Op&& op, const caller& where,
+              Self&& self)
       : ex_(ex),
         serial_(make_serial(stamina::net::get_associated_executor(self, ex))),
         alloc_(alloc),
         policy_(std::move(policy)),
         op_(std::move(op)),
-        call_(policy_),
+        call_(policy_, &where),
         start_(Clock::now()),
         self_(std::move(self)) {}
 
@@ -105,9 +106,10 @@ class hedge_state {
     }
   };
 
-  enum class timer_kind : unsigned char { delay, deadline };
+  enum class timer_kind : unsigned char { delay, limit };
 
-  // The delay and the deadline: wake-ups of the context's one timer (wakeup_service.hpp).
+  // The delay and the attempts' time limit: wake-ups of the context's one timer
+  // (wakeup_service.hpp).
   struct timer_slot final : wakeup<Clock> {
     timer_slot(hedge_state* s, timer_kind k) noexcept : state(s), kind(k) {}
     void fire(std::shared_ptr<void> keep, unsigned generation) override {
@@ -130,11 +132,11 @@ class hedge_state {
         s.later(std::move(*this));
         return;
       }
-      const unsigned current = kind == timer_kind::delay ? s.delay_generation_ : s.deadline_generation_;
+      const unsigned current = kind == timer_kind::delay ? s.delay_generation_ : s.limit_generation_;
       // Re-armed or disarmed after it had already been taken off the heap: stale.
       if (generation != current || s.call_.completed()) return;
       const hedge_step step =
-          kind == timer_kind::delay ? s.call_.delay_elapsed(s.elapsed()) : s.call_.deadline_reached(s.elapsed());
+          kind == timer_kind::delay ? s.call_.delay_elapsed(s.elapsed()) : s.call_.limit_reached(s.elapsed());
       s.step(std::move(st), step, stamina::net::cancellation_type::terminal);
     }
   };
@@ -178,7 +180,8 @@ class hedge_state {
       return;
     }
     const hedge_step step = failed(first) ? s.call_.attempt_failed(n, failure(first), s.elapsed())
-                                          : s.call_.attempt_succeeded(n, [&s] { return s.elapsed(); });
+                                          : s.call_.attempt_succeeded(
+                                                n, [&s] { return s.elapsed(); }, rest...);
     if (step.keep_result) s.result_.emplace(std::move(first), std::move(rest)...);
     s.step(std::move(st), step, stamina::net::cancellation_type::terminal);
   }
@@ -201,30 +204,32 @@ class hedge_state {
 
   // Performs the step's I/O; returns whether the call must now complete.
   bool perform(const pointer& st, const hedge_step& step, stamina::net::cancellation_type cancel_type) {
-    if (step.cancel_attempts) {
-      const unsigned mask = call_.in_flight_mask();
-      for (unsigned n = 1; n <= call_.started(); ++n)
-        if ((mask & (1U << (n - 1))) != 0) signals_[n - 1].emit(cancel_type);
-    }
+    for (unsigned n = 1; n <= call_.started(); ++n)
+      if ((step.cancel_mask & (1U << (n - 1))) != 0) signals_[n - 1].emit(cancel_type);
     if (step.disarm && wakeups_ != nullptr) {
       ++delay_generation_;
-      ++deadline_generation_;
+      ++limit_generation_;
       wakeups_->cancel(delay_slot_);
-      wakeups_->cancel(deadline_slot_);
+      wakeups_->cancel(limit_slot_);
     }
     if (step.start_attempt)
       start_attempt(op_, ex_, attempt_done{st, call_.started()}, static_cast<void (*)(First, Rest...)>(nullptr));
-    if (step.arm_delay || step.arm_deadline) {
+    if (step.arm_delay || step.arm_limit) {
       // The first step's times count from the call's start: no second clock read.
       const auto now = call_.started() == 1 && !armed_once_ ? start_ : Clock::now();
       armed_once_ = true;
-      if (step.arm_delay) arm(st, delay_slot_, ++delay_generation_, now, *step.arm_delay);
-      if (step.arm_deadline) arm(st, deadline_slot_, ++deadline_generation_, now, *step.arm_deadline);
+      if (step.arm_delay) arm(st, delay_slot_, timer_kind::delay, ++delay_generation_, now, *step.arm_delay);
+      if (step.arm_limit) arm(st, limit_slot_, timer_kind::limit, ++limit_generation_, now, *step.arm_limit);
     }
     return step.complete;
   }
 
-  void arm(const pointer& st, timer_slot& slot, unsigned generation, typename Clock::time_point now, duration after) {
+  void arm(const pointer& st, timer_slot& slot, timer_kind kind, unsigned generation, typename Clock::time_point now,
+           duration after) {
+    if (!(after.count() > 0)) {  // due now (testing mode, virtual time): no timer
+      later(timer_done{st, kind, generation});
+      return;
+    }
     if (wakeups_ == nullptr)
       wakeups_ =
           &stamina::net::use_service<wakeup_service<Clock>>(stamina::net::query(ex_, stamina::net::execution::context));
@@ -262,9 +267,9 @@ class hedge_state {
   std::optional<std::tuple<First, Rest...>> result_;
   wakeup_service<Clock>* wakeups_ = nullptr;  // looked up when first armed
   timer_slot delay_slot_{this, timer_kind::delay};
-  timer_slot deadline_slot_{this, timer_kind::deadline};
+  timer_slot limit_slot_{this, timer_kind::limit};
   unsigned delay_generation_ = 0;
-  unsigned deadline_generation_ = 0;
+  unsigned limit_generation_ = 0;
   bool armed_once_ = false;
 };
 
@@ -274,8 +279,8 @@ class hedge_op;
 template <class Clock, class Executor, class Op, class Allocator, class First, class... Rest>
 class hedge_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
  public:
-  hedge_op(const Executor& ex, hedging_policy&& policy, Op&& op, const Allocator& alloc)
-      : ex_(ex), alloc_(alloc), policy_(std::move(policy)), op_(std::move(op)) {}
+  hedge_op(const Executor& ex, hedging_policy&& policy, Op&& op, const caller& where, const Allocator& alloc)
+      : ex_(ex), alloc_(alloc), policy_(std::move(policy)), op_(std::move(op)), where_(where) {}
 
   // Initiation: the state takes `self` and lives as long as an attempt or a timer refers to it.
   template <class Self>
@@ -288,7 +293,8 @@ class hedge_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     const Allocator alloc = alloc_;
     hedging_policy policy = std::move(policy_);
     Op op = std::move(op_);
-    state::begin(std::allocate_shared<state>(alloc, ex, alloc, std::move(policy), std::move(op), std::move(self)));
+    state::begin(
+        std::allocate_shared<state>(alloc, ex, alloc, std::move(policy), std::move(op), where_, std::move(self)));
   }
 
  private:
@@ -296,19 +302,10 @@ class hedge_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   Allocator alloc_;
   hedging_policy policy_;
   Op op_;
+  caller where_;
 };
 
-template <class Clock, class Executor, class Signature>
-struct initiate_hedge {
-  Executor ex;
 
-  template <class Handler, class Op>
-  void operator()(Handler&& handler, hedging_policy policy, Op op) const {
-    auto alloc = stamina::net::get_associated_allocator(handler, stamina::net::recycling_allocator<void>());
-    using impl = hedge_op<Clock, Executor, Op, decltype(alloc), Signature>;
-    stamina::net::async_compose<Handler, Signature>(impl(ex, std::move(policy), std::move(op), alloc), handler, ex);
-  }
-};
 
 }  // namespace detail
 STAMINA_NAMESPACE_END

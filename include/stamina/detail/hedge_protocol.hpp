@@ -1,38 +1,47 @@
 #ifndef STAMINA_DETAIL_HEDGE_PROTOCOL_HPP
 #define STAMINA_DETAIL_HEDGE_PROTOCOL_HPP
 
-// The rules of one hedged call (gRPC A6 hedging), written once: a sans-I/O state machine like
-// retry_protocol. The driver (hedge_op.hpp) reports what happened — an attempt succeeded or
-// failed, the hedging delay or the deadline passed, the caller cancelled — and performs the
-// step the machine returns. The machine reads no clock, starts nothing and waits for nothing.
+// The hedging strategy (gRPC A6 hedging), written once: a sans-I/O state machine over the call's
+// state (call_state.hpp), like retry_protocol. The driver (hedge_op.hpp) reports what happened —
+// an attempt succeeded or failed, the hedging delay or an attempt's time limit passed, the caller
+// cancelled — and performs the step the machine returns. The machine reads no clock, starts
+// nothing and waits for nothing.
 //
-// Owned here: when a hedge starts (after the delay; at once after a failure `on` accepts),
-// the attempt limit, the budget, the adaptive delay's samples, which attempt's result the
-// call delivers, that the call completes only once every attempt it started has returned,
-// and the counters and hook events.
+// Owned here: when a hedge starts (after the delay; at once after a failure `on` accepts, or a
+// result `on_result` retries), the attempt limit, the deadline (no attempt starts after it), each
+// attempt's time limit, the budget, the adaptive delay's samples, which attempt's result the call
+// delivers, that the call completes only once every attempt it started has returned, the
+// switches (inactive: one attempt; testing: forced attempts, no delay, no deadline; virtual time:
+// delays skipped on the virtual clock), and the counters, hook events and give-up report.
 
-#include <stamina/detail/classifier.hpp>
+#include <stamina/detail/call_state.hpp>
+#include <stamina/detail/describe.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/global.hpp>
 #include <stamina/hedging_policy.hpp>
 #include <stamina/instrumentation.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cassert>
+#include <cmath>
+#include <limits>
 #include <optional>
 
 STAMINA_NAMESPACE_BEGIN
+
 namespace detail {
 
 // What the driver does after an event, in this order. Several parts may be set at once.
 struct hedge_step {
-  bool keep_result = false;              // store the reporting attempt's arguments: they are the call's result so far
-  bool cancel_attempts = false;          // cancel every attempt still in flight
-  bool disarm = false;                   // cancel the delay and deadline timers: no more hedges
-  bool start_attempt = false;            // start the next attempt now (numbered `started()`)
-  std::optional<duration> arm_delay;     // (re)arm the delay timer: report delay_elapsed after this
-  std::optional<duration> arm_deadline;  // arm the deadline timer: report deadline_reached after this
-  bool complete = false;                 // every attempt has returned: complete the call as `outcome()` says
+  bool keep_result = false;          // store the reporting attempt's arguments: the call's result so far
+  unsigned cancel_mask = 0;          // cancel these attempts (bit n-1: attempt n)
+  bool disarm = false;               // cancel the delay and the attempts' time limit: nothing more to wait for
+  bool start_attempt = false;        // start the next attempt now (numbered `started()`)
+  std::optional<duration> arm_delay;  // (re)arm the delay: report delay_elapsed after this
+  std::optional<duration> arm_limit;  // (re)arm the attempts' time limit: report limit_reached after this
+  bool complete = false;             // every attempt has returned: complete the call as `outcome()` says
 };
 
 // What the call completes with.
@@ -43,36 +52,55 @@ enum class hedge_outcome : unsigned char {
 
 class hedge_protocol {
  public:
-  explicit hedge_protocol(const hedging_policy& policy) noexcept : policy_(&policy) {}
-  hedge_protocol(hedging_policy&&) = delete;
+  explicit hedge_protocol(const hedging_policy& policy, const caller* where = nullptr) noexcept
+      : policy_(&policy), state_(policy.call_spec(where)) {}
+  hedge_protocol(hedging_policy&&, const caller* = nullptr) = delete;
 
-  // The call starts: its first attempt, the delay until the first hedge, the deadline.
-  hedge_step start() noexcept {
+  /// The call's state (switches, name, hooks).
+  call_state& state() noexcept { return state_; }
+  /// Whether the driver must measure elapsed time (a deadline, attempt limits, the adaptive
+  /// delay's samples, or an `on_hedge` report need it).
+  bool needs_clock() const noexcept { return true; }
+
+  // The call starts: its first attempt, and the delay until the first hedge.
+  hedge_step start(duration elapsed = duration(0)) {
     const hedging_policy& p = *policy_;
     p.counters().calls.fetch_add(1, std::memory_order_relaxed);
-    // Python stamina's switch: with retries deactivated a call makes one attempt.
-    limit_ = load_global_config().active() ? p.max_attempts() : 1;
+    limit_ = p.attempts();
+    if (state_.testing()) {
+      const unsigned forced = std::max(1u, state_.switches().testing_attempts());
+      limit_ = state_.switches().cap() ? std::min(limit_, forced) : forced;
+    } else if (p.timeout()) {
+      deadline_ = p.timeout()->count();
+    }
+    if (!state_.active()) limit_ = 1;  // Python stamina's switch: one attempt
+    limit_ = std::min<unsigned>(limit_, hedging_policy::max_attempts_limit);
     if (limit_ > 1)
       if (hedge_budget* b = p.budget().get()) b->deposit();
     hedge_step step;
-    step.start_attempt = true;
-    started_ = in_flight_ = 1;
-    in_flight_mask_ = 1;
-    if (limit_ > 1) step.arm_delay = p.current_delay();
-    step.arm_deadline = p.timeout();
+    launch(step, elapsed);
+    schedule_next(step, elapsed);
     return step;
   }
 
-  // Attempt `attempt` (from 1) succeeded; `elapsed()` is the time since the call started
-  // (read only when needed: the adaptive delay's sample, the hook's event).
-  template <class Elapsed>
-  hedge_step attempt_succeeded(unsigned attempt, Elapsed&& elapsed) {
+  // Attempt `attempt` (from 1) succeeded with `values`; `elapsed()` is the time since the call
+  // started (read only when needed). A result that `on_result` retries is handled like a failure
+  // `on` accepts: the next hedge starts at once, and it is delivered if nothing better comes.
+  template <class Elapsed, class... V>
+  hedge_step attempt_succeeded(unsigned attempt, Elapsed&& elapsed, const V&... values) {
+    if (state_.judges_results()) {
+      const decision verdict = state_.judge(values...);
+      if (verdict.should_retry()) return failed_after(attempt, retried_result(values...), elapsed(), true);
+    }
     hedge_step step = attempt_returned(attempt);
     if (decided_) return step;
     decided_ = true;
     step.keep_result = true;
+    outcome_ = hedge_outcome::kept_result;
+    reason_.reset();
     const hedging_policy& p = *policy_;
-    if (latency_window* w = p.window(); w != nullptr || attempt > 1 || p.on_hedge() != nullptr) {
+    const bool reports = p.on_hedge() != nullptr || state_.reports_hedges();
+    if (latency_window* w = p.window(); w != nullptr || attempt > 1 || reports) {
       const duration now = elapsed();
       if (w != nullptr) w->record(now);
       if (attempt > 1) {
@@ -86,43 +114,36 @@ class hedge_protocol {
     return step;
   }
 
-  // Attempt `attempt` failed with `f`.
+  // Attempt `attempt` failed with `f` (a timed-out attempt fails with whatever its cancellation
+  // produced; the machine knows it was cut).
   hedge_step attempt_failed(unsigned attempt, const failure& f, duration elapsed) {
-    hedge_step step = attempt_returned(attempt);
-    if (decided_) return step;
-    step.keep_result = true;  // the last failure, delivered if nothing better comes
-    if (!cancelled_ && !classify(f)) {
-      // A failure `on` rejects ends the call (gRPC: a fatal status), with this failure.
-      decided_ = true;
-      end_in_flight(step, elapsed);
-      return step;
-    }
-    if (!cancelled_ && started_ < limit_) {
-      if (start_hedge(step, elapsed)) {
-        // The next hedge after this one is a full delay away.
-        if (started_ < limit_) step.arm_delay = policy_->current_delay();
-        return step;
-      }
-    }
-    if (in_flight_ == 0) finish(step);  // every attempt failed: the last failure
-    return step;
+    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
+    if (cut) return failed_after(attempt, timed_out(), elapsed, true);
+    const decision verdict = state_.classify(f);
+    return failed_after(attempt, f, elapsed, verdict.should_retry());
   }
 
-  // The delay timer armed by the last step expired.
+  // The delay armed by the last step expired.
   hedge_step delay_elapsed(duration elapsed) {
     hedge_step step;
-    if (decided_ || cancelled_ || started_ >= limit_) return step;
-    if (start_hedge(step, elapsed) && started_ < limit_) step.arm_delay = policy_->current_delay();
+    if (decided_ || cancelled_ || started_ >= limit_ || !before_deadline(elapsed)) return step;
+    if (start_hedge(step, elapsed)) schedule_next(step, elapsed);
     return step;
   }
 
-  // The deadline timer expired: the call ends with attempt_timeout once its attempts return.
-  hedge_step deadline_reached(duration elapsed) {
+  // The attempts' time limit armed by the last step passed: attempts whose limit is over are
+  // cancelled (their results will count as timed out).
+  hedge_step limit_reached(duration elapsed) {
     hedge_step step;
     if (decided_) return step;
-    decided_ = true;
-    outcome_ = hedge_outcome::timed_out;
-    end_in_flight(step, elapsed);
+    for (unsigned n = 1; n <= started_; ++n)
+      if ((in_flight_mask_ & bit(n)) != 0 && (timed_out_mask_ & bit(n)) == 0 && expiry_[n - 1] <= elapsed.count()) {
+        timed_out_mask_ |= bit(n);
+        step.cancel_mask |= bit(n);
+        policy_->counters().cancelled.fetch_add(1, std::memory_order_relaxed);
+        notify(hedge_event_kind::cancelled, n, elapsed);
+      }
+    arm_limit(step, elapsed);
     return step;
   }
 
@@ -141,96 +162,203 @@ class hedge_protocol {
   // Attempts started so far (the number of the last one).
   unsigned started() const noexcept { return started_; }
   unsigned in_flight() const noexcept { return in_flight_; }
-  // Bit n-1 is set while attempt n is in flight: the attempts a cancel_attempts step means.
+  // Bit n-1 is set while attempt n is in flight.
   unsigned in_flight_mask() const noexcept { return in_flight_mask_; }
   bool decided() const noexcept { return decided_; }
   bool completed() const noexcept { return completed_; }
 
  private:
+  static failure timed_out() noexcept { return failure(make_error_code(error::attempt_timeout)); }
+  template <class... V>
+  static failure retried_result(const V&... values) noexcept {
+    try {
+      return failure(std::make_exception_ptr(retried_result_error(describe_values_of(values...))));
+    } catch (...) {
+      return failure(make_error_code(error::retried_result));
+    }
+  }
+
+  // A failed attempt (or a retried result, or a timed-out attempt): `retryable` says whether
+  // it starts the next hedge at once; a failure that is not ends the call with it.
+  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, bool retryable) {
+    hedge_step step = attempt_returned(attempt);
+    if (decided_) return step;
+    step.keep_result = true;  // the last failure, delivered if nothing better comes
+    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
+    outcome_ = cut ? hedge_outcome::timed_out : hedge_outcome::kept_result;
+    last_ = f;
+    if (!cancelled_ && !retryable) {
+      // A failure `on` rejects ends the call (gRPC: a fatal status), with this failure.
+      reason_ = give_up_reason::not_retryable;
+      decided_ = true;
+      end_in_flight(step, elapsed);
+      return step;
+    }
+    if (!cancelled_ && started_ < limit_ && before_deadline(elapsed)) {
+      if (start_hedge(step, elapsed)) {
+        schedule_next(step, elapsed);  // the next hedge after this one is a full delay away
+        return step;
+      }
+    }
+    if (in_flight_ == 0) {
+      // Every attempt failed: the last failure.
+      if (cancelled_)
+        reason_ = give_up_reason::cancelled;
+      else if (denied_)
+        reason_ = give_up_reason::budget_exhausted;
+      else if (!before_deadline(elapsed) && started_ < limit_)
+        reason_ = give_up_reason::deadline;
+      else
+        reason_ = give_up_reason::attempts_exhausted;
+      finish(step, elapsed);
+    }
+    return step;
+  }
+
   hedge_step attempt_returned(unsigned attempt) noexcept {
     assert(in_flight_ > 0 && (in_flight_mask_ & bit(attempt)) != 0);
     --in_flight_;
     in_flight_mask_ &= ~bit(attempt);
     hedge_step step;
-    if (decided_ && in_flight_ == 0) finish(step);
+    if (decided_ && in_flight_ == 0) finish(step, duration(0));
     return step;
   }
 
-  bool classify(const failure& f) const noexcept {
-    try {
-      return policy_->on()(f).should_retry();
-    } catch (...) {
-      report_classifier_failure();
-      return false;
-    }
-  }
+  bool before_deadline(duration elapsed) const noexcept { return now(elapsed) < deadline_; }
+
+  // The call's own time: in virtual time, the delays it skipped.
+  double now(duration elapsed) const noexcept { return state_.virtual_time() ? skipped_ : elapsed.count(); }
 
   // Starts the next attempt if the budget allows.
   bool start_hedge(hedge_step& step, duration elapsed) {
     const hedging_policy& p = *policy_;
     if (hedge_budget* b = p.budget().get(); b != nullptr && !b->try_spend()) {
       p.counters().denied.fetch_add(1, std::memory_order_relaxed);
+      denied_ = true;
       notify(hedge_event_kind::budget_denied, started_ + 1, elapsed);
       return false;
     }
+    launch(step, elapsed);
+    p.counters().hedges.fetch_add(1, std::memory_order_relaxed);
+    notify(hedge_event_kind::started, started_, elapsed);
+    return true;
+  }
+
+  // Starts attempt `started_ + 1`, with its time limit.
+  void launch(hedge_step& step, duration elapsed) {
     ++started_;
     ++in_flight_;
     in_flight_mask_ |= bit(started_);
     step.start_attempt = true;
-    p.counters().hedges.fetch_add(1, std::memory_order_relaxed);
-    notify(hedge_event_kind::started, started_, elapsed);
-    return true;
+    if (const auto per_attempt = policy_->attempt_timeout(); per_attempt && state_.active()) {
+      const double limit = std::min(per_attempt->count(), std::max(0.0, deadline_ - now(elapsed)));
+      expiry_[started_ - 1] = elapsed.count() + limit;
+      arm_limit(step, elapsed);
+    }
+  }
+
+  // Arms the attempts' time limit at the earliest expiry of an attempt in flight not yet cut.
+  void arm_limit(hedge_step& step, duration elapsed) const noexcept {
+    double earliest = std::numeric_limits<double>::infinity();
+    for (unsigned n = 1; n <= started_; ++n)
+      if ((in_flight_mask_ & bit(n)) != 0 && (timed_out_mask_ & bit(n)) == 0)
+        earliest = std::min(earliest, expiry_[n - 1]);
+    if (!std::isinf(earliest)) step.arm_limit = duration(std::max(0.0, earliest - elapsed.count()));
+  }
+
+  // The delay until the next hedge, if one may come. In testing mode there is none; in
+  // virtual time it is skipped on the virtual clock, and the hedge is due at once.
+  void schedule_next(hedge_step& step, duration elapsed) {
+    if (started_ >= limit_ || !before_deadline(elapsed)) return;
+    if (state_.testing()) {
+      step.arm_delay = duration(0);
+      return;
+    }
+    const duration delay = policy_->current_delay();
+    if (now(elapsed) + delay.count() >= deadline_) return;  // no hedge may start after the deadline
+    if (state_.virtual_time()) {
+      skipped_ += delay.count();
+      skip_virtual_wait(delay);
+      step.arm_delay = duration(0);
+      return;
+    }
+    step.arm_delay = delay;
   }
 
   // The call is decided: cancel what is still running, or complete now.
   void end_in_flight(hedge_step& step, duration elapsed) {
     step.disarm = true;
     if (in_flight_ == 0)
-      finish(step);
+      finish(step, elapsed);
     else
       cancel_all(step, elapsed);
   }
 
   void cancel_all(hedge_step& step, duration elapsed) {
-    if (in_flight_ == 0) return;
-    step.cancel_attempts = true;
-    policy_->counters().cancelled.fetch_add(in_flight_, std::memory_order_relaxed);
-    if (policy_->on_hedge() != nullptr)
-      for (unsigned n = 1; n <= started_; ++n)
-        if ((in_flight_mask_ & bit(n)) != 0) notify(hedge_event_kind::cancelled, n, elapsed);
+    const unsigned running = in_flight_mask_ & ~timed_out_mask_;  // the ones cut already were cancelled
+    if (running == 0) return;
+    step.cancel_mask |= running;
+    for (unsigned n = 1; n <= started_; ++n)
+      if ((running & bit(n)) != 0) {
+        policy_->counters().cancelled.fetch_add(1, std::memory_order_relaxed);
+        notify(hedge_event_kind::cancelled, n, elapsed);
+      }
   }
 
-  void finish(hedge_step& step) noexcept {
+  void finish(hedge_step& step, duration elapsed) noexcept {
     assert(!completed_);
     decided_ = completed_ = true;
     step.disarm = true;
     step.complete = true;
+    if (reason_ && state_.reports_give_ups()) {
+      give_up_details d{state_.name(), *reason_, started_, duration(state_.virtual_time() ? skipped_ : 0.0), last_};
+      d.call_id = state_.id();
+      (void)elapsed;
+      state_.report_give_up(d);
+    }
   }
 
   void notify(hedge_event_kind kind, unsigned attempt, duration elapsed) const noexcept {
     const auto* hook = policy_->on_hedge();
-    if (hook == nullptr) return;
+    const bool global = state_.reports_hedges();
+    if (hook == nullptr && !global) return;
     try {
-      const hedge_event event{policy_->name(), kind, attempt, elapsed};
-      (*hook)(event);
+      const hedge_event event{state_.name(), kind, attempt, elapsed};
+      if (global) state_.report_hedge(event);
+      if (hook != nullptr) {
+        try {
+          (*hook)(event);
+        } catch (...) {
+          report_hedge_hook_failure();
+        }
+      }
     } catch (...) {
-      report_hedge_hook_failure();
+      report_hedge_hook_failure();  // out of memory making the event
     }
   }
   static unsigned bit(unsigned attempt) noexcept { return 1U << (attempt - 1); }
 
   const hedging_policy* policy_;
+  call_state state_;
   unsigned limit_ = 1;
   unsigned started_ = 0;
   unsigned in_flight_ = 0;
   unsigned in_flight_mask_ = 0;
-  bool decided_ = false;    // the call's result is fixed (or it timed out)
+  unsigned timed_out_mask_ = 0;  // attempts cut by their time limit
+  double deadline_ = std::numeric_limits<double>::infinity();
+  double skipped_ = 0;  // virtual time: the delays skipped
+  std::array<double, hedging_policy::max_attempts_limit> expiry_{};
+  failure last_{stamina::error_code()};
+  std::optional<give_up_reason> reason_;
+  bool decided_ = false;    // the call's result is fixed
   bool cancelled_ = false;  // the caller cancelled: no more hedges
   bool completed_ = false;  // the complete step was returned
+  bool denied_ = false;     // the budget refused a hedge
   hedge_outcome outcome_ = hedge_outcome::kept_result;
 };
 
 }  // namespace detail
+
 STAMINA_NAMESPACE_END
 
 #endif

@@ -1,0 +1,202 @@
+#ifndef STAMINA_DETAIL_CALL_STATE_HPP
+#define STAMINA_DETAIL_CALL_STATE_HPP
+
+// What one call knows, built once when it starts, whatever its strategy (retry_protocol,
+// hedge_protocol): the switch snapshot, its name and id, the protections in effect, the rule of
+// classification, the clock rule, the hooks, and how a give-up is delivered. A strategy asks it;
+// no driver re-derives any of it.
+
+#include <stamina/adaptive_throttle.hpp>
+#include <stamina/decision.hpp>
+#include <stamina/detail/call_site.hpp>
+#include <stamina/detail/classifier.hpp>
+#include <stamina/detail/namespace.hpp>
+#include <stamina/error.hpp>
+#include <stamina/failure.hpp>
+#include <stamina/global.hpp>
+#include <stamina/instrumentation.hpp>
+#include <stamina/retry_budget.hpp>
+#include <stamina/retry_on.hpp>
+
+#include <stamina/detail/system.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <tuple>
+
+STAMINA_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// How a call that gives up completes, for every driver.
+enum class give_up_result : unsigned char {
+  last_attempt,     ///< the last result the dependency produced, unchanged
+  aborted,          ///< `operation_aborted` (a wait was cancelled); other values value-initialised
+  attempt_timeout,  ///< `stamina::error::attempt_timeout`; other values value-initialised
+  throttled,        ///< `stamina::error::throttled` (no attempt was ever sent); others value-initialised
+};
+
+/// The error a give-up other than `last_attempt` is delivered as: the one rendering of
+/// `give_up_result` every driver uses.
+inline stamina::error_code give_up_code(give_up_result r) noexcept {
+  switch (r) {
+    case give_up_result::attempt_timeout:
+      return error::attempt_timeout;
+    case give_up_result::throttled:
+      return error::throttled;
+    case give_up_result::last_attempt:
+    case give_up_result::aborted:
+      break;
+  }
+  return stamina::net::error::operation_aborted;
+}
+
+/// What the dependency's answer to an attempt says, for the protections.
+enum class answer : unsigned char {
+  accepted,    ///< a success, or a failure the call does not retry: the dependency answered
+  failed,      ///< a retryable failure, answered with no sign of overload
+  overloaded,  ///< the attempt timed out, or the answer says the dependency is overloaded
+};
+
+/// What a call state is built from (a policy's `call_spec`). `on` classifies failures;
+/// `own_*` are the policy's own hooks (may be null); `explicit_name` is the policy's `name(...)`
+/// if it was given one, else null, and then the call is named after `site` (the call's place in
+/// the code, or where its policy was made).
+struct call_state_spec {
+  const retry_on* on = nullptr;
+  const result_classifier* on_result = nullptr;
+  const std::string* explicit_name = nullptr;
+  throttle_slot* name_throttle = nullptr;  // the explicit name's throttle slot
+  const call_site* site = nullptr;          // where the policy was made
+  const char* caller_file = nullptr;        // where the call is made (when known): names an unnamed policy's call
+  unsigned caller_line = 0;
+  adaptive_throttle* own_throttle = nullptr;  // throttle(...) of the policy
+  bool own_throttle_set = false;
+  retry_budget* budget = nullptr;
+  const instrumentation::on_retry_hook* own_on_retry = nullptr;
+  const instrumentation::on_give_up_hook* own_on_give_up = nullptr;
+};
+
+// A process-wide sequence of call ids, drawn only by calls that report something.
+inline std::atomic<std::uint64_t> next_call_id{1};
+
+/// The state every strategy of a call shares. Cheap to build: what only a failing call needs
+/// (the name's default throttle, an id) is found when first needed.
+class call_state {
+ public:
+  using spec = call_state_spec;
+
+  explicit call_state(const spec& s) noexcept : spec_(s), switches_(load_global_config()) {
+    if (active()) throttle_ = throttle_in_effect(false);
+  }
+
+  // --- switches: read once, when the call starts ----------------------------------------------
+  global_config switches() const noexcept { return switches_; }
+  bool active() const noexcept { return switches_.active(); }
+  bool testing() const noexcept { return switches_.testing(); }
+  bool virtual_time() const noexcept { return switches_.virtual_time(); }
+
+  // --- identity --------------------------------------------------------------------------------
+  /// The policy's explicit name, else the name of the call's place in the code (or, when not
+  /// known, where the policy was made).
+  const std::string& name() const noexcept {
+    return spec_.explicit_name != nullptr ? *spec_.explicit_name : site().name;
+  }
+  /// A process-wide id, drawn the first time it is asked for (a call that only succeeds
+  /// draws none).
+  std::uint64_t id() noexcept {
+    if (id_ == 0) id_ = next_call_id.fetch_add(1, std::memory_order_relaxed);
+    return id_;
+  }
+
+  // --- classification: a classifier that fails is reported, and means "do not retry" ---------
+  decision classify(const failure& f) const noexcept {
+    return classify_safely([&] { return (*spec_.on)(f); });
+  }
+  /// Whether successes are shown to an `on_result` predicate.
+  bool judges_results() const noexcept { return spec_.on_result != nullptr; }
+  /// The `on_result` predicate's verdict on the success `values` (no predicate: deliver).
+  template <class... V>
+  decision judge(const V&... values) const noexcept {
+    if (spec_.on_result == nullptr) return decision::no_retry();
+    const std::tuple<const V*...> pointers(&values...);
+    return classify_safely([&] { return spec_.on_result->classify(&pointers); });
+  }
+
+  // --- protections -----------------------------------------------------------------------------
+  /// Whether the next attempt may be sent (the throttle in effect; an inactive call always).
+  bool admit() noexcept {
+    if (throttle_ == nullptr && active() && !spec_.own_throttle_set && any_default_throttle_unhealthy())
+      throttle_ = throttle_in_effect(false);  // the name's throttle has become unhealthy since
+    return throttle_ == nullptr || throttle_->admit();
+  }
+  /// The dependency's answer to a sent attempt: the throttle counts it (made for the name at
+  /// the first failure); a success returns tokens to the budget.
+  void answered(answer a, bool success) noexcept {
+    if (!active()) return;
+    if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
+    if (throttle_ != nullptr) {
+      switch (a) {
+        case answer::accepted:
+          throttle_->on_accepted();
+          break;
+        case answer::failed:
+          throttle_->on_failed();
+          break;
+        case answer::overloaded:
+          throttle_->on_overloaded();
+          break;
+      }
+    }
+    if (success && spec_.budget != nullptr) spec_.budget->on_success();
+  }
+  /// The throttle this call answers to: the policy's own; else, unless default throttling is
+  /// off, the default throttle of the call's name — when some default throttle is unhealthy,
+  /// or, with `make`, made (registered) for the name if it has none yet. Null: none applies.
+  adaptive_throttle* throttle_in_effect(bool make) const noexcept {
+    if (spec_.own_throttle_set) return spec_.own_throttle;
+    if (!switches_.default_throttling()) return nullptr;
+    if (!make && !any_default_throttle_unhealthy()) [[likely]]
+      return nullptr;  // every default throttle is healthy: nothing to ask
+    throttle_slot& slot = spec_.name_throttle != nullptr ? *spec_.name_throttle : site().throttle;
+    if (adaptive_throttle* t = slot.get()) return t;
+    return resolve_throttle(slot, name(), make);
+  }
+
+  /// A retryable failure costs one token of the budget; whether a retry is still allowed.
+  bool budget_allows_retry() noexcept { return spec_.budget == nullptr || !active() || spec_.budget->on_failure(); }
+
+  // --- hooks -----------------------------------------------------------------------------------
+  bool reports_retries() const noexcept { return active() && (has_on_retry_hooks() || spec_.own_on_retry != nullptr); }
+  bool reports_give_ups() const noexcept {
+    return active() && (has_on_give_up_hooks() || spec_.own_on_give_up != nullptr);
+  }
+  void report_retry(const retry_details& d, retry_scope& scope) const noexcept {
+    notify_retry(d, scope, spec_.own_on_retry);
+  }
+  void report_give_up(const give_up_details& d) const noexcept { notify_give_up(d, spec_.own_on_give_up); }
+  bool reports_hedges() const noexcept { return active() && has_on_hedge_hooks(); }
+  void report_hedge(const hedge_event& e) const noexcept { notify_hedge(e); }
+
+ private:
+  // The call's place in the code, interned when first needed.
+  const call_site& site() const noexcept {
+    if (spec_.caller_file != nullptr) {
+      spec_.site = &intern_call_site(spec_.caller_file, spec_.caller_line);
+      spec_.caller_file = nullptr;
+    }
+    return *spec_.site;
+  }
+
+  mutable spec spec_;
+  global_config switches_;
+  adaptive_throttle* throttle_ = nullptr;
+  std::uint64_t id_ = 0;
+};
+
+}  // namespace detail
+
+STAMINA_NAMESPACE_END
+
+#endif

@@ -1,0 +1,343 @@
+#ifndef STAMINA_DETAIL_RETRY_PROTOCOL_HPP
+#define STAMINA_DETAIL_RETRY_PROTOCOL_HPP
+
+// The retry strategy: the rules of one retrying call, written once, as a sans-I/O state machine
+// over the call's state (call_state.hpp). A driver (the blocking loop in retry.hpp,
+// retry_context, the caller coroutine and the composed operation of async_retry) reports what
+// happened — an attempt succeeded, failed, timed out or was cancelled; a wait ended or was
+// interrupted — and performs the action the machine returns. The machine reads no clock (elapsed
+// time is passed in), starts nothing and waits for nothing.
+//
+// Owned here: the order of steps; which attempts are sent and which the throttle holds back,
+// and what each counts for; classification of timed-out, held-back, cancelled attempts and of
+// retried results; the attempt count, the schedule restart after a long healthy attempt; the
+// give-up reason and what a give-up delivers (the last result the dependency produced;
+// `throttled` only when nothing was sent); hook reports and the lifetime of hook scopes. The
+// wait arithmetic and the deadline are backoff's (backoff.hpp); switches, protections,
+// classification and hooks are the call state's.
+
+#include <stamina/backoff.hpp>
+#include <stamina/detail/call_state.hpp>
+#include <stamina/detail/describe.hpp>
+#include <stamina/detail/namespace.hpp>
+#include <stamina/error.hpp>
+#include <stamina/instrumentation.hpp>
+#include <stamina/retry_policy.hpp>
+
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+
+STAMINA_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// What the driver does next.
+enum class action_kind : unsigned char {
+  attempt,  ///< start an attempt, limited to `action::limit` when set
+  wait,     ///< wait `action::wait` (> 0), then report wait_finished
+  deliver,  ///< complete with the successful attempt's result
+  give_up,  ///< complete as `action::result` says
+};
+
+struct action {
+  action_kind kind = action_kind::deliver;
+  give_up_result result = give_up_result::last_attempt;  ///< give_up only
+  bool limited = false;                                  ///< attempt only: `amount` is its time limit
+  duration amount{0};                                    ///< wait: how long; attempt: the time limit
+
+  /// attempt only: the attempt's time limit, if any.
+  std::optional<duration> limit() const noexcept { return limited ? std::optional<duration>(amount) : std::nullopt; }
+  /// wait only: how long.
+  duration wait() const noexcept { return amount; }
+
+  static action attempt(std::optional<duration> limit) noexcept {
+    return {action_kind::attempt, {}, limit.has_value(), limit.value_or(duration(0))};
+  }
+  static action wait_for(duration d) noexcept { return {action_kind::wait, {}, false, d}; }
+  static action deliver() noexcept { return {action_kind::deliver, {}, false, {}}; }
+  static action give_up(give_up_result r) noexcept { return {action_kind::give_up, r, false, {}}; }
+};
+
+class retry_protocol {
+ public:
+  /// The call starts: the switches are read, the protections in effect resolved. Refers to
+  /// `policy`, which must outlive the machine. An unnamed policy's call is named after `where`
+  /// (the call's place in the code) when given. Cheap: what a failure needs is made at the first
+  /// failure. `seed` fixes the jitter (0: random, or virtual time's).
+  explicit retry_protocol(const retry_policy& policy, const caller* where = nullptr, std::uint64_t seed = 0) noexcept
+      : policy_(&policy), state_(policy.call_spec(where)), seed_(seed) {}
+  retry_protocol(retry_policy&&, const caller* = nullptr, std::uint64_t = 0) = delete;
+
+  /// The one clock rule: the driver measures elapsed time (one clock read when the call
+  /// starts and one per step) only when a deadline, an attempt time limit or a schedule restart
+  /// applies.
+  bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, state_.switches()); }
+
+  /// The call's state (switches, name, protections).
+  call_state& state() noexcept { return state_; }
+
+  /// The first step of every call: the first attempt (or, if the throttle holds it back, a wait).
+  action start(duration elapsed) {
+    assert(stage_ == stage::idle);
+    return next_attempt(elapsed);
+  }
+
+  /// The attempt succeeded and no `on_result` judges it: deliver it.
+  action attempt_succeeded() noexcept {
+    assert(stage_ == stage::attempting);
+    state_.answered(answer::accepted, true);
+    return finish();
+  }
+
+  /// The attempt succeeded with `values`: the policy's `on_result` (if any) decides whether the
+  /// result is delivered or retried like a failure. A give-up after a retried result delivers
+  /// that result as the success it is. `elapsed()` is called only when the result is retried:
+  /// a success reads no clock.
+  template <class Elapsed, class... V>
+  action attempt_succeeded(const Elapsed& elapsed, bool cancelled, const V&... values) {
+    if (!state_.judges_results()) [[likely]]
+      return attempt_succeeded();
+    const decision verdict = state_.judge(values...);
+    if (!verdict.should_retry()) return attempt_succeeded();
+    assert(stage_ == stage::attempting);
+    state_.answered(answer::accepted, false);  // the dependency answered, with a result to retry
+    last_ = give_up_result::last_attempt;
+    const failure what = retried_result_failure(values...);
+    if (cancelled) return give_up(give_up_reason::cancelled, what);
+    return after_failure(verdict, what, elapsed());
+  }
+
+  /// The attempt failed with `what`, `elapsed` after the call started. `cancelled`: the caller
+  /// asked to cancel during the attempt; a cancelled attempt is never retried.
+  action attempt_failed(const failure& what, duration elapsed, bool cancelled) {
+    assert(stage_ == stage::attempting);
+    last_ = give_up_result::last_attempt;
+    if (cancelled) return give_up(give_up_reason::cancelled, what);
+    const decision verdict = state_.classify(what);
+    if (!verdict.should_retry()) {
+      state_.answered(answer::accepted, false);  // a 404 is an answer
+      return give_up(give_up_reason::not_retryable, what);
+    }
+    restart_if_long_lived(elapsed);
+    state_.answered(verdict.overload() ? answer::overloaded : answer::failed, false);
+    return after_failure(verdict, what, elapsed);
+  }
+
+  /// The attempt was cut by its time limit: a retryable failure whatever `on` says, and a sign
+  /// of overload; if the call gives up, it completes with `attempt_timeout`.
+  action attempt_timed_out(duration elapsed, bool cancelled) {
+    assert(stage_ == stage::attempting);
+    last_ = give_up_result::attempt_timeout;
+    const failure what = timed_out_failure();
+    if (cancelled) return give_up(give_up_reason::cancelled, what);
+    state_.answered(answer::overloaded, false);
+    return after_failure(decision::overloaded(), what, elapsed);
+  }
+
+  /// The wait ended; `interrupted`: it was cancelled (async) or a stop was requested (sync).
+  action wait_finished(duration elapsed, bool interrupted) {
+    assert(stage_ == stage::waiting);
+    if (interrupted) {
+      const failure last = failed_->last;  // give_up ends the failure state
+      return give_up(give_up_reason::cancelled, last, give_up_result::aborted);
+    }
+    return next_attempt(elapsed);
+  }
+
+  /// The wait that follows if the attempt now running fails with an ordinary retryable
+  /// failure (Python's `next_wait`): the same draw the failure will make, or 0 in testing mode.
+  /// It ignores the deadline, the attempt limit and server-given waits.
+  duration next_wait() { return failed().waits.peek_wait(); }
+
+  /// The failure a timed-out attempt stands for.
+  static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
+  /// The failure a held-back attempt stands for.
+  static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
+  /// The failure a result retried by `on_result` stands for (in hooks and metrics): the
+  /// result, described.
+  template <class... V>
+  static failure retried_result_failure(const V&... values) noexcept {
+    try {
+      return failure(std::make_exception_ptr(retried_result_error(describe_values_of(values...))));
+    } catch (...) {
+      return failure(make_error_code(error::retried_result));  // out of memory
+    }
+  }
+
+  /// Attempts so far, sent or held back: the number of the current one.
+  unsigned attempts() const noexcept { return saturating_sum(sent_, held_); }
+  /// Attempts sent to the dependency.
+  unsigned sent() const noexcept { return sent_; }
+  /// Attempts the throttle held back (never sent).
+  unsigned held_back() const noexcept { return held_; }
+  /// Why the call gave up; nullopt while it runs or when it delivered a success.
+  std::optional<give_up_reason> gave_up() const noexcept { return gave_up_; }
+
+ private:
+  enum class stage : unsigned char { idle, attempting, waiting, done };
+
+  // What only a call that failed needs.
+  struct failure_state {
+    failure_state(const retry_policy& policy, global_config switches, std::uint64_t seed) noexcept
+        : waits(policy, switches, seed) {}
+    backoff waits;                        // wait arithmetic and the deadline
+    retry_scope scope;                    // objects returned by on-retry hooks
+    failure last{stamina::error_code()};  // the failure the current wait follows
+  };
+
+  failure_state& failed() noexcept {
+    if (!failed_)
+      failed_.emplace(*policy_, state_.switches(),
+                      seed_ != 0 || !state_.virtual_time() ? seed_ : virtual_time_seed());
+    return *failed_;
+  }
+
+  static unsigned saturating_sum(unsigned a, unsigned b) noexcept {
+    return a > std::numeric_limits<unsigned>::max() - b ? std::numeric_limits<unsigned>::max() : a + b;
+  }
+  static void saturating_increment(unsigned& n) noexcept {
+    if (n != std::numeric_limits<unsigned>::max()) ++n;
+  }
+
+  // The call's own time: since it started (or restarted), and in virtual time the sum of the
+  // waits it skipped.
+  duration now(duration elapsed) const noexcept {
+    if (state_.virtual_time()) [[unlikely]]
+      return duration(waited_);
+    return duration(elapsed.count() - origin_);
+  }
+
+  // An attempt that ran healthy for at least `reset_after` before failing starts the schedule
+  // afresh: a reconnect loop around a long session does not drift to its longest waits.
+  void restart_if_long_lived(duration elapsed) noexcept {
+    const auto reset = policy_->reset_after();
+    if (!reset || elapsed.count() - attempt_started_ < reset->count()) return;
+    failed_.reset();
+    sent_ = 1;  // the attempt that just failed
+    held_ = 0;
+    waited_ = 0;
+    origin_ = attempt_started_;
+  }
+
+  // Starts the next attempt, unless the throttle holds it back: a held-back attempt is not sent,
+  // waits the backoff of the next real retry, charges no budget and is not reported as a retry.
+  action next_attempt(duration elapsed) {
+    if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
+    stage_ = stage::attempting;
+    for (;;) {
+      if (state_.admit()) [[likely]] {
+        saturating_increment(sent_);
+        attempt_started_ = elapsed.count();
+        if (!policy_->attempt_timeout() || !state_.active()) return action::attempt(std::nullopt);
+        return action::attempt(failed().waits.attempt_limit(now(elapsed)));
+      }
+      if (const std::optional<action> after = held_back(elapsed)) return *after;
+    }
+  }
+
+  // A held-back attempt: it uses up one of `attempts` only when the call has no deadline (the
+  // deadline bounds the pacing otherwise); its wait does not make the backoff grow.
+  [[gnu::noinline]] std::optional<action> held_back(duration elapsed) {
+    saturating_increment(held_);
+    failure_state& f = failed();
+    const auto limit = f.waits.max_attempts();
+    const bool counts = !f.waits.deadline().has_value();
+    if (limit && (counts ? attempts() : sent_) >= *limit) return give_up(give_up_reason::throttled, throttled_failure());
+    const double wait = f.waits.testing() ? 0.0 : f.waits.draw_wait(saturating_sum(f.waits.failures(), 1)).count();
+    // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
+    if (!(wait > 0) || past_deadline(f, elapsed, wait)) return give_up(give_up_reason::throttled, throttled_failure());
+    return then_wait(wait, throttled_failure(), false);
+  }
+
+  bool past_deadline(const failure_state& f, duration elapsed, double wait) const noexcept {
+    const auto deadline = f.waits.deadline();
+    return deadline && now(elapsed).count() + wait >= deadline->count();
+  }
+
+  // After a failure the dependency produced (or a retried result): the budget, then the
+  // backoff's verdict (attempts, deadline, the wait), then the wait or the next attempt.
+  action after_failure(decision verdict, const failure& what, duration elapsed) {
+    failure_state& f = failed();
+    const bool allowed = state_.budget_allows_retry();  // every retryable failure costs a token, the last too
+    // Without a deadline, held-back attempts use up `attempts` too (so that the call ends).
+    const unsigned held_counting = f.waits.deadline() ? 0 : held_;
+    const backoff::step next = f.waits.on_failure(verdict, now(elapsed), held_counting);
+    if (!next.retry && next.reason != give_up_reason::deadline) return give_up(next.reason, what);
+    if (!allowed) return give_up(give_up_reason::budget_exhausted, what);
+    if (!next.retry) return give_up(next.reason, what);
+    if (state_.reports_retries()) {
+      retry_details d{state_.name(), next.retry_num, next.wait, duration(waited_), what};
+      d.call_id = state_.id();
+      state_.report_retry(d, f.scope);
+    }
+    if (const auto wait = then_wait(next.wait.count(), what, true)) return *wait;
+    return next_attempt(elapsed);
+  }
+
+  // Schedules a wait of `wait` seconds after `what`; nullopt: attempt again at once (a zero
+  // wait, or virtual time, where the wait is skipped and the call's time moves by it).
+  std::optional<action> then_wait(double wait, const failure& what, bool /*sent*/) {
+    waited_ += wait;
+    if (!(wait > 0)) return std::nullopt;
+    if (state_.virtual_time()) {
+      skip_virtual_wait(duration(wait));
+      return std::nullopt;
+    }
+    failed_->last = what;
+    stage_ = stage::waiting;
+    return action::wait_for(duration(wait));
+  }
+
+  // Gives up with `reason`; delivers the last result the dependency produced (`last_`), or
+  // `throttled` when nothing was ever sent, unless the driver says otherwise (`forced`).
+  action give_up(give_up_reason reason, const failure& what,
+                 std::optional<give_up_result> forced = std::nullopt) {
+    const give_up_result result = forced ? *forced : sent_ > 0 ? last_ : give_up_result::throttled;
+    if (state_.reports_give_ups()) {
+      const failure reported = result == give_up_result::throttled || sent_ == 0 ? what : last_failure(what);
+      give_up_details d{state_.name(), reason, sent_, duration(waited_), reported};
+      d.held_back = held_;
+      d.call_id = state_.id();
+      state_.report_give_up(d);
+    }
+    finish();
+    gave_up_ = reason;
+    return action::give_up(result);
+  }
+
+  // The failure a give-up reports: the last real one (a held-back attempt is not news).
+  failure last_failure(const failure& what) const noexcept {
+    if (what.error() == make_error_code(error::throttled) && failed_) return failed_->last;
+    return what;
+  }
+
+  action finish() noexcept {
+    failed_.reset();  // hook scopes end with the call
+    stage_ = stage::done;
+    return action::deliver();
+  }
+
+  const retry_policy* policy_;
+  call_state state_;
+  std::optional<failure_state> failed_;
+  std::uint64_t seed_ = 0;  // 0: a random seed at the first failure (virtual time: its seed)
+  double waited_ = 0;       // every wait scheduled (sent or held back)
+  double origin_ = 0;       // when the schedule last started, in elapsed seconds
+  double attempt_started_ = 0;
+  unsigned sent_ = 0;
+  unsigned held_ = 0;
+  give_up_result last_ = give_up_result::last_attempt;  // what the last sent attempt left
+  std::optional<give_up_reason> gave_up_;
+  stage stage_ = stage::idle;
+};
+
+}  // namespace detail
+
+STAMINA_NAMESPACE_END
+
+#endif
