@@ -80,10 +80,11 @@ int main() {
   // Made once per backend: its copies share the budget, the latency window and the counters.
   stamina::hedging_policy policy(stamina::on_error(asio::error::connection_refused));
   policy.name("backend")
-      .max_attempts(2)                               // at most one hedge per call
+      .attempts(2)                                   // at most one hedge per call
       .delay(20ms)                                   // until the window has 32 samples
       .adaptive_delay(0.95)                          // then: hedge when slower than the p95 of recent calls
-      .timeout(2s);                                  // the whole call, hedges included
+      .timeout(2s)                                   // no attempt starts after 2 s
+      .attempt_timeout(2s);                          // and none runs past them
   auto request = [server] { return ping(server); };  // idempotent, and cancellable
 
   std::vector<double> latencies;

@@ -84,8 +84,8 @@ void check_positive(const char* field, const std::optional<duration>& d) {
 // A type's readable name, without the wrappers boost::throw_exception adds.
 std::string readable(const char* mangled) {
   std::string name = demangled(mangled);
-  for (const std::string_view wrapper : {std::string_view("boost::wrapexcept<"),
-                                         std::string_view("boost::exception_detail::clone_impl<")}) {
+  for (const std::string_view wrapper :
+       {std::string_view("boost::wrapexcept<"), std::string_view("boost::exception_detail::clone_impl<")}) {
     if (name.rfind(wrapper, 0) == 0 && !name.empty() && name.back() == '>')
       name = name.substr(wrapper.size(), name.size() - wrapper.size() - 1);
   }

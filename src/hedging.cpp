@@ -90,7 +90,9 @@ void hedging_policy::change_config(Change&& change) {
   config_ = std::move(next);
 }
 
-void hedging_policy::throw_invalid_attempts(long long value) { invalid("hedging_policy::attempts", "at least 1", value); }
+void hedging_policy::throw_invalid_attempts(long long value) {
+  invalid("hedging_policy::attempts", "at least 1", value);
+}
 
 void hedging_policy::set_on_result(std::shared_ptr<const detail::result_classifier> value) {
   change_config([&](config& c) { c.on_result = std::move(value); });

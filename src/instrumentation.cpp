@@ -273,8 +273,8 @@ std::string metrics::render_prometheus() const {
   out << "# HELP stamina_hedges_total Hedging events of hedged calls (started, won, cancelled, budget_denied).\n"
       << "# TYPE stamina_hedges_total counter\n";
   for (const auto& [key, value] : impl_->hedges)
-    out << "stamina_hedges_total{callable=" << quoted(std::get<0>(key)) << ",event=" << quoted(std::get<1>(key))
-        << "} " << value << '\n';
+    out << "stamina_hedges_total{callable=" << quoted(std::get<0>(key)) << ",event=" << quoted(std::get<1>(key)) << "} "
+        << value << '\n';
   return out.str();
 }
 

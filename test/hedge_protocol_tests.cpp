@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(without_attempt_timeout_the_deadline_only_stops_hedging) {
   BOOST_TEST(s.start_attempt);
   BOOST_TEST(!s.arm_delay.has_value());  // the next delay would end past the deadline (20 ms > 15 ms)
   s = call.attempt_failed(2, refused, 0.016s);
-  BOOST_TEST(!s.start_attempt);  // past the deadline
+  BOOST_TEST(!s.start_attempt);            // past the deadline
   s = call.attempt_succeeded(1, at(0.1));  // attempt 1 was never cut
   BOOST_TEST(s.keep_result);
   BOOST_TEST(s.complete);
@@ -166,7 +166,7 @@ BOOST_AUTO_TEST_CASE(cancellation_stops_hedging_but_a_late_success_still_wins) {
   BOOST_TEST(s.cancel_mask == 3U);
   BOOST_TEST(s.disarm);
   BOOST_TEST(call.cancelled(0.013s).cancel_mask == 0U);  // once
-  s = call.attempt_failed(1, refused, 0.013s);                  // accepted, but no hedge after a cancellation
+  s = call.attempt_failed(1, refused, 0.013s);           // accepted, but no hedge after a cancellation
   BOOST_TEST(!s.start_attempt);
   BOOST_TEST(s.keep_result);
   s = call.attempt_succeeded(2, at(0.014));

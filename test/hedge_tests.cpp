@@ -7,6 +7,7 @@
 #include <common/hedge_support.hpp>
 #include <common/mock_clock.hpp>
 #include <stamina/async_hedge.hpp>
+#include <stamina/async_retry.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -760,8 +761,7 @@ BOOST_AUTO_TEST_CASE(an_inactive_library_makes_one_attempt) {
 BOOST_AUTO_TEST_CASE(global_hooks_and_the_default_metrics_see_hedges) {
   std::vector<stamina::hedge_event_kind> seen;
   stamina::instrumentation::set_on_hedge_hooks(
-      {[&](const stamina::hedge_event& e) { seen.push_back(e.kind); },
-       stamina::instrumentation::hedge_metrics_hook()});
+      {[&](const stamina::hedge_event& e) { seen.push_back(e.kind); }, stamina::instrumentation::hedge_metrics_hook()});
   stamina::instrumentation::default_metrics().clear();
   {
     asio::io_context ctx;
@@ -777,6 +777,59 @@ BOOST_AUTO_TEST_CASE(global_hooks_and_the_default_metrics_see_hedges) {
   const std::string text = stamina::instrumentation::default_metrics().render_prometheus();
   BOOST_TEST(text.find("stamina_hedges_total{callable=\"hedged-db\",event=\"started\"} 1") != std::string::npos, text);
   BOOST_TEST(text.find("stamina_hedges_total{callable=\"hedged-db\",event=\"won\"} 1") != std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(hedge_composition)
+
+// A result on_result retries (a 503) starts the next hedge at once, like an accepted failure.
+BOOST_AUTO_TEST_CASE(a_retried_result_starts_the_next_hedge) {
+  asio::io_context ctx;
+  int calls = 0;
+  auto op = [&](auto token) {
+    ++calls;
+    return asio::post(ctx, asio::append(std::move(token), error_code(), calls == 1 ? 503 : 200));
+  };
+  const auto policy = base_policy().delay(20s).on_result([](int status) { return status == 503; });
+  auto rec = std::make_shared<test::completion_record>();
+  int status = 0;
+  stamina::async_hedge(ctx.get_executor(), policy, op, test::once(rec, [&](error_code ec, int s) {
+                         BOOST_TEST(!ec);
+                         status = s;
+                       }));
+  ctx.run_for(10s);  // a hedge that waited for its delay would not be back in time
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(calls == 2);
+  BOOST_TEST(status == 200);
+}
+
+// Hedging inside a retry: each retry attempt is a hedged call; the retry's deadline and
+// attempts bound the whole, the hedging policy only the parallel attempts of one round.
+BOOST_AUTO_TEST_CASE(hedging_inside_a_retry) {
+  asio::io_context ctx;
+  int calls = 0;
+  auto backend = [&](auto token) {
+    ++calls;  // refused four times (two hedged rounds), then served
+    return asio::post(ctx, asio::append(std::move(token), calls <= 4 ? refused : error_code(), calls));
+  };
+  const auto hedging = base_policy().attempts(2).delay(20s);  // hedges here only on a refusal
+  auto hedged = [&](auto token) { return stamina::async_hedge(ctx, hedging, backend, std::move(token)); };
+  const auto retrying = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                            .attempts(3)
+                            .timeout(10s)
+                            .wait_initial(1ms)
+                            .wait_jitter(0s);
+  auto rec = std::make_shared<test::completion_record>();
+  int served_by = 0;
+  stamina::async_retry(ctx, retrying, hedged, test::once(rec, [&](error_code ec, int n) {
+                         BOOST_TEST(!ec);
+                         served_by = n;
+                       }));
+  ctx.run_for(10s);
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(calls == 5);
+  BOOST_TEST(served_by == 5);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

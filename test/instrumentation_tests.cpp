@@ -11,6 +11,10 @@
 #include <stamina/instrumentation.hpp>
 #include <stamina/retry.hpp>
 
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
+#include <boost/throw_exception.hpp>
+
 #include <atomic>
 #include <sstream>
 #include <thread>
@@ -170,8 +174,7 @@ BOOST_AUTO_TEST_CASE(logging_hook_line) {
       test::transient_error);
   inst::set_on_retry_hooks({});
   const std::string line = out.str();
-  BOOST_TEST(
-      line.find("stamina.retry_scheduled callable=\"db\" call_id=") == 0u);
+  BOOST_TEST(line.find("stamina.retry_scheduled callable=\"db\" call_id=") == 0u);
   BOOST_TEST(line.find(" retry_num=1 wait_for=0.1s waited_so_far=0s caused_by=\"") != std::string::npos);
   BOOST_TEST(line.find("down #1") != std::string::npos);
   BOOST_TEST(std::count(line.begin(), line.end(), '\n') == 1);
@@ -237,6 +240,72 @@ BOOST_AUTO_TEST_CASE(setting_hooks_while_retries_run_on_other_threads) {
   // Every call made its 5 attempts whatever the registry held meanwhile (and TSan sees no race).
   BOOST_TEST(attempts.load() == 3L * 500 * 5);
   BOOST_TEST(hook_calls.load() <= 3L * 500 * 4);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(readable_instrumentation)
+
+// One format for exceptions, error codes and results: no wrapexcept, category names, values.
+BOOST_AUTO_TEST_CASE(caused_by_is_readable_for_codes_exceptions_and_results) {
+  const stamina::failure code{boost::system::error_code(boost::asio::error::connection_refused)};
+  BOOST_TEST(code.type_name() == "system:connection_refused");
+  BOOST_TEST(code.describe().rfind("system: Connection refused [", 0) == 0u, code.describe());
+  std::exception_ptr wrapped;
+  try {
+    boost::throw_exception(boost::system::system_error(boost::asio::error::connection_refused));
+  } catch (...) {
+    wrapped = std::current_exception();
+  }
+  const stamina::failure thrown{wrapped};
+  BOOST_TEST(thrown.type_name().find("wrapexcept") == std::string::npos, thrown.type_name());
+  BOOST_TEST(thrown.type_name() == "boost::system::system_error");
+  BOOST_TEST(thrown.describe().find("Connection refused") != std::string::npos, thrown.describe());
+  // A retried result is described by its value.
+  test::hook_recorder hooks;
+  int calls = 0;
+  const auto policy = test::retry_transient().attempts(2).wait_initial(0s).wait_jitter(0s).on_result(
+      [](int status) { return status == 503; });
+  BOOST_TEST(stamina::retry(policy, [&] { return ++calls, 503; }) == 503);
+  BOOST_REQUIRE(hooks.retries().size() == 1u);
+  BOOST_TEST(hooks.retries()[0].caused_by.find("503") != std::string::npos, hooks.retries()[0].caused_by);
+}
+
+// hooks_scope installs hooks for a block and puts the previous ones back.
+BOOST_AUTO_TEST_CASE(a_hooks_scope_restores_the_previous_hooks) {
+  int outer = 0;
+  int inner = 0;
+  inst::set_on_retry_hooks({[&](const stamina::retry_details&) { ++outer; }});
+  int calls = 0;
+  const auto policy = test::retry_transient().attempts(2).wait_initial(0s).wait_jitter(0s);
+  {
+    const inst::hooks_scope scope({[&](const stamina::retry_details&) { ++inner; }}, {});
+    BOOST_CHECK_THROW(stamina::retry(policy, always_failing(calls)), test::transient_error);
+  }
+  BOOST_CHECK_THROW(stamina::retry(policy, always_failing(calls)), test::transient_error);
+  inst::set_on_retry_hooks({});
+  BOOST_TEST(inner == 1);
+  BOOST_TEST(outer == 1);
+}
+
+// In a testing scope the default logging hooks write nothing, unless the scope asks for it.
+BOOST_AUTO_TEST_CASE(testing_scopes_quiet_the_default_logs) {
+  std::ostringstream out;
+  inst::set_on_retry_hooks({inst::logging_hook(out)});
+  int calls = 0;
+  const auto policy = test::retry_transient().attempts(2);
+  {
+    const stamina::testing_scope scope(2);
+    BOOST_CHECK_THROW(stamina::retry(policy, always_failing(calls)), test::transient_error);
+  }
+  BOOST_TEST(out.str().empty(), out.str());
+  {
+    stamina::testing_scope scope(2);
+    scope.log();
+    BOOST_CHECK_THROW(stamina::retry(policy, always_failing(calls)), test::transient_error);
+  }
+  inst::set_on_retry_hooks({});
+  BOOST_TEST(out.str().find("stamina.retry_scheduled") == 0u, out.str());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -26,6 +26,10 @@ BOOST_TEST_GLOBAL_FIXTURE(independent_tests);
 // Every exactly_once handler of every test must have been called exactly once, never inline
 // (violations are counted on any thread, reported here).
 struct handlers_called_exactly_once {
-  ~handlers_called_exactly_once() { BOOST_TEST(test::handler_violations().load() == 0); }
+  ~handlers_called_exactly_once() {
+    std::string where;
+    for (const std::string& name : test::violating_test_cases()) where += " " + name;
+    BOOST_TEST(test::handler_violations().load() == 0, "handler rule violated in:" << where);
+  }
 };
 BOOST_TEST_GLOBAL_FIXTURE(handlers_called_exactly_once);

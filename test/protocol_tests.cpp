@@ -112,6 +112,41 @@ BOOST_AUTO_TEST_CASE(deadline_and_attempt_limits_come_from_elapsed_time) {
   BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::deadline));
 }
 
+// A reconnect loop: an attempt that ran healthy for reset_after before failing starts the
+// schedule afresh (first wait again; attempts and deadline count from that failure).
+BOOST_AUTO_TEST_CASE(a_long_healthy_attempt_restarts_the_schedule) {
+  test::hook_recorder hooks;
+  const auto p = policy().attempts(3).timeout(30s).reset_after(10s);
+  retry_protocol call(p);
+  BOOST_TEST(call.needs_clock());
+  call.start(0s);
+  BOOST_TEST(call.attempt_failed(refused, 0.1s, false).wait().count() == 1.0);
+  call.wait_finished(1.1s, false);
+  BOOST_TEST(call.attempt_failed(refused, 1.2s, false).wait().count() == 2.0);
+  call.wait_finished(3.2s, false);
+  // A session of 20 s, then a drop: the first wait again, not 4 s, and no deadline (30 s) yet.
+  auto a = call.attempt_failed(refused, 23.2s, false);
+  BOOST_TEST((a.kind == action_kind::wait));
+  BOOST_TEST(a.wait().count() == 1.0);
+  call.wait_finished(24.2s, false);
+  BOOST_TEST(call.attempt_failed(refused, 24.3s, false).wait().count() == 2.0);
+  call.wait_finished(26.3s, false);
+  // Three attempts since the restart.
+  a = call.attempt_failed(refused, 26.4s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::attempts_exhausted));
+  BOOST_TEST(hooks.give_ups().at(0).attempts == 3u);
+  // Without reset_after the same drop would wait 4 s.
+  const auto plain = policy().attempts(5).timeout(std::nullopt);
+  retry_protocol drifting(plain);
+  drifting.start(0s);
+  drifting.attempt_failed(refused, 0.1s, false);
+  drifting.wait_finished(1.1s, false);
+  drifting.attempt_failed(refused, 1.2s, false);
+  drifting.wait_finished(3.2s, false);
+  BOOST_TEST(drifting.attempt_failed(refused, 23.2s, false).wait().count() == 4.0);
+}
+
 BOOST_AUTO_TEST_CASE(no_clock_without_time_limits) {
   const auto p = policy();
   BOOST_TEST(!retry_protocol(p).needs_clock());

@@ -61,9 +61,9 @@ struct scenario {
   switches mode = switches::normal;
   bool async_only = false;  // needs to interrupt an attempt: not for the blocking driver
   // expected, the same for every driver
-  int attempts = 0;                        // calls of the op
-  int held_back = 0;                       // attempts the throttle held back (the give-up hook reports them apart)
-  std::vector<double> waits{};             // as reported to the on-retry hook
+  int attempts = 0;             // calls of the op
+  int held_back = 0;            // attempts the throttle held back (the give-up hook reports them apart)
+  std::vector<double> waits{};  // as reported to the on-retry hook
   std::optional<give_up_reason> reason{};
   error_code result{};  // ok: success, with value 10 * attempts
 };
@@ -100,8 +100,8 @@ std::shared_ptr<stamina::adaptive_throttle> admits_one_then_holds() {
   t->on_overloaded();
   holding_seconds += 1;
   for (int i = 0; i < 100 && !t->pacing(); ++i) t->admit();
-  t->admit();             // held: the interval has been busy
-  holding_seconds += 1;   // one token at 1/s
+  t->admit();            // held: the interval has been busy
+  holding_seconds += 1;  // one token at 1/s
   return t;
 }
 

@@ -255,4 +255,22 @@ BOOST_AUTO_TEST_CASE(stop_requested_before_start_still_makes_one_attempt) {
   BOOST_TEST((ec == boost::asio::error::try_again));
 }
 
+// "Retry around the session": a session that ran for a minute before it dropped does not make
+// the next reconnect wait longer than the first one did.
+BOOST_AUTO_TEST_CASE(a_reconnect_loop_does_not_drift_with_reset_after) {
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = test::retry_transient().wait_jitter(0s).timeout(std::nullopt).attempts(5).reset_after(30s);
+  BOOST_CHECK_THROW(retry_virtual(p, waits,
+                                  [&] {
+                                    // connect fails twice, then a session of a minute drops; again
+                                    if (++calls == 9) throw test::fatal_error("shutting down");
+                                    if (calls % 3 == 0) test::mock_clock::advance(60s);
+                                    throw test::transient_error("dropped");
+                                  }),
+                    test::fatal_error);
+  // Each session's drop starts the schedule again (attempts too: 8 failures under attempts(5)).
+  BOOST_TEST(waits == (std::vector<double>{0.1, 0.2, 0.1, 0.2, 0.4, 0.1, 0.2, 0.4}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -253,7 +253,7 @@ BOOST_AUTO_TEST_CASE(under_a_deadline_held_back_attempts_do_not_use_up_attempts)
   BOOST_TEST(now == 9.0);  // nine holds of 1 s (holds do not grow the wait); a tenth would end at the deadline
   BOOST_REQUIRE(hooks.give_ups().size() == 1u);
   BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::throttled));
-  BOOST_TEST(hooks.give_ups()[0].attempts == 0u);  // none was sent
+  BOOST_TEST(hooks.give_ups()[0].attempts == 0u);    // none was sent
   BOOST_TEST(hooks.give_ups()[0].held_back == 10u);  // more than `attempts`: the deadline bounds the pacing
 }
 

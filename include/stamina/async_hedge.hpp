@@ -103,10 +103,13 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// threads without a strand of the caller's.
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
-         token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op op,
+         token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op&& op,
                                                              CompletionToken&& token = {}, detail::caller where = {}) {
-  return detail::async_hedge_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
-                                                                   std::forward<CompletionToken>(token), where);
+  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
+  return detail::async_hedge_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
 }
 
 /// @cond
@@ -116,6 +119,12 @@ requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t
   static_assert(detail::always_false<Op>,
                 "stamina::async_hedge: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
                 "starting one Asio operation with that token");
+}
+template <class Policy, class... Rest>
+requires(std::is_convertible_v<Policy, hedging_policy>) void async_hedge(Policy&& /*policy*/, Rest&&... /*rest*/) {
+  static_assert(detail::always_false<Policy>,
+                "stamina::async_hedge: the first argument is the executor or io_context the call runs on: "
+                "async_hedge(ex, policy, op) (in a coroutine: co_await asio::this_coro::executor)");
 }
 /// @endcond
 

@@ -2,11 +2,11 @@
 #define STAMINA_ASYNC_RETRY_HPP
 
 #include <stamina/detail/async_op_traits.hpp>
-#include <stamina/operation.hpp>
 #include <stamina/detail/async_retry_op.hpp>
 #include <stamina/detail/caller_coroutine.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/error.hpp>
+#include <stamina/operation.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <stamina/detail/asio.hpp>
@@ -18,13 +18,6 @@
 STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
-
-template <class T>
-struct is_use_awaitable : std::false_type {};
-template <class Executor>
-struct is_use_awaitable<stamina::net::use_awaitable_t<Executor>> : std::true_type {
-  using executor_type = Executor;
-};
 
 // Whether op() returns coroutines of another executor type than the awaiting caller's.
 template <class Traits, class AwaitableExecutor>
@@ -144,10 +137,13 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// attempt touches shared objects. Hooks and the budget are thread-safe.
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires(awaitable_operation<std::decay_t<Op>> ||
-         token_operation<std::decay_t<Op>>) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op op,
+         token_operation<std::decay_t<Op>>) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op&& op,
                                                              CompletionToken&& token = {}, detail::caller where = {}) {
-  return detail::async_retry_with_clock<std::chrono::steady_clock>(ex, std::move(policy), std::move(op),
-                                                                   std::forward<CompletionToken>(token), where);
+  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_retry: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_retry(ex, policy, op);)");
+  return detail::async_retry_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
 }
 
 /// @cond
@@ -160,11 +156,19 @@ requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t
                 "starting one Asio operation with that token");
 }
 template <class ExecutorOrContext, class Policy, class Op, class... CompletionToken>
-requires(!std::is_convertible_v<Policy, retry_policy>) void async_retry(ExecutorOrContext&& /*ex*/, Policy&& /*policy*/,
-                                                                        Op&& /*op*/, CompletionToken&&... /*token*/) {
+requires(!std::is_convertible_v<Policy, retry_policy> &&
+         !std::is_convertible_v<ExecutorOrContext, retry_policy>) void async_retry(ExecutorOrContext&& /*ex*/,
+                                                                                   Policy&& /*policy*/, Op&& /*op*/,
+                                                                                   CompletionToken&&... /*token*/) {
   static_assert(detail::always_false<Policy>,
                 "stamina::async_retry: the second argument must be a retry_policy or a retry_on (e.g. "
                 "stamina::on_error(...)); wrap a predicate as stamina::retry_on(pred)");
+}
+template <class Policy, class... Rest>
+requires(std::is_convertible_v<Policy, retry_policy>) void async_retry(Policy&& /*policy*/, Rest&&... /*rest*/) {
+  static_assert(detail::always_false<Policy>,
+                "stamina::async_retry: the first argument is the executor or io_context the call runs on: "
+                "async_retry(ex, policy, op) (in a coroutine: co_await asio::this_coro::executor)");
 }
 /// @endcond
 

@@ -131,9 +131,7 @@ class hedging_policy {
   }
   /// The former name of `attempts`.
   template <std::integral I>
-  requires(!std::same_as<I, bool>) hedging_policy& max_attempts(I value) & {
-    return attempts(value);
-  }
+  requires(!std::same_as<I, bool>) hedging_policy& max_attempts(I value) & { return attempts(value); }
   /// The former name of `attempts`.
   template <std::integral I>
   requires(!std::same_as<I, bool>) hedging_policy && max_attempts(I value) && {

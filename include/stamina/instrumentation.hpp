@@ -37,7 +37,7 @@ struct give_up_details {
   unsigned attempts = 0;                                       ///< attempts sent, including the last one
   duration waited_so_far{0};                                   ///< sum of all waits scheduled
   failure caused_by{stamina::error_code()};                    ///< the last failure, delivered to the caller
-  unsigned held_back = 0;  ///< attempts a throttle held back (never sent; not in `attempts`)
+  unsigned held_back = 0;     ///< attempts a throttle held back (never sent; not in `attempts`)
   std::uint64_t call_id = 0;  ///< the call's id in this process (as in its retry_details)
 };
 

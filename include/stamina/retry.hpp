@@ -2,8 +2,8 @@
 #define STAMINA_RETRY_HPP
 
 #include <stamina/backoff.hpp>
-#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/clock.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -216,7 +216,8 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
   const action first = call.start(duration(0));
   if (first.kind != action_kind::attempt) [[unlikely]]  // the throttle holds even a first attempt back
     return perform_actions(call, first, clock, sleep, f, last);
-  if (!last.run(f)) return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last);
+  if (!last.run(f))
+    return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last);
   if (call.state().judges_results()) [[unlikely]]
     return perform_actions(call, last.succeeded(call, [&clock] { return clock.elapsed(); }), clock, sleep, f, last);
   call.attempt_succeeded();

@@ -5,8 +5,8 @@
 // (several statements, co_await in the middle) instead of passing a function to retry().
 // Another driver of the retry protocol: the loop body is the attempt.
 
-#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/clock.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>

@@ -9,13 +9,18 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
+#include <boost/test/framework.hpp>
+#include <boost/test/tree/test_unit.hpp>
 
 #include <atomic>
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace test {
 
@@ -58,9 +63,45 @@ inline std::atomic<int>& handler_violations() {
   return count;
 }
 
+// A vector under a mutex, for violations reported from any thread.
+class locked_names {
+ public:
+  class guard {
+   public:
+    explicit guard(locked_names& n) : lock_(n.mutex_), names_(n.names_) {}
+    std::vector<std::string>* operator->() { return &names_; }
+    std::vector<std::string>& operator*() { return names_; }
+
+   private:
+    std::lock_guard<std::mutex> lock_;
+    std::vector<std::string>& names_;
+  };
+  guard lock() { return guard(*this); }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> names_;
+};
+inline locked_names& violations_by_test_case() {
+  static locked_names names;
+  return names;
+}
+
+// The test cases in which violations happened, to name them when the module ends.
+inline std::vector<std::string> violating_test_cases() { return *violations_by_test_case().lock(); }
+
+// The running test case's name (violations may be seen on pool threads: a read of Boost.Test's
+// current unit, no assertion).
+inline std::string current_test_case_name() {
+  if (!boost::unit_test::framework::test_in_progress()) return "(outside a test case)";
+  return boost::unit_test::framework::current_test_case().full_name();
+}
+
 inline void report_violation(const char* what) {
   ++handler_violations();
-  std::fprintf(stderr, "exactly_once: completion handler %s\n", what);
+  const std::string where = current_test_case_name();
+  violations_by_test_case().lock()->push_back(where);
+  std::fprintf(stderr, "exactly_once: completion handler %s (in %s)\n", what, where.c_str());
 }
 
 // A completion handler that records how often it ran, whether it ran inside the initiating
@@ -112,7 +153,9 @@ struct io_fixture {
   }
   static void report_leftover_work() {
     ++handler_violations();
-    std::fprintf(stderr, "io_fixture: work left in the io_context after the test\n");
+    const std::string where = current_test_case_name();
+    violations_by_test_case().lock()->push_back(where);
+    std::fprintf(stderr, "io_fixture: work left in the io_context after the test (in %s)\n", where.c_str());
   }
 };
 

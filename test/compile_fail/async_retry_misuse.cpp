@@ -1,10 +1,13 @@
 // Built by ctest only: each misuse must fail to compile with a one-line reason; the control
 // (a correct call) must compile, so the failures cannot come from anything else.
+#include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+
+#include <string>
 
 namespace asio = boost::asio;
 
@@ -23,9 +26,32 @@ int main() {
     return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), no_default(1)));
   };
   stamina::async_retry(ctx, policy, op, [](boost::system::error_code, no_default) {});
+#elif defined(STAMINA_NO_EXECUTOR)
+  auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
+  (void)stamina::async_retry(policy, op);
+#elif defined(STAMINA_HEDGE_NO_EXECUTOR)
+  auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
+  (void)stamina::async_hedge(stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)), op);
+#elif defined(STAMINA_NO_RETURN)
+  // The operation is started, but its result is not returned.
+  auto op = [&](auto token) { asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
+  stamina::async_retry(ctx, policy, op, [](boost::system::error_code) {});
+#elif defined(STAMINA_TEMPORARY_OP)
+  // What `co_await stamina::async_retry(ctx, policy, [&ctx, name] { ... })` would free twice.
+  const std::string name = "backend";
+  (void)stamina::async_retry(ctx, policy, [&ctx, name](auto token) {
+    return asio::post(ctx, asio::append(std::move(token), boost::system::error_code()));
+  });
 #else
   auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
   stamina::async_retry(ctx, policy, op, [](boost::system::error_code) {});
+  // Named first, the same op is fine for the use_awaitable form too.
+  const std::string name = "backend";
+  auto named = [&ctx, name](auto token) {
+    return asio::post(ctx, asio::append(std::move(token), boost::system::error_code()));
+  };
+  (void)stamina::async_retry(ctx, policy, named);
+  (void)stamina::async_hedge(ctx, stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)), named);
 #endif
   ctx.run();
 }

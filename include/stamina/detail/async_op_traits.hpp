@@ -5,20 +5,20 @@
 // completion signature it produces, how to start one attempt with a given handler, and how to
 // tell success from failure in its completion arguments.
 
-#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
 
 #include <stamina/detail/asio.hpp>
 
 #include <exception>
-#include <tuple>
-#include <typeinfo>
 #include <optional>
+#include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 STAMINA_NAMESPACE_BEGIN
@@ -90,12 +90,36 @@ struct awaitable_parts<stamina::net::awaitable<T, Executor>> : std::true_type {
 template <class Op>
 concept awaitable_op = std::is_invocable_v<Op&> && awaitable_parts<std::invoke_result_t<Op&>>::value;
 
+template <class T>
+struct is_use_awaitable : std::false_type {};
+template <class Executor>
+struct is_use_awaitable<stamina::net::use_awaitable_t<Executor>> : std::true_type {
+  using executor_type = Executor;
+};
+
+// g++ 12 destroys a temporary twice when it is made inside a `co_await` expression (fixed in
+// g++ 13), so `co_await stamina::async_retry(ex, policy, [s = std::string()] { ... })` frees `s`
+// twice. What the library can see of it: an rvalue op that owns something, passed to the
+// use_awaitable form (the one that is co_awaited), compiled by g++ < 13.
+template <class Op, class Token>
+inline constexpr bool temporary_op_in_co_await =
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+    !std::is_lvalue_reference_v<Op> && !std::is_trivially_destructible_v<std::remove_cvref_t<Op>> &&
+    is_use_awaitable<std::decay_t<Token>>::value;
+#else
+    false;
+#endif
+
 template <class Op>
 concept token_op = !awaitable_op<Op> && std::is_invocable_v<Op&, signature_probe>;
 
 template <class Probed>
 struct single_signature {
-  static_assert(sizeof(Probed) == 0, "op(token) must start an operation with exactly one completion signature");
+  static_assert(!std::is_void_v<Probed>,
+                "stamina: op(token) returned nothing: return what the Asio operation returns, e.g. "
+                "[&](auto token) { return socket.async_connect(endpoint, token); }");
+  static_assert(std::is_void_v<Probed> || always_false<Probed>,
+                "op(token) must start an operation with exactly one completion signature");
 };
 template <class Signature>
 struct single_signature<probed_signatures<Signature>> {
@@ -111,7 +135,7 @@ struct decayed_signature<void(Args...)> {
 
 template <class Signature>
 struct signature_head {
-  static_assert(sizeof(Signature) == 0, "unsupported completion signature");
+  static_assert(always_false<Signature>, "unsupported completion signature");
 };
 template <class First, class... Rest>
 struct signature_head<void(First, Rest...)> {

@@ -8,8 +8,8 @@
 
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
-#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/clock.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -142,7 +142,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
         return;
       case action_kind::give_up:
         if (next.result == give_up_result::last_attempt && s.last) {  // the last result the dependency produced
-          std::tuple<First, Rest...> last = std::move(*s.last);        // out of the state, which completing frees
+          std::tuple<First, Rest...> last = std::move(*s.last);       // out of the state, which completing frees
           std::apply([&](auto&&... args) { complete(self, std::move(args)...); }, std::move(last));
           return;
         }

@@ -6,8 +6,8 @@
 // cancellation into it when the limit passes, and the caller's own cancellation is forwarded
 // to the same signal while the attempt runs.
 
-#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/clock.hpp>
+#include <stamina/detail/namespace.hpp>
 
 #include <stamina/detail/asio.hpp>
 

@@ -68,8 +68,8 @@ struct call_state_spec {
   const result_classifier* on_result = nullptr;
   const std::string* explicit_name = nullptr;
   throttle_slot* name_throttle = nullptr;  // the explicit name's throttle slot
-  const call_site* site = nullptr;          // where the policy was made
-  const char* caller_file = nullptr;        // where the call is made (when known): names an unnamed policy's call
+  const call_site* site = nullptr;         // where the policy was made
+  const char* caller_file = nullptr;       // where the call is made (when known): names an unnamed policy's call
   unsigned caller_line = 0;
   adaptive_throttle* own_throttle = nullptr;  // throttle(...) of the policy
   bool own_throttle_set = false;

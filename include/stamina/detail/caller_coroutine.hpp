@@ -9,8 +9,8 @@
 
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
-#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/clock.hpp>
+#include <stamina/detail/namespace.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>

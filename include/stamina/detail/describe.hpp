@@ -22,9 +22,13 @@ namespace detail {
 std::string readable_type_name(const std::type_info& type);
 
 template <class T>
-concept has_result_int = requires(const T& v) { v.result_int(); };
+concept has_result_int = requires(const T& v) {
+  v.result_int();
+};
 template <class T>
-concept printable = requires(std::ostream& out, const T& v) { out << v; };
+concept printable = requires(std::ostream& out, const T& v) {
+  out << v;
+};
 
 template <class T>
 void describe_value(std::ostream& out, const T& v) {

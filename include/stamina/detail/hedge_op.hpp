@@ -16,9 +16,9 @@
 // emits into its own call is handled after the current step, never inside it.
 
 #include <stamina/detail/async_op_traits.hpp>
+#include <stamina/detail/clock.hpp>
 #include <stamina/detail/hedge_protocol.hpp>
 #include <stamina/detail/namespace.hpp>
-#include <stamina/detail/clock.hpp>
 #include <stamina/detail/wakeup_service.hpp>
 #include <stamina/error.hpp>
 #include <stamina/hedging_policy.hpp>
@@ -304,8 +304,6 @@ class hedge_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   Op op_;
   caller where_;
 };
-
-
 
 }  // namespace detail
 STAMINA_NAMESPACE_END

@@ -35,13 +35,13 @@ namespace detail {
 
 // What the driver does after an event, in this order. Several parts may be set at once.
 struct hedge_step {
-  bool keep_result = false;          // store the reporting attempt's arguments: the call's result so far
-  unsigned cancel_mask = 0;          // cancel these attempts (bit n-1: attempt n)
-  bool disarm = false;               // cancel the delay and the attempts' time limit: nothing more to wait for
-  bool start_attempt = false;        // start the next attempt now (numbered `started()`)
+  bool keep_result = false;           // store the reporting attempt's arguments: the call's result so far
+  unsigned cancel_mask = 0;           // cancel these attempts (bit n-1: attempt n)
+  bool disarm = false;                // cancel the delay and the attempts' time limit: nothing more to wait for
+  bool start_attempt = false;         // start the next attempt now (numbered `started()`)
   std::optional<duration> arm_delay;  // (re)arm the delay: report delay_elapsed after this
   std::optional<duration> arm_limit;  // (re)arm the attempts' time limit: report limit_reached after this
-  bool complete = false;             // every attempt has returned: complete the call as `outcome()` says
+  bool complete = false;              // every attempt has returned: complete the call as `outcome()` says
 };
 
 // What the call completes with.

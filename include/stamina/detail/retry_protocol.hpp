@@ -192,8 +192,7 @@ class retry_protocol {
 
   failure_state& failed() noexcept {
     if (!failed_)
-      failed_.emplace(*policy_, state_.switches(),
-                      seed_ != 0 || !state_.virtual_time() ? seed_ : virtual_time_seed());
+      failed_.emplace(*policy_, state_.switches(), seed_ != 0 || !state_.virtual_time() ? seed_ : virtual_time_seed());
     return *failed_;
   }
 
@@ -247,7 +246,8 @@ class retry_protocol {
     failure_state& f = failed();
     const auto limit = f.waits.max_attempts();
     const bool counts = !f.waits.deadline().has_value();
-    if (limit && (counts ? attempts() : sent_) >= *limit) return give_up(give_up_reason::throttled, throttled_failure());
+    if (limit && (counts ? attempts() : sent_) >= *limit)
+      return give_up(give_up_reason::throttled, throttled_failure());
     const double wait = f.waits.testing() ? 0.0 : f.waits.draw_wait(saturating_sum(f.waits.failures(), 1)).count();
     // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
     if (!(wait > 0) || past_deadline(f, elapsed, wait)) return give_up(give_up_reason::throttled, throttled_failure());
@@ -295,8 +295,7 @@ class retry_protocol {
 
   // Gives up with `reason`; delivers the last result the dependency produced (`last_`), or
   // `throttled` when nothing was ever sent, unless the driver says otherwise (`forced`).
-  action give_up(give_up_reason reason, const failure& what,
-                 std::optional<give_up_result> forced = std::nullopt) {
+  action give_up(give_up_reason reason, const failure& what, std::optional<give_up_result> forced = std::nullopt) {
     const give_up_result result = forced ? *forced : sent_ > 0 ? last_ : give_up_result::throttled;
     if (state_.reports_give_ups()) {
       const failure reported = result == give_up_result::throttled || sent_ == 0 ? what : last_failure(what);
