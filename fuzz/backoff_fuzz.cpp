@@ -1,5 +1,6 @@
 // libFuzzer target: random policies (including invalid values), failure sequences and clock
-// readings drive backoff; the invariants of DESIGN.md §2/§4 are checked on every step.
+// readings drive backoff; its invariants (never past the deadline, never more than `attempts`,
+// waits within the policy's bounds, server-given waits capped) are checked on every step.
 
 #include <stamina/backoff.hpp>
 

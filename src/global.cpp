@@ -1,4 +1,5 @@
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/switches.hpp>
 #include <stamina/global.hpp>
 
 #include "fork_safety.hpp"

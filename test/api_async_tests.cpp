@@ -167,7 +167,9 @@ BOOST_AUTO_TEST_SUITE(on_result_async)
 BOOST_AUTO_TEST_CASE(a_predicate_of_the_wrong_type_is_rejected_at_initiation) {
   test::io_fixture io;
   test::scripted_op op{&io.ctx, [](int) { return error_code(); }};  // completes with (error_code, int)
-  const auto policy = test::retry_transient().on_result([](const std::string&) { return true; });
+  // A plain retry_policy (the predicate's types erased, e.g. kept in a member) is checked at run
+  // time, before the first attempt; a result_typed one at compile time (test/compile_fail).
+  const stamina::retry_policy policy = test::retry_transient().on_result([](const std::string&) { return true; });
   BOOST_CHECK_EXCEPTION(
       test::async_retry_virtual(io.ctx, policy, op, [](error_code, int) {}), std::invalid_argument,
       [](const std::invalid_argument& e) { return std::string(e.what()).find("(int)") != std::string::npos; });

@@ -402,7 +402,9 @@ BOOST_AUTO_TEST_CASE(a_result_value_of_a_result_type_is_judged_too) {
 
 BOOST_AUTO_TEST_CASE(a_predicate_of_the_wrong_type_is_rejected_before_the_first_attempt) {
   int calls = 0;
-  const auto policy = test::retry_transient().on_result([](const std::string&) { return true; });
+  // A plain retry_policy (the predicate's types erased, e.g. kept in a member) is checked at run
+  // time, before the first attempt; a result_typed one at compile time (test/compile_fail).
+  const stamina::retry_policy policy = test::retry_transient().on_result([](const std::string&) { return true; });
   BOOST_CHECK_EXCEPTION(stamina::retry(policy, [&] { return ++calls; }), std::invalid_argument,
                         [](const std::invalid_argument& e) {
                           const std::string what = e.what();

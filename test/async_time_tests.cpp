@@ -240,20 +240,6 @@ BOOST_AUTO_TEST_CASE(inactive_runs_once_and_still_completes_asynchronously) {
   BOOST_TEST(!rec->called_inline);
 }
 
-BOOST_AUTO_TEST_CASE(testing_mode_zero_waits_forced_attempts) {
-  stamina::testing_scope scope(4);
-  asio::io_context ctx;
-  auto op = refusing_until(ctx, 100);
-  auto rec = std::make_shared<test::completion_record>();
-  const double start = test::mock_clock::seconds();
-  test::async_retry_virtual(ctx, refused_policy().attempts(2).wait_initial(10s), op,
-                            test::once(rec, [](error_code, int) {}));
-  ctx.run();  // no virtual time needed: there are no waits
-  BOOST_TEST(rec->calls == 1);
-  BOOST_TEST(*op.calls == 4);
-  BOOST_TEST(test::mock_clock::seconds() == start);
-}
-
 BOOST_AUTO_TEST_CASE(budget_refuses_retries_across_calls) {
   stamina::testing_scope scope(10);
   asio::io_context ctx;

@@ -1,5 +1,5 @@
 // Hooks, scopes, give-up reasons, the logging hook and the Prometheus metrics (sync driver;
-// the async driver is covered in async_tests.cpp).
+// the async driver is covered in async_retry_tests.cpp).
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,5 +1,6 @@
 // One table of scenarios run against every driver and completion token: the blocking loop,
-// callbacks (both op forms), use_awaitable (both op forms), deferred and use_future. Each must
+// callbacks (both op forms), use_awaitable (both op forms), deferred, use_future, and
+// retry_context (blocking, and co_await async_next()). Each must
 // make the same attempts, schedule the same waits, call the same hooks and give up for the
 // same reason with the same result: the rules live in one protocol.
 
@@ -16,6 +17,7 @@
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_budget.hpp>
+#include <stamina/retry_context.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -281,6 +283,24 @@ const std::vector<scenario> table = {
      .result = timed_out},
 };
 
+// Where a blocking retry_context's sleep is interrupted (the scenario's cancellation).
+std::optional<test::mock_clock::time_point> context_interrupt_at;
+
+}  // namespace
+
+// A blocking retry_context on the mock clock sleeps by advancing it, up to the interruption.
+template <>
+struct stamina::detail::blocking_sleep<test::mock_clock> {
+  static bool sleep(const std::stop_token& /*stop*/, stamina::duration d) {
+    auto end = test::mock_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+    if (context_interrupt_at) end = std::min(end, *context_interrupt_at);
+    if (end > test::mock_clock::now()) test::mock_clock::advance(end - test::mock_clock::now());
+    return !(context_interrupt_at && test::mock_clock::now() >= *context_interrupt_at);
+  }
+};
+
+namespace {
+
 // What a driver saw.
 struct outcome {
   error_code result;
@@ -485,10 +505,68 @@ outcome run_future(const scenario& s, const stamina::retry_policy& policy) {
   return out;
 }
 
+// retry_context, blocking: the body of the loop is the attempt; an error code is reported with
+// failed(ec), which ends the loop when the call gives up (the caller holds its code).
+outcome run_context_blocking(const scenario& s, const stamina::retry_policy& policy) {
+  outcome out;
+  script sc{&s};
+  const auto t0 = test::mock_clock::now();
+  if (s.cancel_at)
+    context_interrupt_at = t0 + std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(*s.cancel_at));
+  error_code last;
+  try {
+    stamina::basic_retry_context<test::mock_clock> context(policy);
+    for (stamina::attempt& attempt : context) {
+      const int n = ++*sc.calls;
+      test::mock_clock::advance(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(s.attempt_seconds)));
+      last = sc.result(n);
+      if (last)
+        attempt.failed(last);
+      else
+        out.value = 10 * n;
+    }
+    out.result = last;
+  } catch (const boost::system::system_error& e) {  // throttled: nothing was ever sent
+    out.result = e.code();
+  }
+  context_interrupt_at.reset();
+  out.attempts = *sc.calls;
+  return out;
+}
+
+// retry_context in a coroutine: co_await async_next(); the coroutine's end is the handler.
+outcome run_context_co_await(const scenario& s, const stamina::retry_policy& policy) {
+  return run_with_handler(
+      s, policy, [](asio::io_context& ctx, const auto& p, const script& sc, outcome& out, auto handler) {
+        asio::co_spawn(
+            ctx,
+            [&ctx, &out, sc, p]() -> asio::awaitable<void> {
+              stamina::basic_retry_context<test::mock_clock> context(p);
+              error_code last;
+              while (stamina::attempt* attempt = co_await context.async_next()) {
+                const int n = ++*sc.calls;
+                test::virtual_timer timer(ctx);
+                timer.expires_after(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(stamina::duration(sc.s->attempt_seconds)));
+                co_await timer.async_wait(asio::use_awaitable);
+                last = sc.result(n);
+                if (last)
+                  attempt->failed(last);
+                else
+                  out.value = 10 * n;
+              }
+              if (last) throw boost::system::system_error(last);
+            },
+            std::move(handler));
+      });
+}
+
 struct driver {
   const char* name;
   outcome (*run)(const scenario&, const stamina::retry_policy&);
   bool interrupts_attempts;  // false: the blocking driver, which cannot stop a running attempt
+  bool is_context = false;   // retry_context: no attempt time limit, no on_result, no stop inside an attempt
 };
 
 // The one documented difference: a blocking call has no "aborted" value, so an interrupted
@@ -505,6 +583,8 @@ const driver drivers[] = {
     {"use_awaitable, op() -> awaitable", run_co_await_awaitable, true},
     {"deferred", run_deferred, true},
     {"use_future", run_future, true},
+    {"retry_context, blocking", run_context_blocking, false, true},
+    {"retry_context, co_await async_next()", run_context_co_await, true, true},
 };
 
 }  // namespace
@@ -513,7 +593,8 @@ BOOST_AUTO_TEST_SUITE(scenarios)
 
 BOOST_DATA_TEST_CASE(same_behaviour_on_every_driver, boost::unit_test::data::make(table), s) {
   for (const driver& d : drivers) {
-    if (s.async_only && !d.interrupts_attempts) continue;
+    if (s.async_only && (!d.interrupts_attempts || d.is_context)) continue;
+    if (d.is_context && s.policy().has_on_result()) continue;  // the context does not see results
     BOOST_TEST_CONTEXT("scenario " << s.name << ", driver " << d.name) {
       std::optional<stamina::testing_scope> testing;
       if (s.mode == switches::testing) testing.emplace(3);

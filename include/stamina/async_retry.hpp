@@ -146,6 +146,20 @@ requires(awaitable_operation<std::decay_t<Op>> ||
       ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
 }
 
+/// With a policy that still knows its `on_result` predicate's types (`result_typed`): the same
+/// call, the predicate checked against `op`'s success values at compile time.
+template <class ExecutorOrContext, class Values, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
+requires(awaitable_operation<std::decay_t<Op>> ||
+         token_operation<std::decay_t<Op>>) auto async_retry(ExecutorOrContext&& ex,
+                                                             const result_typed<retry_policy, Values>& policy, Op&& op,
+                                                             CompletionToken&& token = {}, detail::caller where = {}) {
+  static_assert(std::is_same_v<detail::op_success_values<std::decay_t<Op>>, Values>,
+                "stamina::async_retry: the on_result predicate's parameter types differ from the operation's success "
+                "values");
+  return async_retry(std::forward<ExecutorOrContext>(ex), static_cast<const retry_policy&>(policy),
+                     std::forward<Op>(op), std::forward<CompletionToken>(token), where);
+}
+
 /// @cond
 // Misuse gets a one-line reason instead of a page of candidates.
 template <class ExecutorOrContext, class Op, class... CompletionToken>

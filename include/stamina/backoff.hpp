@@ -3,6 +3,7 @@
 
 #include <stamina/decision.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/switches.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/give_up_reason.hpp>
@@ -26,9 +27,9 @@ class retry_protocol;
 /// The wait arithmetic of one retrying call: fed each failure (or its classification) and the
 /// time elapsed since the first attempt started, it answers "give up" or "retry after d",
 /// following the policy's attempts, deadline and jitter. It reads no clock, sleeps never and
-/// performs no I/O. `retry`, `async_retry`, `async_hedge` and `retry_context` add the rest of a
-/// call's rules over it (throttle, budget, hooks, cancellation, attempt limits); a hand-written
-/// loop that wants those uses `retry_context`.
+/// performs no I/O, and knows nothing of throttles, budgets or hooks: `retry`, `async_retry` and
+/// `retry_context` add the rest of a call's rules over it (the call state and the retry
+/// protocol); a hand-written loop that wants those uses `retry_context`.
 ///
 /// It refers to `policy`, which must outlive it, and snapshots the global switches
 /// (`set_active`, `set_testing`) when constructed. Small and cheap to copy.

@@ -8,6 +8,7 @@
 #include <stamina/duration.hpp>
 #include <stamina/hedge_budget.hpp>
 #include <stamina/instrumentation.hpp>
+#include <stamina/result_typed.hpp>
 #include <stamina/retry_on.hpp>
 
 #include <array>
@@ -99,21 +100,16 @@ class hedging_policy {
   /// success values before the first attempt.
   template <class F>
   hedging_policy& on_result(F pred) & {
-    static_assert(detail::has_fixed_parameters<F>,
-                  "stamina::hedging_policy::on_result: the predicate needs fixed parameter types (no auto), which are "
-                  "checked against the operation's success values");
-    if constexpr (detail::has_fixed_parameters<F>) {
-      static_assert(detail::is_verdict_v<typename detail::fixed_parameters<F>::result>,
-                    "an on_result predicate must return bool, stamina::decision or a chrono duration (a number is not "
-                    "a wait: return std::chrono::seconds(n))");
-      set_on_result(std::make_shared<const detail::result_classifier_for<F>>(std::move(pred)));
-    }
+    set_on_result(detail::make_result_classifier(std::move(pred)));
     return *this;
   }
   /// Retry a successful result (see above).
+  /// On a temporary policy, the result keeps the predicate's types for a compile-time check
+  /// (see `result_typed`).
   template <class F>
-  hedging_policy&& on_result(F pred) && {
-    return std::move(on_result(std::move(pred)));
+  result_typed<hedging_policy, typename detail::result_values_of<F>::type> on_result(F pred) && {
+    on_result(std::move(pred));
+    return result_typed<hedging_policy, typename detail::result_values_of<F>::type>(std::move(*this));
   }
   /// Attempts at most, the first included (so 2 = one hedge); at least 1; values above
   /// `max_attempts_limit` saturate. The same word as `retry_policy::attempts`.

@@ -98,6 +98,8 @@ template <class R, bool ErrorValue = sync_result<std::remove_cvref_t<R>>::is_err
 struct sync_attempt {
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value;
+  // What an on_result predicate is shown.
+  using values = std::conditional_t<std::is_void_v<R>, std::tuple<>, std::tuple<std::decay_t<R>>>;
 
   template <class F>
   bool run(F& f) {
@@ -145,6 +147,7 @@ struct sync_attempt {
 template <class R>
 struct sync_attempt<R, true> {
   using traits = sync_result<std::remove_cvref_t<R>>;
+  using values = typename traits::values;  // what an on_result predicate is shown
   std::optional<R> last;
 
   template <class F>
@@ -239,6 +242,16 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 template <class F>
 auto retry(const retry_policy& policy, F&& f, detail::caller where = {}) -> std::invoke_result_t<F&> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f, &where);
+}
+
+/// With a policy that still knows its `on_result` predicate's types (`result_typed`): the same
+/// call, the predicate checked against `f`'s result at compile time.
+template <class Values, class F>
+auto retry(const result_typed<retry_policy, Values>& policy, F&& f, detail::caller where = {})
+    -> std::invoke_result_t<F&> {
+  static_assert(std::is_same_v<typename detail::sync_attempt<std::invoke_result_t<F&>>::values, Values>,
+                "stamina::retry: the on_result predicate's parameter types differ from the function's result");
+  return retry(static_cast<const retry_policy&>(policy), std::forward<F>(f), where);
 }
 
 /// @cond

@@ -72,6 +72,15 @@ namespace detail {
 template <class Clock = std::chrono::steady_clock>
 class basic_retry_context;
 
+namespace detail {
+// How the blocking form of a context on `Clock` sleeps: the thread, on the steady clock, until
+// `stop` is requested (false then). Tests specialise it for their virtual clock.
+template <class Clock>
+struct blocking_sleep {
+  static bool sleep(const std::stop_token& stop, duration d) { return stoppable_sleeper{stop}(d); }
+};
+}  // namespace detail
+
 /// One attempt of a retry_context.
 class attempt {
  public:
@@ -251,7 +260,7 @@ class basic_retry_context {
   }
 
   // false when a stop was requested (a token that cannot stop waits the whole time)
-  bool sleep(duration d) const { return detail::stoppable_sleeper{stop_}(d); }
+  bool sleep(duration d) const { return detail::blocking_sleep<Clock>::sleep(stop_, d); }
 
   retry_policy policy_;
   detail::retry_protocol call_;

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 
 #include <chrono>
+#include <string>
 
 namespace asio = boost::asio;
 
@@ -36,10 +37,26 @@ int main() {
 #elif defined(STAMINA_LAMBDA_AS_ASYNC_POLICY)
   stamina::async_retry(
       ctx, [](const stamina::failure&) { return true; }, op, [](boost::system::error_code) {});
+#elif defined(STAMINA_RESULT_MISMATCH_SYNC)
+  // The function returns an int; the predicate takes a string.
+  (void)stamina::retry(stamina::retry_policy(on).on_result([](const std::string& body) { return body.empty(); }),
+                       [] { return 1; });
+#elif defined(STAMINA_RESULT_MISMATCH_ASYNC)
+  // The operation completes with (error_code, int); the predicate takes a string.
+  auto value_op = [&](auto token) {
+    return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), 1));
+  };
+  stamina::async_retry(ctx, stamina::retry_policy(on).on_result([](const std::string& body) { return body.empty(); }),
+                       value_op, [](boost::system::error_code, int) {});
 #else
   const stamina::retry_on right([](const stamina::failure&) { return std::chrono::seconds(2); });
   (void)right(stamina::failure(boost::system::error_code()));
   const auto policy = stamina::retry_policy(on).on_result([](int value) { return value == 0; });
+  (void)stamina::retry(policy, [] { return 1; });  // the types match: checked at compile time
+  auto value_op = [&](auto token) {
+    return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), 1));
+  };
+  stamina::async_retry(ctx, policy, value_op, [](boost::system::error_code, int) {});
   const stamina::retry_policy named = stamina::retry_policy(on).attempts(3);
   const stamina::backoff b(named);
   (void)stamina::retry(stamina::retry_on([](const stamina::failure&) { return true; }), [] { return 1; });

@@ -255,6 +255,16 @@ void check_values_of(const result_classifier* judge, void (*)(First, Rest...)) {
   check_result_values<Rest...>(judge);
 }
 
+// The success values of an op: its completion arguments after the first, decayed.
+template <class Signature>
+struct values_after_first;
+template <class First, class... Rest>
+struct values_after_first<void(First, Rest...)> {
+  using type = std::tuple<std::decay_t<Rest>...>;
+};
+template <class Op>
+using op_success_values = typename values_after_first<typename op_traits<Op>::signature>::type;
+
 // The one initiation of the composed-operation drivers (async_retry's retry_op, async_hedge's
 // hedge_op): the state comes from the handler's allocator (Asio's recycling allocator unless the
 // handler names one: a call then costs no malloc in steady state), then async_compose.

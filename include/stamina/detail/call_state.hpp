@@ -10,7 +10,9 @@
 #include <stamina/decision.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/classifier.hpp>
+#include <stamina/detail/describe.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/switches.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
 #include <stamina/global.hpp>
@@ -166,6 +168,21 @@ class call_state {
 
   /// A retryable failure costs one token of the budget; whether a retry is still allowed.
   bool budget_allows_retry() noexcept { return spec_.budget == nullptr || !active() || spec_.budget->on_failure(); }
+
+  // --- what a failure that the dependency did not produce stands for, in hooks and metrics ---
+  /// An attempt cut by its time limit.
+  static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
+  /// An attempt the throttle held back.
+  static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
+  /// A result `on_result` retried: the result, described.
+  template <class... V>
+  static failure retried_result_failure(const V&... values) noexcept {
+    try {
+      return failure(std::make_exception_ptr(retried_result_error(describe_values_of(values...))));
+    } catch (...) {
+      return failure(make_error_code(error::retried_result));  // out of memory
+    }
+  }
 
   // --- hooks -----------------------------------------------------------------------------------
   bool reports_retries() const noexcept { return active() && (has_on_retry_hooks() || spec_.own_on_retry != nullptr); }

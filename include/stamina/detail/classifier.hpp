@@ -7,6 +7,7 @@
 #include <stamina/detail/namespace.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -112,6 +113,33 @@ struct result_classifier_for final : result_classifier {
   }
   F f_;
 };
+
+// The success values an on_result predicate takes (std::tuple of decayed types); void when it
+// has no fixed parameters (then make_result_classifier says why).
+template <class F, bool = has_fixed_parameters<F>>
+struct result_values_of {
+  using type = void;
+};
+template <class F>
+struct result_values_of<F, true> {
+  using type = typename fixed_parameters<F>::values;
+};
+
+// What `on_result(pred)` of either policy stores, once the predicate's shape is checked.
+template <class F>
+std::shared_ptr<const result_classifier> make_result_classifier(F pred) {
+  static_assert(has_fixed_parameters<F>,
+                "stamina: on_result: the predicate needs fixed parameter types (no auto), which are checked against "
+                "the operation's success values");
+  if constexpr (has_fixed_parameters<F>) {
+    static_assert(is_verdict_v<typename fixed_parameters<F>::result>,
+                  "an on_result predicate must return bool, stamina::decision or a chrono duration (a number is not "
+                  "a wait: return std::chrono::seconds(n))");
+    return std::make_shared<const result_classifier_for<F>>(std::move(pred));
+  } else {
+    return nullptr;
+  }
+}
 
 // "(int, std::string)", for the message of a mismatch.
 std::string describe_values(const std::type_info& tuple_type);

@@ -90,7 +90,8 @@ class hedge_protocol {
   hedge_step attempt_succeeded(unsigned attempt, Elapsed&& elapsed, const V&... values) {
     if (state_.judges_results()) {
       const decision verdict = state_.judge(values...);
-      if (verdict.should_retry()) return failed_after(attempt, retried_result(values...), elapsed(), true);
+      if (verdict.should_retry())
+        return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(), true);
     }
     hedge_step step = attempt_returned(attempt);
     if (decided_) return step;
@@ -118,7 +119,7 @@ class hedge_protocol {
   // produced; the machine knows it was cut).
   hedge_step attempt_failed(unsigned attempt, const failure& f, duration elapsed) {
     const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
-    if (cut) return failed_after(attempt, timed_out(), elapsed, true);
+    if (cut) return failed_after(attempt, call_state::timed_out_failure(), elapsed, true);
     const decision verdict = state_.classify(f);
     return failed_after(attempt, f, elapsed, verdict.should_retry());
   }
@@ -168,16 +169,6 @@ class hedge_protocol {
   bool completed() const noexcept { return completed_; }
 
  private:
-  static failure timed_out() noexcept { return failure(make_error_code(error::attempt_timeout)); }
-  template <class... V>
-  static failure retried_result(const V&... values) noexcept {
-    try {
-      return failure(std::make_exception_ptr(retried_result_error(describe_values_of(values...))));
-    } catch (...) {
-      return failure(make_error_code(error::retried_result));
-    }
-  }
-
   // A failed attempt (or a retried result, or a timed-out attempt): `retryable` says whether
   // it starts the next hedge at once; a failure that is not ends the call with it.
   hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, bool retryable) {

@@ -20,6 +20,7 @@
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/describe.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/switches.hpp>
 #include <stamina/error.hpp>
 #include <stamina/instrumentation.hpp>
 #include <stamina/retry_policy.hpp>
@@ -107,7 +108,7 @@ class retry_protocol {
     assert(stage_ == stage::attempting);
     state_.answered(answer::accepted, false);  // the dependency answered, with a result to retry
     last_ = give_up_result::last_attempt;
-    const failure what = retried_result_failure(values...);
+    const failure what = call_state::retried_result_failure(values...);
     if (cancelled) return give_up(give_up_reason::cancelled, what);
     return after_failure(verdict, what, elapsed());
   }
@@ -133,7 +134,7 @@ class retry_protocol {
   action attempt_timed_out(duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     last_ = give_up_result::attempt_timeout;
-    const failure what = timed_out_failure();
+    const failure what = call_state::timed_out_failure();
     if (cancelled) return give_up(give_up_reason::cancelled, what);
     state_.answered(answer::overloaded, false);
     return after_failure(decision::overloaded(), what, elapsed);
@@ -153,21 +154,6 @@ class retry_protocol {
   /// failure (Python's `next_wait`): the same draw the failure will make, or 0 in testing mode.
   /// It ignores the deadline, the attempt limit and server-given waits.
   duration next_wait() { return failed().waits.peek_wait(); }
-
-  /// The failure a timed-out attempt stands for.
-  static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
-  /// The failure a held-back attempt stands for.
-  static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
-  /// The failure a result retried by `on_result` stands for (in hooks and metrics): the
-  /// result, described.
-  template <class... V>
-  static failure retried_result_failure(const V&... values) noexcept {
-    try {
-      return failure(std::make_exception_ptr(retried_result_error(describe_values_of(values...))));
-    } catch (...) {
-      return failure(make_error_code(error::retried_result));  // out of memory
-    }
-  }
 
   /// Attempts so far, sent or held back: the number of the current one.
   unsigned attempts() const noexcept { return saturating_sum(sent_, held_); }
@@ -247,11 +233,12 @@ class retry_protocol {
     const auto limit = f.waits.max_attempts();
     const bool counts = !f.waits.deadline().has_value();
     if (limit && (counts ? attempts() : sent_) >= *limit)
-      return give_up(give_up_reason::throttled, throttled_failure());
+      return give_up(give_up_reason::throttled, call_state::throttled_failure());
     const double wait = f.waits.testing() ? 0.0 : f.waits.draw_wait(saturating_sum(f.waits.failures(), 1)).count();
     // Pacing needs a wait: a held-back attempt with none (testing mode, zero waits) ends the call.
-    if (!(wait > 0) || past_deadline(f, elapsed, wait)) return give_up(give_up_reason::throttled, throttled_failure());
-    return then_wait(wait, throttled_failure(), false);
+    if (!(wait > 0) || past_deadline(f, elapsed, wait))
+      return give_up(give_up_reason::throttled, call_state::throttled_failure());
+    return then_wait(wait, call_state::throttled_failure(), false);
   }
 
   bool past_deadline(const failure_state& f, duration elapsed, double wait) const noexcept {

@@ -176,23 +176,6 @@ BOOST_AUTO_TEST_CASE(deadline_with_injected_time) {
   BOOST_TEST(std::chrono::duration<double>(test::mock_clock::now() - start).count() <= 5.0);
 }
 
-BOOST_AUTO_TEST_CASE(inactive_runs_exactly_once) {
-  stamina::set_active(false);
-  std::vector<double> waits;
-  int failing_calls = 0, succeeding_calls = 0;
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), waits,
-                                  [&]() -> int {
-                                    ++failing_calls;
-                                    throw test::transient_error("x");
-                                  }),
-                    test::transient_error);
-  retry_virtual(test::retry_transient(), waits, [&] { return ++succeeding_calls; });
-  stamina::set_active(true);
-  BOOST_TEST(failing_calls == 1);
-  BOOST_TEST(succeeding_calls == 1);
-  BOOST_TEST(waits.empty());
-}
-
 BOOST_AUTO_TEST_CASE(testing_mode_forced_attempts_zero_waits_timeout_ignored) {
   stamina::testing_scope scope(4);
   std::vector<double> waits;
