@@ -249,8 +249,9 @@ BOOST_AUTO_TEST_SUITE(readable_instrumentation)
 // One format for exceptions, error codes and results: no wrapexcept, category names, values.
 BOOST_AUTO_TEST_CASE(caused_by_is_readable_for_codes_exceptions_and_results) {
   const stamina::failure code{boost::system::error_code(boost::asio::error::connection_refused)};
-  BOOST_TEST(code.type_name() == "system:connection_refused");
-  BOOST_TEST(code.describe().rfind("system: Connection refused [", 0) == 0u, code.describe());
+  const std::string category = code.error().category().name();  // "system", or "asio.system" standalone
+  BOOST_TEST(code.type_name() == category + ":connection_refused");
+  BOOST_TEST(code.describe().rfind(category + ": Connection refused [", 0) == 0u, code.describe());
   std::exception_ptr wrapped;
   try {
     boost::throw_exception(boost::system::system_error(boost::asio::error::connection_refused));
@@ -259,7 +260,11 @@ BOOST_AUTO_TEST_CASE(caused_by_is_readable_for_codes_exceptions_and_results) {
   }
   const stamina::failure thrown{wrapped};
   BOOST_TEST(thrown.type_name().find("wrapexcept") == std::string::npos, thrown.type_name());
+#if defined(STAMINA_STANDALONE_ASIO)
+  BOOST_TEST(thrown.type_name() == "std::system_error");
+#else
   BOOST_TEST(thrown.type_name() == "boost::system::system_error");
+#endif
   BOOST_TEST(thrown.describe().find("Connection refused") != std::string::npos, thrown.describe());
   // A retried result is described by its value.
   test::hook_recorder hooks;

@@ -3,15 +3,19 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <common/hook_recorder.hpp>
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
 #include <common/print.hpp>
+#include <stamina/adaptive_throttle.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
 
 #include <boost/asio/error.hpp>
 
+#include <memory>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -254,6 +258,38 @@ BOOST_AUTO_TEST_CASE(a_reconnect_loop_does_not_drift_with_reset_after) {
                     test::fatal_error);
   // Each session's drop starts the schedule again (attempts too: 8 failures under attempts(5)).
   BOOST_TEST(waits == (std::vector<double>{0.1, 0.2, 0.1, 0.2, 0.4, 0.1, 0.2, 0.4}), boost::test_tools::per_element());
+}
+
+// The newcomer's outage: a paced call still throws the dependency's own exception (the same
+// object), so `catch (const db_error&)` keeps working; the give-up says what was held back.
+BOOST_AUTO_TEST_CASE(a_throttled_call_throws_the_dependency_s_own_exception) {
+  // A throttle that saw overload and paces at its floor, on a clock that then stands still: it
+  // admits the first attempt and holds back every later one.
+  static double now = 0;
+  auto throttle = std::make_shared<stamina::adaptive_throttle>();
+  throttle->clock(+[] { return now; });
+  now += 10;
+  throttle->on_overloaded();
+  now += 1;
+  for (int i = 0; i < 100 && !throttle->pacing(); ++i) throttle->admit();
+  throttle->admit();
+  now += 1;
+  test::hook_recorder hooks;
+  std::vector<double> waits;
+  int calls = 0;
+  const auto p = test::retry_transient().attempts(3).wait_jitter(0s).throttle(throttle);
+  BOOST_CHECK_EXCEPTION(retry_virtual(p, waits,
+                                      [&]() -> int {
+                                        ++calls;
+                                        throw test::transient_error("db down");
+                                      }),
+                        test::transient_error,
+                        [](const test::transient_error& e) { return std::string(e.what()) == "db down"; });
+  BOOST_TEST(calls == 1);
+  BOOST_REQUIRE(hooks.give_ups().size() == 1u);
+  BOOST_TEST((hooks.give_ups()[0].reason == stamina::give_up_reason::throttled));
+  BOOST_TEST(hooks.give_ups()[0].attempts == 1u);  // sent
+  BOOST_TEST(hooks.give_ups()[0].held_back >= 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
