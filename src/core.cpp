@@ -197,6 +197,7 @@ template <class Change>
 void retry_policy::change_shared(Change&& change) {
   auto next = std::make_shared<shared_parts>(*shared_);
   change(*next);
+  next->refresh();  // the copy's spec still pointed into the old block
   shared_ = std::move(next);
 }
 

@@ -87,6 +87,7 @@ template <class Change>
 void hedging_policy::change_config(Change&& change) {
   auto next = std::make_shared<config>(*config_);
   change(*next);
+  next->refresh();  // the copy's spec still pointed into the old block
   config_ = std::move(next);
 }
 

@@ -205,7 +205,7 @@ BOOST_AUTO_TEST_CASE(call_sites_get_separate_default_throttles) {
   stamina::set_default_throttling(true);  // off for the other tests (main.cpp)
   // What a failing call of each reports to (the call state registers the name's throttle).
   auto reported = [](const stamina::retry_policy& p) {
-    stamina::detail::call_state call(p.call_spec(nullptr));
+    stamina::detail::call_state call(p.call_spec());
     return call.throttle_in_effect(true);
   };
   BOOST_TEST(reported(a) == stamina::default_throttle(a.name()).get());

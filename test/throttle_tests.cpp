@@ -419,7 +419,7 @@ stamina::retry_policy fast_policy(const std::string& name) {
 // The throttle a call of `p` answers to, as the call state resolves it when the call starts
 // (`make`: as after a failure, registering the name's default throttle).
 adaptive_throttle* throttle_of_a_call(const stamina::retry_policy& p, bool make) {
-  stamina::detail::call_state call(p.call_spec(nullptr));
+  stamina::detail::call_state call(p.call_spec());
   return call.throttle_in_effect(make);
 }
 

@@ -215,20 +215,7 @@ class hedging_policy {
   detail::latency_window* window() const noexcept { return window_.get(); }
   const detail::result_classifier* result_classifier() const noexcept { return config_->on_result.get(); }
   // What a call needs to know (call_state.hpp); an unnamed policy's call is named after `caller`.
-  detail::call_state_spec call_spec(const detail::caller* caller) const noexcept {
-    detail::call_state_spec s;
-    s.on = &config_->on;
-    s.on_result = config_->on_result.get();
-    s.explicit_name = config_->named ? &config_->name : nullptr;
-    s.name_throttle = nullptr;
-    s.site = config_->site;
-    if (caller != nullptr && !config_->named) {
-      s.caller_file = caller->file;
-      s.caller_line = caller->line;
-    }
-    s.own_throttle_set = true;  // hedges are paced by their own budget, not by a throttle
-    return s;
-  }
+  detail::call_state_spec const& call_spec() const noexcept { return config_->spec; }
   /// @endcond
 
  private:
@@ -236,13 +223,22 @@ class hedging_policy {
   void set_on_result(std::shared_ptr<const detail::result_classifier> value);
 
   struct config {
-    config(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) {}
+    config(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) { refresh(); }
     retry_on on;
     const detail::call_site* site;
     bool named = false;
     std::string name;
     std::function<void(const hedge_event&)> hook;
     std::shared_ptr<const detail::result_classifier> on_result;
+    detail::call_state_spec spec;  // what a call needs, pointing into this block
+    // Points `spec` into this block: after it was made, and after a copy was changed.
+    void refresh() noexcept {
+      spec.on = &on;
+      spec.on_result = on_result.get();
+      spec.explicit_name = named ? &name : nullptr;
+      spec.site = site;
+      spec.own_throttle_set = true;  // hedges are paced by their own budget, not by a throttle
+    }
   };
   template <class Change>
   void change_config(Change&& change);

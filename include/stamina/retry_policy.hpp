@@ -142,6 +142,16 @@ class retry_policy {
   retry_policy& reset_after(std::optional<duration> value) &;
   /// The schedule restart (see above).
   retry_policy&& reset_after(std::optional<duration> value) && { return std::move(reset_after(value)); }
+  /// For interactive paths: an attempt the throttle would hold back ends the call at once,
+  /// instead of waiting (paced) until the throttle admits it or the deadline passes. The call
+  /// delivers the dependency's last failure if it had one, else `stamina::error::throttled`;
+  /// the give-up reason is `throttled`. Off by default (batch work waits).
+  retry_policy& fail_fast(bool value = true) & noexcept {
+    fail_fast_ = value;
+    return *this;
+  }
+  /// Fail fast instead of waiting (see above).
+  retry_policy&& fail_fast(bool value = true) && noexcept { return std::move(fail_fast(value)); }
   /// The name reported to hooks, logs and metrics, and the key of the default throttle.
   retry_policy& name(std::string value) &;
   /// The name (see above).
@@ -191,6 +201,8 @@ class retry_policy {
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
   /// The schedule restart after a long healthy attempt; nullopt = never (default).
   std::optional<duration> reset_after() const noexcept { return reset_after_; }
+  /// Whether a held-back attempt ends the call at once (default false).
+  bool fail_fast() const noexcept { return fail_fast_; }
   /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
   std::optional<duration> max_server_wait() const noexcept { return shared_->max_server_wait; }
   /// The name reported to hooks and metrics (default: where the policy was created).
@@ -213,25 +225,7 @@ class retry_policy {
   // What a call under this policy needs to know (call_state.hpp). An unnamed policy's call is
   // named after `caller`, the call's place in the code, when given; else after where the policy
   // was made.
-  detail::call_state_spec call_spec(const detail::caller* caller) const noexcept {
-    const shared_parts& p = *shared_;
-    detail::call_state_spec s;
-    s.on = &p.on;
-    s.on_result = p.on_result.get();
-    s.explicit_name = p.named ? &p.name : nullptr;
-    s.name_throttle = p.named ? &p.name_throttle : nullptr;
-    s.site = p.site;
-    if (caller != nullptr && !p.named) {
-      s.caller_file = caller->file;
-      s.caller_line = caller->line;
-    }
-    s.own_throttle = p.throttle.get();
-    s.own_throttle_set = p.throttle_set;
-    s.budget = p.budget.get();
-    s.own_on_retry = p.own_on_retry ? &*p.own_on_retry : nullptr;
-    s.own_on_give_up = p.own_on_give_up ? &p.own_on_give_up : nullptr;
-    return s;
-  }
+  detail::call_state_spec const& call_spec() const noexcept { return shared_->spec; }
   // Used by the drivers: the erased on_result predicate, or null.
   const detail::result_classifier* result_classifier() const noexcept { return shared_->on_result.get(); }
   /// @endcond
@@ -245,7 +239,7 @@ class retry_policy {
   // (e.g. on_exception<E>()) and nothing else shares a block interned for its call site and
   // predicate, never destroyed and never counted: making one per call allocates nothing.
   struct shared_parts {
-    shared_parts(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) {}
+    shared_parts(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) { refresh(); }
     retry_on on;
     const detail::call_site* site;  // where the policy was made: its default name
     bool named = false;             // name(...) was called
@@ -258,6 +252,20 @@ class retry_policy {
     std::optional<duration> max_server_wait{duration(300.0)};
     mutable detail::throttle_slot name_throttle;  // default_throttle(name), for a named policy
     bool throttle_set = false;                    // throttle(...) was called
+    detail::call_state_spec spec;                 // what a call needs, pointing into this block
+    // Points `spec` into this block: after it was made, and after a copy was changed.
+    void refresh() noexcept {
+      spec.on = &on;
+      spec.on_result = on_result.get();
+      spec.explicit_name = named ? &name : nullptr;
+      spec.name_throttle = named ? &name_throttle : nullptr;
+      spec.site = site;
+      spec.own_throttle = throttle.get();
+      spec.own_throttle_set = throttle_set;
+      spec.budget = budget.get();
+      spec.own_on_retry = own_on_retry ? &*own_on_retry : nullptr;
+      spec.own_on_give_up = own_on_give_up ? &own_on_give_up : nullptr;
+    }
   };
   template <class Change>
   void change_shared(Change&& change);
@@ -273,6 +281,7 @@ class retry_policy {
   stamina::jitter jitter_{jitter::additive};
   std::optional<duration> attempt_timeout_;
   std::optional<duration> reset_after_;
+  bool fail_fast_ = false;
 };
 
 STAMINA_NAMESPACE_END

@@ -61,18 +61,17 @@ enum class answer : unsigned char {
   overloaded,  ///< the attempt timed out, or the answer says the dependency is overloaded
 };
 
-/// What a call state is built from (a policy's `call_spec`). `on` classifies failures;
-/// `own_*` are the policy's own hooks (may be null); `explicit_name` is the policy's `name(...)`
-/// if it was given one, else null, and then the call is named after `site` (the call's place in
-/// the code, or where its policy was made).
+/// What a call state is built from: a policy's `call_spec()`, made once per policy block (when
+/// the policy is made or changed), so a call copies nothing. `on` classifies failures; `own_*`
+/// are the policy's own hooks (may be null); `explicit_name` is the policy's `name(...)` if it
+/// was given one, else null, and then the call is named after its place in the code (or, when
+/// not known, after `site`, where its policy was made).
 struct call_state_spec {
   const retry_on* on = nullptr;
   const result_classifier* on_result = nullptr;
   const std::string* explicit_name = nullptr;
-  throttle_slot* name_throttle = nullptr;  // the explicit name's throttle slot
-  const call_site* site = nullptr;         // where the policy was made
-  const char* caller_file = nullptr;       // where the call is made (when known): names an unnamed policy's call
-  unsigned caller_line = 0;
+  throttle_slot* name_throttle = nullptr;     // the explicit name's throttle slot
+  const call_site* site = nullptr;            // where the policy was made
   adaptive_throttle* own_throttle = nullptr;  // throttle(...) of the policy
   bool own_throttle_set = false;
   retry_budget* budget = nullptr;
@@ -89,7 +88,14 @@ class call_state {
  public:
   using spec = call_state_spec;
 
-  explicit call_state(const spec& s) noexcept : spec_(s), switches_(load_global_config()) {
+  /// `s` must outlive the call state (it lives in the policy's block, which the call holds);
+  /// `where`, when given, names an unnamed policy's call.
+  explicit call_state(const spec& s, const caller* where = nullptr) noexcept
+      : spec_(&s), switches_(load_global_config()) {
+    if (where != nullptr && s.explicit_name == nullptr) {
+      caller_file_ = where->file;
+      caller_line_ = where->line;
+    }
     if (active()) throttle_ = throttle_in_effect(false);
   }
 
@@ -103,7 +109,7 @@ class call_state {
   /// The policy's explicit name, else the name of the call's place in the code (or, when not
   /// known, where the policy was made).
   const std::string& name() const noexcept {
-    return spec_.explicit_name != nullptr ? *spec_.explicit_name : site().name;
+    return spec_->explicit_name != nullptr ? *spec_->explicit_name : site().name;
   }
   /// A process-wide id, drawn the first time it is asked for (a call that only succeeds
   /// draws none).
@@ -114,22 +120,22 @@ class call_state {
 
   // --- classification: a classifier that fails is reported, and means "do not retry" ---------
   decision classify(const failure& f) const noexcept {
-    return classify_safely([&] { return (*spec_.on)(f); });
+    return classify_safely([&] { return (*spec_->on)(f); });
   }
   /// Whether successes are shown to an `on_result` predicate.
-  bool judges_results() const noexcept { return spec_.on_result != nullptr; }
+  bool judges_results() const noexcept { return spec_->on_result != nullptr; }
   /// The `on_result` predicate's verdict on the success `values` (no predicate: deliver).
   template <class... V>
   decision judge(const V&... values) const noexcept {
-    if (spec_.on_result == nullptr) return decision::no_retry();
+    if (spec_->on_result == nullptr) return decision::no_retry();
     const std::tuple<const V*...> pointers(&values...);
-    return classify_safely([&] { return spec_.on_result->classify(&pointers); });
+    return classify_safely([&] { return spec_->on_result->classify(&pointers); });
   }
 
   // --- protections -----------------------------------------------------------------------------
   /// Whether the next attempt may be sent (the throttle in effect; an inactive call always).
   bool admit() noexcept {
-    if (throttle_ == nullptr && active() && !spec_.own_throttle_set && any_default_throttle_unhealthy())
+    if (throttle_ == nullptr && active() && !spec_->own_throttle_set && any_default_throttle_unhealthy())
       throttle_ = throttle_in_effect(false);  // the name's throttle has become unhealthy since
     return throttle_ == nullptr || throttle_->admit();
   }
@@ -151,23 +157,28 @@ class call_state {
           break;
       }
     }
-    if (success && spec_.budget != nullptr) spec_.budget->on_success();
+    if (success && spec_->budget != nullptr) spec_->budget->on_success();
   }
   /// The throttle this call answers to: the policy's own; else, unless default throttling is
   /// off, the default throttle of the call's name — when some default throttle is unhealthy,
   /// or, with `make`, made (registered) for the name if it has none yet. Null: none applies.
   adaptive_throttle* throttle_in_effect(bool make) const noexcept {
-    if (spec_.own_throttle_set) return spec_.own_throttle;
+    if (spec_->own_throttle_set) return spec_->own_throttle;
     if (!switches_.default_throttling()) return nullptr;
     if (!make && !any_default_throttle_unhealthy()) [[likely]]
       return nullptr;  // every default throttle is healthy: nothing to ask
-    throttle_slot& slot = spec_.name_throttle != nullptr ? *spec_.name_throttle : site().throttle;
+    throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;
     if (adaptive_throttle* t = slot.get()) return t;
     return resolve_throttle(slot, name(), make);
   }
 
+  /// No throttle is in effect (yet): an attempt needs no admission.
+  bool unthrottled() const noexcept { return throttle_ == nullptr; }
+  /// No throttle and no budget: a success has nobody to tell.
+  bool unguarded() const noexcept { return throttle_ == nullptr && spec_->budget == nullptr; }
+
   /// A retryable failure costs one token of the budget; whether a retry is still allowed.
-  bool budget_allows_retry() noexcept { return spec_.budget == nullptr || !active() || spec_.budget->on_failure(); }
+  bool budget_allows_retry() noexcept { return spec_->budget == nullptr || !active() || spec_->budget->on_failure(); }
 
   // --- what a failure that the dependency did not produce stands for, in hooks and metrics ---
   /// An attempt cut by its time limit.
@@ -185,28 +196,31 @@ class call_state {
   }
 
   // --- hooks -----------------------------------------------------------------------------------
-  bool reports_retries() const noexcept { return active() && (has_on_retry_hooks() || spec_.own_on_retry != nullptr); }
+  bool reports_retries() const noexcept { return active() && (has_on_retry_hooks() || spec_->own_on_retry != nullptr); }
   bool reports_give_ups() const noexcept {
-    return active() && (has_on_give_up_hooks() || spec_.own_on_give_up != nullptr);
+    return active() && (has_on_give_up_hooks() || spec_->own_on_give_up != nullptr);
   }
   void report_retry(const retry_details& d, retry_scope& scope) const noexcept {
-    notify_retry(d, scope, spec_.own_on_retry);
+    notify_retry(d, scope, spec_->own_on_retry);
   }
-  void report_give_up(const give_up_details& d) const noexcept { notify_give_up(d, spec_.own_on_give_up); }
+  void report_give_up(const give_up_details& d) const noexcept { notify_give_up(d, spec_->own_on_give_up); }
   bool reports_hedges() const noexcept { return active() && has_on_hedge_hooks(); }
   void report_hedge(const hedge_event& e) const noexcept { notify_hedge(e); }
 
  private:
   // The call's place in the code, interned when first needed.
   const call_site& site() const noexcept {
-    if (spec_.caller_file != nullptr) {
-      spec_.site = &intern_call_site(spec_.caller_file, spec_.caller_line);
-      spec_.caller_file = nullptr;
+    if (caller_file_ != nullptr) {
+      call_site_ = &intern_call_site(caller_file_, caller_line_);
+      caller_file_ = nullptr;
     }
-    return *spec_.site;
+    return call_site_ != nullptr ? *call_site_ : *spec_->site;
   }
 
-  mutable spec spec_;
+  const spec* spec_;
+  mutable const char* caller_file_ = nullptr;  // the call's place in the code, until interned
+  unsigned caller_line_ = 0;
+  mutable const call_site* call_site_ = nullptr;
   global_config switches_;
   adaptive_throttle* throttle_ = nullptr;
   std::uint64_t id_ = 0;

@@ -53,7 +53,7 @@ enum class hedge_outcome : unsigned char {
 class hedge_protocol {
  public:
   explicit hedge_protocol(const hedging_policy& policy, const caller* where = nullptr) noexcept
-      : policy_(&policy), state_(policy.call_spec(where)) {}
+      : policy_(&policy), state_(policy.call_spec(), where) {}
   hedge_protocol(hedging_policy&&, const caller* = nullptr) = delete;
 
   /// The call's state (switches, name, hooks).

@@ -71,7 +71,7 @@ class retry_protocol {
   /// (the call's place in the code) when given. Cheap: what a failure needs is made at the first
   /// failure. `seed` fixes the jitter (0: random, or virtual time's).
   explicit retry_protocol(const retry_policy& policy, const caller* where = nullptr, std::uint64_t seed = 0) noexcept
-      : policy_(&policy), state_(policy.call_spec(where)), seed_(seed) {}
+      : policy_(&policy), state_(policy.call_spec(), where), seed_(seed) {}
   retry_protocol(retry_policy&&, const caller* = nullptr, std::uint64_t = 0) = delete;
 
   /// The one clock rule: the driver measures elapsed time (one clock read when the call
@@ -83,16 +83,26 @@ class retry_protocol {
   call_state& state() noexcept { return state_; }
 
   /// The first step of every call: the first attempt (or, if the throttle holds it back, a wait).
-  action start(duration elapsed) {
+  [[gnu::always_inline]] action start(duration elapsed) {
     assert(stage_ == stage::idle);
+    // No throttle in effect (the call state asked when it was made, a moment ago) and no
+    // attempt limit: the first attempt goes, with nothing to decide.
+    if (state_.unthrottled() && !policy_->attempt_timeout()) [[likely]] {
+      stage_ = stage::attempting;
+      sent_ = 1;
+      attempt_started_ = elapsed.count();
+      return action::attempt(std::nullopt);
+    }
     return next_attempt(elapsed);
   }
 
   /// The attempt succeeded and no `on_result` judges it: deliver it.
-  action attempt_succeeded() noexcept {
+  [[gnu::always_inline]] action attempt_succeeded() noexcept {
     assert(stage_ == stage::attempting);
-    state_.answered(answer::accepted, true);
-    return finish();
+    if (!state_.unguarded() || failed_) [[unlikely]]
+      return succeeded_after_all();
+    stage_ = stage::done;  // nothing to tell a throttle or a budget, nothing to release
+    return action::deliver();
   }
 
   /// The attempt succeeded with `values`: the policy's `on_result` (if any) decides whether the
@@ -229,6 +239,7 @@ class retry_protocol {
   // deadline bounds the pacing otherwise); its wait does not make the backoff grow.
   [[gnu::noinline]] std::optional<action> held_back(duration elapsed) {
     saturating_increment(held_);
+    if (policy_->fail_fast()) return give_up(give_up_reason::throttled, call_state::throttled_failure());
     failure_state& f = failed();
     const auto limit = f.waits.max_attempts();
     const bool counts = !f.waits.deadline().has_value();
@@ -294,6 +305,12 @@ class retry_protocol {
     finish();
     gave_up_ = reason;
     return action::give_up(result);
+  }
+
+  // A success the protections are told of, or that ends a call which had failed.
+  [[gnu::noinline]] action succeeded_after_all() noexcept {
+    state_.answered(answer::accepted, true);
+    return finish();
   }
 
   // The failure a give-up reports: the last real one (a held-back attempt is not news).
