@@ -420,6 +420,24 @@ BOOST_AUTO_TEST_CASE(an_infinite_server_wait_is_capped_not_a_deadline) {
   BOOST_CHECK_THROW(test::retry_transient().max_server_wait(duration(NAN)), std::invalid_argument);
 }
 
+// Found by the fuzzer: wait_max and wait_jitter near the double's maximum are valid, and their
+// sum must saturate instead of becoming an infinite wait.
+BOOST_AUTO_TEST_CASE(huge_valid_settings_saturate_the_wait) {
+  const double huge = 1e308;
+  const auto p = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) { return true; }))
+                     .wait_initial(stamina::duration(huge))
+                     .wait_max(stamina::duration(huge))
+                     .wait_jitter(stamina::duration(huge))
+                     .timeout(std::nullopt);
+  backoff b(p, 3);
+  for (int i = 0; i < 8; ++i) {
+    const auto s = b.on_failure(stamina::decision::retry(), stamina::duration(0));
+    BOOST_TEST(s.retry);
+    BOOST_TEST(std::isfinite(s.wait.count()));
+    BOOST_TEST(std::isfinite(b.waited_so_far().count()));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(huge_retry_numbers_saturate) {
   for (auto j :
        {stamina::jitter::additive, stamina::jitter::full, stamina::jitter::equal, stamina::jitter::decorrelated}) {

@@ -139,7 +139,7 @@ class backoff {
     }
     if (!std::isinf(timeout_) && elapsed.count() + wait >= timeout_) return give_up(give_up_reason::deadline);
     const step s{true, duration(wait), failures_, duration(waited_), give_up_reason::attempts_exhausted};
-    waited_ += wait;
+    waited_ = std::min(waited_ + wait, std::numeric_limits<double>::max());  // saturates
     return s;
   }
 
@@ -170,8 +170,12 @@ class backoff {
   duration draw_wait(unsigned retry_num) noexcept {
     const double e = capped_exponential(retry_num).count();
     switch (policy_->jitter()) {
-      case jitter::additive:
-        return duration(e + uniform() * policy_->wait_jitter().count());
+      case jitter::additive: {
+        // Two huge but valid settings (wait_max, wait_jitter near the double's maximum) must
+        // saturate, not overflow to infinity.
+        const double w = e + uniform() * policy_->wait_jitter().count();
+        return duration(std::isfinite(w) ? w : std::numeric_limits<double>::max());
+      }
       case jitter::full:
         return duration(uniform() * e);
       case jitter::equal:
