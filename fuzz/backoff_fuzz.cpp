@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 
 namespace {
@@ -126,7 +127,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           break;
       }
     }
-    waited += w;
+    waited = std::min(waited + w, std::numeric_limits<double>::max());  // the sum saturates, as the backoff's
     elapsed += w;
   }
   if (budget) CHECK(budget->tokens() >= 0 && budget->tokens() <= budget->max_tokens());
