@@ -1,10 +1,10 @@
-// Built by ctest only: with STAMINA_WITHOUT_ON it must fail to compile.
+// Built by ctest only: with STAMINA_WITHOUT_ON (or STAMINA_ALL_MISUSES) it must fail to compile.
 #include <stamina/retry_policy.hpp>
 
 #include <stdexcept>
 
 int main() {
-#ifndef STAMINA_WITHOUT_ON
+#if !defined(STAMINA_WITHOUT_ON) && !defined(STAMINA_ALL_MISUSES)
   stamina::retry_policy p = stamina::on_exception<std::runtime_error>();
 #else
   stamina::retry_policy p;
