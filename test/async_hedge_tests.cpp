@@ -291,6 +291,52 @@ BOOST_AUTO_TEST_CASE(the_adaptive_delay_follows_the_quantile_of_recent_latencies
 
 BOOST_AUTO_TEST_SUITE_END()
 
+namespace {
+
+// `calls` hedged calls at once on a pool of 4 threads, each attempt `waits` timer waits (real
+// timers, no timing assertion; CI runs it under TSan): every call completes exactly once, with
+// its own result. `executor_for(pool)` gives each call's executor (its attempts run there too).
+template <class ExecutorFor>
+void hedge_concurrently(ExecutorFor executor_for, int calls, std::chrono::microseconds delay, int waits) {
+  asio::thread_pool pool(4);
+  const stamina::hedging_policy policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
+                                             .delay(delay)
+                                             .max_attempts(3)
+                                             .budget(nullptr);
+  std::atomic<int> completed{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  for (int i = 0; i < calls; ++i) {
+    auto rec = std::make_shared<test::completion_record>();
+    records.push_back(rec);
+    auto ex = executor_for(pool);
+    auto op = [ex, i, waits](auto token) {
+      auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::microseconds(50 * (i % 7)));
+      return asio::async_compose<decltype(token), void(error_code, int)>(
+          [timer, i, waits, step = 0](auto& self, error_code ec = {}) mutable {
+            if (step++ < waits && !ec) {  // several waits: a loser's cancellation may meet any
+              if (step > 1) timer->expires_after(std::chrono::microseconds(20 * (i % 5)));
+              timer->async_wait(std::move(self));
+              return;
+            }
+            self.complete(ec, i);
+          },
+          token, ex);
+    };
+    stamina::async_hedge(ex, policy, op, test::once(rec, [&, i](error_code ec, int v) {
+                           if (ec || v != i) ++wrong;
+                           ++completed;
+                         }));
+  }
+  pool.join();
+  BOOST_TEST(completed.load() == calls);
+  BOOST_TEST(wrong.load() == 0);
+  for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(policy.stats().calls == static_cast<std::uint64_t>(calls));
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(hedge_asio_rules)
 
 BOOST_AUTO_TEST_CASE(terminal_and_partial_cancellation_reach_every_attempt) {
@@ -427,46 +473,9 @@ BOOST_AUTO_TEST_CASE(policies_reject_invalid_values_naming_the_field) {
 }
 
 // A pool runs attempts of many calls at once. Each call runs on a strand of the pool, as
-// async_hedge requires on several threads (a loser may only be cancelled in its own context);
-// every call completes exactly once with its own result. Real timers, no timing assertion;
-// run under TSan by CI.
+// async_hedge requires on several threads (a loser may only be cancelled in its own context).
 BOOST_AUTO_TEST_CASE(concurrent_calls_on_a_thread_pool) {
-  asio::thread_pool pool(4);
-  const stamina::hedging_policy policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
-                                             .delay(200us)
-                                             .max_attempts(3)
-                                             .budget(nullptr);
-  constexpr int calls = 300;
-  std::atomic<int> completed{0};
-  std::atomic<int> wrong{0};
-  std::vector<std::shared_ptr<test::completion_record>> records;
-  for (int i = 0; i < calls; ++i) {
-    auto rec = std::make_shared<test::completion_record>();
-    records.push_back(rec);
-    auto strand = asio::make_strand(pool);
-    auto op = [strand, i](auto token) {
-      auto timer = std::make_shared<asio::steady_timer>(strand, std::chrono::microseconds(50 * (i % 7)));
-      return asio::async_compose<decltype(token), void(error_code, int)>(
-          [timer, i, started = false](auto& self, error_code ec = {}) mutable {
-            if (!started) {
-              started = true;
-              timer->async_wait(std::move(self));
-              return;
-            }
-            self.complete(ec, i);
-          },
-          token, strand);
-    };
-    stamina::async_hedge(strand, policy, op, test::once(rec, [&, i](error_code ec, int v) {
-                           if (ec || v != i) ++wrong;
-                           ++completed;
-                         }));
-  }
-  pool.join();
-  BOOST_TEST(completed.load() == calls);
-  BOOST_TEST(wrong.load() == 0);
-  for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
-  BOOST_TEST(policy.stats().calls == static_cast<std::uint64_t>(calls));
+  hedge_concurrently([](asio::thread_pool& pool) { return asio::make_strand(pool); }, 300, 200us, 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -613,41 +622,7 @@ BOOST_AUTO_TEST_CASE(an_op_or_a_classifier_may_cancel_its_own_call) {
 
 // Several threads and no strand: each call must still be safe (TSan and ASan check this).
 BOOST_AUTO_TEST_CASE(concurrent_calls_on_a_thread_pool_without_a_strand) {
-  asio::thread_pool pool(4);
-  const stamina::hedging_policy policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
-                                             .delay(100us)
-                                             .max_attempts(3)
-                                             .budget(nullptr);
-  constexpr int calls = 400;
-  std::atomic<int> completed{0};
-  std::atomic<int> wrong{0};
-  std::vector<std::shared_ptr<test::completion_record>> records;
-  auto ex = pool.get_executor();
-  for (int i = 0; i < calls; ++i) {
-    auto rec = std::make_shared<test::completion_record>();
-    records.push_back(rec);
-    auto op = [ex, i](auto token) {
-      auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::microseconds(40 * (i % 9)));
-      return asio::async_compose<decltype(token), void(error_code, int)>(
-          [timer, i, step = 0](auto& self, error_code ec = {}) mutable {
-            if (step++ < 2 && !ec) {  // two waits: a loser's cancellation may meet either
-              timer->expires_after(std::chrono::microseconds(20 * (i % 5)));
-              timer->async_wait(std::move(self));
-              return;
-            }
-            self.complete(ec, i);
-          },
-          token, ex);
-    };
-    stamina::async_hedge(ex, policy, op, test::once(rec, [&, i](error_code ec, int v) {
-                           if (ec || v != i) ++wrong;
-                           ++completed;
-                         }));
-  }
-  pool.join();
-  BOOST_TEST(completed.load() == calls);
-  BOOST_TEST(wrong.load() == 0);
-  for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
+  hedge_concurrently([](asio::thread_pool& pool) { return pool.get_executor(); }, 400, 100us, 2);
 }
 
 // An op() that returns an awaitable that holds no coroutine is a failed attempt, not a crash.

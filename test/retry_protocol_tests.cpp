@@ -22,15 +22,9 @@ using stamina::detail::retry_protocol;
 
 namespace {
 
-const stamina::failure refused{boost::system::error_code(boost::asio::error::connection_refused)};
-const stamina::failure reset{boost::system::error_code(boost::asio::error::connection_reset)};
-
-stamina::retry_policy policy() {
-  return stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
-      .wait_initial(1s)
-      .wait_jitter(0s)
-      .timeout(std::nullopt);
-}
+const stamina::failure& refused = test::refused_failure;
+const stamina::failure& reset = test::reset_failure;
+stamina::retry_policy policy() { return test::refused_every_second(); }
 
 }  // namespace
 

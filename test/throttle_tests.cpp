@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <common/hook_recorder.hpp>
+#include <common/policies.hpp>
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/detail/retry_protocol.hpp>
@@ -40,15 +41,9 @@ using stamina::detail::retry_protocol;
 
 namespace {
 
-const stamina::failure refused{boost::system::error_code(boost::asio::error::connection_refused)};
-const stamina::failure reset{boost::system::error_code(boost::asio::error::connection_reset)};
-
-stamina::retry_policy policy() {
-  return stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
-      .wait_initial(1s)
-      .wait_jitter(0s)
-      .timeout(std::nullopt);
-}
+const stamina::failure& refused = test::refused_failure;
+const stamina::failure& reset = test::reset_failure;
+stamina::retry_policy policy() { return test::refused_every_second(); }
 
 // A clock test code moves by hand.
 double fake_seconds = 0;

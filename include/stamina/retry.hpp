@@ -102,7 +102,7 @@ struct sync_attempt {
   using values = std::conditional_t<std::is_void_v<R>, std::tuple<>, std::tuple<std::decay_t<R>>>;
 
   template <class F>
-  bool run(F& f) {
+  [[gnu::always_inline]] bool run(F& f) {
     try {
       if constexpr (std::is_void_v<R>) {
         f();
@@ -110,7 +110,8 @@ struct sync_attempt {
       } else {
         value.emplace(f());
       }
-      error = nullptr;  // this attempt's outcome replaces the last one's
+      if (error) [[unlikely]]
+        error = nullptr;  // this attempt's outcome replaces the last one's
       return true;
     } catch (...) {
       error = std::current_exception();
@@ -151,7 +152,7 @@ struct sync_attempt<R, true> {
   std::optional<R> last;
 
   template <class F>
-  bool run(F& f) {
+  [[gnu::always_inline]] bool run(F& f) {
     last.emplace(f());
     return !traits::failed(*last);
   }
@@ -211,19 +212,23 @@ template <class Clock, class Sleeper, class F>
 std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr) {
   if (policy.attempt_timeout()) [[unlikely]]
     throw_blocking_attempt_timeout("stamina::retry");
-  retry_protocol call(policy, where);
-  if (call.state().judges_results()) [[unlikely]]
+  // Only the call state is made up front: the machine only if the first attempt needs it.
+  const call_state state(policy.call_spec(), where);
+  if (state.judges_results()) [[unlikely]]
     sync_attempt<std::invoke_result_t<F&>>::check_values(policy);
-  const stopwatch<Clock> clock(call.needs_clock());
+  const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, state));
   sync_attempt<std::invoke_result_t<F&>> last;
-  const action first = call.start(duration(0));
-  if (first.kind != action_kind::attempt) [[unlikely]]  // the throttle holds even a first attempt back
-    return perform_actions(call, first, clock, sleep, f, last);
-  if (!last.run(f))
-    return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last);
-  if (call.state().judges_results()) [[unlikely]]
-    return perform_actions(call, last.succeeded(call, [&clock] { return clock.elapsed(); }), clock, sleep, f, last);
-  call.attempt_succeeded();
+  if (!retry_protocol::sends_first_attempt_at_once(policy, state)) [[unlikely]] {
+    retry_protocol call(policy, state);
+    return perform_actions(call, call.start(duration(0)), clock, sleep, f, last);
+  }
+  const bool succeeded = last.run(f);
+  if (retry_protocol::needs_machine_after(succeeded, state)) [[unlikely]] {
+    retry_protocol call(policy, state, retry_protocol::first_attempt_sent);
+    const action next = succeeded ? last.succeeded(call, [&clock] { return clock.elapsed(); })
+                                  : call.attempt_failed(last.what(), clock.elapsed(), false);
+    return perform_actions(call, next, clock, sleep, f, last);
+  }
   return last.take();
 }
 

@@ -74,10 +74,36 @@ class retry_protocol {
       : policy_(&policy), state_(policy.call_spec(), where), seed_(seed) {}
   retry_protocol(retry_policy&&, const caller* = nullptr, std::uint64_t = 0) = delete;
 
+  /// Whether a call of `policy` whose state is `state` sends its first attempt at once, with
+  /// nothing to decide: no throttle in effect (the call state asked when it was made) and no
+  /// attempt limit. A driver whose success path must stay tiny (the blocking one) then sends it
+  /// with only the call state made, and makes the machine only if the attempt needs it.
+  static bool sends_first_attempt_at_once(const retry_policy& policy, const call_state& state) noexcept {
+    return state.unthrottled() && !policy.attempt_timeout();
+  }
+  /// Whether a first attempt sent that way needs the machine to finish: it failed, `on_result`
+  /// judges it, or the protections are told of its success.
+  static bool needs_machine_after(bool succeeded, const call_state& state) noexcept {
+    return !succeeded || state.judges_results() || !state.unguarded();
+  }
+  /// A call whose state the driver made already (its switches were read then).
+  retry_protocol(const retry_policy& policy, const call_state& state) noexcept : policy_(&policy), state_(state) {}
+  retry_protocol(retry_policy&&, const call_state&) = delete;
+  struct first_attempt_sent_t {};
+  static constexpr first_attempt_sent_t first_attempt_sent{};
+  /// Continues a call whose first attempt the driver sent at once (sends_first_attempt_at_once,
+  /// at elapsed time 0) with `state`: the same machine as start() would have left.
+  retry_protocol(const retry_policy& policy, const call_state& state, first_attempt_sent_t /*sent*/) noexcept
+      : policy_(&policy), state_(state), sent_(1), stage_(stage::attempting) {}
+  retry_protocol(retry_policy&&, const call_state&, first_attempt_sent_t) = delete;
+
   /// The one clock rule: the driver measures elapsed time (one clock read when the call
   /// starts and one per step) only when a deadline, an attempt time limit or a schedule restart
   /// applies.
-  bool needs_clock() const noexcept { return backoff::needs_clock(*policy_, state_.switches()); }
+  bool needs_clock() const noexcept { return needs_clock(*policy_, state_); }
+  static bool needs_clock(const retry_policy& policy, const call_state& state) noexcept {
+    return backoff::needs_clock(policy, state.switches());
+  }
 
   /// The call's state (switches, name, protections).
   call_state& state() noexcept { return state_; }
@@ -87,7 +113,7 @@ class retry_protocol {
     assert(stage_ == stage::idle);
     // No throttle in effect (the call state asked when it was made, a moment ago) and no
     // attempt limit: the first attempt goes, with nothing to decide.
-    if (state_.unthrottled() && !policy_->attempt_timeout()) [[likely]] {
+    if (sends_first_attempt_at_once(*policy_, state_)) [[likely]] {
       stage_ = stage::attempting;
       sent_ = 1;
       attempt_started_ = elapsed.count();
