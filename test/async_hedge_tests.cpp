@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -199,6 +200,48 @@ BOOST_AUTO_TEST_CASE(every_scenario_with_every_op_form_and_completion) {
       check_scenario<test::planned_token_op>(sc, how, false);
       check_scenario<test::planned_awaitable_op>(sc, how, true);
     }
+}
+
+// The table under the switches that make a call one attempt: set_active(false) (Python
+// stamina's switch) and testing_scope(1). Every row then ends with its first attempt's outcome,
+// at its time, nothing hedged; as for a retry, no deadline applies in either mode, and an
+// attempt time limit only in testing mode (where it cuts the attempt).
+BOOST_AUTO_TEST_CASE(every_scenario_under_the_one_attempt_switches) {
+  struct inactive_scope {
+    inactive_scope() { stamina::set_active(false); }
+    ~inactive_scope() { stamina::set_active(true); }
+    inactive_scope(const inactive_scope&) = delete;
+    inactive_scope& operator=(const inactive_scope&) = delete;
+  };
+  for (const scenario& row : scenarios()) {
+    scenario first_only = row;
+    first_only.ec = row.plan[0].result;
+    first_only.value = 1;
+    first_only.ms = static_cast<double>(row.plan[0].latency.count());
+    first_only.started = 1;
+    first_only.cancelled = 0;
+    stamina::hedging_policy configured = base_policy();
+    row.configure(configured);
+    const auto limit = configured.attempt_timeout();
+    for (const bool inactive : {true, false}) {
+      first_only.name = row.name + (inactive ? " [set_active(false)]" : " [testing_scope(1)]");
+      if (!inactive && limit && stamina::duration(row.plan[0].latency) > *limit) {
+        first_only.ec = timed_out;
+        first_only.ms = limit->count() * 1e3;
+        first_only.cancelled = 1;
+      }
+      std::optional<inactive_scope> off;
+      std::optional<stamina::testing_scope> testing;
+      if (inactive)
+        off.emplace();
+      else
+        testing.emplace(1);
+      for (completion how : {completion::callback, completion::awaitable}) {
+        check_scenario<test::planned_token_op>(first_only, how, false);
+        check_scenario<test::planned_awaitable_op>(first_only, how, true);
+      }
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(an_accepted_failure_starts_the_next_hedge_at_the_moment_it_fails) {
