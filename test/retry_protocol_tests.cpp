@@ -43,6 +43,37 @@ BOOST_AUTO_TEST_CASE(success_first_time) {
   BOOST_TEST(hooks.give_ups().empty());
 }
 
+// The blocking driver sends a plain first attempt with only the call state made, and makes the
+// machine after it (sends_first_attempt_at_once, needs_machine_after): the machine it continues
+// with must be the one start() would have left.
+BOOST_AUTO_TEST_CASE(a_machine_continued_after_a_first_attempt_sent_at_once_is_the_started_one) {
+  test::hook_recorder hooks;
+  const auto p = policy().attempts(2);
+  const stamina::detail::call_state state(p.call_spec());
+  BOOST_TEST(retry_protocol::sends_first_attempt_at_once(p, state));
+  BOOST_TEST(!retry_protocol::needs_machine_after(true, state));  // a plain success: nobody to tell
+  BOOST_TEST(retry_protocol::needs_machine_after(false, state));
+  retry_protocol continued(p, state, retry_protocol::first_attempt_sent);
+  retry_protocol started(p);
+  started.start(0s);
+  BOOST_TEST(continued.attempts() == started.attempts());
+  for (retry_protocol* call : {&continued, &started}) {
+    auto a = call->attempt_failed(refused, 0s, false);
+    BOOST_TEST((a.kind == action_kind::wait));
+    BOOST_TEST(a.wait().count() == 1.0);
+    BOOST_TEST((call->wait_finished(1s, false).kind == action_kind::attempt));
+    BOOST_TEST((call->attempt_failed(refused, 1s, false).kind == action_kind::give_up));
+    BOOST_TEST(call->sent() == 2u);
+  }
+  BOOST_TEST(hooks.retries().size() == 2u);
+  BOOST_TEST(hooks.give_ups().size() == 2u);
+  // An attempt limit, a budget or a judge of results: the machine decides.
+  const auto limited = policy().attempt_timeout(1s);
+  BOOST_TEST(!retry_protocol::sends_first_attempt_at_once(limited, stamina::detail::call_state(limited.call_spec())));
+  const auto budgeted = policy().budget(std::make_shared<stamina::retry_budget>());
+  BOOST_TEST(retry_protocol::needs_machine_after(true, stamina::detail::call_state(budgeted.call_spec())));
+}
+
 BOOST_AUTO_TEST_CASE(retry_wait_then_success) {
   test::hook_recorder hooks;
   const auto p = policy();
