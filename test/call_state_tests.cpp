@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <common/core_support.hpp>
 #include <common/hook_recorder.hpp>
 #include <common/policies.hpp>
 #include <stamina/detail/call_state.hpp>
@@ -89,6 +90,73 @@ BOOST_AUTO_TEST_CASE(a_give_up_is_rendered_one_way_for_every_driver) {
   // What stands for failures the dependency did not produce, in hooks and metrics.
   BOOST_TEST(call_state::timed_out_failure().error() == make_error_code(stamina::error::attempt_timeout));
   BOOST_TEST(call_state::throttled_failure().error() == make_error_code(stamina::error::throttled));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(default_name)
+
+BOOST_AUTO_TEST_CASE(a_policy_is_named_after_where_it_was_made) {
+  const stamina::retry_policy here(stamina::on_exception<test::transient_error>());
+  BOOST_TEST(here.name() == "call_state_tests.cpp:" + std::to_string(__LINE__ - 1));
+  stamina::retry_policy renamed = here;
+  BOOST_TEST(renamed.name("db").name() == "db");
+}
+
+BOOST_AUTO_TEST_CASE(an_implicit_policy_is_named_after_the_call) {
+  const stamina::testing_scope no_sleeping(stamina::virtual_time);
+  std::optional<stamina::retry_details> seen;
+  inst::set_on_retry_hooks({[&](const stamina::retry_details& d) { seen = d; }});
+  int calls = 0;
+  // The retry_on converts to a policy at the call: the call's line names it.
+  const int line = __LINE__ + 1;
+  (void)stamina::retry(stamina::on_exception<test::transient_error>(), fail_n_times(calls, 1));
+  inst::set_on_retry_hooks({});
+  BOOST_REQUIRE(seen.has_value());
+  BOOST_TEST(seen->name == "call_state_tests.cpp:" + std::to_string(line));
+}
+
+// A helper that makes the policies of several call sites, without naming them.
+stamina::retry_policy make_policy() { return stamina::retry_policy(stamina::on_exception<test::transient_error>()); }
+
+BOOST_AUTO_TEST_CASE(a_helper_made_policy_is_named_after_each_call) {
+  const stamina::testing_scope no_sleeping(stamina::virtual_time);
+  test::hook_recorder hooks;
+  int calls = 0;
+  const unsigned first = __LINE__ + 1;
+  (void)stamina::retry(make_policy(), fail_n_times(calls, 1));
+  calls = 0;
+  const unsigned second = __LINE__ + 1;
+  (void)stamina::retry(make_policy(), fail_n_times(calls, 1));
+  const unsigned third = __LINE__ + 1;
+  for (stamina::attempt& attempt : stamina::retry_context(make_policy().attempts(2))) {
+    try {
+      if (attempt.num() == 1) throw test::transient_error("down");
+    } catch (const test::transient_error&) {
+      attempt.failed();
+    }
+  }
+  const auto retries = hooks.retries();
+  BOOST_REQUIRE(retries.size() == 3u);
+  BOOST_TEST(retries[0].name == "call_state_tests.cpp:" + std::to_string(first));
+  BOOST_TEST(retries[1].name == "call_state_tests.cpp:" + std::to_string(second));
+  BOOST_TEST(retries[2].name == "call_state_tests.cpp:" + std::to_string(third));
+}
+
+BOOST_AUTO_TEST_CASE(call_sites_get_separate_default_throttles) {
+  const stamina::retry_policy a(stamina::on_exception<test::transient_error>());
+  const stamina::retry_policy b(stamina::on_exception<test::transient_error>());
+  stamina::set_default_throttling(true);  // off for the other tests (main.cpp)
+  // What a failing call of each reports to (the call state registers the name's throttle).
+  auto reported = [](const stamina::retry_policy& p) {
+    stamina::detail::call_state call(p.call_spec());
+    return call.throttle_in_effect(true);
+  };
+  BOOST_TEST(reported(a) == stamina::default_throttle(a.name()).get());
+  BOOST_TEST(reported(a) != reported(b));
+  const stamina::retry_policy copy = a;  // a copy shares its original's
+  BOOST_TEST(reported(copy) == reported(a));
+  stamina::set_default_throttling(false);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

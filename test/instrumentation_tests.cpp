@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <common/core_support.hpp>
 #include <common/hook_recorder.hpp>
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
@@ -311,6 +312,150 @@ BOOST_AUTO_TEST_CASE(testing_scopes_quiet_the_default_logs) {
   }
   inst::set_on_retry_hooks({});
   BOOST_TEST(out.str().find("stamina.retry_scheduled") == 0u, out.str());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(hook_details)
+
+BOOST_AUTO_TEST_CASE(copies_kept_after_the_call_stay_valid) {
+  // 0.1 details held a string_view and a reference into the call's state: a copy dangled
+  // (ASan: stack-use-after-return). Now they are values.
+  std::vector<stamina::retry_details> retries;
+  std::vector<stamina::give_up_details> give_ups;
+  inst::set_on_retry_hooks({[&](const stamina::retry_details& d) { retries.push_back(d); }});
+  inst::set_on_give_up_hooks({[&](const stamina::give_up_details& d) { give_ups.push_back(d); }});
+  {
+    int calls = 0;
+    const auto policy = quick(test::retry_transient().name(std::string("a name long enough to allocate"))).attempts(3);
+    BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 10)), test::transient_error);
+  }
+  inst::set_on_retry_hooks({});
+  inst::set_on_give_up_hooks({});
+  BOOST_REQUIRE(retries.size() == 2u);
+  BOOST_TEST(retries[1].name == "a name long enough to allocate");
+  BOOST_TEST(retries[1].retry_num == 2u);
+  BOOST_TEST(retries[1].caused_by.describe().find("down #2") != std::string::npos);
+  BOOST_REQUIRE(give_ups.size() == 1u);
+  BOOST_TEST(give_ups[0].name == "a name long enough to allocate");
+  BOOST_TEST(give_ups[0].attempts == 3u);
+  BOOST_TEST(give_ups[0].caused_by.describe().find("down #3") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(per_policy_hooks)
+
+BOOST_AUTO_TEST_CASE(a_caller_learns_its_own_reason_and_attempts_without_global_state) {
+  test::hook_recorder global;  // the global hooks still run too
+  std::vector<unsigned> retry_nums;
+  std::optional<stamina::give_up_details> mine;
+  int calls = 0;
+  const auto policy = quick(test::retry_transient())
+                          .attempts(3)
+                          .on_retry([&](const stamina::retry_details& d) { retry_nums.push_back(d.retry_num); })
+                          .on_give_up([&](const stamina::give_up_details& d) { mine = d; });
+  BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 10)), test::transient_error);
+  BOOST_TEST(retry_nums == (std::vector<unsigned>{1, 2}), boost::test_tools::per_element());
+  BOOST_REQUIRE(mine.has_value());
+  BOOST_TEST((mine->reason == give_up_reason::attempts_exhausted));
+  BOOST_TEST(mine->attempts == 3u);
+  BOOST_TEST(global.retries().size() == 2u);
+  BOOST_TEST(global.give_ups().size() == 1u);
+
+  // Another policy's calls do not reach these hooks.
+  calls = 0;
+  retry_nums.clear();
+  BOOST_TEST(stamina::retry(quick(test::retry_transient()), fail_n_times(calls, 1)) == 2);
+  BOOST_TEST(retry_nums.empty());
+}
+
+BOOST_AUTO_TEST_CASE(they_run_without_global_hooks_and_a_throwing_one_is_contained) {
+  // No global hooks are installed in this test program (test/main.cpp).
+  int retried = 0;
+  const captured_stderr err;
+  int calls = 0;
+  const auto policy = quick(test::retry_transient()).on_retry([&](const stamina::retry_details&) {
+    ++retried;
+    throw std::runtime_error("hook bug");
+  });
+  BOOST_TEST(stamina::retry(policy, fail_n_times(calls, 2)) == 3);
+  BOOST_TEST(retried == 2);
+  BOOST_TEST(err.str().find("on-retry hook threw and was ignored: hook bug") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_scope_object_returned_by_the_policy_hook_lives_until_the_next_attempt) {
+  auto alive = std::make_shared<int>(0);
+  std::vector<long> seen_by_attempts;
+  int calls = 0;
+  const auto policy = quick(test::retry_transient()).on_retry([alive](const stamina::retry_details&) {
+    return alive;  // a "span"
+  });
+  (void)stamina::retry(policy, [&]() -> int {
+    seen_by_attempts.push_back(alive.use_count());
+    if (++calls < 2) throw test::transient_error("x");
+    return 0;
+  });
+  // 2 = ours + the policy's copy of the hook; 3 while the scope holds one more.
+  BOOST_TEST(seen_by_attempts == (std::vector<long>{2, 2}), boost::test_tools::per_element());
+  BOOST_TEST(alive.use_count() == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(logging)
+
+BOOST_AUTO_TEST_CASE(retries_are_logged_and_only_give_ups_after_a_retry) {
+  std::ostringstream out;
+  inst::set_on_retry_hooks({inst::logging_hook(out)});
+  inst::set_on_give_up_hooks({inst::give_up_logging_hook(out)});
+  int calls = 0;
+  // A first-attempt failure that is never retried (a 404) is not the retry library's news.
+  BOOST_CHECK_THROW(
+      stamina::retry(quick(test::retry_transient()).name("api"), [&]() -> int { throw test::fatal_error("404"); }),
+      test::fatal_error);
+  BOOST_TEST(out.str().empty());
+  BOOST_CHECK_THROW(stamina::retry(quick(test::retry_transient()).name("api").attempts(2), fail_n_times(calls, 9)),
+                    test::transient_error);
+  inst::reset_on_retry_hooks();
+  inst::reset_on_give_up_hooks();
+  inst::set_on_retry_hooks({});
+  inst::set_on_give_up_hooks({});
+  const std::string text = out.str();
+  BOOST_TEST(text.find("stamina.retry_scheduled callable=\"api\" call_id=") == 0u, text);
+  BOOST_TEST(text.find(" retry_num=1 wait_for=0s") != std::string::npos, text);
+  BOOST_TEST(text.find(" reason=attempts_exhausted attempts=2 held_back=0") != std::string::npos, text);
+  BOOST_TEST(std::count(text.begin(), text.end(), '\n') == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_sink_receives_the_level_and_the_fields) {
+  std::vector<inst::log_record> records;
+  inst::set_on_retry_hooks(
+      {inst::logging_hook(inst::log_sink([&](const inst::log_record& r) { records.push_back(r); }))});
+  inst::set_on_give_up_hooks(
+      {inst::give_up_logging_hook(inst::log_sink([&](const inst::log_record& r) { records.push_back(r); }))});
+  int calls = 0;
+  BOOST_CHECK_THROW(stamina::retry(quick(test::retry_transient()).name("db").attempts(2), fail_n_times(calls, 9)),
+                    test::transient_error);
+  inst::set_on_retry_hooks({});
+  inst::set_on_give_up_hooks({});
+  BOOST_REQUIRE(records.size() == 2u);
+  BOOST_TEST((records[0].level == inst::log_level::warning));
+  BOOST_TEST(records[0].event == "stamina.retry_scheduled");
+  BOOST_REQUIRE(records[0].fields.size() == 6u);
+  BOOST_TEST(records[0].fields[0].key == "callable");
+  BOOST_TEST(records[0].fields[0].value == "db");
+  // Tells the lines of concurrent calls apart; the give-up of the same call carries the same id.
+  BOOST_TEST(records[0].fields[1].key == "call_id");
+  BOOST_TEST(records[0].fields[2].key == "retry_num");
+  BOOST_TEST(records[0].fields[2].value == "1");
+  BOOST_TEST(records[0].fields[5].key == "caused_by");
+  BOOST_TEST(records[0].fields[5].value.find("down #1") != std::string::npos);
+  BOOST_TEST((records[1].level == inst::log_level::error));
+  BOOST_TEST(records[1].event == "stamina.gave_up");
+  BOOST_TEST(records[1].fields[1].value == records[0].fields[1].value);
+  BOOST_TEST(records[1].fields[2].value == "attempts_exhausted");
+  BOOST_TEST(records[1].line().rfind("stamina.gave_up callable=\"db\" call_id=", 0) == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <common/core_support.hpp>
 #include <common/hook_recorder.hpp>
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
@@ -290,6 +291,121 @@ BOOST_AUTO_TEST_CASE(a_throttled_call_throws_the_dependency_s_own_exception) {
   BOOST_TEST((hooks.give_ups()[0].reason == stamina::give_up_reason::throttled));
   BOOST_TEST(hooks.give_ups()[0].attempts == 1u);  // sent
   BOOST_TEST(hooks.give_ups()[0].held_back >= 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(no_silent_no_ops)
+
+BOOST_AUTO_TEST_CASE(a_throwing_classifier_is_reported_and_not_retried) {
+  const captured_stderr err;
+  int calls = 0;
+  const auto policy = quick(stamina::retry_on([](const stamina::failure&) -> bool { throw std::logic_error("oops"); }));
+  BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 9)), test::transient_error);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(
+      err.str().find("classifier failed (threw, or returned an invalid wait), so the failure is not retried: oops") !=
+      std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_negative_wait_is_reported_and_not_retried) {
+  // [invalid-wait]
+  const captured_stderr err;
+  int calls = 0;
+  const auto policy = quick(stamina::retry_on([](const stamina::failure&) { return -1s; }));
+  BOOST_CHECK_THROW(stamina::retry(policy, fail_n_times(calls, 9)), test::transient_error);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(err.str().find("wait must be >= 0") != std::string::npos);
+  // [invalid-wait]
+}
+
+BOOST_AUTO_TEST_CASE(attempt_timeout_is_rejected_by_the_blocking_drivers) {
+  // [blocking-attempt-timeout]
+  int calls = 0;
+  const auto policy = test::retry_transient().attempt_timeout(1s);
+  const auto names_the_field = [](const std::invalid_argument& e) {
+    return std::string(e.what()).find("attempt_timeout") != std::string::npos;
+  };
+  BOOST_CHECK_EXCEPTION(stamina::retry(policy, fail_n_times(calls, 0)), std::invalid_argument, names_the_field);
+  BOOST_CHECK_EXCEPTION(stamina::retry_context{policy}, std::invalid_argument, names_the_field);
+  BOOST_TEST(calls == 0);  // rejected before the first attempt
+  // [blocking-attempt-timeout]
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(on_result)
+
+BOOST_AUTO_TEST_CASE(a_returned_value_is_retried_until_the_predicate_accepts_it) {
+  int calls = 0;
+  const auto policy = quick(test::retry_transient()).on_result([](int status) { return status == 503; });
+  const int status = stamina::retry(policy, [&] { return ++calls < 3 ? 503 : 200; });
+  BOOST_TEST(status == 200);
+  BOOST_TEST(calls == 3);
+}
+
+BOOST_AUTO_TEST_CASE(on_give_up_the_last_result_is_returned_as_the_success_it_was) {
+  int calls = 0;
+  std::optional<stamina::give_up_details> gave_up;
+  const auto policy = quick(test::retry_transient())
+                          .attempts(2)
+                          .on_result([](const std::string& body) { return body == "busy"; })
+                          .on_give_up([&](const stamina::give_up_details& d) { gave_up = d; });
+  BOOST_TEST(stamina::retry(policy, [&] { return ++calls, std::string("busy"); }) == "busy");
+  BOOST_TEST(calls == 2);
+  BOOST_REQUIRE(gave_up.has_value());
+  BOOST_TEST((gave_up->reason == give_up_reason::attempts_exhausted));
+  // Hooks see the retried result described by its value, not as a bare code.
+  const auto* retried = gave_up->caused_by.get<stamina::retried_result_error>();
+  BOOST_REQUIRE(retried != nullptr);
+  BOOST_TEST(std::string(retried->what()).find("busy") != std::string::npos, retried->what());
+}
+
+// Found by the standalone suite (the sync scenarios throw there): a success that on_result
+// retried after a failed attempt is what a give-up delivers, not the earlier exception.
+BOOST_AUTO_TEST_CASE(a_retried_success_after_an_exception_is_delivered_on_give_up) {
+  int calls = 0;
+  const auto policy = quick(test::retry_transient()).attempts(3).on_result([](int) { return true; });
+  const int value = stamina::retry(policy, [&]() -> int {
+    if (++calls == 1) throw test::transient_error("first");
+    return 10 * calls;
+  });
+  BOOST_TEST(value == 30);
+  BOOST_TEST(calls == 3);
+}
+
+#if !defined(STAMINA_STANDALONE_ASIO)  // boost::system::result: Boost only
+BOOST_AUTO_TEST_CASE(a_result_value_of_a_result_type_is_judged_too) {
+  int calls = 0;
+  const auto policy = quick(test::retry_transient()).on_result([](int v) { return v < 2; });
+  const boost::system::result<int> r = stamina::retry(policy, [&]() -> boost::system::result<int> { return calls++; });
+  BOOST_TEST(r.value() == 2);
+}
+#endif
+
+BOOST_AUTO_TEST_CASE(a_predicate_of_the_wrong_type_is_rejected_before_the_first_attempt) {
+  int calls = 0;
+  // A plain retry_policy (the predicate's types erased, e.g. kept in a member) is checked at run
+  // time, before the first attempt; a result_typed one at compile time (test/compile_fail).
+  const stamina::retry_policy policy = test::retry_transient().on_result([](const std::string&) { return true; });
+  BOOST_CHECK_EXCEPTION(stamina::retry(policy, [&] { return ++calls; }), std::invalid_argument,
+                        [](const std::invalid_argument& e) {
+                          const std::string what = e.what();
+                          return what.find("on_result") != std::string::npos && what.find("(int)") != std::string::npos;
+                        });
+  BOOST_TEST(calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_given_wait_from_on_result_is_honoured) {
+  const stamina::testing_scope virtual_time(stamina::virtual_time, 3);
+  int calls = 0;
+  const auto policy = test::retry_transient().wait_jitter(0s).on_result([](int status) -> stamina::decision {
+    if (status == 429) return stamina::decision::retry_after(7s);
+    return false;
+  });
+  BOOST_TEST(stamina::retry(policy, [&] { return ++calls == 1 ? 429 : 200; }) == 200);
+  BOOST_REQUIRE(virtual_time.waits().size() == 1u);
+  BOOST_TEST(virtual_time.waits()[0].count() == 7.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

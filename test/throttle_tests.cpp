@@ -499,7 +499,9 @@ BOOST_AUTO_TEST_CASE(the_registry_holds_only_throttles_in_use) {
       return ++n == 1 ? boost::system::error_code(boost::asio::error::connection_refused) : boost::system::error_code();
     });
   }
-  BOOST_TEST(stamina::detail::default_throttle_registry_size() <= before + 512);
+  // Pruning waits for the registry to double since the last prune (a threshold earlier tests
+  // of this executable may have raised): flat means hundreds at most, never one per name.
+  BOOST_TEST(stamina::detail::default_throttle_registry_size() <= before + 1024);
 }
 
 // The quick-start shape makes a policy per call: its successes take no lock and look nothing up.

@@ -1,0 +1,108 @@
+// retry_policy: defaults, setters and getters, invalid and edge values.
+
+#include <boost/test/unit_test.hpp>
+
+#include <common/core_support.hpp>
+
+BOOST_AUTO_TEST_SUITE(policy)
+
+BOOST_AUTO_TEST_CASE(defaults_match_the_design) {
+  const retry_policy p = test::retry_transient();
+  BOOST_TEST(p.attempts() == 10u);
+  BOOST_TEST(p.timeout()->count() == 45.0);
+  BOOST_TEST(p.wait_initial().count() == 0.1);
+  BOOST_TEST(p.wait_max().count() == 5.0);
+  BOOST_TEST(p.wait_jitter().count() == 1.0);
+  BOOST_TEST(p.wait_exp_base() == 2.0);
+  BOOST_TEST((p.jitter() == stamina::jitter::additive));
+  BOOST_TEST(!p.attempt_timeout().has_value());
+  BOOST_TEST(p.name().rfind("policies.hpp:", 0) == 0);  // where test::retry_transient() makes it
+  BOOST_TEST(p.budget() == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(setters_chain_and_getters_read_back) {
+  auto budget = std::make_shared<stamina::retry_budget>();
+  const auto p = test::retry_transient()
+                     .attempts(5)
+                     .timeout(10s)
+                     .wait_initial(20ms)
+                     .wait_max(2s)
+                     .wait_jitter(0s)
+                     .wait_exp_base(3)
+                     .jitter(stamina::jitter::full)
+                     .attempt_timeout(500ms)
+                     .name("db.connect")
+                     .budget(budget);
+  BOOST_TEST(p.attempts() == 5u);
+  BOOST_TEST(p.timeout()->count() == 10.0);
+  BOOST_TEST(p.wait_initial().count() == 0.02);
+  BOOST_TEST(p.wait_max().count() == 2.0);
+  BOOST_TEST(p.wait_jitter().count() == 0.0);
+  BOOST_TEST(p.wait_exp_base() == 3.0);
+  BOOST_TEST((p.jitter() == stamina::jitter::full));
+  BOOST_TEST(p.attempt_timeout()->count() == 0.5);
+  BOOST_TEST(p.name() == "db.connect");
+  BOOST_TEST(p.budget() == budget);
+  const auto unlimited = test::retry_transient().attempts(std::nullopt).timeout(std::nullopt);
+  BOOST_TEST(!unlimited.attempts().has_value());
+  BOOST_TEST(!unlimited.timeout().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(invalid_values_throw_naming_field_and_value) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  auto p = test::retry_transient();
+  struct row {
+    const char* field;
+    const char* value;
+    std::function<void()> set;
+  };
+  const std::vector<row> table{
+      {"attempts", "0", [&] { p.attempts(0); }},
+      {"attempts", "0", [&] { p.attempts(std::optional<unsigned>(0)); }},
+      {"attempts", "-1", [&] { p.attempts(-1); }},
+      {"timeout", "0s", [&] { p.timeout(0s); }},
+      {"timeout", "-1s", [&] { p.timeout(-1s); }},
+      {"timeout", "nan", [&] { p.timeout(duration(nan)); }},
+      {"timeout", "inf", [&] { p.timeout(duration(inf)); }},
+      {"wait_initial", "-0.1s", [&] { p.wait_initial(-100ms); }},
+      {"wait_initial", "nan", [&] { p.wait_initial(duration(nan)); }},
+      {"wait_max", "-5s", [&] { p.wait_max(-5s); }},
+      {"wait_max", "inf", [&] { p.wait_max(duration(inf)); }},
+      {"wait_jitter", "-1s", [&] { p.wait_jitter(-1s); }},
+      {"wait_jitter", "-inf", [&] { p.wait_jitter(duration(-inf)); }},
+      {"wait_exp_base", "0.5", [&] { p.wait_exp_base(0.5); }},
+      {"wait_exp_base", "nan", [&] { p.wait_exp_base(nan); }},
+      {"wait_exp_base", "inf", [&] { p.wait_exp_base(inf); }},
+      {"attempt_timeout", "0s", [&] { p.attempt_timeout(0s); }},
+      {"attempt_timeout", "-2s", [&] { p.attempt_timeout(-2s); }},
+  };
+  for (const row& r : table) {
+    const std::string message = invalid_argument_message(r.set);
+    BOOST_TEST_INFO("field " << r.field << " value " << r.value << ": " << message);
+    BOOST_TEST(contains(message, r.field));
+    BOOST_TEST(contains(message, r.value));
+  }
+  // Nothing was changed by the rejected calls: the policy still has its defaults.
+  BOOST_TEST(p.attempts() == 10u);
+  BOOST_TEST(p.timeout()->count() == 45.0);
+  BOOST_TEST(p.wait_exp_base() == 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(edge_values_that_are_valid) {
+  auto p = test::retry_transient().wait_initial(10s).wait_max(1s).wait_jitter(0s).wait_exp_base(1).attempts(1);
+  BOOST_TEST(p.wait_initial().count() == 10.0);       // may exceed wait_max: capped when used
+  p.attempts(std::numeric_limits<long long>::max());  // saturates
+  BOOST_TEST(p.attempts() == std::numeric_limits<unsigned>::max());
+  backoff b(p, 1);
+  BOOST_TEST(b.draw_wait(1).count() == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_rejects_negative_and_nan) {
+  BOOST_CHECK_THROW(stamina::decision::retry_after(-1s), std::invalid_argument);
+  BOOST_CHECK_THROW(stamina::decision::retry_after(duration(std::numeric_limits<double>::quiet_NaN())),
+                    std::invalid_argument);
+  BOOST_TEST(stamina::decision::retry_after(0s).wait().count() == 0.0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
