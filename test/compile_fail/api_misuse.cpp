@@ -18,6 +18,7 @@ int main() {
   const auto on = stamina::on_error(asio::error::connection_refused);
   auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
 #if defined(STAMINA_NUMBER_PREDICATE) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_NUMBER_PREDICATE"
   {
     // [number-predicate]
     // Python's `return 2.5` would silently mean "retry with the normal backoff": no longer compiles.
@@ -27,16 +28,19 @@ int main() {
   }
 #endif
 #if defined(STAMINA_NUMBER_RESULT_PREDICATE) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_NUMBER_RESULT_PREDICATE"
   {
     const auto policy = stamina::retry_policy(on).on_result([](int value) { return value; });
   }
 #endif
 #if defined(STAMINA_GENERIC_RESULT_PREDICATE) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_GENERIC_RESULT_PREDICATE"
   {
     const auto policy = stamina::retry_policy(on).on_result([](auto value) { return value == 0; });
   }
 #endif
 #if defined(STAMINA_DANGLING_BACKOFF) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_DANGLING_BACKOFF"
   {
     // [dangling-backoff]
     // The chained setter returns an rvalue, so the deleted constructor catches the temporary.
@@ -45,17 +49,20 @@ int main() {
   }
 #endif
 #if defined(STAMINA_LAMBDA_AS_POLICY) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_LAMBDA_AS_POLICY"
   {
     (void)stamina::retry([](const stamina::failure&) { return true; }, [] { return 1; });
   }
 #endif
 #if defined(STAMINA_LAMBDA_AS_ASYNC_POLICY) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_LAMBDA_AS_ASYNC_POLICY"
   {
     stamina::async_retry(
         ctx, [](const stamina::failure&) { return true; }, op, [](boost::system::error_code) {});
   }
 #endif
 #if defined(STAMINA_RESULT_MISMATCH_SYNC) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_RESULT_MISMATCH_SYNC"
   {
     // The function returns an int; the predicate takes a string.
     (void)stamina::retry(stamina::retry_policy(on).on_result([](const std::string& body) { return body.empty(); }),
@@ -63,6 +70,7 @@ int main() {
   }
 #endif
 #if defined(STAMINA_RESULT_MISMATCH_ASYNC) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_RESULT_MISMATCH_ASYNC"
   {
     // The operation completes with (error_code, int); the predicate takes a string.
     auto value_op = [&](auto token) {

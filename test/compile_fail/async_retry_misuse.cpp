@@ -19,12 +19,14 @@ int main() {
   asio::io_context ctx;
   const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused));
 #if defined(STAMINA_WRONG_OP) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_WRONG_OP"
   {
     stamina::async_retry(
         ctx, policy, [](int) { return 1; }, [](boost::system::error_code) {});
   }
 #endif
 #if defined(STAMINA_NO_DEFAULT_VALUE) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_NO_DEFAULT_VALUE"
   {
     auto op = [&](auto token) {
       return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), no_default(1)));
@@ -33,18 +35,21 @@ int main() {
   }
 #endif
 #if defined(STAMINA_NO_EXECUTOR) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_NO_EXECUTOR"
   {
     auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
     (void)stamina::async_retry(policy, op);
   }
 #endif
 #if defined(STAMINA_HEDGE_NO_EXECUTOR) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_HEDGE_NO_EXECUTOR"
   {
     auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
     (void)stamina::async_hedge(stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)), op);
   }
 #endif
 #if defined(STAMINA_NO_RETURN) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_NO_RETURN"
   {
     // The operation is started, but its result is not returned.
     auto op = [&](auto token) { asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
@@ -52,6 +57,7 @@ int main() {
   }
 #endif
 #if defined(STAMINA_TEMPORARY_OP) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_TEMPORARY_OP"
   {
     // What `co_await stamina::async_retry(ctx, policy, [&ctx, name] { ... })` would free twice.
     const std::string name = "backend";

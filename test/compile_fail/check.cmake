@@ -1,5 +1,5 @@
 # ctest -P script: builds TARGET (a file compiled with every misuse in it), which must fail, and
-# requires each misuse's reason in the compiler's output. EXPECTED holds one `DEFINE=regex` per
+# requires, for each misuse, an error located in its block and its reason in the compiler's output. EXPECTED holds one `DEFINE=regex` per
 # line (a newline inside a regex written as <newline>).
 execute_process(COMMAND ${CMAKE_COMMAND} --build ${BUILD_DIR} --target ${TARGET}
                 RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
@@ -14,7 +14,13 @@ foreach(rule IN LISTS rules)
   math(EXPR at "${at} + 1")
   string(SUBSTRING "${rule}" ${at} -1 expected)
   string(REPLACE "<newline>" "\n" expected "${expected}")
-  if(output MATCHES "${expected}")
+  # Each misuse's block names itself (#line "misuse_<DEFINE>"): an error located there shows the
+  # block itself was refused, not only that its message appeared somewhere.
+  string(FIND "${output}" "misuse_${define}:" located)
+  if(located EQUAL -1)
+    message(SEND_ERROR "${define}: no error located in its block (misuse_${define})")
+    math(EXPR missing "${missing} + 1")
+  elseif(output MATCHES "${expected}")
     message(STATUS "refused as expected: ${define}")
   else()
     message(SEND_ERROR "${define}: the compiler did not say \"${expected}\"")
