@@ -114,6 +114,15 @@ void sync_stamina_retry_no_timeout(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
 }
 
+// The same policy with a closed circuit breaker that has seen no failure: its cost on a success.
+void sync_stamina_retry_breaker(benchmark::State& state) {
+  alloc_counter a(state);
+  static const stamina::retry_policy p = stamina::retry_policy(default_policy())
+                                             .timeout(std::nullopt)
+                                             .breaker(std::make_shared<stamina::circuit_breaker>());
+  for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
+}
+
 // The quick-start shape: a policy made per call from a retry_on (all defaults). Against the same
 // call with a policy made once; on two threads too (a process-wide lock would show there).
 void sync_stamina_retry_policy_per_call(benchmark::State& state) {
@@ -297,6 +306,7 @@ BENCHMARK(sync_direct_call);
 BENCHMARK(sync_hand_written_loop);
 BENCHMARK(sync_stamina_retry);
 BENCHMARK(sync_stamina_retry_no_timeout);
+BENCHMARK(sync_stamina_retry_breaker);
 BENCHMARK(sync_stamina_retry_policy_per_call);
 BENCHMARK(async_awaitable_direct);
 BENCHMARK(async_awaitable_hand_written_loop);

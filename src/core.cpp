@@ -276,6 +276,11 @@ retry_policy& retry_policy::budget(std::shared_ptr<retry_budget> value) & {
   return *this;
 }
 
+retry_policy& retry_policy::breaker(std::shared_ptr<circuit_breaker> value) & {
+  change_shared([&](shared_parts& p) { p.breaker = std::move(value); });
+  return *this;
+}
+
 retry_policy& retry_policy::throttle(std::shared_ptr<adaptive_throttle> value) & {
   change_shared([&](shared_parts& p) {
     p.throttle = std::move(value);

@@ -28,6 +28,8 @@ class category_impl final : public stamina::error_category {
         return "attempt shed by the client-side throttle";
       case retried_result:
         return "result retried by on_result";
+      case circuit_open:
+        return "circuit breaker open: nothing sent";
       default:
         return "unknown stamina error";
     }

@@ -14,6 +14,7 @@
 #include <common/print.hpp>
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_budget.hpp>
@@ -51,6 +52,7 @@ const error_code reset = asio::error::connection_reset;  // never retried below
 const error_code aborted = asio::error::operation_aborted;
 const error_code timed_out = stamina::error::attempt_timeout;
 const error_code throttled = stamina::error::throttled;
+const error_code circuit_open = stamina::error::circuit_open;
 
 enum class switches { normal, testing, inactive, virtual_time };
 
@@ -105,6 +107,20 @@ std::shared_ptr<stamina::adaptive_throttle> admits_one_then_holds() {
   t->admit();            // held: the interval has been busy
   holding_seconds += 1;  // one token at 1/s
   return t;
+}
+
+// A breaker that opens at the second failure it counts, on a clock that stands still (it never
+// becomes half-open), and one that is open whatever happens.
+double breaker_seconds = 0;
+std::shared_ptr<stamina::circuit_breaker> opens_at_the_second_failure() {
+  auto b = std::make_shared<stamina::circuit_breaker>("scenario");
+  b->clock(+[] { return breaker_seconds; }).minimum_calls(2).failure_ratio(0.5);
+  return b;
+}
+std::shared_ptr<stamina::circuit_breaker> isolated_breaker() {
+  auto b = std::make_shared<stamina::circuit_breaker>("scenario");
+  b->isolate();
+  return b;
 }
 
 const std::vector<scenario> table = {
@@ -223,6 +239,28 @@ const std::vector<scenario> table = {
      .waits = {1, 1, 1, 1},
      .reason = {},
      .result = ok},
+    {.name = "an_open_breaker_sends_nothing",
+     .policy = [] { return base().breaker(isolated_breaker()); },
+     .results = {ok},
+     .attempts = 0,
+     .waits = {},
+     .reason = give_up_reason::circuit_open,
+     .result = circuit_open},
+    {.name = "an_open_breaker_is_not_asked_when_retrying_is_inactive",
+     .policy = [] { return base().breaker(isolated_breaker()); },
+     .results = {ok},
+     .mode = switches::inactive,
+     .attempts = 1,
+     .waits = {},
+     .reason = {},
+     .result = ok},
+    {.name = "a_breaker_that_opens_ends_the_call_with_the_last_failure_and_no_wait",
+     .policy = [] { return base().attempts(5).breaker(opens_at_the_second_failure()); },
+     .results = {refused},
+     .attempts = 2,
+     .waits = {1},
+     .reason = give_up_reason::circuit_open,
+     .result = refused},
     {.name = "fail_fast_with_nothing_sent_is_throttled_at_once",
      .policy = [] { return base().throttle(shedding_throttle()).fail_fast(); },
      .results = {refused},

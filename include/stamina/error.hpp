@@ -24,6 +24,8 @@ enum errors {
   /// The operation succeeded but the policy's `on_result` asked for a retry (how such a
   /// retry appears in hooks, logs and metrics; the caller receives the result itself).
   retried_result = 4,
+  /// The policy's `circuit_breaker` is open: the attempt was never sent to the dependency.
+  circuit_open = 5,
 };
 
 /// The `stamina` error category.

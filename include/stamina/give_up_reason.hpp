@@ -14,6 +14,7 @@ enum class give_up_reason : unsigned char {
   budget_exhausted,    ///< the shared `retry_budget` refused the retry
   cancelled,           ///< async cancellation or a `std::stop_token` stop request
   throttled,           ///< the last attempt was shed by the policy's `adaptive_throttle`
+  circuit_open,        ///< the policy's `circuit_breaker` is open: nothing more is sent
 };
 
 constexpr std::string_view to_string(give_up_reason r) noexcept {
@@ -30,6 +31,8 @@ constexpr std::string_view to_string(give_up_reason r) noexcept {
       return "cancelled";
     case give_up_reason::throttled:
       return "throttled";
+    case give_up_reason::circuit_open:
+      return "circuit_open";
   }
   return "unknown";
 }

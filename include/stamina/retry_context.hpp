@@ -240,8 +240,9 @@ class basic_retry_context {
       case detail::action_kind::give_up:
         attempt_.over_ = true;
         // The last failure the body reported, as it was (an exception is rethrown; a caller of
-        // error codes holds its own); `throttled` only when no attempt was ever made.
-        if (next.result == detail::give_up_result::throttled && !attempt_.last_)
+        // error codes holds its own); `throttled` or `circuit_open` only when no attempt was ever
+        // made.
+        if (detail::nothing_sent(next.result) && !attempt_.last_)
           throw stamina::system_error(detail::give_up_code(next.result));
         if (attempt_.last_ && attempt_.last_->is_exception()) std::rethrow_exception(attempt_.last_->exception());
         return nullptr;

@@ -2,6 +2,7 @@
 #define STAMINA_RETRY_POLICY_HPP
 
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -165,6 +166,13 @@ class retry_policy {
   retry_policy& throttle(std::shared_ptr<adaptive_throttle> value) &;
   /// Client-side throttling (see above).
   retry_policy&& throttle(std::shared_ptr<adaptive_throttle> value) && { return std::move(throttle(std::move(value))); }
+  /// A circuit breaker shared between calls to one dependency (or one key of it, from
+  /// `circuit_breakers`): while it is open, calls fail at once and send nothing. A policy with
+  /// a breaker has no default throttle (the breaker decides when the dependency is down; an
+  /// explicit `throttle(...)` still paces overload). Null = none (default).
+  retry_policy& breaker(std::shared_ptr<circuit_breaker> value) &;
+  /// A circuit breaker (see above).
+  retry_policy&& breaker(std::shared_ptr<circuit_breaker> value) && { return std::move(breaker(std::move(value))); }
   /// A hook for this policy's calls only, called after the global on-retry hooks for every
   /// retry scheduled (same rules: a returned object lives until the next attempt starts; a
   /// hook that throws is reported on standard error and ignored). Replaces an earlier one.
@@ -212,6 +220,8 @@ class retry_policy {
   /// The throttle given to `throttle(...)`; null when none was given (then the name's default
   /// throttle applies, `stamina::default_throttle(name())`) or when throttling was turned off.
   const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
+  /// The circuit breaker; null = none (default).
+  const std::shared_ptr<circuit_breaker>& breaker() const noexcept { return shared_->breaker; }
   /// This policy's own on-retry hook, or null.
   const instrumentation::on_retry_hook* own_on_retry() const noexcept {
     return shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
@@ -246,6 +256,7 @@ class retry_policy {
     std::string name;
     std::shared_ptr<retry_budget> budget;
     std::shared_ptr<adaptive_throttle> throttle;
+    std::shared_ptr<circuit_breaker> breaker;
     std::shared_ptr<const detail::result_classifier> on_result;
     std::optional<instrumentation::on_retry_hook> own_on_retry;
     instrumentation::on_give_up_hook own_on_give_up;
@@ -263,6 +274,7 @@ class retry_policy {
       spec.own_throttle = throttle.get();
       spec.own_throttle_set = throttle_set;
       spec.budget = budget.get();
+      spec.breaker = breaker.get();
       spec.own_on_retry = own_on_retry ? &*own_on_retry : nullptr;
       spec.own_on_give_up = own_on_give_up ? &own_on_give_up : nullptr;
     }

@@ -7,6 +7,7 @@
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/backoff.hpp>
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/error.hpp>

@@ -7,6 +7,7 @@
 // no driver re-derives any of it.
 
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -37,6 +38,7 @@ enum class give_up_result : unsigned char {
   aborted,          ///< `operation_aborted` (a wait was cancelled); other values value-initialised
   attempt_timeout,  ///< `stamina::error::attempt_timeout`; other values value-initialised
   throttled,        ///< `stamina::error::throttled` (no attempt was ever sent); others value-initialised
+  circuit_open,     ///< `stamina::error::circuit_open` (no attempt was ever sent); others value-initialised
 };
 
 /// The error a give-up other than `last_attempt` is delivered as: the one rendering of
@@ -47,11 +49,25 @@ inline stamina::error_code give_up_code(give_up_result r) noexcept {
       return error::attempt_timeout;
     case give_up_result::throttled:
       return error::throttled;
+    case give_up_result::circuit_open:
+      return error::circuit_open;
     case give_up_result::last_attempt:
     case give_up_result::aborted:
       break;
   }
   return stamina::net::error::operation_aborted;
+}
+
+/// What the protections say to sending the next attempt.
+enum class admission : unsigned char {
+  send,       ///< send it
+  held_back,  ///< the throttle paces it: wait, then ask again
+  refused,    ///< the circuit breaker is open: send nothing more
+};
+
+/// Whether a give-up delivers the protections' own error because no attempt was ever sent.
+inline bool nothing_sent(give_up_result r) noexcept {
+  return r == give_up_result::throttled || r == give_up_result::circuit_open;
 }
 
 /// What the dependency's answer to an attempt says, for the protections.
@@ -75,6 +91,7 @@ struct call_state_spec {
   adaptive_throttle* own_throttle = nullptr;  // throttle(...) of the policy
   bool own_throttle_set = false;
   retry_budget* budget = nullptr;
+  circuit_breaker* breaker = nullptr;  // a policy with one has no default throttle
   const instrumentation::on_retry_hook* own_on_retry = nullptr;
   const instrumentation::on_give_up_hook* own_on_give_up = nullptr;
 };
@@ -133,16 +150,35 @@ class call_state {
   }
 
   // --- protections -----------------------------------------------------------------------------
-  /// Whether the next attempt may be sent (the throttle in effect; an inactive call always).
-  bool admit() noexcept {
-    if (throttle_ == nullptr && active() && !spec_->own_throttle_set && any_default_throttle_unhealthy())
+  /// Whether the next attempt may be sent: the circuit breaker first (open: refused, nothing
+  /// more is sent), then the throttle in effect (held back: paced). An inactive call always.
+  admission admit() noexcept {
+    circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
+    if (breaker != nullptr && !breaker->allow()) return admission::refused;
+    if (throttle_ == nullptr && active() && !spec_->own_throttle_set && spec_->breaker == nullptr &&
+        any_default_throttle_unhealthy())
       throttle_ = throttle_in_effect(false);  // the name's throttle has become unhealthy since
-    return throttle_ == nullptr || throttle_->admit();
+    if (throttle_ == nullptr || throttle_->admit()) return admission::send;
+    if (breaker != nullptr) breaker->on_abandoned();  // a probe it let through is not sent
+    return admission::held_back;
+  }
+  /// Whether the breaker would refuse an attempt now (without taking a probe): the call need not
+  /// wait for a retry that cannot be sent.
+  bool refused_now() const noexcept { return active() && spec_->breaker != nullptr && spec_->breaker->refusing(); }
+  /// A sent attempt ended without an answer (cancelled): a breaker's probe place is freed.
+  void abandoned() noexcept {
+    if (active() && spec_->breaker != nullptr) spec_->breaker->on_abandoned();
   }
   /// The dependency's answer to a sent attempt: the throttle counts it (made for the name at
   /// the first failure); a success returns tokens to the budget.
   void answered(answer a, bool success) noexcept {
     if (!active()) return;
+    if (circuit_breaker* const breaker = spec_->breaker) {
+      if (a == answer::accepted)
+        breaker->on_success();
+      else
+        breaker->on_failure();
+    }
     if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
     if (throttle_ != nullptr) {
       switch (a) {
@@ -164,7 +200,7 @@ class call_state {
   /// or, with `make`, made (registered) for the name if it has none yet. Null: none applies.
   adaptive_throttle* throttle_in_effect(bool make) const noexcept {
     if (spec_->own_throttle_set) return spec_->own_throttle;
-    if (!switches_.default_throttling()) return nullptr;
+    if (!switches_.default_throttling() || spec_->breaker != nullptr) return nullptr;
     if (!make && !any_default_throttle_unhealthy()) [[likely]]
       return nullptr;  // every default throttle is healthy: nothing to ask
     throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;
@@ -172,10 +208,12 @@ class call_state {
     return resolve_throttle(slot, name(), make);
   }
 
-  /// No throttle is in effect (yet): an attempt needs no admission.
-  bool unthrottled() const noexcept { return throttle_ == nullptr; }
-  /// No throttle and no budget: a success has nobody to tell.
-  bool unguarded() const noexcept { return throttle_ == nullptr && spec_->budget == nullptr; }
+  /// No throttle is in effect (yet) and no breaker: an attempt needs no admission.
+  bool unthrottled() const noexcept { return throttle_ == nullptr && spec_->breaker == nullptr; }
+  /// No throttle, no budget and no breaker: a success has nobody to tell.
+  bool unguarded() const noexcept {
+    return throttle_ == nullptr && spec_->budget == nullptr && spec_->breaker == nullptr;
+  }
 
   /// A retryable failure costs one token of the budget; whether a retry is still allowed.
   bool budget_allows_retry() noexcept { return spec_->budget == nullptr || !active() || spec_->budget->on_failure(); }
@@ -185,6 +223,12 @@ class call_state {
   static failure timed_out_failure() noexcept { return failure(make_error_code(error::attempt_timeout)); }
   /// An attempt the throttle held back.
   static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
+  /// An attempt the circuit breaker refused.
+  static failure circuit_open_failure() noexcept { return failure(make_error_code(error::circuit_open)); }
+  /// Whether `f` stands for an attempt that was never sent (held back or refused).
+  static bool never_sent(const failure& f) noexcept {
+    return f.error() == make_error_code(error::throttled) || f.error() == make_error_code(error::circuit_open);
+  }
   /// A result `on_result` retried: the result, described.
   template <class... V>
   static failure retried_result_failure(const V&... values) noexcept {

@@ -154,7 +154,10 @@ class retry_protocol {
   action attempt_failed(const failure& what, duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     last_ = give_up_result::last_attempt;
-    if (cancelled) return give_up(give_up_reason::cancelled, what);
+    if (cancelled) {
+      state_.abandoned();
+      return give_up(give_up_reason::cancelled, what);
+    }
     const decision verdict = state_.classify(what);
     if (!verdict.should_retry()) {
       state_.answered(answer::accepted, false);  // a 404 is an answer
@@ -171,7 +174,10 @@ class retry_protocol {
     assert(stage_ == stage::attempting);
     last_ = give_up_result::attempt_timeout;
     const failure what = call_state::timed_out_failure();
-    if (cancelled) return give_up(give_up_reason::cancelled, what);
+    if (cancelled) {
+      state_.abandoned();
+      return give_up(give_up_reason::cancelled, what);
+    }
     state_.answered(answer::overloaded, false);
     return after_failure(decision::overloaded(), what, elapsed);
   }
@@ -251,12 +257,15 @@ class retry_protocol {
     if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
     stage_ = stage::attempting;
     for (;;) {
-      if (state_.admit()) [[likely]] {
+      const admission admitted = state_.admit();
+      if (admitted == admission::send) [[likely]] {
         saturating_increment(sent_);
         attempt_started_ = elapsed.count();
         if (!policy_->attempt_timeout() || !state_.active()) return action::attempt(std::nullopt);
         return action::attempt(failed().waits.attempt_limit(now(elapsed)));
       }
+      if (admitted == admission::refused)  // the breaker is open: fail now, send nothing more
+        return give_up(give_up_reason::circuit_open, call_state::circuit_open_failure());
       if (const std::optional<action> after = held_back(elapsed)) return *after;
     }
   }
@@ -294,6 +303,8 @@ class retry_protocol {
     if (!next.retry && next.reason != give_up_reason::deadline) return give_up(next.reason, what);
     if (!allowed) return give_up(give_up_reason::budget_exhausted, what);
     if (!next.retry) return give_up(next.reason, what);
+    // The breaker opened (this failure may have opened it): no retry could be sent.
+    if (state_.refused_now()) return give_up(give_up_reason::circuit_open, what);
     if (state_.reports_retries()) {
       retry_details d{state_.name(), next.retry_num, next.wait, duration(waited_), what};
       d.call_id = state_.id();
@@ -318,11 +329,14 @@ class retry_protocol {
   }
 
   // Gives up with `reason`; delivers the last result the dependency produced (`last_`), or
-  // `throttled` when nothing was ever sent, unless the driver says otherwise (`forced`).
+  // `throttled` / `circuit_open` when nothing was ever sent, unless the driver says otherwise
+  // (`forced`).
   action give_up(give_up_reason reason, const failure& what, std::optional<give_up_result> forced = std::nullopt) {
-    const give_up_result result = forced ? *forced : sent_ > 0 ? last_ : give_up_result::throttled;
+    const give_up_result unsent =
+        reason == give_up_reason::circuit_open ? give_up_result::circuit_open : give_up_result::throttled;
+    const give_up_result result = forced ? *forced : sent_ > 0 ? last_ : unsent;
     if (state_.reports_give_ups()) {
-      const failure reported = result == give_up_result::throttled || sent_ == 0 ? what : last_failure(what);
+      const failure reported = sent_ == 0 ? what : last_failure(what);
       give_up_details d{state_.name(), reason, sent_, duration(waited_), reported};
       d.held_back = held_;
       d.call_id = state_.id();
@@ -341,7 +355,7 @@ class retry_protocol {
 
   // The failure a give-up reports: the last real one (a held-back attempt is not news).
   failure last_failure(const failure& what) const noexcept {
-    if (what.error() == make_error_code(error::throttled) && failed_) return failed_->last;
+    if (call_state::never_sent(what) && failed_) return failed_->last;
     return what;
   }
 

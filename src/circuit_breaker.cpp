@@ -1,0 +1,254 @@
+#include <stamina/circuit_breaker.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+STAMINA_NAMESPACE_BEGIN
+
+namespace {
+
+double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+template <class T>
+[[noreturn]] void invalid(const char* field, const char* rule, const T& value) {
+  std::ostringstream out;
+  out << "stamina::circuit_breaker: " << field << " must be " << rule << ", got " << value;
+  throw std::invalid_argument(out.str());
+}
+
+constexpr double one_day = 86400;
+
+}  // namespace
+
+circuit_breaker::circuit_breaker(std::string name) : name_(std::move(name)), clock_(&monotonic_seconds) {}
+
+circuit_breaker::~circuit_breaker() = default;
+
+circuit_breaker& circuit_breaker::failure_ratio(double ratio) {
+  if (!(ratio > 0 && ratio <= 1)) invalid("failure_ratio", "in (0, 1]", ratio);
+  failure_ratio_ = ratio;
+  return *this;
+}
+
+circuit_breaker& circuit_breaker::minimum_calls(unsigned calls) {
+  if (calls < 1 || calls > 1000000) invalid("minimum_calls", "in [1, 1000000]", calls);
+  minimum_calls_ = calls;
+  return *this;
+}
+
+circuit_breaker& circuit_breaker::window(duration length) {
+  if (!(length.count() > 0 && length.count() <= one_day)) invalid("window", "in (0, 86400] seconds", length.count());
+  window_ = length.count();
+  return *this;
+}
+
+circuit_breaker& circuit_breaker::open_for(duration length) {
+  if (!(length.count() > 0 && length.count() <= one_day)) invalid("open_for", "in (0, 86400] seconds", length.count());
+  open_for_ = length.count();
+  return *this;
+}
+
+circuit_breaker& circuit_breaker::probes(unsigned count) {
+  if (count < 1 || count > 1000) invalid("probes", "in [1, 1000]", count);
+  probes_ = count;
+  return *this;
+}
+
+circuit_breaker& circuit_breaker::clock(clock_function now) noexcept {
+  clock_ = now != nullptr ? now : &monotonic_seconds;
+  return *this;
+}
+
+circuit_breaker& circuit_breaker::on_transition(std::function<void(const transition&)> hook) {
+  on_transition_ = std::move(hook);
+  return *this;
+}
+
+bool circuit_breaker::allow_slow() noexcept {
+  state from = state::closed;
+  state to = state::closed;
+  bool allowed = false;
+  {
+    const std::lock_guard lock(mutex_);
+    const double now = clock_();
+    from = state_.load(std::memory_order_relaxed);
+    switch (from) {
+      case state::closed:
+        allowed = true;
+        break;
+      case state::isolated:
+        break;
+      case state::open:
+        if (now - changed_at_ >= open_for_) {
+          move_to(state::half_open, now);
+          probes_out_ = 1;
+          allowed = true;
+        }
+        break;
+      case state::half_open:
+        // Probes that never reported back for another open_for are given up: probe afresh.
+        if (probes_out_ + probes_ok_ >= probes_ && now - changed_at_ >= open_for_) {
+          changed_at_ = now;
+          probes_out_ = 0;
+          probes_ok_ = 0;
+        }
+        if (probes_out_ + probes_ok_ < probes_) {
+          ++probes_out_;
+          allowed = true;
+        }
+        break;
+    }
+    to = state_.load(std::memory_order_relaxed);
+  }
+  if (!allowed) refused_.fetch_add(1, std::memory_order_relaxed);
+  if (to != from) report(from, to);
+  return allowed;
+}
+
+void circuit_breaker::roll(double now) noexcept {
+  const double age = now - window_start_;
+  if (age < window_) return;
+  if (age < 2 * window_) {  // the current window becomes the previous one
+    prev_successes_ = successes_;
+    prev_failures_ = failures_;
+    window_start_ += window_;
+  } else {
+    prev_successes_ = prev_failures_ = 0;
+    window_start_ = now;
+  }
+  successes_ = failures_ = 0;
+}
+
+void circuit_breaker::record(bool success) noexcept {
+  state from = state::closed;
+  state to = state::closed;
+  {
+    const std::lock_guard lock(mutex_);
+    const double now = clock_();
+    from = state_.load(std::memory_order_relaxed);
+    switch (from) {
+      case state::closed: {
+        if (!counting_.load(std::memory_order_relaxed)) {
+          if (success) break;  // healthy: nothing to count
+          counting_.store(true, std::memory_order_relaxed);
+          window_start_ = now;
+          successes_ = failures_ = prev_successes_ = prev_failures_ = 0;
+        }
+        roll(now);
+        (success ? successes_ : failures_) += 1;
+        // The previous window counts for the part of it still inside a window back from now.
+        const double weight = std::max(0.0, 1.0 - (now - window_start_) / window_);
+        const double failed = failures_ + prev_failures_ * weight;
+        const double counted = failed + successes_ + prev_successes_ * weight;
+        if (counted >= minimum_calls_ && failed >= failure_ratio_ * counted) {
+          move_to(state::open, now);
+        } else if (failures_ == 0 && prev_failures_ == 0) {
+          counting_.store(false, std::memory_order_relaxed);  // a whole window without a failure
+        }
+        break;
+      }
+      case state::half_open:
+        if (probes_out_ > 0) --probes_out_;
+        if (!success) {
+          move_to(state::open, now);
+        } else if (++probes_ok_ >= probes_) {
+          move_to(state::closed, now);
+        }
+        break;
+      case state::open:
+      case state::isolated:
+        break;  // an attempt allowed before it opened: nothing to learn now
+    }
+    to = state_.load(std::memory_order_relaxed);
+  }
+  if (to != from) report(from, to);
+}
+
+void circuit_breaker::on_abandoned() noexcept {
+  if (state_.load(std::memory_order_acquire) == state::closed) [[likely]]
+    return;
+  const std::lock_guard lock(mutex_);
+  if (state_.load(std::memory_order_relaxed) == state::half_open && probes_out_ > 0) --probes_out_;
+}
+
+bool circuit_breaker::refusing() const noexcept {
+  const state s = state_.load(std::memory_order_acquire);
+  if (s == state::closed || s == state::half_open) return false;
+  if (s == state::isolated) return true;
+  const std::lock_guard lock(mutex_);
+  return state_.load(std::memory_order_relaxed) == state::open && clock_() - changed_at_ < open_for_;
+}
+
+void circuit_breaker::move_to(state to, double now) noexcept {
+  if (to == state::open) opened_.fetch_add(1, std::memory_order_relaxed);
+  if (to == state::closed) {
+    successes_ = failures_ = prev_successes_ = prev_failures_ = 0;
+    counting_.store(false, std::memory_order_relaxed);
+  }
+  changed_at_ = now;
+  probes_out_ = 0;
+  probes_ok_ = 0;
+  state_.store(to, std::memory_order_release);
+}
+
+void circuit_breaker::report(state from, state to) noexcept {
+  if (!on_transition_) return;
+  try {
+    on_transition_(transition{name_, from, to});
+  } catch (...) {
+    try {
+      std::cerr << "stamina: the on-transition hook of circuit breaker '" << name_ << "' threw and was ignored\n";
+    } catch (...) {
+    }
+  }
+}
+
+void circuit_breaker::isolate() {
+  state from = state::closed;
+  {
+    const std::lock_guard lock(mutex_);
+    from = state_.load(std::memory_order_relaxed);
+    if (from == state::isolated) return;
+    move_to(state::isolated, clock_());
+  }
+  report(from, state::isolated);
+}
+
+void circuit_breaker::reset() {
+  state from = state::closed;
+  {
+    const std::lock_guard lock(mutex_);
+    from = state_.load(std::memory_order_relaxed);
+    move_to(state::closed, clock_());
+  }
+  if (from != state::closed) report(from, state::closed);
+}
+
+circuit_breaker::stats_type circuit_breaker::stats() const noexcept {
+  return {opened_.load(std::memory_order_relaxed), refused_.load(std::memory_order_relaxed)};
+}
+
+circuit_breakers::circuit_breakers(std::string name, std::function<void(circuit_breaker&)> configure)
+    : name_(std::move(name)), configure_(std::move(configure)) {}
+
+std::shared_ptr<circuit_breaker> circuit_breakers::operator[](std::string_view key) {
+  const std::lock_guard lock(mutex_);
+  if (const auto it = breakers_.find(key); it != breakers_.end()) return it->second;
+  auto made = std::make_shared<circuit_breaker>(name_ + "/" + std::string(key));
+  if (configure_) configure_(*made);
+  breakers_.emplace(std::string(key), made);
+  return made;
+}
+
+std::size_t circuit_breakers::size() const {
+  const std::lock_guard lock(mutex_);
+  return breakers_.size();
+}
+
+STAMINA_NAMESPACE_END

@@ -1,0 +1,235 @@
+// circuit_breaker on its own, on a clock moved by hand: when it opens, probes, closes; its
+// events; hostile settings; four threads at once (TSan in CI). Every driver's handling of an open
+// breaker is in the scenario table (scenario_tests.cpp).
+
+#include <boost/test/unit_test.hpp>
+
+#include <stamina/circuit_breaker.hpp>
+#include <stamina/retry_policy.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using stamina::circuit_breaker;
+using state = stamina::circuit_breaker::state;
+
+namespace {
+
+double now_seconds = 1000;
+double fake_now() { return now_seconds; }
+
+std::unique_ptr<circuit_breaker> breaker(unsigned minimum_calls = 4, double ratio = 0.5) {
+  auto b = std::make_unique<circuit_breaker>("db");
+  b->clock(&fake_now).minimum_calls(minimum_calls).failure_ratio(ratio).window(10s).open_for(5s);
+  return b;
+}
+
+// Reports `n` answers, each allowed first.
+void answer(circuit_breaker& b, int n, bool success) {
+  for (int i = 0; i < n; ++i) {
+    BOOST_TEST_REQUIRE(b.allow());
+    success ? b.on_success() : b.on_failure();
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(circuit_breaker_states)
+
+BOOST_AUTO_TEST_CASE(it_opens_at_the_failure_ratio_once_enough_answers_were_counted) {
+  auto b = breaker(4, 0.5);
+  answer(*b, 100, true);  // healthy: successes are not even counted
+  answer(*b, 3, false);   // 3 answers counted: fewer than minimum_calls
+  BOOST_TEST((b->current() == state::closed));
+  answer(*b, 1, true);  // 4 counted, 3 failed: 75 % >= 50 %
+  BOOST_TEST((b->current() == state::open));
+  BOOST_TEST(!b->allow());
+  BOOST_TEST(b->refusing());
+  BOOST_TEST(b->stats().opened == 1U);
+  BOOST_TEST(b->stats().refused == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(a_low_failure_ratio_keeps_it_closed_and_a_quiet_window_stops_the_counting) {
+  auto b = breaker(4, 0.6);
+  for (int i = 0; i < 50; ++i) {
+    answer(*b, 1, false);
+    answer(*b, 2, true);  // one failure in three (at most half of what was counted)
+  }
+  BOOST_TEST((b->current() == state::closed));
+  now_seconds += 25;  // two windows without an answer: the old failures are forgotten
+  answer(*b, 1, true);
+  answer(*b, 2, false);  // 2 of 3 counted: still fewer than minimum_calls
+  BOOST_TEST((b->current() == state::closed));
+}
+
+BOOST_AUTO_TEST_CASE(after_open_for_one_probe_goes_and_its_success_closes_it) {
+  auto b = breaker(2);
+  answer(*b, 2, false);
+  BOOST_TEST((b->current() == state::open));
+  now_seconds += 4.9;
+  BOOST_TEST(!b->allow());
+  now_seconds += 0.2;
+  BOOST_TEST(!b->refusing());
+  BOOST_TEST(b->allow());  // the probe
+  BOOST_TEST((b->current() == state::half_open));
+  BOOST_TEST(!b->allow());  // one probe at a time (probes = 1)
+  b->on_success();
+  BOOST_TEST((b->current() == state::closed));
+  BOOST_TEST(b->allow());
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_probe_opens_it_again_for_open_for) {
+  auto b = breaker(2);
+  b->probes(2);
+  answer(*b, 2, false);
+  now_seconds += 5;
+  BOOST_TEST(b->allow());
+  BOOST_TEST(b->allow());
+  BOOST_TEST(!b->allow());  // both probes are out
+  b->on_success();
+  BOOST_TEST((b->current() == state::half_open));  // every probe must succeed
+  b->on_failure();
+  BOOST_TEST((b->current() == state::open));
+  BOOST_TEST(b->stats().opened == 2U);
+  now_seconds += 4;
+  BOOST_TEST(!b->allow());
+}
+
+BOOST_AUTO_TEST_CASE(an_abandoned_probe_frees_its_place_and_lost_probes_expire) {
+  auto b = breaker(2);
+  answer(*b, 2, false);
+  now_seconds += 5;
+  BOOST_TEST(b->allow());
+  BOOST_TEST(!b->allow());
+  b->on_abandoned();  // cancelled before its answer
+  BOOST_TEST(b->allow());
+  // That probe never reports back: after another open_for, probing starts afresh.
+  BOOST_TEST(!b->allow());
+  now_seconds += 5.5;
+  BOOST_TEST(b->allow());
+  b->on_success();
+  BOOST_TEST((b->current() == state::closed));
+}
+
+BOOST_AUTO_TEST_CASE(isolate_and_reset_are_reported_as_transitions) {
+  auto b = breaker(2);
+  std::vector<std::pair<state, state>> seen;
+  b->on_transition([&](const circuit_breaker::transition& t) {
+    BOOST_TEST(t.breaker == "db");
+    seen.emplace_back(t.from, t.to);
+  });
+  b->isolate();
+  now_seconds += 1000;
+  BOOST_TEST(!b->allow());  // isolated: no probe ever
+  b->reset();
+  BOOST_TEST(b->allow());
+  answer(*b, 2, false);
+  now_seconds += 5;
+  BOOST_TEST(b->allow());
+  b->on_success();
+  const std::vector<std::pair<state, state>> expected = {{state::closed, state::isolated},
+                                                         {state::isolated, state::closed},
+                                                         {state::closed, state::open},
+                                                         {state::open, state::half_open},
+                                                         {state::half_open, state::closed}};
+  BOOST_TEST((seen == expected));
+  // A hook that throws is contained, and a hook may call the breaker.
+  b->on_transition([&](const circuit_breaker::transition&) {
+    (void)b->current();
+    throw std::runtime_error("hook bug");
+  });
+  b->isolate();
+  BOOST_TEST((b->current() == state::isolated));
+}
+
+BOOST_AUTO_TEST_CASE(invalid_settings_throw_naming_the_field) {
+  circuit_breaker b;
+  const auto names = [&](auto&& set, const std::string& field) {
+    try {
+      set();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what()).find(field) != std::string::npos;
+    }
+    return false;
+  };
+  BOOST_TEST(names([&] { b.failure_ratio(0); }, "failure_ratio"));
+  BOOST_TEST(names([&] { b.failure_ratio(std::nan("")); }, "failure_ratio"));
+  BOOST_TEST(names([&] { b.failure_ratio(1.5); }, "failure_ratio"));
+  BOOST_TEST(names([&] { b.minimum_calls(0); }, "minimum_calls"));
+  BOOST_TEST(names([&] { b.window(stamina::duration(-1)); }, "window"));
+  BOOST_TEST(names([&] { b.window(stamina::duration(1e300)); }, "window"));
+  BOOST_TEST(names([&] { b.open_for(stamina::duration(std::numeric_limits<double>::infinity())); }, "open_for"));
+  BOOST_TEST(names([&] { b.probes(0); }, "probes"));
+  BOOST_TEST(names([&] { b.probes(1000000); }, "probes"));
+}
+
+// Four threads ask and answer at once while the breaker opens, probes and closes (the clock
+// moves with them): no data race (TSan in CI), and every probe is accounted for.
+BOOST_AUTO_TEST_CASE(four_threads_at_once) {
+  static std::atomic<long> ticks{0};
+  circuit_breaker b("shared");
+  b.clock(+[] { return static_cast<double>(ticks.load(std::memory_order_relaxed)) * 1e-3; })
+      .minimum_calls(10)
+      .window(1s)
+      .open_for(50ms)
+      .probes(3);
+  std::atomic<int> transitions{0};
+  b.on_transition([&](const circuit_breaker::transition&) { ++transitions; });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20000; ++i) {
+        ticks.fetch_add(1, std::memory_order_relaxed);
+        if (!b.allow()) continue;
+        const int kind = (i + t) % 7;
+        if (kind == 0)
+          b.on_abandoned();
+        else if (kind < 4 && (i / 2000) % 2 == 0)
+          b.on_failure();  // failing phases open it
+        else
+          b.on_success();
+      }
+    });
+  for (auto& th : threads) th.join();
+  BOOST_TEST(b.stats().opened > 0U);
+  BOOST_TEST(transitions.load() > 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(circuit_breakers_by_key)
+
+BOOST_AUTO_TEST_CASE(one_breaker_per_key_made_once_with_the_settings) {
+  // [keyed-breakers]
+  // One breaker per shard, made on first use with these settings; a policy per shard uses it.
+  stamina::circuit_breakers shards("orders", [](stamina::circuit_breaker& b) {
+    b.failure_ratio(0.5).minimum_calls(2).open_for(5s).probes(1);
+    b.clock(&fake_now);  // the test's clock
+  });
+  const auto policy_for = [&](const std::string& shard) {
+    return stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
+        .name("orders." + shard)
+        .breaker(shards[shard]);
+  };
+  // [keyed-breakers]
+  BOOST_TEST(policy_for("shard-a").breaker() == shards["shard-a"]);
+  const auto a = shards["shard-a"];
+  const auto b = shards["shard-b"];
+  BOOST_TEST(a == shards["shard-a"]);
+  BOOST_TEST(a != b);
+  BOOST_TEST(shards.size() == 2U);
+  BOOST_TEST(a->name() == "orders/shard-a");
+  answer(*a, 2, false);  // shard a is down ...
+  BOOST_TEST((a->current() == state::open));
+  BOOST_TEST((b->current() == state::closed));  // ... shard b is not
+  BOOST_TEST(b->allow());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
