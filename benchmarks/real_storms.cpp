@@ -22,6 +22,14 @@
 //     CLIENTS clients each GET / once through async_retry from a rate limiter answering 429 with
 //     Retry-After; writes one line per client: attempts, success time, smallest gap between a
 //     429 and the next attempt minus its Retry-After.
+//   real_storms shard-server PORT RUN_SECONDS
+//     A TCP server for one shard: per connection, reads 8 bytes and writes them back after 1 ms of
+//     work. Stopped (killed by pid) and started again by the script to take the shard down.
+//   real_storms shard-client PORT1,PORT2,PORT3 RATE RUN_SECONDS POLICY CSV
+//     Open-loop arrivals at RATE per second, round robin over the shards; each request is one
+//     async_retry call (connect, write, read; the defaults scaled down in time) with a policy
+//     per shard. POLICY breaker: a circuit breaker per shard (`circuit_breakers`); default: the
+//     defaults. Writes one line per request: shard, start time, latency, success.
 //
 // Policies: none, naive, v0.1 (0.1's defaults: no throttle, exact Retry-After), spread (v0.1
 // with this version's spread after Retry-After), budget (v0.1 with a retry_budget), default
@@ -32,10 +40,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
@@ -404,6 +415,119 @@ int random_client(unsigned short port, double rate, double run_seconds, const st
   return 0;
 }
 
+// --- three shards, one down ------------------------------------------------------------------------
+
+int shard_server(unsigned short port, double run_seconds) {
+  asio::io_context ctx(1);
+  tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), port));  // reuse_address on
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        for (;;) {
+          auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+          if (ec == asio::error::operation_aborted) co_return;
+          if (ec) continue;
+          asio::co_spawn(
+              ctx,
+              [s = std::move(socket)]() mutable -> asio::awaitable<void> {
+                std::uint64_t id = 0;
+                auto [read_ec, n] =
+                    co_await asio::async_read(s, asio::buffer(&id, sizeof id), asio::as_tuple(asio::use_awaitable));
+                if (read_ec || n != sizeof id) co_return;
+                asio::steady_timer work(s.get_executor(), 1ms);
+                co_await work.async_wait(asio::as_tuple(asio::use_awaitable));
+                co_await asio::async_write(s, asio::buffer(&id, sizeof id), asio::as_tuple(asio::use_awaitable));
+              },
+              asio::detached);  // a failed connection only ends itself: nothing to report
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  asio::steady_timer stop(ctx,
+                          std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds)));
+  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
+  ctx.run();
+  return 0;
+}
+
+int shard_client(const std::vector<unsigned short>& ports, double rate, double run_seconds,
+                 const std::string& policy_name, const std::string& csv) {
+  asio::io_context ctx(1);
+  // The defaults scaled down in time; a breaker per shard, scaled the same way.
+  stamina::circuit_breakers breakers("shards", [](stamina::circuit_breaker& b) {
+    b.failure_ratio(0.5).minimum_calls(5).window(1s).open_for(500ms).probes(1);
+  });
+  std::vector<stamina::retry_policy> policies;
+  for (const unsigned short port : ports) {
+    auto p = stamina::retry_policy(
+                 stamina::on_error(asio::error::connection_refused, asio::error::connection_reset, asio::error::eof))
+                 .name("shard-" + std::to_string(port))
+                 .wait_initial(10ms)
+                 .wait_max(200ms)
+                 .wait_jitter(50ms)
+                 .timeout(2s)
+                 .attempt_timeout(500ms);
+    if (policy_name == "breaker") p.breaker(breakers[std::to_string(port)]);
+    policies.push_back(std::move(p));
+  }
+  struct record {
+    std::size_t shard;
+    double start, latency;
+    bool ok;
+  };
+  std::vector<record> records;
+  std::uint64_t next_id = 0;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        const auto gap = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(1.0 / rate));
+        asio::steady_timer arrivals(ctx);
+        auto next = steady::now();
+        for (std::size_t n = 0; seconds_since_start() < run_seconds; ++n) {
+          next += gap;
+          arrivals.expires_at(next);
+          co_await arrivals.async_wait(asio::use_awaitable);
+          const std::size_t shard = n % ports.size();
+          const tcp::endpoint to(asio::ip::address_v4::loopback(), ports[shard]);
+          const std::uint64_t id = ++next_id;
+          const double start = seconds_since_start();
+          auto op = [&ctx, to, id](auto token) {
+            return asio::async_compose<decltype(token), void(boost::system::error_code)>(
+                [socket = std::make_shared<tcp::socket>(ctx), to, id, buffer = id, step = 0](
+                    auto& self, boost::system::error_code ec = {}, std::size_t = 0) mutable {
+                  if (ec) return self.complete(ec);
+                  switch (step++) {
+                    case 0:
+                      return socket->async_connect(to, std::move(self));
+                    case 1:
+                      return asio::async_write(*socket, asio::buffer(&id, sizeof id), std::move(self));
+                    case 2:
+                      return asio::async_read(*socket, asio::buffer(&buffer, sizeof buffer), std::move(self));
+                    default:
+                      return self.complete(buffer == id ? boost::system::error_code() : asio::error::eof);
+                  }
+                },
+                token, ctx);
+          };
+          stamina::async_retry(ctx, policies[shard], op, [&, shard, start](boost::system::error_code ec) {
+            records.push_back({shard, start, seconds_since_start() - start, !ec});
+          });
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  asio::steady_timer stop(
+      ctx, started + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds + 3)));
+  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
+  ctx.run();
+  std::ofstream out(csv);
+  out << "shard,start_s,latency_ms,ok\n";
+  for (const record& r : records) out << r.shard << ',' << r.start << ',' << r.latency * 1e3 << ',' << r.ok << '\n';
+  return 0;
+}
+
 // --- rate limiter: clients -----------------------------------------------------------------------
 
 struct http_status : std::runtime_error {
@@ -495,6 +619,15 @@ int main(int argc, char** argv) {
   if (a.size() == 4 && a[0] == "random-server") return random_server(port(1), std::stod(a[2]), std::stod(a[3]));
   if (a.size() == 7 && a[0] == "random-client")
     return random_client(port(1), std::stod(a[2]), std::stod(a[3]), a[4], std::stoull(a[5]), a[6]);
+  if (a.size() == 3 && a[0] == "shard-server") return shard_server(port(1), std::stod(a[2]));
+  if (a.size() == 6 && a[0] == "shard-client") {
+    std::vector<unsigned short> ports;
+    std::size_t from = 0;
+    for (std::size_t comma; (comma = a[1].find(',', from)) != std::string::npos; from = comma + 1)
+      ports.push_back(static_cast<unsigned short>(std::stoi(a[1].substr(from, comma - from))));
+    ports.push_back(static_cast<unsigned short>(std::stoi(a[1].substr(from))));
+    return shard_client(ports, std::stod(a[2]), std::stod(a[3]), a[4], a[5]);
+  }
   std::fprintf(stderr, "usage: see the comment at the top of benchmarks/real_storms.cpp\n");
   return 2;
 }
