@@ -1,5 +1,6 @@
 #include <stamina/circuit_breaker.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -70,13 +71,22 @@ circuit_breaker& circuit_breaker::on_transition(std::function<void(const transit
   return *this;
 }
 
-bool circuit_breaker::allow_slow() noexcept {
+double circuit_breaker::now_locked() const noexcept {
+  // A clock reading that is not finite, or that goes back, would stop time for the breaker
+  // (an open breaker would never probe): the latest good reading stands in.
+  const double now = clock_();
+  if (std::isfinite(now) && now > last_now_) last_now_ = now;
+  return last_now_;
+}
+
+bool circuit_breaker::allow_slow(std::uint32_t* ticket) noexcept {
   state from = state::closed;
   state to = state::closed;
+  std::uint32_t sequence = 0;
   bool allowed = false;
   {
     const std::lock_guard lock(mutex_);
-    const double now = clock_();
+    const double now = now_locked();
     from = state_.load(std::memory_order_relaxed);
     switch (from) {
       case state::closed:
@@ -92,12 +102,9 @@ bool circuit_breaker::allow_slow() noexcept {
         }
         break;
       case state::half_open:
-        // Probes that never reported back for another open_for are given up: probe afresh.
-        if (probes_out_ + probes_ok_ >= probes_ && now - changed_at_ >= open_for_) {
-          changed_at_ = now;
-          probes_out_ = 0;
-          probes_ok_ = 0;
-        }
+        // Probes that never reported back for another open_for are given up: probe afresh
+        // (a new generation: their late answers are ignored).
+        if (probes_out_ + probes_ok_ >= probes_ && now - changed_at_ >= open_for_) move_to(state::half_open, now);
         if (probes_out_ + probes_ok_ < probes_) {
           ++probes_out_;
           allowed = true;
@@ -105,9 +112,11 @@ bool circuit_breaker::allow_slow() noexcept {
         break;
     }
     to = state_.load(std::memory_order_relaxed);
+    sequence = generation_.load(std::memory_order_relaxed);
+    if (ticket != nullptr) *ticket = sequence;
   }
   if (!allowed) refused_.fetch_add(1, std::memory_order_relaxed);
-  if (to != from) report(from, to);
+  if (to != from) report(from, to, sequence);
   return allowed;
 }
 
@@ -125,12 +134,15 @@ void circuit_breaker::roll(double now) noexcept {
   successes_ = failures_ = 0;
 }
 
-void circuit_breaker::record(bool success) noexcept {
+void circuit_breaker::record(bool success, std::uint32_t ticket) noexcept {
   state from = state::closed;
   state to = state::closed;
+  std::uint32_t sequence = 0;
   {
     const std::lock_guard lock(mutex_);
-    const double now = clock_();
+    // An answer to an attempt allowed before the last change of state says nothing about now.
+    if (ticket != generation_.load(std::memory_order_relaxed)) return;
+    const double now = now_locked();
     from = state_.load(std::memory_order_relaxed);
     switch (from) {
       case state::closed: {
@@ -143,7 +155,7 @@ void circuit_breaker::record(bool success) noexcept {
         roll(now);
         (success ? successes_ : failures_) += 1;
         // The previous window counts for the part of it still inside a window back from now.
-        const double weight = std::max(0.0, 1.0 - (now - window_start_) / window_);
+        const double weight = std::clamp(1.0 - (now - window_start_) / window_, 0.0, 1.0);
         const double failed = failures_ + prev_failures_ * weight;
         const double counted = failed + successes_ + prev_successes_ * weight;
         if (counted >= minimum_calls_ && failed >= failure_ratio_ * counted) {
@@ -163,26 +175,40 @@ void circuit_breaker::record(bool success) noexcept {
         break;
       case state::open:
       case state::isolated:
-        break;  // an attempt allowed before it opened: nothing to learn now
+        break;
     }
     to = state_.load(std::memory_order_relaxed);
+    sequence = generation_.load(std::memory_order_relaxed);
   }
-  if (to != from) report(from, to);
+  if (to != from) report(from, to, sequence);
 }
 
-void circuit_breaker::on_abandoned() noexcept {
+void circuit_breaker::on_abandoned(std::uint32_t ticket) noexcept {
   if (state_.load(std::memory_order_acquire) == state::closed) [[likely]]
     return;
   const std::lock_guard lock(mutex_);
-  if (state_.load(std::memory_order_relaxed) == state::half_open && probes_out_ > 0) --probes_out_;
+  if (ticket == generation_.load(std::memory_order_relaxed) &&
+      state_.load(std::memory_order_relaxed) == state::half_open && probes_out_ > 0)
+    --probes_out_;
 }
 
 bool circuit_breaker::refusing() const noexcept {
   const state s = state_.load(std::memory_order_acquire);
-  if (s == state::closed || s == state::half_open) return false;
+  if (s == state::closed) return false;
   if (s == state::isolated) return true;
   const std::lock_guard lock(mutex_);
-  return state_.load(std::memory_order_relaxed) == state::open && clock_() - changed_at_ < open_for_;
+  const double waited = now_locked() - changed_at_;
+  switch (state_.load(std::memory_order_relaxed)) {
+    case state::open:
+      return waited < open_for_;
+    case state::half_open:
+      return probes_out_ + probes_ok_ >= probes_ && waited < open_for_;
+    case state::isolated:
+      return true;
+    case state::closed:
+      break;
+  }
+  return false;
 }
 
 void circuit_breaker::move_to(state to, double now) noexcept {
@@ -194,13 +220,14 @@ void circuit_breaker::move_to(state to, double now) noexcept {
   changed_at_ = now;
   probes_out_ = 0;
   probes_ok_ = 0;
+  generation_.fetch_add(1, std::memory_order_release);
   state_.store(to, std::memory_order_release);
 }
 
-void circuit_breaker::report(state from, state to) noexcept {
+void circuit_breaker::report(state from, state to, std::uint32_t sequence) noexcept {
   if (!on_transition_) return;
   try {
-    on_transition_(transition{name_, from, to});
+    on_transition_(transition{name_, from, to, sequence});
   } catch (...) {
     try {
       std::cerr << "stamina: the on-transition hook of circuit breaker '" << name_ << "' threw and was ignored\n";
@@ -211,23 +238,27 @@ void circuit_breaker::report(state from, state to) noexcept {
 
 void circuit_breaker::isolate() {
   state from = state::closed;
+  std::uint32_t sequence = 0;
   {
     const std::lock_guard lock(mutex_);
     from = state_.load(std::memory_order_relaxed);
     if (from == state::isolated) return;
-    move_to(state::isolated, clock_());
+    move_to(state::isolated, now_locked());
+    sequence = generation_.load(std::memory_order_relaxed);
   }
-  report(from, state::isolated);
+  report(from, state::isolated, sequence);
 }
 
 void circuit_breaker::reset() {
   state from = state::closed;
+  std::uint32_t sequence = 0;
   {
     const std::lock_guard lock(mutex_);
     from = state_.load(std::memory_order_relaxed);
-    move_to(state::closed, clock_());
+    move_to(state::closed, now_locked());
+    sequence = generation_.load(std::memory_order_relaxed);
   }
-  if (from != state::closed) report(from, state::closed);
+  if (from != state::closed) report(from, state::closed, sequence);
 }
 
 circuit_breaker::stats_type circuit_breaker::stats() const noexcept {

@@ -5,11 +5,15 @@
 #include <boost/test/unit_test.hpp>
 
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/retry.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <boost/asio/error.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -118,12 +122,50 @@ BOOST_AUTO_TEST_CASE(an_abandoned_probe_frees_its_place_and_lost_probes_expire) 
   BOOST_TEST((b->current() == state::closed));
 }
 
+// Found by review: an answer to an attempt let through before the breaker opened is not a probe's.
+BOOST_AUTO_TEST_CASE(an_answer_from_before_a_change_of_state_is_ignored) {
+  auto b = breaker(2);
+  std::uint32_t early = 0;
+  BOOST_TEST(b->allow(&early));  // sent while closed, answered much later
+  answer(*b, 2, false);
+  now_seconds += 5.5;
+  std::uint32_t probe = 0;
+  BOOST_TEST(b->allow(&probe));
+  BOOST_TEST(b->refusing());  // the one probe is out: an attempt now would be refused
+  b->on_success(early);       // stale: does not close it ...
+  b->on_abandoned(early);     // ... nor free the probe's place
+  BOOST_TEST((b->current() == state::half_open));
+  BOOST_TEST(!b->allow());
+  b->on_success(probe);
+  BOOST_TEST((b->current() == state::closed));
+}
+
+// Found by review: a clock that returns NaN or goes back once must not stop the breaker's time.
+BOOST_AUTO_TEST_CASE(a_bad_clock_reading_does_not_keep_it_open) {
+  static double t = 50;
+  static bool bad = false;
+  circuit_breaker b("clock");
+  b.clock(+[] { return bad ? std::nan("") : t; }).minimum_calls(2).open_for(5s);
+  BOOST_TEST(b.allow());
+  b.on_failure();
+  bad = true;  // the reading when it opens
+  b.on_failure();
+  bad = false;
+  BOOST_TEST((b.current() == state::open));
+  t -= 100;  // the clock goes back: the latest good reading stands
+  BOOST_TEST(!b.allow());
+  t += 106;
+  BOOST_TEST(b.allow());  // probing: time went on
+}
+
 BOOST_AUTO_TEST_CASE(isolate_and_reset_are_reported_as_transitions) {
   auto b = breaker(2);
   std::vector<std::pair<state, state>> seen;
+  std::vector<std::uint32_t> sequences;
   b->on_transition([&](const circuit_breaker::transition& t) {
     BOOST_TEST(t.breaker == "db");
     seen.emplace_back(t.from, t.to);
+    sequences.push_back(t.sequence);
   });
   b->isolate();
   now_seconds += 1000;
@@ -134,6 +176,8 @@ BOOST_AUTO_TEST_CASE(isolate_and_reset_are_reported_as_transitions) {
   now_seconds += 5;
   BOOST_TEST(b->allow());
   b->on_success();
+  BOOST_TEST(sequences.size() == seen.size());
+  BOOST_TEST(std::is_sorted(sequences.begin(), sequences.end()));  // one thread: in order, increasing
   const std::vector<std::pair<state, state>> expected = {{state::closed, state::isolated},
                                                          {state::isolated, state::closed},
                                                          {state::closed, state::open},
@@ -200,6 +244,27 @@ BOOST_AUTO_TEST_CASE(four_threads_at_once) {
   for (auto& th : threads) th.join();
   BOOST_TEST(b.stats().opened > 0U);
   BOOST_TEST(transitions.load() > 0);
+}
+
+// Found by review: a result the policy retries (a 503 as a value) counts as a failure.
+BOOST_AUTO_TEST_CASE(a_retried_result_counts_as_a_failure) {
+  auto b = std::shared_ptr<circuit_breaker>(breaker(2));
+  const auto policy = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
+                          .on_result([](int status) {
+                            return status == 503 ? stamina::decision::overloaded() : stamina::decision::no_retry();
+                          })
+                          .wait_initial(0s)
+                          .wait_jitter(0s)
+                          .wait_max(0s)
+                          .breaker(b);
+  int calls = 0;
+  const int got = stamina::retry(policy, [&] {
+    ++calls;
+    return 503;
+  });
+  BOOST_TEST(got == 503);  // delivered as the success it is
+  BOOST_TEST(calls == 2);  // the second 503 opened the breaker: no third attempt
+  BOOST_TEST((b->current() == state::open));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

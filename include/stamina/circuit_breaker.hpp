@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,6 +51,9 @@ class circuit_breaker {
     std::string_view breaker;  ///< the breaker's name
     state from;                ///< before
     state to;                  ///< after
+    /// Increases with every change of state: hooks may run concurrently and see changes out of
+    /// order; the highest sequence seen is the latest state.
+    std::uint32_t sequence;
   };
 
   /// A closed breaker with the default settings; `name` is reported with its transitions.
@@ -71,31 +75,47 @@ class circuit_breaker {
   circuit_breaker& probes(unsigned count);
   /// The clock (default: the monotonic clock).
   circuit_breaker& clock(clock_function now) noexcept;
-  /// Called after each change of state, outside the breaker's lock (it may call the breaker).
-  /// An exception it throws is reported on standard error and otherwise ignored.
+  /// Called after each change of state, outside the breaker's lock (it may call the breaker), on
+  /// the thread that caused it: calls on several threads may overlap and arrive out of order
+  /// (`transition::sequence` orders them). An exception it throws is reported on standard error
+  /// and otherwise ignored.
   circuit_breaker& on_transition(std::function<void(const transition&)> hook);
 
-  /// Asks to send one attempt: true = send it (when half-open, it is a probe and must be
-  /// reported with on_success, on_failure or on_abandoned), false = the breaker is open.
-  bool allow() noexcept {
-    if (state_.load(std::memory_order_acquire) == state::closed) [[likely]]
+  /// Asks to send one attempt: true = send it (when half-open, it is a probe), false = the
+  /// breaker is open. `ticket`, when given, receives the breaker's generation for the answer's
+  /// report: an answer to an attempt allowed before a change of state (sent before it opened,
+  /// a probe answered after it closed) is ignored.
+  bool allow(std::uint32_t* ticket = nullptr) noexcept {
+    const std::uint32_t generation = generation_.load(std::memory_order_acquire);
+    if (state_.load(std::memory_order_acquire) == state::closed) [[likely]] {
+      if (ticket != nullptr) *ticket = generation;
       return true;
-    return allow_slow();
+    }
+    return allow_slow(ticket);
   }
-  /// An allowed attempt was answered: a success, or a failure the policy does not retry.
-  void on_success() noexcept {
+  /// An attempt allowed with `ticket` was answered: a success, or a failure the policy does not
+  /// retry. Costs two relaxed atomic loads while closed with no failure in the last window.
+  void on_success(std::uint32_t ticket) noexcept {
     if (state_.load(std::memory_order_acquire) == state::closed && !counting_.load(std::memory_order_relaxed))
         [[likely]]
       return;
-    record(true);
+    record(true, ticket);
   }
-  /// An allowed attempt failed in a way the policy retries, timed out, or was answered "overloaded".
-  void on_failure() noexcept { record(false); }
-  /// An allowed attempt ended without an answer (cancelled): a probe's place is freed.
-  void on_abandoned() noexcept;
+  /// An attempt allowed with `ticket` failed in a way the policy retries, timed out, or was
+  /// answered "overloaded".
+  void on_failure(std::uint32_t ticket) noexcept { record(false, ticket); }
+  /// An attempt allowed with `ticket` ended without an answer (cancelled, or held back by a
+  /// throttle after the breaker let it through): a probe's place is freed.
+  void on_abandoned(std::uint32_t ticket) noexcept;
+  /// The same, for an attempt allowed in the current state (tests, hand-written loops).
+  void on_success() noexcept { on_success(generation_.load(std::memory_order_acquire)); }
+  /// The same, for an attempt allowed in the current state.
+  void on_failure() noexcept { on_failure(generation_.load(std::memory_order_acquire)); }
+  /// The same, for an attempt allowed in the current state.
+  void on_abandoned() noexcept { on_abandoned(generation_.load(std::memory_order_acquire)); }
 
-  /// Whether an attempt asked for now would be refused, without asking for one (no probe is
-  /// taken).
+  /// Whether an attempt asked for now would be refused (open, isolated, or half-open with every
+  /// probe out), without asking for one.
   bool refusing() const noexcept;
 
   /// Opens it until reset(), whatever happens.
@@ -112,18 +132,19 @@ class circuit_breaker {
   /// What it did so far.
   struct stats_type {
     std::uint64_t opened = 0;   ///< times it opened (from closed or half-open)
-    std::uint64_t refused = 0;  ///< attempts refused while open
+    std::uint64_t refused = 0;  ///< attempts refused (open, isolated, or half-open with every probe out)
   };
   /// What it did so far.
   stats_type stats() const noexcept;
 
  private:
-  bool allow_slow() noexcept;
-  void record(bool success) noexcept;
+  bool allow_slow(std::uint32_t* ticket) noexcept;
+  void record(bool success, std::uint32_t ticket) noexcept;
+  double now_locked() const noexcept;  // the clock, made finite and monotonic
   // Under the lock: the answers of the current window, with the previous window's share.
   void roll(double now) noexcept;
   void move_to(state to, double now) noexcept;  // under the lock; the transition is reported later
-  void report(state from, state to) noexcept;   // outside the lock
+  void report(state from, state to, std::uint32_t sequence) noexcept;  // outside the lock
 
   const std::string name_;
   double failure_ratio_ = 0.5;
@@ -135,17 +156,19 @@ class circuit_breaker {
   std::function<void(const transition&)> on_transition_;
 
   std::atomic<state> state_{state::closed};
-  std::atomic<bool> counting_{false};  // closed and counting answers since a failure
+  std::atomic<std::uint32_t> generation_{0};  // + 1 at every change of state
+  std::atomic<bool> counting_{false};         // closed and counting answers since a failure
   std::atomic<std::uint64_t> opened_{0};
   std::atomic<std::uint64_t> refused_{0};
   mutable std::mutex mutex_;
   // Under mutex_:
   double window_start_ = 0;
-  double successes_ = 0, failures_ = 0;            // in the current window
-  double prev_successes_ = 0, prev_failures_ = 0;  // in the window before it
-  double changed_at_ = 0;                          // when it last opened or became half-open
-  unsigned probes_out_ = 0;                        // probes let through, not reported yet
-  unsigned probes_ok_ = 0;                         // probes that succeeded
+  double successes_ = 0, failures_ = 0;                              // in the current window
+  double prev_successes_ = 0, prev_failures_ = 0;                    // in the window before it
+  double changed_at_ = 0;                                            // when it last opened or became half-open
+  mutable double last_now_ = std::numeric_limits<double>::lowest();  // the latest good clock reading
+  unsigned probes_out_ = 0;                                          // probes let through, not reported yet
+  unsigned probes_ok_ = 0;                                           // probes that succeeded
 };
 
 /// A circuit breaker per key (endpoint, shard, tenant), made on first use with the settings of
@@ -153,7 +176,8 @@ class circuit_breaker {
 /// `<name>/<key>`. Safe to share between threads; breakers live as long as the set.
 class circuit_breakers {
  public:
-  /// `configure` is applied to every breaker made (its settings, clock and hook).
+  /// `configure` is applied to every breaker made (its settings, clock and hook), under the
+  /// set's lock: it must not use the set.
   explicit circuit_breakers(std::string name, std::function<void(circuit_breaker&)> configure = {});
   circuit_breakers(const circuit_breakers&) = delete;
   circuit_breakers& operator=(const circuit_breakers&) = delete;

@@ -154,12 +154,12 @@ class call_state {
   /// more is sent), then the throttle in effect (held back: paced). An inactive call always.
   admission admit() noexcept {
     circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
-    if (breaker != nullptr && !breaker->allow()) return admission::refused;
+    if (breaker != nullptr && !breaker->allow(&breaker_ticket_)) return admission::refused;
     if (throttle_ == nullptr && active() && !spec_->own_throttle_set && spec_->breaker == nullptr &&
         any_default_throttle_unhealthy())
       throttle_ = throttle_in_effect(false);  // the name's throttle has become unhealthy since
     if (throttle_ == nullptr || throttle_->admit()) return admission::send;
-    if (breaker != nullptr) breaker->on_abandoned();  // a probe it let through is not sent
+    if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);  // a probe it let through is not sent
     return admission::held_back;
   }
   /// Whether the breaker would refuse an attempt now (without taking a probe): the call need not
@@ -167,7 +167,7 @@ class call_state {
   bool refused_now() const noexcept { return active() && spec_->breaker != nullptr && spec_->breaker->refusing(); }
   /// A sent attempt ended without an answer (cancelled): a breaker's probe place is freed.
   void abandoned() noexcept {
-    if (active() && spec_->breaker != nullptr) spec_->breaker->on_abandoned();
+    if (active() && spec_->breaker != nullptr) spec_->breaker->on_abandoned(breaker_ticket_);
   }
   /// The dependency's answer to a sent attempt: the throttle counts it (made for the name at
   /// the first failure); a success returns tokens to the budget.
@@ -175,9 +175,9 @@ class call_state {
     if (!active()) return;
     if (circuit_breaker* const breaker = spec_->breaker) {
       if (a == answer::accepted)
-        breaker->on_success();
+        breaker->on_success(breaker_ticket_);
       else
-        breaker->on_failure();
+        breaker->on_failure(breaker_ticket_);
     }
     if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
     if (throttle_ != nullptr) {
@@ -264,6 +264,7 @@ class call_state {
   const spec* spec_;
   mutable const char* caller_file_ = nullptr;  // the call's place in the code, until interned
   unsigned caller_line_ = 0;
+  std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
   mutable const call_site* call_site_ = nullptr;
   global_config switches_;
   adaptive_throttle* throttle_ = nullptr;

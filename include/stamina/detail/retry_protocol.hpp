@@ -142,7 +142,8 @@ class retry_protocol {
     const decision verdict = state_.judge(values...);
     if (!verdict.should_retry()) return attempt_succeeded();
     assert(stage_ == stage::attempting);
-    state_.answered(answer::accepted, false);  // the dependency answered, with a result to retry
+    // A result the policy retries counts as the failure it stands for (a 503 as a value).
+    state_.answered(verdict.overload() ? answer::overloaded : answer::failed, false);
     last_ = give_up_result::last_attempt;
     const failure what = call_state::retried_result_failure(values...);
     if (cancelled) return give_up(give_up_reason::cancelled, what);
@@ -305,6 +306,7 @@ class retry_protocol {
     if (!next.retry) return give_up(next.reason, what);
     // The breaker opened (this failure may have opened it): no retry could be sent.
     if (state_.refused_now()) return give_up(give_up_reason::circuit_open, what);
+    f.last = what;  // what a give-up reports if no later attempt is sent
     if (state_.reports_retries()) {
       retry_details d{state_.name(), next.retry_num, next.wait, duration(waited_), what};
       d.call_id = state_.id();
