@@ -107,13 +107,13 @@ class call_state {
 
   /// `s` must outlive the call state (it lives in the policy's block, which the call holds);
   /// `where`, when given, names an unnamed policy's call.
-  explicit call_state(const spec& s, const caller* where = nullptr) noexcept
+  [[gnu::always_inline]] explicit call_state(const spec& s, const caller* where = nullptr) noexcept
       : spec_(&s), switches_(load_global_config()) {
     if (where != nullptr && s.explicit_name == nullptr) {
       caller_file_ = where->file;
       caller_line_ = where->line;
     }
-    if (active()) throttle_ = throttle_in_effect(false);
+    if (active()) throttle_ = throttle_at_start();
   }
 
   // --- switches: read once, when the call starts ----------------------------------------------
@@ -206,6 +206,15 @@ class call_state {
     throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;
     if (adaptive_throttle* t = slot.get()) return t;
     return resolve_throttle(slot, name(), make);
+  }
+
+  /// throttle_in_effect(false), with its common case inline: no throttle of the policy's own,
+  /// and every default throttle healthy (or none applies).
+  [[gnu::always_inline]] adaptive_throttle* throttle_at_start() const noexcept {
+    if (spec_->own_throttle_set) return spec_->own_throttle;
+    if (!switches_.default_throttling() || spec_->breaker != nullptr || !any_default_throttle_unhealthy()) [[likely]]
+      return nullptr;
+    return throttle_in_effect(false);
   }
 
   /// No throttle is in effect (yet) and no breaker: an attempt needs no admission.
