@@ -80,6 +80,22 @@ namespace {
 const steady::time_point started = steady::now();
 double seconds_since_start() { return std::chrono::duration<double>(steady::now() - started).count(); }
 
+steady::duration seconds(double s) {
+  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
+}
+
+// Runs `ctx` until `end`, then stops it (what is still pending is abandoned with the process).
+void run_until(asio::io_context& ctx, steady::time_point end) {
+  asio::steady_timer stop(ctx, end);
+  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
+  ctx.run();
+}
+
+// The completion of a co_spawned loop: a failure ends the process loudly.
+void rethrow(std::exception_ptr e) {
+  if (e) std::rethrow_exception(e);
+}
+
 // Per-second counters, written as CSV at the end.
 struct per_second {
   explicit per_second(std::size_t n, std::size_t columns) : rows(n + 2, std::vector<double>(columns, 0)) {}
@@ -143,9 +159,7 @@ int metastable_server(unsigned short port, double capacity, double dip_from, dou
           wake.cancel();
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
 
   asio::co_spawn(
       ctx,
@@ -163,8 +177,7 @@ int metastable_server(unsigned short port, double capacity, double dip_from, dou
           const double t = seconds_since_start();
           const double c = t >= dip_from && t < dip_from + dip_seconds ? dip_capacity : capacity;
           // One request at a time, 1/c seconds each: timer-paced capacity.
-          free_at = std::max(free_at, steady::now()) +
-                    std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(1.0 / c));
+          free_at = std::max(free_at, steady::now()) + seconds(1.0 / c);
           service.expires_at(free_at);
           co_await service.async_wait(asio::as_tuple(asio::use_awaitable));
           boost::system::error_code ignored;
@@ -172,25 +185,21 @@ int metastable_server(unsigned short port, double capacity, double dip_from, dou
           stats.add(1);
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
 
   asio::steady_timer sampler(ctx);
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
         for (double t = 1; t <= run_seconds; ++t) {
-          sampler.expires_at(started + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(t)));
+          sampler.expires_at(started + seconds(t));
           co_await sampler.async_wait(asio::use_awaitable);
           stats.rows[static_cast<std::size_t>(t) - 1][2] = static_cast<double>(queue.size());
         }
         socket.close();
         wake.cancel();
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
   ctx.run();
   stats.write(csv, "received,served,queue");
   return 0;
@@ -230,9 +239,7 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
           it->second->timer->cancel();
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
 
   // One attempt: a datagram out, its answer back; cancellable (the attempt limit cancels it).
   auto attempt = [&]() -> asio::awaitable<void> {
@@ -257,7 +264,7 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
         asio::steady_timer arrivals(ctx);
         auto next = steady::now();
         while (seconds_since_start() < run_seconds) {
-          next += std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(gap(rng)));
+          next += seconds(gap(rng));
           arrivals.expires_at(next);
           co_await arrivals.async_wait(asio::use_awaitable);
           stats.add(0);
@@ -270,14 +277,9 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
               });
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
 
-  asio::steady_timer stop(
-      ctx, started + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds + 0.6)));
-  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
-  ctx.run();
+  run_until(ctx, started + seconds(run_seconds + 0.6));
   stats.write(csv, "requests,attempts,successes,failures");
   std::printf("client %s: %ld requests still in flight at the end\n", policy_name.c_str(), in_flight);
   return 0;
@@ -310,13 +312,8 @@ int random_server(unsigned short port, double failing, double run_seconds) {
           });
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
-  asio::steady_timer stop(ctx,
-                          std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds)));
-  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
-  ctx.run();
+      rethrow);
+  run_until(ctx, steady::now() + seconds(run_seconds));
   return 0;
 }
 
@@ -361,9 +358,7 @@ int random_client(unsigned short port, double rate, double run_seconds, const st
           it->second->timer->cancel();
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
 
   // One attempt: a datagram out, its answer back (a lost datagram gives up after 1 s).
   auto attempt = [&]() -> asio::awaitable<void> {
@@ -388,7 +383,7 @@ int random_client(unsigned short port, double rate, double run_seconds, const st
         asio::steady_timer arrivals(ctx);
         auto next = steady::now();
         while (seconds_since_start() < run_seconds) {
-          next += std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(gap(rng)));
+          next += seconds(gap(rng));
           arrivals.expires_at(next);
           co_await arrivals.async_wait(asio::use_awaitable);
           ++requests;
@@ -401,14 +396,9 @@ int random_client(unsigned short port, double rate, double run_seconds, const st
               });
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
+      rethrow);
   // Every call ends within its 2 s deadline (plus an attempt's second at most).
-  asio::steady_timer stop(
-      ctx, started + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds + 3.5)));
-  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
-  ctx.run();
+  run_until(ctx, started + seconds(run_seconds + 3.5));
   std::ofstream out(csv);
   out << "requests,succeeded,attempts,unfinished\n"
       << requests << ',' << succeeded << ',' << attempts << ',' << in_flight << '\n';
@@ -441,13 +431,8 @@ int shard_server(unsigned short port, double run_seconds) {
               asio::detached);  // a failed connection only ends itself: nothing to report
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
-  asio::steady_timer stop(ctx,
-                          std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds)));
-  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
-  ctx.run();
+      rethrow);
+  run_until(ctx, steady::now() + seconds(run_seconds));
   return 0;
 }
 
@@ -481,7 +466,7 @@ int shard_client(const std::vector<unsigned short>& ports, double rate, double r
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
-        const auto gap = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(1.0 / rate));
+        const auto gap = seconds(1.0 / rate);
         asio::steady_timer arrivals(ctx);
         auto next = steady::now();
         for (std::size_t n = 0; seconds_since_start() < run_seconds; ++n) {
@@ -515,13 +500,8 @@ int shard_client(const std::vector<unsigned short>& ports, double rate, double r
           });
         }
       },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
-  asio::steady_timer stop(
-      ctx, started + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(run_seconds + 3)));
-  stop.async_wait([&](boost::system::error_code) { ctx.stop(); });
-  ctx.run();
+      rethrow);
+  run_until(ctx, started + seconds(run_seconds + 3));
   std::ofstream out(csv);
   out << "shard,start_s,latency_ms,ok\n";
   for (const record& r : records) out << r.shard << ',' << r.start << ',' << r.latency * 1e3 << ',' << r.ok << '\n';

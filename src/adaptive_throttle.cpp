@@ -6,13 +6,12 @@
 
 #include "fork_safety.hpp"
 #include "immortal.hpp"
+#include "settings.hpp"
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <functional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -21,15 +20,11 @@ STAMINA_NAMESPACE_BEGIN
 
 namespace {
 
-double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using detail::monotonic_seconds;
 
 template <class T>
 [[noreturn]] void invalid(const char* field, const char* rule, const T& value) {
-  std::ostringstream out;
-  out << "stamina::adaptive_throttle: " << field << " must be " << rule << ", got " << value;
-  throw std::invalid_argument(out.str());
+  detail::throw_invalid_setting("adaptive_throttle", field, rule, value);
 }
 
 // Unhealthy default throttles, by the hash of their names (see detail::unhealthy_default_throttles).

@@ -1,10 +1,10 @@
 #include <stamina/circuit_breaker.hpp>
 
+#include "settings.hpp"
+
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <iostream>
-#include <sstream>
 #include <stdexcept>
 #include <utility>
 
@@ -12,15 +12,11 @@ STAMINA_NAMESPACE_BEGIN
 
 namespace {
 
-double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using detail::monotonic_seconds;
 
 template <class T>
 [[noreturn]] void invalid(const char* field, const char* rule, const T& value) {
-  std::ostringstream out;
-  out << "stamina::circuit_breaker: " << field << " must be " << rule << ", got " << value;
-  throw std::invalid_argument(out.str());
+  detail::throw_invalid_setting("circuit_breaker", field, rule, value);
 }
 
 constexpr double one_day = 86400;

@@ -113,7 +113,7 @@ class call_state {
       caller_file_ = where->file;
       caller_line_ = where->line;
     }
-    if (active()) throttle_ = throttle_at_start();
+    if (active()) throttle_ = throttle_in_effect(false);
   }
 
   // --- switches: read once, when the call starts ----------------------------------------------
@@ -155,9 +155,8 @@ class call_state {
   admission admit() noexcept {
     circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
     if (breaker != nullptr && !breaker->allow(&breaker_ticket_)) return admission::refused;
-    if (throttle_ == nullptr && active() && !spec_->own_throttle_set && spec_->breaker == nullptr &&
-        any_default_throttle_unhealthy())
-      throttle_ = throttle_in_effect(false);  // the name's throttle has become unhealthy since
+    if (throttle_ == nullptr && active())
+      throttle_ = throttle_in_effect(false);  // the name's throttle may have become unhealthy since
     if (throttle_ == nullptr || throttle_->admit()) return admission::send;
     if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);  // a probe it let through is not sent
     return admission::held_back;
@@ -198,23 +197,13 @@ class call_state {
   /// The throttle this call answers to: the policy's own; else, unless default throttling is
   /// off, the default throttle of the call's name — when some default throttle is unhealthy,
   /// or, with `make`, made (registered) for the name if it has none yet. Null: none applies.
-  adaptive_throttle* throttle_in_effect(bool make) const noexcept {
+  /// Its common case (every default throttle healthy) is inline: the success path asks it.
+  [[gnu::always_inline]] adaptive_throttle* throttle_in_effect(bool make) const noexcept {
     if (spec_->own_throttle_set) return spec_->own_throttle;
     if (!switches_.default_throttling() || spec_->breaker != nullptr) return nullptr;
     if (!make && !any_default_throttle_unhealthy()) [[likely]]
       return nullptr;  // every default throttle is healthy: nothing to ask
-    throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;
-    if (adaptive_throttle* t = slot.get()) return t;
-    return resolve_throttle(slot, name(), make);
-  }
-
-  /// throttle_in_effect(false), with its common case inline: no throttle of the policy's own,
-  /// and every default throttle healthy (or none applies).
-  [[gnu::always_inline]] adaptive_throttle* throttle_at_start() const noexcept {
-    if (spec_->own_throttle_set) return spec_->own_throttle;
-    if (!switches_.default_throttling() || spec_->breaker != nullptr || !any_default_throttle_unhealthy()) [[likely]]
-      return nullptr;
-    return throttle_in_effect(false);
+    return name_throttle(make);
   }
 
   /// No throttle is in effect (yet) and no breaker: an attempt needs no admission.
@@ -261,6 +250,13 @@ class call_state {
   void report_hedge(const hedge_event& e) const noexcept { notify_hedge(e); }
 
  private:
+  // The default throttle of the call's name (made, with `make`, if it has none yet).
+  adaptive_throttle* name_throttle(bool make) const noexcept {
+    throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;
+    if (adaptive_throttle* t = slot.get()) return t;
+    return resolve_throttle(slot, name(), make);
+  }
+
   // The call's place in the code, interned when first needed.
   const call_site& site() const noexcept {
     if (caller_file_ != nullptr) {
