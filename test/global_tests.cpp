@@ -70,34 +70,6 @@ BOOST_AUTO_TEST_CASE(testing_scope_keeps_a_later_set_active) {
   stamina::set_active(true);
 }
 
-BOOST_AUTO_TEST_CASE(switches_are_thread_safe) {
-  // One thread flips the switches while others read them: every reader sees one of the two
-  // states whole, never a mix (testing with the default count, say). TSan checks the rest.
-  std::atomic<bool> stop{false};
-  std::atomic<int> inconsistent{0};
-  std::thread writer([&stop] {
-    while (!stop) {
-      stamina::set_testing(true, 5);
-      stamina::set_testing(false);
-    }
-  });
-  std::vector<std::thread> readers;
-  for (int t = 0; t < 3; ++t)
-    readers.emplace_back([&inconsistent] {
-      for (int i = 0; i < 20000; ++i) {
-        const backoff b(default_policy(), 1);
-        const bool ok = b.testing() ? b.max_attempts() == 5u : b.max_attempts() == 10u;
-        if (!ok) ++inconsistent;
-      }
-    });
-  for (auto& th : readers) th.join();
-  stop = true;
-  writer.join();
-  stamina::set_testing(false);
-  BOOST_TEST(inconsistent == 0);
-  BOOST_TEST(!stamina::is_testing());
-}
-
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(virtual_time)
