@@ -92,6 +92,15 @@ int main(int argc, char** argv) {
   std::cout << "outage: " << outage_calls << " calls for 3 requests, " << budget->tokens() << " tokens left\n";
   // [budget]
 
+  // [breaker-hooks]
+  // Every breaker's changes of state, logged and counted
+  // (stamina_circuit_breaker_transitions_total, stamina_circuit_breaker_state).
+  inst::set_on_breaker_hooks({inst::breaker_logging_hook(std::cout), inst::breaker_metrics_hook(metrics)});
+  auto breaker = std::make_shared<stamina::circuit_breaker>("config-service");
+  breaker->isolate();  // taken out by hand, e.g. during a migration: its calls fail at once
+  breaker->reset();
+  // [breaker-hooks]
+
   // [metrics]
   const std::string text = metrics.render_prometheus();
   std::cout << text;
@@ -100,6 +109,7 @@ int main(int argc, char** argv) {
 
   const bool ok = calls == 3 && outage_calls == 7 &&
                   metrics.give_ups("GET /down", stamina::give_up_reason::budget_exhausted) == 3 &&
-                  metrics.retries("GET /config", 1, "(anonymous namespace)::http_error") == 1;
+                  metrics.retries("GET /config", 1, "(anonymous namespace)::http_error") == 1 &&
+                  metrics.breaker_transitions("config-service", stamina::circuit_breaker::state::isolated) == 1;
   return ok ? 0 : 1;
 }

@@ -1,8 +1,10 @@
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/instrumentation.hpp>
 
 #include "settings.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <iostream>
 #include <stdexcept>
@@ -23,7 +25,15 @@ constexpr double one_day = 86400;
 
 }  // namespace
 
-circuit_breaker::circuit_breaker(std::string name) : name_(std::move(name)), clock_(&monotonic_seconds) {}
+namespace {
+std::uint64_t next_instance() noexcept {
+  static std::atomic<std::uint64_t> made{0};
+  return made.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+}  // namespace
+
+circuit_breaker::circuit_breaker(std::string name)
+    : name_(std::move(name)), instance_(next_instance()), clock_(&monotonic_seconds) {}
 
 circuit_breaker::~circuit_breaker() = default;
 
@@ -221,9 +231,11 @@ void circuit_breaker::move_to(state to, double now) noexcept {
 }
 
 void circuit_breaker::report(state from, state to, std::uint32_t sequence) noexcept {
+  const transition t{name_, from, to, sequence, instance_};
+  detail::notify_breaker(t);  // the global hooks: logs and metrics by default
   if (!on_transition_) return;
   try {
-    on_transition_(transition{name_, from, to, sequence});
+    on_transition_(t);
   } catch (...) {
     try {
       std::cerr << "stamina: the on-transition hook of circuit breaker '" << name_ << "' threw and was ignored\n";

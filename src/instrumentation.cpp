@@ -7,6 +7,7 @@
 #include "immortal.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -68,6 +69,14 @@ registry<on_give_up_hook>& give_up_hooks() {
 std::vector<on_hedge_hook> default_hedge_hooks() { return {hedge_metrics_hook()}; }
 registry<on_hedge_hook>& hedge_hooks() {
   static detail::immortal<registry<on_hedge_hook>> r(&default_hedge_hooks);
+  return r.get();
+}
+
+std::vector<on_breaker_hook> default_breaker_hooks() {
+  return {breaker_logging_hook(std::cerr), breaker_metrics_hook()};
+}
+registry<on_breaker_hook>& breaker_hooks() {
+  static detail::immortal<registry<on_breaker_hook>> r(&default_breaker_hooks);
   return r.get();
 }
 
@@ -149,19 +158,28 @@ void set_on_hedge_hooks(std::vector<on_hedge_hook> hooks) { hedge_hooks().set(st
 void reset_on_hedge_hooks() { hedge_hooks().reset(); }
 std::vector<on_hedge_hook> get_on_hedge_hooks() { return *hedge_hooks().snapshot(); }
 
+void set_on_breaker_hooks(std::vector<on_breaker_hook> hooks) { breaker_hooks().set(std::move(hooks)); }
+void reset_on_breaker_hooks() { breaker_hooks().reset(); }
+std::vector<on_breaker_hook> get_on_breaker_hooks() { return *breaker_hooks().snapshot(); }
+
 hooks_scope::hooks_scope() : hooks_scope({}, {}) {}
 
 hooks_scope::hooks_scope(std::vector<on_retry_hook> retry, std::vector<on_give_up_hook> give_up)
-    : retry_(get_on_retry_hooks()), give_up_(get_on_give_up_hooks()), hedge_(get_on_hedge_hooks()) {
+    : retry_(get_on_retry_hooks()),
+      give_up_(get_on_give_up_hooks()),
+      hedge_(get_on_hedge_hooks()),
+      breaker_(get_on_breaker_hooks()) {
   set_on_retry_hooks(std::move(retry));
   set_on_give_up_hooks(std::move(give_up));
   set_on_hedge_hooks({});
+  set_on_breaker_hooks({});
 }
 
 hooks_scope::~hooks_scope() {
   set_on_retry_hooks(std::move(retry_));
   set_on_give_up_hooks(std::move(give_up_));
   set_on_hedge_hooks(std::move(hedge_));
+  set_on_breaker_hooks(std::move(breaker_));
 }
 
 std::string log_record::line() const {
@@ -194,6 +212,31 @@ on_retry_hook logging_hook(std::function<void(std::string_view)> sink) {
     if (!logs_quiet()) sink(retry_record(d).line());
   };
 }
+namespace {
+log_record breaker_record(const circuit_breaker::transition& t) {
+  log_record r;
+  const bool failing = t.to == circuit_breaker::state::open || t.to == circuit_breaker::state::isolated;
+  r.level = failing ? log_level::error : log_level::warning;
+  r.event = "stamina.circuit_breaker";
+  r.fields = {{"breaker", std::string(t.breaker), true},
+              {"from", std::string(to_string(t.from))},
+              {"to", std::string(to_string(t.to))},
+              {"sequence", std::to_string(t.sequence)}};
+  return r;
+}
+}  // namespace
+
+on_breaker_hook breaker_logging_hook(std::ostream& out) {
+  return [&out](const circuit_breaker::transition& t) {
+    if (!logs_quiet()) write_line(out, breaker_record(t).line());
+  };
+}
+on_breaker_hook breaker_logging_hook(log_sink sink) {
+  return [sink = std::move(sink)](const circuit_breaker::transition& t) {
+    if (!logs_quiet()) sink(breaker_record(t));
+  };
+}
+
 on_give_up_hook give_up_logging_hook(std::ostream& out) {
   return [&out](const give_up_details& d) {
     if (worth_logging(d)) write_line(out, give_up_record(d).line());
@@ -217,6 +260,15 @@ struct metrics::impl {
   std::map<std::tuple<std::string, unsigned, std::string>, double> retries;
   std::map<std::tuple<std::string, std::string>, double> give_ups;
   std::map<std::tuple<std::string, std::string>, double> hedges;
+  std::map<std::tuple<std::string, std::string>, double> breaker_transitions;
+  // The latest state reported per named breaker (hooks may arrive out of order; a breaker made
+  // later under the same name replaces the earlier one).
+  struct latest_state {
+    std::uint64_t instance;
+    std::uint32_t sequence;
+    circuit_breaker::state state;
+  };
+  std::map<std::string, latest_state, std::less<>> breaker_states;
 };
 
 metrics::metrics() : impl_(std::make_unique<impl>()) {}
@@ -238,6 +290,27 @@ void metrics::record_hedge(const hedge_event& e) {
   auto key = std::make_tuple(std::string(e.name), std::string(to_string(e.kind)));
   std::lock_guard lock(impl_->mutex);
   impl_->hedges[std::move(key)] += 1;
+}
+
+void metrics::record_breaker(const circuit_breaker::transition& t) {
+  auto key = std::make_tuple(std::string(t.breaker), std::string(to_string(t.to)));
+  std::lock_guard lock(impl_->mutex);
+  impl_->breaker_transitions[std::move(key)] += 1;
+  if (t.breaker.empty()) return;  // unnamed breakers would overwrite each other's state
+  const impl::latest_state reported{t.instance, t.sequence, t.to};
+  auto [it, added] = impl_->breaker_states.try_emplace(std::string(t.breaker), reported);
+  if (added) return;
+  impl::latest_state& latest = it->second;
+  // Sequences wrap after 2^32 changes: "later" is the shorter way round.
+  const bool later = t.instance != latest.instance ? t.instance > latest.instance
+                                                   : static_cast<std::int32_t>(t.sequence - latest.sequence) > 0;
+  if (later) latest = reported;
+}
+
+double metrics::breaker_transitions(std::string_view breaker, circuit_breaker::state to) const {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->breaker_transitions.find(std::make_tuple(std::string(breaker), std::string(to_string(to))));
+  return it == impl_->breaker_transitions.end() ? 0 : it->second;
 }
 
 double metrics::hedges(std::string_view callable, hedge_event_kind kind) const {
@@ -276,6 +349,21 @@ std::string metrics::render_prometheus() const {
   for (const auto& [key, value] : impl_->hedges)
     out << "stamina_hedges_total{callable=" << quoted(std::get<0>(key)) << ",event=" << quoted(std::get<1>(key)) << "} "
         << value << '\n';
+  out << "# HELP stamina_circuit_breaker_transitions_total Changes of state of circuit breakers, by the state "
+         "entered.\n"
+      << "# TYPE stamina_circuit_breaker_transitions_total counter\n";
+  for (const auto& [key, value] : impl_->breaker_transitions)
+    out << "stamina_circuit_breaker_transitions_total{breaker=" << quoted(std::get<0>(key))
+        << ",to=" << quoted(std::get<1>(key)) << "} " << value << '\n';
+  out << "# HELP stamina_circuit_breaker_state The latest state of each circuit breaker that changed state (1 = in "
+         "it).\n"
+      << "# TYPE stamina_circuit_breaker_state gauge\n";
+  constexpr circuit_breaker::state all_states[] = {circuit_breaker::state::closed, circuit_breaker::state::open,
+                                                   circuit_breaker::state::half_open, circuit_breaker::state::isolated};
+  for (const auto& [name, latest] : impl_->breaker_states)
+    for (const circuit_breaker::state s : all_states)
+      out << "stamina_circuit_breaker_state{breaker=" << quoted(name) << ",state=" << quoted(to_string(s)) << "} "
+          << (latest.state == s ? 1 : 0) << '\n';
   return out.str();
 }
 
@@ -284,6 +372,8 @@ void metrics::clear() {
   impl_->retries.clear();
   impl_->give_ups.clear();
   impl_->hedges.clear();
+  impl_->breaker_transitions.clear();
+  impl_->breaker_states.clear();
 }
 
 metrics& default_metrics() {
@@ -302,6 +392,9 @@ on_give_up_hook give_up_metrics_hook(metrics& m) {
 on_hedge_hook hedge_metrics_hook(metrics& m) {
   return [&m](const hedge_event& e) { m.record_hedge(e); };
 }
+on_breaker_hook breaker_metrics_hook(metrics& m) {
+  return [&m](const circuit_breaker::transition& t) { m.record_breaker(t); };
+}
 
 }  // namespace instrumentation
 
@@ -310,6 +403,7 @@ namespace detail {
 bool has_on_retry_hooks() noexcept { return instrumentation::retry_hooks().any(); }
 bool has_on_give_up_hooks() noexcept { return instrumentation::give_up_hooks().any(); }
 bool has_on_hedge_hooks() noexcept { return instrumentation::hedge_hooks().any(); }
+bool has_on_breaker_hooks() noexcept { return instrumentation::breaker_hooks().any(); }
 
 namespace {
 void report_hook_failure(const char* kind, const char* consequence = "threw and was ignored") noexcept {
@@ -376,6 +470,17 @@ void notify_hedge(const hedge_event& e) noexcept {
                                                   report_hook_failure("on-hedge hook");
                                                 }
                                               });
+}
+
+void notify_breaker(const circuit_breaker::transition& t) noexcept {
+  notify_each<instrumentation::on_breaker_hook>(has_on_breaker_hooks(), instrumentation::breaker_hooks(), nullptr,
+                                                [&](const instrumentation::on_breaker_hook& hook) {
+                                                  try {
+                                                    if (hook) hook(t);
+                                                  } catch (...) {
+                                                    report_hook_failure("on-breaker hook");
+                                                  }
+                                                });
 }
 
 void report_classifier_failure() noexcept {

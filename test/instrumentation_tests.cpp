@@ -426,3 +426,72 @@ BOOST_AUTO_TEST_CASE(a_sink_receives_the_level_and_the_fields) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(breaker_hooks)
+
+// Every breaker's changes of state reach the global hooks (logs and metrics by default), before
+// its own on_transition.
+BOOST_AUTO_TEST_CASE(transitions_are_logged_counted_and_silenced_by_a_scope) {
+  using state = stamina::circuit_breaker::state;
+  inst::metrics m;
+  std::ostringstream log;
+  std::vector<stamina::circuit_breaker::transition> seen;
+  inst::set_on_breaker_hooks({inst::breaker_logging_hook(log), inst::breaker_metrics_hook(m),
+                              [&](const stamina::circuit_breaker::transition& t) { seen.push_back(t); }});
+  stamina::circuit_breaker b("orders/shard-a");
+  b.isolate();
+  b.reset();
+  {
+    const inst::hooks_scope quiet;  // none while it lives
+    b.isolate();
+  }
+  b.reset();
+  inst::reset_on_breaker_hooks();
+  BOOST_TEST(inst::get_on_breaker_hooks().size() == 2u);  // logging + metrics
+
+  BOOST_TEST_REQUIRE(seen.size() == 3u);
+  BOOST_TEST((seen[0].to == state::isolated && seen[1].to == state::closed && seen[2].to == state::closed));
+  BOOST_TEST(seen[0].sequence < seen[1].sequence);
+  BOOST_TEST(m.breaker_transitions("orders/shard-a", state::isolated) == 1.0);
+  BOOST_TEST(m.breaker_transitions("orders/shard-a", state::closed) == 2.0);
+  BOOST_TEST(log.str().find("stamina.circuit_breaker breaker=\"orders/shard-a\" from=closed to=isolated") !=
+             std::string::npos);
+  const std::string text = m.render_prometheus();
+  BOOST_TEST(text.find("stamina_circuit_breaker_transitions_total{breaker=\"orders/shard-a\",to=\"isolated\"} 1") !=
+             std::string::npos);
+  BOOST_TEST(text.find("stamina_circuit_breaker_state{breaker=\"orders/shard-a\",state=\"closed\"} 1") !=
+             std::string::npos);
+  BOOST_TEST(text.find("stamina_circuit_breaker_state{breaker=\"orders/shard-a\",state=\"isolated\"} 0") !=
+             std::string::npos);
+}
+
+// Hooks may run concurrently and report out of order: the gauge keeps the latest sequence, and a
+// breaker made later under the same name replaces the earlier one.
+BOOST_AUTO_TEST_CASE(the_state_gauge_keeps_the_latest_sequence) {
+  using state = stamina::circuit_breaker::state;
+  inst::metrics m;
+  const auto shows = [&m](const std::string& name, const char* s, int value) {
+    return m.render_prometheus().find("stamina_circuit_breaker_state{breaker=\"" + name + "\",state=\"" + s + "\"} " +
+                                      std::to_string(value) + "\n") != std::string::npos;
+  };
+  m.record_breaker({"b", state::closed, state::open, 7, 1});
+  m.record_breaker({"b", state::half_open, state::closed, 9, 1});
+  m.record_breaker({"b", state::open, state::half_open, 8, 1});  // late
+  BOOST_TEST(shows("b", "closed", 1));
+  BOOST_TEST(shows("b", "half_open", 0));
+  // Across the wrap of the sequence, later is still later.
+  m.record_breaker({"w", state::closed, state::open, 0xFFFFFFFFu, 2});
+  m.record_breaker({"w", state::open, state::half_open, 1u, 2});
+  BOOST_TEST(shows("w", "half_open", 1));
+  // "b" made again (a reload): its first change counts though its sequence starts afresh.
+  m.record_breaker({"b", state::closed, state::isolated, 1, 3});
+  BOOST_TEST(shows("b", "isolated", 1));
+  m.record_breaker({"b", state::closed, state::open, 10, 1});  // the old one, late: ignored
+  BOOST_TEST(shows("b", "isolated", 1));
+  // Unnamed breakers are counted but have no state series (they would overwrite each other).
+  m.record_breaker({"", state::closed, state::open, 1, 4});
+  BOOST_TEST(m.render_prometheus().find("stamina_circuit_breaker_state{breaker=\"\"") == std::string::npos);
+  BOOST_TEST(m.breaker_transitions("", state::open) == 1.0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

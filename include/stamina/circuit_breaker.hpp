@@ -54,6 +54,9 @@ class circuit_breaker {
     /// Increases with every change of state: hooks may run concurrently and see changes out of
     /// order; the highest sequence seen is the latest state.
     std::uint32_t sequence;
+    /// Tells breakers of the same name apart (a breaker rebuilt under an old name): unique in
+    /// the process, larger for a breaker made later.
+    std::uint64_t instance = 0;
   };
 
   /// A closed breaker with the default settings; `name` is reported with its transitions.
@@ -147,6 +150,7 @@ class circuit_breaker {
   void report(state from, state to, std::uint32_t sequence) noexcept;  // outside the lock
 
   const std::string name_;
+  const std::uint64_t instance_;
   double failure_ratio_ = 0.5;
   unsigned minimum_calls_ = 20;
   double window_ = 10;
@@ -170,6 +174,21 @@ class circuit_breaker {
   unsigned probes_out_ = 0;                                          // probes let through, not reported yet
   unsigned probes_ok_ = 0;                                           // probes that succeeded
 };
+
+/// The state's name, as logs and metrics show it: `closed`, `open`, `half_open`, `isolated`.
+constexpr std::string_view to_string(circuit_breaker::state s) noexcept {
+  switch (s) {
+    case circuit_breaker::state::closed:
+      return "closed";
+    case circuit_breaker::state::open:
+      return "open";
+    case circuit_breaker::state::half_open:
+      return "half_open";
+    case circuit_breaker::state::isolated:
+      return "isolated";
+  }
+  return "unknown";
+}
 
 /// A circuit breaker per key (endpoint, shard, tenant), made on first use with the settings of
 /// `prototype`, so that one bad shard does not fail calls to the others. Named

@@ -1,6 +1,7 @@
 #ifndef STAMINA_INSTRUMENTATION_HPP
 #define STAMINA_INSTRUMENTATION_HPP
 
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/detail/namespace.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/failure.hpp>
@@ -118,13 +119,24 @@ void reset_on_hedge_hooks();
 /// The on-hedge hooks now installed.
 std::vector<on_hedge_hook> get_on_hedge_hooks();
 
+/// A hook called for every change of state of every circuit breaker (opened, half-open, closed,
+/// isolated), besides the breaker's own `on_transition`; on the thread that caused it, outside
+/// the breaker's lock, possibly concurrently and out of order (`transition::sequence` orders them).
+using on_breaker_hook = std::function<void(const circuit_breaker::transition&)>;
+/// Replaces the on-breaker hooks, like set_on_retry_hooks.
+void set_on_breaker_hooks(std::vector<on_breaker_hook> hooks);
+/// Back to the defaults: the breaker logging hook (standard error) and the default metrics.
+void reset_on_breaker_hooks();
+/// The on-breaker hooks now installed.
+std::vector<on_breaker_hook> get_on_breaker_hooks();
+
 /// Installs hooks for a block and restores the ones it replaced when it ends (tests, or a part
 /// of a program that reports elsewhere). The default scope installs none: quiet.
 class hooks_scope {
  public:
-  /// No on-retry, on-give-up or on-hedge hook while the scope lives.
+  /// No on-retry, on-give-up, on-hedge or on-breaker hook while the scope lives.
   hooks_scope();
-  /// These hooks while the scope lives (no on-hedge hook).
+  /// These hooks while the scope lives (no on-hedge or on-breaker hook).
   hooks_scope(std::vector<on_retry_hook> retry, std::vector<on_give_up_hook> give_up);
   ~hooks_scope();
   hooks_scope(const hooks_scope&) = delete;
@@ -134,6 +146,7 @@ class hooks_scope {
   std::vector<on_retry_hook> retry_;
   std::vector<on_give_up_hook> give_up_;
   std::vector<on_hedge_hook> hedge_;
+  std::vector<on_breaker_hook> breaker_;
 };
 
 /// Severity of a log record, as in Python's logging.
@@ -179,7 +192,10 @@ on_give_up_hook give_up_logging_hook(std::function<void(std::string_view)> sink)
 
 /// In-process counters, rendered in the Prometheus text exposition format:
 /// `stamina_retries_total{callable,retry_num,error_type}`,
-/// `stamina_give_ups_total{callable,reason}` and `stamina_hedges_total{callable,event}`.
+/// `stamina_give_ups_total{callable,reason}`, `stamina_hedges_total{callable,event}`,
+/// `stamina_circuit_breaker_transitions_total{breaker,to}` and
+/// `stamina_circuit_breaker_state{breaker,state}` (1 for the latest state reported, else 0; named
+/// breakers only: one series per name, so per-key breakers add one per key).
 /// Thread-safe.
 class metrics {
  public:
@@ -194,12 +210,16 @@ class metrics {
   void record_give_up(const give_up_details& d);
   /// Counts one hedging event.
   void record_hedge(const hedge_event& e);
+  /// Counts one change of state of a circuit breaker and keeps the latest state (by sequence).
+  void record_breaker(const circuit_breaker::transition& t);
   /// Counter value, 0 if never incremented.
   double retries(std::string_view callable, unsigned retry_num, std::string_view error_type) const;
   /// Give-up counter value, 0 if never incremented.
   double give_ups(std::string_view callable, give_up_reason reason) const;
   /// Hedging event counter value, 0 if never incremented.
   double hedges(std::string_view callable, hedge_event_kind kind) const;
+  /// Transitions of breaker `breaker` into state `to`, 0 if none.
+  double breaker_transitions(std::string_view breaker, circuit_breaker::state to) const;
   /// The Prometheus text format (HELP, TYPE and one sample per label set).
   std::string render_prometheus() const;
   /// Resets every counter.
@@ -216,6 +236,13 @@ metrics& default_metrics();
 on_retry_hook metrics_hook(metrics& m = default_metrics());
 on_give_up_hook give_up_metrics_hook(metrics& m = default_metrics());
 on_hedge_hook hedge_metrics_hook(metrics& m = default_metrics());
+on_breaker_hook breaker_metrics_hook(metrics& m = default_metrics());
+/// Logs a change of state of a circuit breaker: at `error` when it opens or is isolated, at
+/// `warning` otherwise.
+/// `stamina.circuit_breaker breaker="..." from=closed to=open sequence=...`
+on_breaker_hook breaker_logging_hook(std::ostream& out);
+/// Same record (its level and fields), handed to `sink`.
+on_breaker_hook breaker_logging_hook(log_sink sink);
 
 }  // namespace instrumentation
 
@@ -228,6 +255,7 @@ using retry_scope = std::vector<std::shared_ptr<void>>;
 bool has_on_retry_hooks() noexcept;
 bool has_on_give_up_hooks() noexcept;
 bool has_on_hedge_hooks() noexcept;
+bool has_on_breaker_hooks() noexcept;
 
 // Calls every on-retry hook with a snapshot of the registry, then the policy's own hook
 // (`own`, may be null); a hook that throws is contained (reported on standard error) and the
@@ -236,6 +264,8 @@ void notify_retry(const retry_details& d, retry_scope& scope, const instrumentat
 void notify_give_up(const give_up_details& d, const instrumentation::on_give_up_hook* own) noexcept;
 // Calls every on-hedge hook (the policy's own is called by the strategy).
 void notify_hedge(const hedge_event& e) noexcept;
+// Calls every on-breaker hook (the breaker's own is called by the breaker).
+void notify_breaker(const circuit_breaker::transition& t) noexcept;
 
 // A hedging policy's on_hedge hook threw (call inside the catch block).
 void report_hedge_hook_failure() noexcept;
