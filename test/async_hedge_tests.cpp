@@ -44,6 +44,7 @@ const error_code refused = asio::error::connection_refused;
 const error_code reset = asio::error::connection_reset;
 const error_code aborted = asio::error::operation_aborted;
 const error_code timed_out = stamina::error::attempt_timeout;
+using stamina::give_up_reason;
 
 stamina::hedging_policy base_policy() {
   return stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).delay(10ms).name("backend");
@@ -166,17 +167,44 @@ std::vector<scenario> scenarios() {
   return s;
 }
 
+// What a scenario's fallback was told (the scenarios run again with one: every failure they
+// deliver is a give-up it stands in for).
+std::optional<stamina::give_up_info> fallback_told;
+struct recording_fallback {
+  int operator()(const stamina::give_up_info& info) const {
+    fallback_told = info;
+    return 7;
+  }
+};
+
 template <class Op>
-void check_scenario(const scenario& sc, completion how, bool awaitable_op) {
-  BOOST_TEST_CONTEXT(sc.name << " [" << to_string(how) << ", " << (awaitable_op ? "op()" : "op(token)") << "]") {
+void check_scenario(const scenario& sc, completion how, bool awaitable_op, bool with_fallback = false) {
+  BOOST_TEST_CONTEXT(sc.name << " [" << to_string(how) << ", " << (awaitable_op ? "op()" : "op(token)")
+                             << (with_fallback ? ", fallback" : "") << "]") {
     test::io_fixture io;
     stamina::hedging_policy policy = base_policy();
     sc.configure(policy);
     Op op{&io.ctx, sc.plan};
-    const outcome got = run_hedge(io.ctx, how, policy, op);
-    BOOST_TEST(got.ec == sc.ec);
+    fallback_told.reset();
+    const outcome got =
+        with_fallback ? run_hedge(io.ctx, how, policy,
+                                  stamina::detail::with_fallback_op(Op(op), stamina::fallback(recording_fallback{})))
+                      : run_hedge(io.ctx, how, policy, op);
+    if (with_fallback && sc.ec) {
+      BOOST_TEST(!got.ec);
+      BOOST_TEST(got.value == 7);
+      BOOST_TEST_REQUIRE(fallback_told.has_value());
+      BOOST_TEST(fallback_told->last.error() == sc.ec);
+      BOOST_TEST(fallback_told->attempts == static_cast<unsigned>(sc.started));
+      // Every failing scenario starts all the attempts it may (the cut one too: both were started).
+      const auto expected_reason = sc.ec == reset ? give_up_reason::not_retryable : give_up_reason::attempts_exhausted;
+      BOOST_TEST((fallback_told->reason == expected_reason), "told " << stamina::to_string(fallback_told->reason));
+    } else {
+      BOOST_TEST(!fallback_told.has_value());
+      BOOST_TEST(got.ec == sc.ec);
+    }
     // Failures as exceptions carry no value; a time-out delivers none.
-    if (!sc.ec || (!awaitable_op && how == completion::callback))
+    if (!with_fallback && (!sc.ec || (!awaitable_op && how == completion::callback)))
       BOOST_TEST(got.value == (sc.ec == timed_out ? 0 : sc.value));
     BOOST_TEST(std::abs(got.ms - sc.ms) <= 1.0, "completed at " << got.ms << " ms, expected " << sc.ms);
     BOOST_TEST(op.log->started == sc.started);
@@ -199,6 +227,15 @@ BOOST_AUTO_TEST_CASE(every_scenario_with_every_op_form_and_completion) {
     for (completion how : {completion::callback, completion::awaitable}) {
       check_scenario<test::planned_token_op>(sc, how, false);
       check_scenario<test::planned_awaitable_op>(sc, how, true);
+    }
+}
+
+// A fallback stands in for each failure the table delivers, told why and what; successes pass.
+BOOST_AUTO_TEST_CASE(every_scenario_with_a_fallback) {
+  for (const scenario& sc : scenarios())
+    for (completion how : {completion::callback, completion::awaitable}) {
+      check_scenario<test::planned_token_op>(sc, how, false, true);
+      check_scenario<test::planned_awaitable_op>(sc, how, true, true);
     }
 }
 

@@ -1,6 +1,7 @@
 // Instantiates every driver of the retry protocol once, for clang-tidy (scripts/tidy.sh): the
 // blocking loop, the caller coroutine with both op forms and an attempt limit, and the composed
-// operation with both op forms. Compiled in every build so that it stays valid; never run.
+// operation with both op forms; each kind once more with a fallback. Compiled in every build so that it stays valid;
+// never run.
 
 #include <stamina/stamina.hpp>
 
@@ -23,18 +24,24 @@ void instantiate_drivers(asio::io_context& ctx) {
 
   (void)stamina::retry(stamina::retry_policy(stamina::on_exception<std::runtime_error>()), [] { return 1; });
   (void)stamina::retry(policy, [] { return error_code(); });
+  const stamina::fallback substitute([](const stamina::give_up_info&) { return 0; });
+  (void)stamina::retry(
+      stamina::retry_policy(stamina::on_exception<std::runtime_error>()), [] { return 1; }, substitute);
 
   stamina::async_retry(ctx, policy, token_op, [](error_code, int) {});
   stamina::async_retry(ctx, policy, awaitable_op, [](const std::exception_ptr&, int) {});
   const auto hedging =
       stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).max_attempts(3).timeout(5s);
   stamina::async_hedge(ctx, hedging, token_op, [](error_code, int) {});
+  stamina::async_retry(ctx, policy, token_op, substitute, [](error_code, int) {});
+  stamina::async_hedge(ctx, hedging, token_op, substitute, [](error_code, int) {});
   stamina::async_hedge(ctx, hedging, awaitable_op, [](const std::exception_ptr&, int) {});
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
         (void)co_await stamina::async_retry(ctx, policy, token_op);
         (void)co_await stamina::async_retry(ctx, policy, awaitable_op);
+        (void)co_await stamina::async_retry(ctx, policy, awaitable_op, substitute);
         (void)co_await stamina::async_hedge(ctx, hedging, token_op);
         (void)co_await stamina::async_hedge(ctx, hedging, awaitable_op);
       },

@@ -15,6 +15,7 @@
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/fallback.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_budget.hpp>
@@ -381,6 +382,27 @@ struct script {
   }
 };
 
+// The scenarios again, each call given a fallback that records what it is told and stands in
+// with 7 (set by fallback_stands_in_on_every_driver).
+bool falling_back = false;
+std::optional<stamina::give_up_info> fallback_told;
+struct recording_fallback {
+  int operator()(const stamina::give_up_info& info) const {
+    fallback_told = info;
+    return 7;
+  }
+};
+
+// Calls `call(op)`, or with a fallback `call(op with the fallback)`: the public overloads wrap the
+// op the same way.
+template <class Op, class Call>
+void with_scenario_fallback(Op op, Call call) {
+  if (falling_back)
+    call(stamina::detail::with_fallback_op(std::move(op), stamina::fallback(recording_fallback{})));
+  else
+    call(std::move(op));
+}
+
 struct token_op {
   script sc;
   asio::io_context* ctx;
@@ -457,7 +479,10 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
     if (const error_code r = sc.result(n)) return r;
     return 10 * n;
   };
-  const boost::system::result<int> r = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
+  stamina::fallback fb(recording_fallback{});
+  const boost::system::result<int> r =
+      falling_back ? stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f, nullptr, &fb)
+                   : stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
   if (!r) return {r.error(), 0, *sc.calls};
   return {ok, *r, *sc.calls};
 #else
@@ -470,7 +495,9 @@ outcome run_sync(const scenario& s, const stamina::retry_policy& policy) {
     return 10 * n;
   };
   try {
-    const int value = stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
+    stamina::fallback fb(recording_fallback{});
+    const int value = falling_back ? stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f, nullptr, &fb)
+                                   : stamina::detail::retry_with<test::mock_clock>(policy, sleeper, f);
     return {ok, value, *sc.calls};
   } catch (const boost::system::system_error& e) {
     return {e.code(), 0, *sc.calls};
@@ -501,17 +528,19 @@ outcome run_with_handler(const scenario& s, const stamina::retry_policy& policy,
 }
 
 outcome run_callback_token(const scenario& s, const stamina::retry_policy& policy) {
-  return run_with_handler(s, policy,
-                          [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
-                            test::async_retry_virtual(ctx, p, token_op{sc, &ctx}, std::move(handler));
-                          });
+  return run_with_handler(
+      s, policy, [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
+        with_scenario_fallback(token_op{sc, &ctx},
+                               [&](auto op) { test::async_retry_virtual(ctx, p, std::move(op), std::move(handler)); });
+      });
 }
 
 outcome run_callback_awaitable(const scenario& s, const stamina::retry_policy& policy) {
-  return run_with_handler(s, policy,
-                          [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
-                            test::async_retry_virtual(ctx, p, awaitable_op{sc}, std::move(handler));
-                          });
+  return run_with_handler(
+      s, policy, [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
+        with_scenario_fallback(awaitable_op{sc},
+                               [&](auto op) { test::async_retry_virtual(ctx, p, std::move(op), std::move(handler)); });
+      });
 }
 
 // use_awaitable: a coroutine awaits the call; the coroutine's completion is the handler.
@@ -519,13 +548,14 @@ template <class MakeOp>
 outcome run_co_await(const scenario& s, const stamina::retry_policy& policy, MakeOp make_op) {
   return run_with_handler(s, policy,
                           [&](asio::io_context& ctx, const auto& p, const script& sc, outcome& out, auto handler) {
-                            auto op = make_op(sc, ctx);
-                            asio::co_spawn(
-                                ctx,
-                                [&ctx, &out, op, p]() -> asio::awaitable<void> {
-                                  out.value = co_await test::async_retry_virtual(ctx, p, op, asio::use_awaitable);
-                                },
-                                std::move(handler));
+                            with_scenario_fallback(make_op(sc, ctx), [&](auto op) {
+                              asio::co_spawn(
+                                  ctx,
+                                  [&ctx, &out, op, p]() -> asio::awaitable<void> {
+                                    out.value = co_await test::async_retry_virtual(ctx, p, op, asio::use_awaitable);
+                                  },
+                                  std::move(handler));
+                            });
                           });
 }
 
@@ -540,8 +570,10 @@ outcome run_co_await_awaitable(const scenario& s, const stamina::retry_policy& p
 outcome run_deferred(const scenario& s, const stamina::retry_policy& policy) {
   return run_with_handler(s, policy,
                           [](asio::io_context& ctx, const auto& p, const script& sc, outcome&, auto handler) {
-                            auto deferred_call = test::async_retry_virtual(ctx, p, token_op{sc, &ctx}, asio::deferred);
-                            std::move(deferred_call)(std::move(handler));
+                            with_scenario_fallback(token_op{sc, &ctx}, [&](auto op) {
+                              auto deferred_call = test::async_retry_virtual(ctx, p, std::move(op), asio::deferred);
+                              std::move(deferred_call)(std::move(handler));
+                            });
                           });
 }
 
@@ -552,8 +584,10 @@ outcome run_future(const scenario& s, const stamina::retry_policy& policy) {
   run_async(
       s, policy,
       [&](asio::io_context& ctx, const stamina::retry_policy& p, asio::cancellation_signal& signal) {
-        result = test::async_retry_virtual(ctx, p, token_op{sc, &ctx},
-                                           asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+        with_scenario_fallback(token_op{sc, &ctx}, [&](auto op) {
+          result = test::async_retry_virtual(ctx, p, std::move(op),
+                                             asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+        });
         // Never ready before the io_context runs: the call cannot complete inside async_retry.
         BOOST_TEST((result.wait_for(0s) == std::future_status::timeout));
       },
@@ -693,6 +727,50 @@ BOOST_DATA_TEST_CASE(same_behaviour_on_every_driver, boost::unit_test::data::mak
         BOOST_TEST(give_ups[0].held_back == static_cast<unsigned>(s.held_back));
       } else {
         BOOST_TEST(give_ups.empty());
+      }
+    }
+  }
+}
+
+// A fallback stands in for every give-up but a cancelled call, on every driver that takes one
+// (a retry_context has none: its caller's loop decides), told what the call would have delivered.
+BOOST_DATA_TEST_CASE(fallback_stands_in_on_every_driver, boost::unit_test::data::make(table), s) {
+  struct fallback_scope {
+    fallback_scope() { falling_back = true; }
+    ~fallback_scope() { falling_back = false; }
+    fallback_scope(const fallback_scope&) = delete;
+    fallback_scope& operator=(const fallback_scope&) = delete;
+  } scope;
+  for (const driver& d : drivers) {
+    if (d.is_context || (s.async_only && !d.interrupts_attempts)) continue;
+    BOOST_TEST_CONTEXT("scenario " << s.name << ", driver " << d.name) {
+      std::optional<stamina::testing_scope> testing;
+      if (s.mode == switches::testing) testing.emplace(3);
+      std::optional<stamina::testing_scope> virtual_time;
+      if (s.mode == switches::virtual_time) virtual_time.emplace(stamina::virtual_time, 7);
+      if (s.mode == switches::inactive) stamina::set_active(false);
+      test::hook_recorder hooks;
+      const stamina::retry_policy policy = s.policy();
+      fallback_told.reset();
+      const outcome out = d.run(s, policy);
+      stamina::set_active(true);
+
+      BOOST_TEST(out.attempts == s.attempts);
+      // A call that fails with retrying inactive gave up too (its one attempt), unreported.
+      const give_up_reason reason = s.reason.value_or(give_up_reason::attempts_exhausted);
+      if ((s.reason || s.result) && reason != give_up_reason::cancelled) {
+        BOOST_TEST(out.result == ok);
+        BOOST_TEST(out.value == 7);
+        BOOST_TEST_REQUIRE(fallback_told.has_value());
+        BOOST_TEST((fallback_told->reason == reason), "told " << stamina::to_string(fallback_told->reason));
+        BOOST_TEST(fallback_told->attempts == static_cast<unsigned>(s.attempts));
+        const error_code delivered = s.result ? expected_result(s, d) : error_code(stamina::error::retried_result);
+        BOOST_TEST(fallback_told->last.error() == delivered);
+        BOOST_TEST(hooks.give_ups().size() == (s.reason ? 1u : 0u));  // still reported, as without one
+      } else {
+        BOOST_TEST(!fallback_told.has_value());
+        BOOST_TEST(out.result == expected_result(s, d));
+        if (!s.result) BOOST_TEST(out.value == 10 * s.attempts);
       }
     }
   }

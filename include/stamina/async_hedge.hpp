@@ -4,6 +4,7 @@
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/hedge_op.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/fallback.hpp>
 #include <stamina/hedging_policy.hpp>
 #include <stamina/operation.hpp>
 
@@ -102,9 +103,10 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// current step). Safe on an `io_context` run by several
 /// threads without a strand of the caller's.
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
-requires(awaitable_operation<std::decay_t<Op>> ||
-         token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op&& op,
-                                                             CompletionToken&& token = {}, detail::caller where = {}) {
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&!detail::is_fallback<
+         std::decay_t<CompletionToken>>::value) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op&& op,
+                                                                 CompletionToken&& token = {},
+                                                                 detail::caller where = {}) {
   static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
                 "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
                 "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
@@ -112,19 +114,53 @@ requires(awaitable_operation<std::decay_t<Op>> ||
       ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
 }
 
+/// With a fallback: the same call, but a give-up (except a cancelled call) completes as a
+/// success with what `fb` returns instead of the last failure (see `stamina::fallback`).
+template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken = stamina::net::use_awaitable_t<>>
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&detail::is_fallback<
+         std::decay_t<Fallback>>::value) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op&& op,
+                                                          Fallback&& fb, CompletionToken&& token = {},
+                                                          detail::caller where = {}) {
+  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
+  static_assert(!detail::temporary_op_in_co_await<Fallback, CompletionToken>,
+                "stamina::async_hedge: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
+                "(stamina::fallback fb(...); co_await stamina::async_hedge(ex, policy, op, fb);)");
+  return detail::async_hedge_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy),
+      detail::with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
+      std::forward<CompletionToken>(token), where);
+}
+
 /// With a policy that still knows its `on_result` predicate's types (`result_typed`): the same
 /// call, the predicate checked against `op`'s success values at compile time.
 template <class ExecutorOrContext, class Values, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
-requires(awaitable_operation<std::decay_t<Op>> ||
-         token_operation<std::decay_t<Op>>) auto async_hedge(ExecutorOrContext&& ex,
-                                                             const result_typed<hedging_policy, Values>& policy,
-                                                             Op&& op, CompletionToken&& token = {},
-                                                             detail::caller where = {}) {
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&!detail::is_fallback<
+         std::decay_t<CompletionToken>>::value) auto async_hedge(ExecutorOrContext&& ex,
+                                                                 const result_typed<hedging_policy, Values>& policy,
+                                                                 Op&& op, CompletionToken&& token = {},
+                                                                 detail::caller where = {}) {
   static_assert(std::is_same_v<detail::op_success_values<std::decay_t<Op>>, Values>,
                 "stamina::async_hedge: the on_result predicate's parameter types differ from the operation's success "
                 "values");
   return async_hedge(std::forward<ExecutorOrContext>(ex), static_cast<const hedging_policy&>(policy),
                      std::forward<Op>(op), std::forward<CompletionToken>(token), where);
+}
+
+/// With a `result_typed` policy and a fallback.
+template <class ExecutorOrContext, class Values, class Op, class Fallback,
+          class CompletionToken = stamina::net::use_awaitable_t<>>
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&detail::is_fallback<
+         std::decay_t<Fallback>>::value) auto async_hedge(ExecutorOrContext&& ex,
+                                                          const result_typed<hedging_policy, Values>& policy, Op&& op,
+                                                          Fallback&& fb, CompletionToken&& token = {},
+                                                          detail::caller where = {}) {
+  static_assert(std::is_same_v<detail::op_success_values<std::decay_t<Op>>, Values>,
+                "stamina::async_hedge: the on_result predicate's parameter types differ from the operation's success "
+                "values");
+  return async_hedge(std::forward<ExecutorOrContext>(ex), static_cast<const hedging_policy&>(policy),
+                     std::forward<Op>(op), std::forward<Fallback>(fb), std::forward<CompletionToken>(token), where);
 }
 
 /// @cond

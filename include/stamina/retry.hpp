@@ -6,6 +6,7 @@
 #include <stamina/detail/namespace.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
+#include <stamina/fallback.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <stamina/detail/system.hpp>
@@ -119,6 +120,10 @@ struct sync_attempt {
     }
   }
   failure what() const noexcept { return failure(error); }
+  // What a give-up would deliver, as a fallback is told of it.
+  failure delivered_failure() const noexcept {
+    return error ? failure(error) : failure(make_error_code(stamina::error::retried_result));
+  }
   // The success, shown to the policy's on_result.
   template <class Elapsed>
   action succeeded(retry_protocol& call, const Elapsed& elapsed) {
@@ -157,6 +162,9 @@ struct sync_attempt<R, true> {
     return !traits::failed(*last);
   }
   failure what() const noexcept { return traits::to_failure(*last); }
+  failure delivered_failure() const noexcept {
+    return traits::failed(*last) ? what() : failure(make_error_code(stamina::error::retried_result));
+  }
   template <class Elapsed>
   action succeeded(retry_protocol& call, const Elapsed& elapsed) {
     return traits::with_value(*last, [&](const auto&... v) { return call.attempt_succeeded(elapsed, false, v...); });
@@ -176,10 +184,10 @@ struct sync_attempt<R, true> {
 
 // Performs the protocol's actions until the call ends. Out of line, so that the success path
 // of retry_with stays small enough to inline.
-template <class Clock, class Sleeper, class F, class Attempt>
+template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
 [[gnu::noinline]] std::invoke_result_t<F&> perform_actions(retry_protocol& call, action next,
                                                            const stopwatch<Clock>& clock, Sleeper& sleep, F& f,
-                                                           Attempt& last) {
+                                                           Attempt& last, Fallback* fb) {
   for (;;) {
     switch (next.kind) {
       case action_kind::attempt:
@@ -192,6 +200,14 @@ template <class Clock, class Sleeper, class F, class Attempt>
       case action_kind::deliver:
         return last.take();
       case action_kind::give_up:
+        if constexpr (!std::is_same_v<Fallback, no_fallback>) {
+          if (falls_back(call.gave_up())) {
+            const bool sent = next.result == give_up_result::last_attempt;
+            const give_up_info info{*call.gave_up(), call.sent(),
+                                    sent ? last.delivered_failure() : failure(give_up_code(next.result))};
+            return fb->template substitute<std::invoke_result_t<F&>>(info);
+          }
+        }
         // The last result the dependency produced (an interrupted wait too: a blocking call has
         // no "aborted" value); `throttled` only when no attempt was ever sent.
         if (next.result == give_up_result::last_attempt || next.result == give_up_result::aborted)
@@ -208,8 +224,9 @@ template <class Clock, class Sleeper, class F, class Attempt>
 // What the blocking drivers cannot honour, rejected before the first attempt.
 [[noreturn]] void throw_blocking_attempt_timeout(const char* who);
 
-template <class Clock, class Sleeper, class F>
-std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr) {
+template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
+std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr,
+                                    Fallback* fb = nullptr) {
   if (policy.attempt_timeout()) [[unlikely]]
     throw_blocking_attempt_timeout("stamina::retry");
   // Only the call state is made up front: the machine only if the first attempt needs it.
@@ -220,14 +237,14 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
   sync_attempt<std::invoke_result_t<F&>> last;
   if (!retry_protocol::sends_first_attempt_at_once(policy, state)) [[unlikely]] {
     retry_protocol call(policy, state);
-    return perform_actions(call, call.start(duration(0)), clock, sleep, f, last);
+    return perform_actions(call, call.start(duration(0)), clock, sleep, f, last, fb);
   }
   const bool succeeded = last.run(f);
   if (retry_protocol::needs_machine_after(succeeded, state)) [[unlikely]] {
     retry_protocol call(policy, state, retry_protocol::first_attempt_sent);
     const action next = succeeded ? last.succeeded(call, [&clock] { return clock.elapsed(); })
                                   : call.attempt_failed(last.what(), clock.elapsed(), false);
-    return perform_actions(call, next, clock, sleep, f, last);
+    return perform_actions(call, next, clock, sleep, f, last, fb);
   }
   return last.take();
 }
@@ -276,6 +293,31 @@ template <class F>
 auto retry(const retry_policy& policy, std::stop_token stop, F&& f, detail::caller where = {})
     -> std::invoke_result_t<F&> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f, &where);
+}
+
+/// With a fallback: the same call, but a give-up (except by a stop request) returns what
+/// `fb` returns instead of the last failure (see `stamina::fallback`).
+template <class F, class Fn>
+auto retry(const retry_policy& policy, F&& f, fallback<Fn> fb, detail::caller where = {}) -> std::invoke_result_t<F&> {
+  return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f, &where, &fb);
+}
+
+/// With a `result_typed` policy and a fallback.
+template <class Values, class F, class Fn>
+auto retry(const result_typed<retry_policy, Values>& policy, F&& f, fallback<Fn> fb, detail::caller where = {})
+    -> std::invoke_result_t<F&> {
+  static_assert(std::is_same_v<typename detail::sync_attempt<std::invoke_result_t<F&>>::values, Values>,
+                "stamina::retry: the on_result predicate's parameter types differ from the function's result");
+  return retry(static_cast<const retry_policy&>(policy), std::forward<F>(f), std::move(fb), where);
+}
+
+/// With a stop token and a fallback. A give-up because of the stop request delivers the last
+/// failure, as without a fallback.
+template <class F, class Fn>
+auto retry(const retry_policy& policy, std::stop_token stop, F&& f, fallback<Fn> fb, detail::caller where = {})
+    -> std::invoke_result_t<F&> {
+  return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f, &where,
+                                                       &fb);
 }
 
 STAMINA_NAMESPACE_END

@@ -12,6 +12,7 @@
 #include <stamina/duration.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
+#include <stamina/fallback.hpp>
 #include <stamina/give_up_reason.hpp>
 #include <stamina/global.hpp>
 #include <stamina/hedge_budget.hpp>

@@ -66,8 +66,38 @@ int main() {
     });
   }
 #endif
+#if defined(STAMINA_FALLBACK_WRONG_TYPE) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_FALLBACK_WRONG_TYPE"
+  {
+    // The call's success value is an int: a string cannot stand in for it.
+    auto op = [&](auto token) {
+      return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), 1));
+    };
+    stamina::async_retry(ctx, policy, op, stamina::fallback([] { return std::string("cached"); }),
+                         [](boost::system::error_code, int) {});
+  }
+#endif
+#if defined(STAMINA_TEMPORARY_FALLBACK) || defined(STAMINA_ALL_MISUSES)
+#line 1 "misuse_STAMINA_TEMPORARY_FALLBACK"
+  {
+    auto op = [&](auto token) {
+      return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), 1));
+    };
+    const std::string cached = "cached";
+    (void)stamina::async_retry(ctx, policy, op,
+                               stamina::fallback([cached] { return static_cast<int>(cached.size()); }));
+  }
+#endif
 #if !defined(STAMINA_ALL_MISUSES)
   {  // the control: the correct forms
+    auto valued = [&](auto token) {
+      return asio::post(ctx, asio::append(std::move(token), boost::system::error_code(), 1));
+    };
+    const std::string cached = "cached";
+    const stamina::fallback named_fallback([cached] { return static_cast<int>(cached.size()); });
+    (void)stamina::async_retry(ctx, policy, valued, named_fallback);
+    stamina::async_retry(ctx, policy, valued, stamina::fallback([cached] { return 2; }),
+                         [](boost::system::error_code, int) {});
     auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), boost::system::error_code())); };
     stamina::async_retry(ctx, policy, op, [](boost::system::error_code) {});
     // Named first, the same op is fine for the use_awaitable form too.

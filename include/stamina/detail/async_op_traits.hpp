@@ -11,6 +11,7 @@
 #include <stamina/detail/namespace.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
+#include <stamina/fallback.hpp>
 
 #include <stamina/detail/asio.hpp>
 
@@ -97,15 +98,27 @@ struct is_use_awaitable<stamina::net::use_awaitable_t<Executor>> : std::true_typ
   using executor_type = Executor;
 };
 
+// Whether a call with this token returns an awaitable (use_awaitable, or an adapter of it such as
+// as_tuple(use_awaitable)): the form that is co_awaited.
+template <class Token>
+constexpr bool token_returns_awaitable() {
+  using token_type = std::decay_t<Token>;
+  if constexpr (requires { typename stamina::net::async_result<token_type, void(stamina::error_code)>::return_type; })
+    return awaitable_parts<
+        typename stamina::net::async_result<token_type, void(stamina::error_code)>::return_type>::value;
+  else
+    return false;
+}
+
 // g++ 12 destroys a temporary twice when it is made inside a `co_await` expression (fixed in
 // g++ 13), so `co_await stamina::async_retry(ex, policy, [s = std::string()] { ... })` frees `s`
-// twice. What the library can see of it: an rvalue op that owns something, passed to the
-// use_awaitable form (the one that is co_awaited), compiled by g++ < 13.
+// twice. What the library can see of it: an rvalue op (or fallback) that owns something, passed
+// to a form that returns an awaitable (the one that is co_awaited), compiled by g++ < 13.
 template <class Op, class Token>
 inline constexpr bool temporary_op_in_co_await =
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
     !std::is_lvalue_reference_v<Op> && !std::is_trivially_destructible_v<std::remove_cvref_t<Op>> &&
-    is_use_awaitable<std::decay_t<Token>>::value;
+    token_returns_awaitable<Token>();
 #else
     false;
 #endif
@@ -232,6 +245,47 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
   }
   stamina::net::post(
       ex, detail::asio_compat::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
+}
+
+// The failure a call that gives up with these completion arguments would deliver: the
+// attempt's, or (a result `on_result` retried) `retried_result`.
+template <class First>
+failure delivered_failure(const First& first) {
+  return failed(first) ? failure(first) : failure(make_error_code(error::retried_result));
+}
+
+// What `co_await` of a call with completion values `Rest...` returns: nothing, the value, or a
+// tuple of them (use_awaitable's rule; a fallback returns the same).
+template <class... Rest>
+struct awaited_values {
+  using type = std::tuple<Rest...>;
+};
+template <>
+struct awaited_values<> {
+  using type = void;
+};
+template <class Value>
+struct awaited_values<Value> {
+  using type = Value;
+};
+
+// The completion arguments a fallback stands in with: success and its values; if it throws,
+// the exception as the call's failure (as `op` throwing when called is).
+template <class First, class... Rest, class Fn>
+std::tuple<First, Rest...> fallback_arguments(fallback<Fn>& fb, const give_up_info& info) {
+  try {
+    using values = typename awaited_values<Rest...>::type;
+    if constexpr (sizeof...(Rest) == 0) {
+      fb.template substitute<void>(info);
+      return std::tuple<First>(First());
+    } else if constexpr (sizeof...(Rest) == 1) {
+      return std::tuple<First, Rest...>(First(), fb.template substitute<values>(info));
+    } else {
+      return std::tuple_cat(std::tuple<First>(First()), fb.template substitute<values>(info));
+    }
+  } catch (...) {
+    return std::tuple<First, Rest...>(thrown_as<First>(std::current_exception()), Rest()...);
+  }
 }
 
 // The executor of an executor or execution context argument.

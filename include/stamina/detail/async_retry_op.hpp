@@ -175,6 +175,17 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
 
   template <class Self, class... Args>
   void complete(Self& self, Args&&... args) {
+    if constexpr (with_fallback<Op>) {
+      state& s = *state_;
+      if (falls_back(s.call.gave_up())) {
+        const auto& first = std::get<0>(std::forward_as_tuple(args...));
+        const give_up_info info{*s.call.gave_up(), s.call.sent(), delivered_failure(first)};
+        std::tuple<First, Rest...> substitute = fallback_arguments<First, Rest...>(s.op.get_fallback(), info);
+        state_.reset();
+        std::apply([&](auto&&... values) { self.complete(std::move(values)...); }, std::move(substitute));
+        return;
+      }
+    }
     state_.reset();  // timers, copies and hook scopes go before the handler runs
     self.complete(std::forward<Args>(args)...);
   }

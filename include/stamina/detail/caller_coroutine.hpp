@@ -89,6 +89,9 @@ struct caller_outcome<Op, Signature, true> {
       return call.attempt_succeeded(elapsed, cancelled, *value);
   }
   [[noreturn]] void throw_last() const { std::rethrow_exception(error); }
+  failure delivered_failure() const noexcept {
+    return failed() ? what() : failure(make_error_code(error::retried_result));
+  }
   value_type take() {
     if constexpr (!std::is_void_v<value_type>) return std::move(*value);
   }
@@ -107,6 +110,7 @@ struct caller_outcome<Op, void(First, Rest...), false> {
                       *args);
   }
   [[noreturn]] void throw_last() const { throw_failure(std::get<0>(*args)); }
+  failure delivered_failure() const noexcept { return detail::delivered_failure(std::get<0>(*args)); }
   template <class Result>
   Result take() {
     if constexpr (!std::is_void_v<Result>) return unpack_values<Result>(std::move(*args));
@@ -208,6 +212,14 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         break;
       }
       case action_kind::give_up:
+        if constexpr (with_fallback<Op>) {
+          if (falls_back(call.gave_up())) {
+            const give_up_info info{*call.gave_up(), call.sent(),
+                                    next.result != give_up_result::last_attempt ? failure(give_up_code(next.result))
+                                                                                : last.delivered_failure()};
+            co_return op.get_fallback().template substitute<result_type>(info);
+          }
+        }
         if (next.result != give_up_result::last_attempt) throw stamina::system_error(give_up_code(next.result));
         if (last.failed()) last.throw_last();
         [[fallthrough]];  // a result that on_result retried is delivered as the success it is

@@ -247,6 +247,12 @@ class hedge_state {
     std::optional<std::tuple<First, Rest...>> result = std::move(s.result_);
     if (!result || s.call_.outcome() == hedge_outcome::timed_out)
       result.emplace(error_as<First>(error::attempt_timeout), std::decay_t<Rest>{}...);
+    if constexpr (with_fallback<Op>) {
+      if (falls_back(s.call_.gave_up())) {
+        const give_up_info info{*s.call_.gave_up(), s.call_.started(), delivered_failure(std::get<0>(*result))};
+        result = fallback_arguments<First, Rest...>(s.op_.get_fallback(), info);
+      }
+    }
     st.reset();
     self.get_cancellation_state().slot().clear();
     std::apply([&self](auto&&... args) { self.complete(std::move(args)...); }, std::move(*result));

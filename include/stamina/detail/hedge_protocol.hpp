@@ -160,6 +160,8 @@ class hedge_protocol {
   }
 
   hedge_outcome outcome() const noexcept { return outcome_; }
+  // Why the call gave up, once it completes without a success; nullopt otherwise.
+  std::optional<give_up_reason> gave_up() const noexcept { return reason_; }
   // Attempts started so far (the number of the last one).
   unsigned started() const noexcept { return started_; }
   unsigned in_flight() const noexcept { return in_flight_; }
