@@ -108,11 +108,11 @@ class fallback_op {
 };
 
 template <class Op, class Fn>
-fallback_op<Op, Fn> with_fallback_op(Op&& op, const fallback<Fn>& fb) {
+fallback_op<Op, Fn> with_fallback_op(Op op, const fallback<Fn>& fb) {
   return fallback_op<Op, Fn>(std::move(op), fb);
 }
 template <class Op, class Fn>
-fallback_op<Op, Fn> with_fallback_op(Op&& op, fallback<Fn>&& fb) {
+fallback_op<Op, Fn> with_fallback_op(Op op, fallback<Fn>&& fb) {
   return fallback_op<Op, Fn>(std::move(op), std::move(fb));
 }
 
