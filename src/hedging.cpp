@@ -149,6 +149,11 @@ hedging_policy& hedging_policy::budget(std::shared_ptr<hedge_budget> value) & {
   return *this;
 }
 
+hedging_policy& hedging_policy::breaker(std::shared_ptr<circuit_breaker> value) & {
+  change_config([&](config& c) { c.breaker = std::move(value); });
+  return *this;
+}
+
 hedging_policy& hedging_policy::on_hedge(std::function<void(const hedge_event&)> hook) & {
   change_config([&](config& c) { c.hook = std::move(hook); });
   return *this;

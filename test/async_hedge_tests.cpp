@@ -8,6 +8,7 @@
 #include <common/mock_clock.hpp>
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/circuit_breaker.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -22,6 +23,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -44,6 +46,7 @@ const error_code refused = asio::error::connection_refused;
 const error_code reset = asio::error::connection_reset;
 const error_code aborted = asio::error::operation_aborted;
 const error_code timed_out = stamina::error::attempt_timeout;
+const error_code circuit_open = stamina::error::circuit_open;
 using stamina::give_up_reason;
 
 stamina::hedging_policy base_policy() {
@@ -100,6 +103,7 @@ struct scenario {
   double ms;      // when
   int started;
   int cancelled;
+  give_up_reason reason = give_up_reason::attempts_exhausted;  // when it fails
 };
 
 std::vector<scenario> scenarios() {
@@ -164,6 +168,31 @@ std::vector<scenario> scenarios() {
                30,
                1,
                0});
+  s.push_back({"an open breaker lets nothing through",
+               {{5ms, {}}},
+               [](stamina::hedging_policy& p) {
+                 auto open = std::make_shared<stamina::circuit_breaker>("hedged");
+                 open->isolate();
+                 p.breaker(open);
+               },
+               circuit_open,
+               0,
+               0,
+               0,
+               0,
+               give_up_reason::circuit_open});
+  s.push_back({"a breaker that opens stops the hedges; the last failure is delivered",
+               {{1ms, refused}, {2ms, refused}, {3ms, {}}},
+               [](stamina::hedging_policy& p) {
+                 p.max_attempts(3).breaker(std::make_shared<stamina::circuit_breaker>("hedged"));
+                 p.breaker()->minimum_calls(2).failure_ratio(0.5);
+               },
+               refused,
+               2,
+               3,
+               2,
+               0,
+               give_up_reason::circuit_open});
   return s;
 }
 
@@ -196,8 +225,7 @@ void check_scenario(const scenario& sc, completion how, bool awaitable_op, bool 
       BOOST_TEST_REQUIRE(fallback_told.has_value());
       BOOST_TEST(fallback_told->last.error() == sc.ec);
       BOOST_TEST(fallback_told->attempts == static_cast<unsigned>(sc.started));
-      // Every failing scenario starts all the attempts it may (the cut one too: both were started).
-      const auto expected_reason = sc.ec == reset ? give_up_reason::not_retryable : give_up_reason::attempts_exhausted;
+      const auto expected_reason = sc.ec == reset ? give_up_reason::not_retryable : sc.reason;
       BOOST_TEST((fallback_told->reason == expected_reason), "told " << stamina::to_string(fallback_told->reason));
     } else {
       BOOST_TEST(!fallback_told.has_value());
@@ -213,7 +241,7 @@ void check_scenario(const scenario& sc, completion how, bool awaitable_op, bool 
     BOOST_TEST(op.log->finished + op.log->cancelled == op.log->started);
     const stamina::hedge_stats stats = policy.stats();
     BOOST_TEST(stats.calls == 1U);
-    BOOST_TEST(stats.hedges == static_cast<std::uint64_t>(sc.started - 1));
+    BOOST_TEST(stats.hedges == static_cast<std::uint64_t>(std::max(sc.started - 1, 0)));
     BOOST_TEST(stats.cancelled == static_cast<std::uint64_t>(sc.cancelled));
   }
 }
@@ -267,6 +295,14 @@ BOOST_AUTO_TEST_CASE(every_scenario_under_the_one_attempt_switches) {
         first_only.ms = limit->count() * 1e3;
         first_only.cancelled = 1;
       }
+      if (!inactive && configured.breaker() &&
+          configured.breaker()->current() == stamina::circuit_breaker::state::isolated) {
+        // A testing scope leaves breakers on: an isolated one still lets nothing through.
+        first_only.ec = circuit_open;
+        first_only.value = 0;
+        first_only.ms = 0;
+        first_only.started = 0;
+      }
       std::optional<inactive_scope> off;
       std::optional<stamina::testing_scope> testing;
       if (inactive)
@@ -279,6 +315,31 @@ BOOST_AUTO_TEST_CASE(every_scenario_under_the_one_attempt_switches) {
       }
     }
   }
+}
+
+// A loser cancelled because another attempt won, and an attempt cut by the caller's
+// cancellation, ended without an answer: the breaker does not count them as failures.
+BOOST_AUTO_TEST_CASE(a_breaker_counts_answers_not_the_attempts_the_call_cancelled) {
+  test::io_fixture io;
+  auto breaker = std::make_shared<stamina::circuit_breaker>("hedged");
+  breaker->minimum_calls(1).failure_ratio(0.5);  // one failure counted would open it
+  // Every failure is retryable here, the loser's operation_aborted too: were it an answer, it
+  // would count as a failure.
+  stamina::hedging_policy policy(stamina::retry_on([](const stamina::failure&) { return true; }));
+  policy.delay(10ms).breaker(breaker);
+  test::planned_token_op op{&io.ctx, {{100ms, {}}, {5ms, {}}}};
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_TEST(!got.ec);
+  BOOST_TEST(op.log->cancelled == 1);
+  BOOST_TEST((breaker->current() == stamina::circuit_breaker::state::closed));
+  // Not sent while it is isolated, and used again once reset.
+  breaker->isolate();
+  test::planned_token_op refused_op{&io.ctx, {{5ms, {}}}};
+  BOOST_TEST(run_hedge(io.ctx, completion::callback, policy, refused_op).ec == circuit_open);
+  BOOST_TEST(refused_op.log->started == 0);
+  breaker->reset();
+  test::planned_token_op again{&io.ctx, {{5ms, {}}}};
+  BOOST_TEST(!run_hedge(io.ctx, completion::awaitable, policy, again).ec);
 }
 
 BOOST_AUTO_TEST_CASE(an_accepted_failure_starts_the_next_hedge_at_the_moment_it_fails) {

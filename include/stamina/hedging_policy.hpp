@@ -1,6 +1,7 @@
 #ifndef STAMINA_HEDGING_POLICY_HPP
 #define STAMINA_HEDGING_POLICY_HPP
 
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -175,6 +176,13 @@ class hedging_policy {
     return std::move(on_hedge(std::move(hook)));
   }
 
+  /// A circuit breaker asked before each attempt, the first and every hedge (see
+  /// `circuit_breaker`): while it is open the call sends nothing more; a call refused before
+  /// its first attempt completes with `stamina::error::circuit_open`. Null: none (the default).
+  hedging_policy& breaker(std::shared_ptr<circuit_breaker> value) &;
+  /// The breaker (see above).
+  hedging_policy&& breaker(std::shared_ptr<circuit_breaker> value) && { return std::move(breaker(std::move(value))); }
+
   // --- getters -------------------------------------------------------------------------
   /// Which failures start the next hedge at once.
   const retry_on& on() const noexcept { return config_->on; }
@@ -203,6 +211,8 @@ class hedging_policy {
   const std::string& name() const noexcept { return config_->named ? config_->name : config_->site->name; }
   /// The budget; null = unlimited.
   const std::shared_ptr<hedge_budget>& budget() const noexcept { return budget_; }
+  /// The circuit breaker; null = none.
+  const std::shared_ptr<circuit_breaker>& breaker() const noexcept { return config_->breaker; }
   /// The hook, or null.
   const std::function<void(const hedge_event&)>* on_hedge() const noexcept {
     return config_->hook ? &config_->hook : nullptr;
@@ -230,6 +240,7 @@ class hedging_policy {
     std::string name;
     std::function<void(const hedge_event&)> hook;
     std::shared_ptr<const detail::result_classifier> on_result;
+    std::shared_ptr<circuit_breaker> breaker;
     detail::call_state_spec spec;  // what a call needs, pointing into this block
     // Points `spec` into this block: after it was made, and after a copy was changed.
     void refresh() noexcept {
@@ -238,6 +249,7 @@ class hedging_policy {
       spec.explicit_name = named ? &name : nullptr;
       spec.site = site;
       spec.own_throttle_set = true;  // hedges are paced by their own budget, not by a throttle
+      spec.breaker = breaker.get();
     }
   };
   template <class Change>

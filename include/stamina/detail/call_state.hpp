@@ -168,16 +168,25 @@ class call_state {
   void abandoned() noexcept {
     if (active() && spec_->breaker != nullptr) spec_->breaker->on_abandoned(breaker_ticket_);
   }
+  /// For a strategy with several attempts in flight (hedging), each with its own `ticket`: whether
+  /// the breaker lets the attempt be sent (the throttle does not pace hedges).
+  bool breaker_allows(std::uint32_t& ticket) noexcept {
+    circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
+    return breaker == nullptr || breaker->allow(&ticket);
+  }
+  /// The answer to one of several attempts in flight, for the breaker.
+  void breaker_answered(answer a, std::uint32_t ticket) noexcept {
+    if (circuit_breaker* const breaker = active() ? spec_->breaker : nullptr) tell(*breaker, a, ticket);
+  }
+  /// One of several attempts in flight ended without an answer (cancelled), or was not sent.
+  void breaker_abandoned(std::uint32_t ticket) noexcept {
+    if (active() && spec_->breaker != nullptr) spec_->breaker->on_abandoned(ticket);
+  }
   /// The dependency's answer to a sent attempt: the throttle counts it (made for the name at
   /// the first failure); a success returns tokens to the budget.
   void answered(answer a, bool success) noexcept {
     if (!active()) return;
-    if (circuit_breaker* const breaker = spec_->breaker) {
-      if (a == answer::accepted)
-        breaker->on_success(breaker_ticket_);
-      else
-        breaker->on_failure(breaker_ticket_);
-    }
+    if (circuit_breaker* const breaker = spec_->breaker) tell(*breaker, a, breaker_ticket_);
     if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
     if (throttle_ != nullptr) {
       switch (a) {
@@ -250,6 +259,14 @@ class call_state {
   void report_hedge(const hedge_event& e) const noexcept { notify_hedge(e); }
 
  private:
+  // What an answer means to a breaker: the dependency answered, or it failed.
+  static void tell(circuit_breaker& breaker, answer a, std::uint32_t ticket) noexcept {
+    if (a == answer::accepted)
+      breaker.on_success(ticket);
+    else
+      breaker.on_failure(ticket);
+  }
+
   // The default throttle of the call's name (made, with `make`, if it has none yet).
   adaptive_throttle* name_throttle(bool make) const noexcept {
     throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;

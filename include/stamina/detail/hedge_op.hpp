@@ -83,9 +83,9 @@ class hedge_state {
     if (slot.is_connected()) slot.assign(cancel_handler{st});
     s.performing_.store(true, std::memory_order_relaxed);
     const bool done = s.perform(st, s.call_.start(), stamina::net::cancellation_type::terminal);
-    assert(!done);  // a call that only started cannot be over
-    (void)done;
     s.performing_.store(false, std::memory_order_release);
+    // Refused before its first attempt (an open breaker): complete from a fresh stack.
+    if (done) s.later([st = std::move(st)]() mutable { complete(std::move(st)); });
   }
 
  private:
@@ -245,7 +245,9 @@ class hedge_state {
     Self self = std::move(*s.self_);
     s.self_.reset();
     std::optional<std::tuple<First, Rest...>> result = std::move(s.result_);
-    if (!result || s.call_.outcome() == hedge_outcome::timed_out)
+    if (s.call_.outcome() == hedge_outcome::refused)
+      result.emplace(error_as<First>(error::circuit_open), std::decay_t<Rest>{}...);
+    else if (!result || s.call_.outcome() == hedge_outcome::timed_out)
       result.emplace(error_as<First>(error::attempt_timeout), std::decay_t<Rest>{}...);
     if constexpr (with_fallback<Op>) {
       if (falls_back(s.call_.gave_up())) {

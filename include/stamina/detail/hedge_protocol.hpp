@@ -48,6 +48,7 @@ struct hedge_step {
 enum class hedge_outcome : unsigned char {
   kept_result,  // the stored arguments (the winner, or the failure that ended the call)
   timed_out,    // stamina::error::attempt_timeout, the other values value-initialised
+  refused,      // stamina::error::circuit_open: the breaker let no attempt through
 };
 
 class hedge_protocol {
@@ -78,6 +79,13 @@ class hedge_protocol {
     if (limit_ > 1)
       if (hedge_budget* b = p.budget().get()) b->deposit();
     hedge_step step;
+    if (!state_.breaker_allows(tickets_[0])) {  // open: the call sends nothing
+      refused_ = true;
+      reason_ = give_up_reason::circuit_open;
+      outcome_ = hedge_outcome::refused;
+      finish(step, elapsed);
+      return step;
+    }
     launch(step, elapsed);
     schedule_next(step, elapsed);
     return step;
@@ -91,8 +99,10 @@ class hedge_protocol {
     if (state_.judges_results()) {
       const decision verdict = state_.judge(values...);
       if (verdict.should_retry())
-        return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(), true);
+        return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(),
+                            verdict.overload() ? answer::overloaded : answer::failed);
     }
+    state_.breaker_answered(answer::accepted, tickets_[attempt - 1]);
     hedge_step step = attempt_returned(attempt);
     if (decided_) return step;
     decided_ = true;
@@ -119,9 +129,10 @@ class hedge_protocol {
   // produced; the machine knows it was cut).
   hedge_step attempt_failed(unsigned attempt, const failure& f, duration elapsed) {
     const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
-    if (cut) return failed_after(attempt, call_state::timed_out_failure(), elapsed, true);
+    if (cut) return failed_after(attempt, call_state::timed_out_failure(), elapsed, answer::overloaded);
     const decision verdict = state_.classify(f);
-    return failed_after(attempt, f, elapsed, verdict.should_retry());
+    if (!verdict.should_retry()) return failed_after(attempt, f, elapsed, answer::accepted);
+    return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::failed);
   }
 
   // The delay armed by the last step expired.
@@ -171,13 +182,20 @@ class hedge_protocol {
   bool completed() const noexcept { return completed_; }
 
  private:
-  // A failed attempt (or a retried result, or a timed-out attempt): `retryable` says whether
-  // it starts the next hedge at once; a failure that is not ends the call with it.
-  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, bool retryable) {
+  // A failed attempt (or a retried result, or a timed-out attempt): what it says of the
+  // dependency (`accepted`: a failure `on` does not retry, which ends the call with it; else a
+  // retryable failure, which starts the next hedge at once).
+  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, answer said) {
+    const bool retryable = said != answer::accepted;
+    // An attempt we cancelled (a loser, or the caller's cancellation) ended without an answer.
+    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
+    if ((decided_ || cancelled_) && !cut)
+      state_.breaker_abandoned(tickets_[attempt - 1]);
+    else
+      state_.breaker_answered(said, tickets_[attempt - 1]);
     hedge_step step = attempt_returned(attempt);
     if (decided_) return step;
     step.keep_result = true;  // the last failure, delivered if nothing better comes
-    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
     outcome_ = cut ? hedge_outcome::timed_out : hedge_outcome::kept_result;
     last_ = f;
     if (!cancelled_ && !retryable) {
@@ -197,6 +215,8 @@ class hedge_protocol {
       // Every attempt failed: the last failure.
       if (cancelled_)
         reason_ = give_up_reason::cancelled;
+      else if (refused_)
+        reason_ = give_up_reason::circuit_open;
       else if (denied_)
         reason_ = give_up_reason::budget_exhausted;
       else if (!before_deadline(elapsed) && started_ < limit_)
@@ -222,10 +242,16 @@ class hedge_protocol {
   // The call's own time: in virtual time, the delays it skipped.
   double now(duration elapsed) const noexcept { return state_.virtual_time() ? skipped_ : elapsed.count(); }
 
-  // Starts the next attempt if the budget allows.
+  // Starts the next attempt if the breaker and the budget allow.
   bool start_hedge(hedge_step& step, duration elapsed) {
     const hedging_policy& p = *policy_;
+    std::uint32_t& ticket = tickets_[started_];
+    if (!state_.breaker_allows(ticket)) {
+      refused_ = true;
+      return false;
+    }
     if (hedge_budget* b = p.budget().get(); b != nullptr && !b->try_spend()) {
+      state_.breaker_abandoned(ticket);  // a probe it let through is not sent
       p.counters().denied.fetch_add(1, std::memory_order_relaxed);
       denied_ = true;
       notify(hedge_event_kind::budget_denied, started_ + 1, elapsed);
@@ -341,12 +367,14 @@ class hedge_protocol {
   double deadline_ = std::numeric_limits<double>::infinity();
   double skipped_ = 0;  // virtual time: the delays skipped
   std::array<double, hedging_policy::max_attempts_limit> expiry_{};
+  std::array<std::uint32_t, hedging_policy::max_attempts_limit> tickets_{};  // the breaker's, per attempt
   failure last_{stamina::error_code()};
   std::optional<give_up_reason> reason_;
   bool decided_ = false;    // the call's result is fixed
   bool cancelled_ = false;  // the caller cancelled: no more hedges
   bool completed_ = false;  // the complete step was returned
   bool denied_ = false;     // the budget refused a hedge
+  bool refused_ = false;    // the breaker refused an attempt
   hedge_outcome outcome_ = hedge_outcome::kept_result;
 };
 
