@@ -1,14 +1,18 @@
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/instrumentation.hpp>
 
+#include "fork_safety.hpp"
+#include "immortal.hpp"
 #include "settings.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <iostream>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 STAMINA_NAMESPACE_BEGIN
 
@@ -26,6 +30,53 @@ constexpr double one_day = 86400;
 }  // namespace
 
 namespace {
+
+// Every live breaker and set, so that their locks are held across fork(): a child made while
+// another thread was inside a breaker (or a set) can still use it. Lock order, on every path:
+// the sets' list, each set, the breakers' list, each breaker (a set makes breakers under its lock).
+struct live_objects {
+  std::mutex sets_list;
+  std::vector<std::mutex*> sets;
+  std::mutex breakers_list;
+  std::vector<std::mutex*> breakers;
+};
+
+void lock_all() noexcept;
+void unlock_all() noexcept;
+
+live_objects& live() {
+  static detail::immortal<live_objects> objects;
+  static const bool held = (detail::hold_across_fork(&lock_all, &unlock_all), true);
+  (void)held;
+  return objects.get();
+}
+
+void lock_all() noexcept {
+  live_objects& l = live();
+  l.sets_list.lock();
+  for (std::mutex* m : l.sets) m->lock();
+  l.breakers_list.lock();
+  for (std::mutex* m : l.breakers) m->lock();
+}
+
+void unlock_all() noexcept {
+  live_objects& l = live();
+  for (auto it = l.breakers.rbegin(); it != l.breakers.rend(); ++it) (*it)->unlock();
+  l.breakers_list.unlock();
+  for (auto it = l.sets.rbegin(); it != l.sets.rend(); ++it) (*it)->unlock();
+  l.sets_list.unlock();
+}
+
+void enroll(std::mutex& list, std::vector<std::mutex*>& members, std::mutex& m) {
+  const std::lock_guard guard(list);
+  members.push_back(&m);
+}
+
+void leave(std::mutex& list, std::vector<std::mutex*>& members, std::mutex& m) noexcept {
+  const std::lock_guard guard(list);
+  members.erase(std::remove(members.begin(), members.end(), &m), members.end());
+}
+
 std::uint64_t next_instance() noexcept {
   static std::atomic<std::uint64_t> made{0};
   return made.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -33,9 +84,15 @@ std::uint64_t next_instance() noexcept {
 }  // namespace
 
 circuit_breaker::circuit_breaker(std::string name)
-    : name_(std::move(name)), instance_(next_instance()), clock_(&monotonic_seconds) {}
+    : name_(std::move(name)), instance_(next_instance()), clock_(&monotonic_seconds) {
+  live_objects& l = live();
+  enroll(l.breakers_list, l.breakers, mutex_);
+}
 
-circuit_breaker::~circuit_breaker() = default;
+circuit_breaker::~circuit_breaker() {
+  live_objects& l = live();
+  leave(l.breakers_list, l.breakers, mutex_);
+}
 
 circuit_breaker& circuit_breaker::failure_ratio(double ratio) {
   if (!(ratio > 0 && ratio <= 1)) invalid("failure_ratio", "in (0, 1]", ratio);
@@ -274,7 +331,15 @@ circuit_breaker::stats_type circuit_breaker::stats() const noexcept {
 }
 
 circuit_breakers::circuit_breakers(std::string name, std::function<void(circuit_breaker&)> configure)
-    : name_(std::move(name)), configure_(std::move(configure)) {}
+    : name_(std::move(name)), configure_(std::move(configure)) {
+  live_objects& l = live();
+  enroll(l.sets_list, l.sets, mutex_);
+}
+
+circuit_breakers::~circuit_breakers() {
+  live_objects& l = live();
+  leave(l.sets_list, l.sets, mutex_);
+}
 
 std::shared_ptr<circuit_breaker> circuit_breakers::operator[](std::string_view key) {
   const std::lock_guard lock(mutex_);

@@ -10,12 +10,17 @@
 
 #include <boost/asio/error.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -261,6 +266,48 @@ BOOST_AUTO_TEST_CASE(one_breaker_per_key_made_once_with_the_settings) {
   BOOST_TEST((a->current() == state::open));
   BOOST_TEST((b->current() == state::closed));  // ... shard b is not
   BOOST_TEST(b->allow());
+}
+
+// A child forked while other threads are inside a breaker (counting failures, under its lock)
+// and a set (looking keys up) can use both: their locks are held across fork().
+BOOST_AUTO_TEST_CASE(a_forked_child_can_use_breakers_other_threads_were_in) {
+  auto shared = std::make_shared<circuit_breaker>("fork.shared");
+  shared->minimum_calls(1000000);  // counting, never opening: every answer takes the lock
+  stamina::circuit_breakers shards("fork.shards");
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (int t = 0; t < 2; ++t)
+    busy.emplace_back([&, t] {
+      for (int i = 0; !stop.load(); ++i) {
+        std::uint32_t ticket = 0;
+        if (shared->allow(&ticket)) shared->on_failure(ticket);
+        (void)shards["key" + std::to_string((i + t) % 50)];
+      }
+    });
+  int hung = 0;
+  int failed = 0;
+  for (int child = 0; child < 30; ++child) {
+    const pid_t pid = fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(10);  // a deadlocked child is killed, and counted as hung
+      std::uint32_t ticket = 0;
+      const bool allowed = shared->allow(&ticket);
+      if (allowed) shared->on_failure(ticket);
+      const bool made = shards["child"] != nullptr;
+      _exit(allowed && made ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+      ++hung;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      ++failed;
+  }
+  stop = true;
+  for (auto& th : busy) th.join();
+  BOOST_TEST(hung == 0);
+  BOOST_TEST(failed == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -39,6 +39,7 @@ STAMINA_NAMESPACE_BEGIN
 ///
 /// Safe to share between threads (`std::shared_ptr<circuit_breaker>` in
 /// `retry_policy::breaker`). Set it up (setters, `clock`, `on_transition`) before sharing it.
+/// Its lock is held across `fork()`: a child may use it whatever other threads were doing.
 class circuit_breaker {
  public:
   /// Seconds on a monotonic clock; injectable for tests and simulations.
@@ -200,6 +201,7 @@ class circuit_breakers {
   explicit circuit_breakers(std::string name, std::function<void(circuit_breaker&)> configure = {});
   circuit_breakers(const circuit_breakers&) = delete;
   circuit_breakers& operator=(const circuit_breakers&) = delete;
+  ~circuit_breakers();
 
   /// The breaker of `key`, made if there is none.
   std::shared_ptr<circuit_breaker> operator[](std::string_view key);
