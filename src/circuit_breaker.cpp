@@ -342,12 +342,17 @@ circuit_breakers::~circuit_breakers() {
 }
 
 std::shared_ptr<circuit_breaker> circuit_breakers::operator[](std::string_view key) {
-  const std::lock_guard lock(mutex_);
-  if (const auto it = breakers_.find(key); it != breakers_.end()) return it->second;
+  {
+    const std::lock_guard lock(mutex_);
+    if (const auto it = breakers_.find(key); it != breakers_.end()) return it->second;
+  }
+  // Made and configured outside the set's lock: `configure` is user code, which may take other
+  // locks (a breaker's hooks, another set).
   auto made = std::make_shared<circuit_breaker>(name_ + "/" + std::string(key));
   if (configure_) configure_(*made);
-  breakers_.emplace(std::string(key), made);
-  return made;
+  const std::lock_guard lock(mutex_);
+  // Another thread may have made one meanwhile: the first one in is the key's.
+  return breakers_.try_emplace(std::string(key), std::move(made)).first->second;
 }
 
 std::size_t circuit_breakers::size() const {

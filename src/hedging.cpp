@@ -74,6 +74,8 @@ const char* to_string(hedge_event_kind kind) noexcept {
       return "cancelled";
     case hedge_event_kind::budget_denied:
       return "budget_denied";
+    case hedge_event_kind::breaker_open:
+      return "breaker_open";
   }
   return "unknown";
 }

@@ -33,9 +33,13 @@ class registry {
 
   void set(std::vector<Hook> hooks) {
     auto next = std::make_shared<const std::vector<Hook>>(std::move(hooks));
-    std::lock_guard lock(mutex_);
-    any_.store(!next->empty(), std::memory_order_release);
-    hooks_ = std::move(next);
+    {
+      std::lock_guard lock(mutex_);
+      any_.store(!next->empty(), std::memory_order_release);
+      hooks_.swap(next);
+    }
+    // The replaced hooks are destroyed outside the lock: what they own (a breaker, say) may take
+    // other locks when it goes.
   }
   void reset() { set(defaults_()); }
   std::shared_ptr<const std::vector<Hook>> snapshot() const {
@@ -344,7 +348,8 @@ std::string metrics::render_prometheus() const {
   for (const auto& [key, value] : impl_->give_ups)
     out << "stamina_give_ups_total{callable=" << quoted(std::get<0>(key)) << ",reason=" << quoted(std::get<1>(key))
         << "} " << value << '\n';
-  out << "# HELP stamina_hedges_total Hedging events of hedged calls (started, won, cancelled, budget_denied).\n"
+  out << "# HELP stamina_hedges_total Hedging events of hedged calls (started, won, cancelled, budget_denied, "
+         "breaker_open).\n"
       << "# TYPE stamina_hedges_total counter\n";
   for (const auto& [key, value] : impl_->hedges)
     out << "stamina_hedges_total{callable=" << quoted(std::get<0>(key)) << ",event=" << quoted(std::get<1>(key)) << "} "

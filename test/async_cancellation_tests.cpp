@@ -7,6 +7,7 @@
 #include <common/policies.hpp>
 #include <common/print.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/circuit_breaker.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -393,6 +394,47 @@ BOOST_AUTO_TEST_CASE(a_cancelling_timer_bounds_the_call_and_a_fatal_failure_is_i
     ctx.restart();
     ctx.poll();
     BOOST_TEST(ctx.stopped());
+  }
+}
+
+// A call destroyed during its attempt (the io_context destroyed) will never hear its answer:
+// the breaker's probe place it held is freed at once, not after another open_for. Both the
+// composed operation and the caller coroutine.
+BOOST_AUTO_TEST_CASE(a_call_destroyed_during_its_attempt_frees_its_breaker_probe) {
+  static double now = 0;
+  for (const bool coroutine : {false, true}) {
+    BOOST_TEST_CONTEXT((coroutine ? "use_awaitable" : "callback")) {
+      auto breaker = std::make_shared<stamina::circuit_breaker>("teardown");
+      breaker->clock(+[] { return now; }).minimum_calls(1).open_for(std::chrono::seconds(5)).probes(1);
+      std::uint32_t ticket = 0;
+      BOOST_REQUIRE(breaker->allow(&ticket));
+      breaker->on_failure(ticket);  // open
+      now += 10;                    // half-open at the next ask: one probe
+      const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).breaker(breaker);
+      auto rec = std::make_shared<test::completion_record>();
+      rec->may_be_abandoned = true;
+      {
+        asio::io_context ctx;
+        asio::steady_timer never(ctx, std::chrono::hours(1));
+        auto hangs = [&never](auto token) { return never.async_wait(token); };
+        if (coroutine) {
+          asio::co_spawn(
+              ctx,
+              [&]() -> asio::awaitable<void> {
+                co_await stamina::async_retry(ctx, policy, hangs, asio::use_awaitable);
+              },
+              test::once(rec, [](const std::exception_ptr&) {}));
+        } else {
+          stamina::async_retry(ctx, policy, hangs, test::once(rec, [](error_code) {}));
+        }
+        ctx.poll();  // the attempt starts: the probe is out
+        BOOST_TEST(!breaker->allow());
+      }  // destroyed mid-attempt
+      BOOST_TEST(rec->calls == 0);
+      BOOST_TEST(breaker->allow(&ticket));  // the place is free again
+      breaker->on_success(ticket);
+      BOOST_TEST((breaker->current() == stamina::circuit_breaker::state::closed));
+    }
   }
 }
 

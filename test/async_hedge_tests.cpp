@@ -5,6 +5,7 @@
 
 #include <common/async_helpers.hpp>
 #include <common/hedge_support.hpp>
+#include <common/hook_recorder.hpp>
 #include <common/mock_clock.hpp>
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
@@ -340,6 +341,56 @@ BOOST_AUTO_TEST_CASE(a_breaker_counts_answers_not_the_attempts_the_call_cancelle
   breaker->reset();
   test::planned_token_op again{&io.ctx, {{5ms, {}}}};
   BOOST_TEST(!run_hedge(io.ctx, completion::awaitable, policy, again).ec);
+}
+
+// A hedged call destroyed with its attempt in flight (the io_context destroyed) frees the
+// breaker's probe place that attempt held; a hedge the breaker refuses is an event.
+BOOST_AUTO_TEST_CASE(a_destroyed_call_frees_its_probe_and_a_refused_hedge_is_reported) {
+  static double now = 0;
+  auto breaker = std::make_shared<stamina::circuit_breaker>("hedged");
+  breaker->clock(+[] { return now; }).minimum_calls(1).open_for(std::chrono::seconds(5)).probes(1);
+  std::uint32_t ticket = 0;
+  BOOST_REQUIRE(breaker->allow(&ticket));
+  breaker->on_failure(ticket);  // open
+  now += 10;                    // half-open at the next ask: one probe
+  stamina::hedging_policy policy = base_policy();
+  policy.breaker(breaker);
+  {
+    asio::io_context ctx;
+    auto rec = std::make_shared<test::completion_record>();
+    rec->may_be_abandoned = true;
+    test::planned_token_op op{&ctx, {{100ms, {}}, {100ms, {}}}};
+    test::async_hedge_virtual(ctx, policy, op, test::once(rec, [](error_code, int) {}));
+    ctx.poll();
+    BOOST_TEST(op.log->started == 1);
+    BOOST_TEST(!breaker->allow());  // the probe is out
+  }
+  BOOST_TEST(breaker->allow(&ticket));  // freed when the call was destroyed
+  breaker->on_failure(ticket);          // open again (a failed probe)
+
+  // A breaker that opens at the first failure refuses the hedge it would start.
+  now += 10;
+  BOOST_REQUIRE(breaker->allow(&ticket));
+  breaker->on_success(ticket);  // closed
+  test::io_fixture io;
+  std::vector<stamina::hedge_event_kind> kinds;
+  policy.on_hedge([&kinds](const stamina::hedge_event& e) { kinds.push_back(e.kind); });
+  test::hook_recorder hooks;
+  test::planned_token_op failing{&io.ctx, {{1ms, refused}, {1ms, {}}}};
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, failing);
+  BOOST_TEST(got.ec == refused);  // the last failure
+  BOOST_TEST(failing.log->started == 1);
+  BOOST_TEST((kinds == std::vector<stamina::hedge_event_kind>{stamina::hedge_event_kind::breaker_open}));
+  BOOST_TEST_REQUIRE(hooks.give_ups().size() == 1u);
+  BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::circuit_open));
+
+  // Refused at the start: the give-up reports circuit_open as its cause, and nothing was sent.
+  breaker->isolate();
+  test::planned_token_op unsent{&io.ctx, {{1ms, {}}}};
+  BOOST_TEST(run_hedge(io.ctx, completion::callback, policy, unsent).ec == circuit_open);
+  BOOST_TEST_REQUIRE(hooks.give_ups().size() == 2u);
+  BOOST_TEST(hooks.give_ups()[1].caused_by == stamina::failure(circuit_open).describe());
+  BOOST_TEST(hooks.give_ups()[1].attempts == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(an_accepted_failure_starts_the_next_hedge_at_the_moment_it_fails) {

@@ -196,8 +196,9 @@ constexpr std::string_view to_string(circuit_breaker::state s) noexcept {
 /// `<name>/<key>`. Safe to share between threads; breakers live as long as the set.
 class circuit_breakers {
  public:
-  /// `configure` is applied to every breaker made (its settings, clock and hook), under the
-  /// set's lock: it must not use the set.
+  /// `configure` is applied to every breaker made (its settings, clock and hook) before it is
+  /// shared, outside the set's lock; when two threads ask for a new key at once it may run for a
+  /// breaker that is then dropped (the first one made is the key's).
   explicit circuit_breakers(std::string name, std::function<void(circuit_breaker&)> configure = {});
   circuit_breakers(const circuit_breakers&) = delete;
   circuit_breakers& operator=(const circuit_breakers&) = delete;

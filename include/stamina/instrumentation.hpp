@@ -48,9 +48,10 @@ enum class hedge_event_kind : unsigned char {
   won,            ///< a hedge succeeded first: its result is the call's
   cancelled,      ///< an attempt still in flight was cancelled (another won, or the call ended)
   budget_denied,  ///< a hedge was due but the budget had no token left, so it was not started
+  breaker_open,   ///< a hedge was due but the policy's circuit breaker was open, so it was not started
 };
 
-/// `"started"`, `"won"`, `"cancelled"` or `"budget_denied"`.
+/// `"started"`, `"won"`, `"cancelled"`, `"budget_denied"` or `"breaker_open"`.
 const char* to_string(hedge_event_kind kind) noexcept;
 
 /// One hedging event, handed to the policy's `on_hedge` hook. A value: it may be kept.

@@ -56,6 +56,15 @@ class hedge_protocol {
   explicit hedge_protocol(const hedging_policy& policy, const caller* where = nullptr) noexcept
       : policy_(&policy), state_(policy.call_spec(), where) {}
   hedge_protocol(hedging_policy&&, const caller* = nullptr) = delete;
+  hedge_protocol(const hedge_protocol&) = delete;
+  hedge_protocol& operator=(const hedge_protocol&) = delete;
+  // A call destroyed with attempts in flight (its io_context destroyed): they will never be
+  // answered, so a breaker's probe places they hold are freed now.
+  ~hedge_protocol() {
+    if (completed_) return;
+    for (unsigned n = 1; n <= started_; ++n)
+      if ((in_flight_mask_ & bit(n)) != 0) state_.breaker_abandoned(tickets_[n - 1]);
+  }
 
   /// The call's state (switches, name, hooks).
   call_state& state() noexcept { return state_; }
@@ -76,16 +85,17 @@ class hedge_protocol {
     }
     if (!state_.active()) limit_ = 1;  // Python stamina's switch: one attempt
     limit_ = std::min<unsigned>(limit_, hedging_policy::max_attempts_limit);
-    if (limit_ > 1)
-      if (hedge_budget* b = p.budget().get()) b->deposit();
     hedge_step step;
-    if (!state_.breaker_allows(tickets_[0])) {  // open: the call sends nothing
+    if (!state_.breaker_allows(tickets_[0])) {  // open: the call sends nothing (nor earns hedges)
       refused_ = true;
       reason_ = give_up_reason::circuit_open;
       outcome_ = hedge_outcome::refused;
+      last_ = call_state::circuit_open_failure();
       finish(step, elapsed);
       return step;
     }
+    if (limit_ > 1)
+      if (hedge_budget* b = p.budget().get()) b->deposit();
     launch(step, elapsed);
     schedule_next(step, elapsed);
     return step;
@@ -187,9 +197,10 @@ class hedge_protocol {
   // retryable failure, which starts the next hedge at once).
   hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, answer said) {
     const bool retryable = said != answer::accepted;
-    // An attempt we cancelled (a loser, or the caller's cancellation) ended without an answer.
+    // An attempt we cancelled (a loser, or any attempt once the caller cancelled) ended without
+    // an answer; one cut by its time limit before that is a failure (as on the retry path).
     const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
-    if ((decided_ || cancelled_) && !cut)
+    if (cancelled_ || (decided_ && !cut))
       state_.breaker_abandoned(tickets_[attempt - 1]);
     else
       state_.breaker_answered(said, tickets_[attempt - 1]);
@@ -246,8 +257,9 @@ class hedge_protocol {
   bool start_hedge(hedge_step& step, duration elapsed) {
     const hedging_policy& p = *policy_;
     std::uint32_t& ticket = tickets_[started_];
-    if (!state_.breaker_allows(ticket)) {
-      refused_ = true;
+    refused_ = !state_.breaker_allows(ticket);  // the latest hedge due: refused, or not
+    if (refused_) {
+      notify(hedge_event_kind::breaker_open, started_ + 1, elapsed);
       return false;
     }
     if (hedge_budget* b = p.budget().get(); b != nullptr && !b->try_spend()) {

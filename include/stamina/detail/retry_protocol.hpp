@@ -96,6 +96,14 @@ class retry_protocol {
   retry_protocol(const retry_policy& policy, const call_state& state, first_attempt_sent_t /*sent*/) noexcept
       : policy_(&policy), state_(state), sent_(1), stage_(stage::attempting) {}
   retry_protocol(retry_policy&&, const call_state&, first_attempt_sent_t) = delete;
+  retry_protocol(const retry_protocol&) = delete;  // one call, one owner of its attempt
+  retry_protocol& operator=(const retry_protocol&) = delete;
+  // A call destroyed during an attempt (its io_context destroyed, its coroutine frame freed):
+  // the attempt will never be answered, so a breaker's probe place it holds is freed now.
+  ~retry_protocol() {
+    if (stage_ == stage::attempting && sent_ > 0) [[unlikely]]
+      state_.abandoned();
+  }
 
   /// The one clock rule: the driver measures elapsed time (one clock read when the call
   /// starts and one per step) only when a deadline, an attempt time limit or a schedule restart
