@@ -4,18 +4,16 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <common/fork_children.hpp>
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_policy.hpp>
 
 #include <boost/asio/error.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <csignal>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -284,30 +282,16 @@ BOOST_AUTO_TEST_CASE(a_forked_child_can_use_breakers_other_threads_were_in) {
         (void)shards["key" + std::to_string((i + t) % 50)];
       }
     });
-  int hung = 0;
-  int failed = 0;
-  for (int child = 0; child < 30; ++child) {
-    const pid_t pid = fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-      alarm(10);  // a deadlocked child is killed, and counted as hung
-      std::uint32_t ticket = 0;
-      const bool allowed = shared->allow(&ticket);
-      if (allowed) shared->on_failure(ticket);
-      const bool made = shards["child"] != nullptr;
-      _exit(allowed && made ? 0 : 1);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-      ++hung;
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-      ++failed;
-  }
+  const test::forked_children children = test::fork_children(30, [&](int /*child*/) {
+    std::uint32_t ticket = 0;
+    const bool allowed = shared->allow(&ticket);
+    if (allowed) shared->on_failure(ticket);
+    return allowed && shards["child"] != nullptr;
+  });
   stop = true;
   for (auto& th : busy) th.join();
-  BOOST_TEST(hung == 0);
-  BOOST_TEST(failed == 0);
+  BOOST_TEST(children.hung == 0);
+  BOOST_TEST(children.failed == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <common/fork_children.hpp>
 #include <common/hook_recorder.hpp>
 #include <common/policies.hpp>
 #include <stamina/adaptive_throttle.hpp>
@@ -14,12 +15,8 @@
 
 #include <boost/asio/error.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cmath>
-#include <csignal>
 #include <functional>
 #include <memory>
 #include <queue>
@@ -523,31 +520,17 @@ BOOST_AUTO_TEST_CASE(a_forked_child_can_retry) {
       stamina::retry(policy().name("fork.busy." + std::to_string(i)).attempts(2).wait_initial(0s),
                      [] { return boost::system::error_code(boost::asio::error::connection_refused); });
   });
-  int hung = 0;
-  int failed = 0;
-  for (int child = 0; child < 40; ++child) {
-    const pid_t pid = fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-      alarm(10);  // a deadlocked child is killed, and counted as hung
-      int n = 0;
-      const auto r = stamina::retry(fast_policy("fork.child." + std::to_string(child)), [&] {
-        return ++n < 3 ? boost::system::error_code(boost::asio::error::connection_refused)
-                       : boost::system::error_code();
-      });
-      _exit(!r && n == 3 ? 0 : 1);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-      ++hung;
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-      ++failed;
-  }
+  const test::forked_children children = test::fork_children(40, [](int child) {
+    int n = 0;
+    const auto r = stamina::retry(fast_policy("fork.child." + std::to_string(child)), [&] {
+      return ++n < 3 ? boost::system::error_code(boost::asio::error::connection_refused) : boost::system::error_code();
+    });
+    return !r && n == 3;
+  });
   stop = true;
   busy.join();
-  BOOST_TEST(hung == 0);
-  BOOST_TEST(failed == 0);
+  BOOST_TEST(children.hung == 0);
+  BOOST_TEST(children.failed == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -165,9 +165,7 @@ class call_state {
   /// wait for a retry that cannot be sent.
   bool refused_now() const noexcept { return active() && spec_->breaker != nullptr && spec_->breaker->refusing(); }
   /// A sent attempt ended without an answer (cancelled): a breaker's probe place is freed.
-  void abandoned() noexcept {
-    if (active() && spec_->breaker != nullptr) spec_->breaker->on_abandoned(breaker_ticket_);
-  }
+  void abandoned() noexcept { breaker_abandoned(breaker_ticket_); }
   /// For a strategy with several attempts in flight (hedging), each with its own `ticket`: whether
   /// the breaker lets the attempt be sent (the throttle does not pace hedges).
   bool breaker_allows(std::uint32_t& ticket) noexcept {
