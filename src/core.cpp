@@ -281,6 +281,11 @@ retry_policy& retry_policy::breaker(std::shared_ptr<circuit_breaker> value) & {
   return *this;
 }
 
+retry_policy& retry_policy::limit(std::shared_ptr<concurrency_limit> value) & {
+  change_shared([&](shared_parts& p) { p.limit = std::move(value); });
+  return *this;
+}
+
 retry_policy& retry_policy::throttle(std::shared_ptr<adaptive_throttle> value) & {
   change_shared([&](shared_parts& p) {
     p.throttle = std::move(value);

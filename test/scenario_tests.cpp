@@ -15,6 +15,7 @@
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/fallback.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
@@ -108,6 +109,19 @@ std::shared_ptr<stamina::adaptive_throttle> admits_one_then_holds() {
   t->admit();            // held: the interval has been busy
   holding_seconds += 1;  // one token at 1/s
   return t;
+}
+
+// A concurrency limit of one place: free (a leaked place would hang the call's retry), or held
+// by someone else for good.
+std::shared_ptr<stamina::concurrency_limit> limit_of_one() {
+  auto l = std::make_shared<stamina::concurrency_limit>("scenario");
+  l->max_limit(1);
+  return l;
+}
+std::shared_ptr<stamina::concurrency_limit> full_limit() {
+  auto l = limit_of_one();
+  l->try_acquire();
+  return l;
 }
 
 // A breaker that opens at the second failure it counts, on a clock that stands still (it never
@@ -262,6 +276,45 @@ const std::vector<scenario> table = {
      .waits = {1},
      .reason = give_up_reason::circuit_open,
      .result = refused},
+    {.name = "a_limit_with_a_place_free_changes_nothing",
+     .policy = [] { return base().attempts(3).limit(limit_of_one()); },
+     .results = {refused, refused, ok},
+     .attempts = 3,
+     .waits = {1, 2},
+     .reason = {},
+     .result = ok},
+    {.name = "a_full_limit_with_fail_fast_sends_nothing",
+     .policy = [] { return base().limit(full_limit()).fail_fast(); },
+     .results = {ok},
+     .attempts = 0,
+     .waits = {},
+     .reason = give_up_reason::throttled,
+     .result = throttled},
+    {.name = "a_full_limit_holds_the_attempt_until_the_deadline",
+     .policy = [] { return base().timeout(3s).limit(full_limit()); },
+     .results = {ok},
+     .async_only = true,  // the blocking drivers would wait in real time
+     .attempts = 0,
+     .waits = {},
+     .reason = give_up_reason::deadline,
+     .result = throttled},
+    {.name = "a_cancelled_call_leaves_the_limit_queue",
+     .policy = [] { return base().limit(full_limit()); },
+     .results = {ok},
+     .cancel_at = 2,
+     .async_only = true,
+     .attempts = 0,
+     .waits = {},
+     .reason = give_up_reason::cancelled,
+     .result = aborted},
+    {.name = "a_full_limit_is_not_asked_when_retrying_is_inactive",
+     .policy = [] { return base().limit(full_limit()); },
+     .results = {ok},
+     .mode = switches::inactive,
+     .attempts = 1,
+     .waits = {},
+     .reason = {},
+     .result = ok},
     {.name = "fail_fast_with_nothing_sent_is_throttled_at_once",
      .policy = [] { return base().throttle(shedding_throttle()).fail_fast(); },
      .results = {refused},

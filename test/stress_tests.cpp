@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <random>
@@ -352,6 +353,66 @@ BOOST_AUTO_TEST_CASE(setting_hooks_while_retries_run_on_other_threads) {
   // Every call made its 5 attempts whatever the registry held meanwhile (and TSan sees no race).
   BOOST_TEST(attempts.load() == 3L * 500 * 5);
   BOOST_TEST(hook_calls.load() <= 3L * 500 * 4);
+}
+
+// Calls on four threads, each on its own strand, through one concurrency limit of three places:
+// never more than three attempts in flight, every handler called once, every place given back
+// (one call in five is cancelled at a random moment: queued, or during its attempt).
+BOOST_AUTO_TEST_CASE(a_concurrency_limit_on_four_threads) {
+  constexpr int calls = 2000;
+  auto limit = std::make_shared<stamina::concurrency_limit>("stress");
+  limit->max_limit(3);
+  const auto policy = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) { return true; }))
+                          .wait_initial(1ms)
+                          .wait_jitter(1ms)
+                          .limit(limit);
+  std::atomic<int> in_flight{0}, most{0}, completions{0}, attempts{0};
+  asio::thread_pool pool(4);
+  std::vector<std::unique_ptr<call_state>> states;
+  std::vector<std::unique_ptr<asio::steady_timer>> work;
+  states.reserve(calls);
+  work.reserve(calls);
+  std::vector<std::shared_ptr<test::completion_record>> records(calls);
+  for (int i = 0; i < calls; ++i) {
+    states.push_back(std::make_unique<call_state>(pool, static_cast<unsigned>(i)));
+    work.push_back(std::make_unique<asio::steady_timer>(states.back()->strand));
+    call_state& s = *states.back();
+    asio::steady_timer& busy = *work.back();
+    records[i] = std::make_shared<test::completion_record>();
+    asio::post(s.strand, [&, i] {
+      auto op = [&]() -> asio::awaitable<void> {
+        ++attempts;
+        const int now = ++in_flight;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        struct leave {
+          std::atomic<int>& n;
+          ~leave() { --n; }
+        } guard{in_flight};
+        const bool fail = std::uniform_int_distribution<int>(0, 99)(s.rng) < 30;
+        busy.expires_after(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 300)(s.rng)));
+        co_await busy.async_wait(asio::use_awaitable);  // throws when the call is cancelled
+        if (fail) throw stamina::system_error(refused);
+      };
+      stamina::async_retry(
+          s.strand, policy, op,
+          asio::bind_cancellation_slot(
+              s.signal.slot(),
+              asio::bind_executor(s.strand, test::once(records[i], [&](std::exception_ptr) { ++completions; }))));
+      if (std::uniform_int_distribution<int>(0, 4)(s.rng) == 0) {
+        s.canceller.expires_after(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 20000)(s.rng)));
+        s.canceller.async_wait([&s](error_code) { s.signal.emit(asio::cancellation_type::terminal); });
+      }
+    });
+  }
+  pool.join();
+  for (const auto& r : records) BOOST_REQUIRE_EQUAL(r->calls, 1);
+  BOOST_TEST(completions.load() == calls);
+  BOOST_TEST(most.load() <= 3);
+  BOOST_TEST(limit->in_flight() == 0u);
+  BOOST_TEST(limit->waiting() == 0u);
+  BOOST_TEST_MESSAGE("attempts " << attempts.load() << ", most in flight " << most.load());
 }
 
 BOOST_AUTO_TEST_CASE(a_retry_budget_on_four_threads) {

@@ -15,6 +15,7 @@
 #endif
 
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -182,6 +183,26 @@ struct sync_attempt<R, true> {
   R give_up(stamina::error_code ec) { return traits::from_error(ec); }
 };
 
+// The stop token a sleeper honours, or null.
+template <class Sleeper>
+const std::stop_token* stop_of(const Sleeper& sleep) noexcept {
+  if constexpr (requires {
+                  { sleep.stop } -> std::convertible_to<const std::stop_token&>;
+                })
+    return &sleep.stop;
+  else
+    return nullptr;
+}
+
+// A blocking call's wait for a place under the concurrency limit: the thread blocks, at most
+// until the call's deadline, or until the sleeper's stop is requested.
+template <class Sleeper, class Clock>
+action wait_for_place(retry_protocol& call, const action& queued, const Sleeper& sleep, const stopwatch<Clock>& clock) {
+  const std::stop_token* stop = stop_of(sleep);
+  const bool granted = call.state().limit()->wait(queued.limit(), stop);
+  return call.place_wait_finished(clock.elapsed(), granted, stop != nullptr && stop->stop_requested());
+}
+
 // Performs the protocol's actions until the call ends. Out of line, so that the success path
 // of retry_with stays small enough to inline.
 template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
@@ -197,6 +218,9 @@ template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
       case action_kind::wait:
         next = call.wait_finished(clock.elapsed(), !sleep(next.wait()));
         break;
+      case action_kind::queue:
+        next = wait_for_place(call, next, sleep, clock);
+        break;
       case action_kind::deliver:
         return last.take();
       case action_kind::give_up:
@@ -209,8 +233,9 @@ template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
           }
         }
         // The last result the dependency produced (an interrupted wait too: a blocking call has
-        // no "aborted" value); `throttled` only when no attempt was ever sent.
-        if (next.result == give_up_result::last_attempt || next.result == give_up_result::aborted)
+        // no "aborted" value); `throttled` only when no attempt was ever sent, and
+        // `operation_aborted` when a stop came before any was (a wait for a place).
+        if (next.result == give_up_result::last_attempt || (next.result == give_up_result::aborted && call.sent() > 0))
           return last.give_up();
         return last.give_up(give_up_code(next.result));
     }

@@ -7,6 +7,7 @@
 
 #include <stamina/detail/clock.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/place_wait.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/failure.hpp>
@@ -183,7 +184,26 @@ class basic_retry_context {
   stamina::net::awaitable<stamina::attempt*, Executor> async_next() {
     using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
     detail::action next = advance();
-    while (next.kind == detail::action_kind::wait) {
+    while (next.kind == detail::action_kind::wait || next.kind == detail::action_kind::queue) {
+      if (next.kind == detail::action_kind::queue) {
+        detail::place_wait<timer_type> place;
+        if (place.start(*call_.state().limit(), co_await stamina::net::this_coro::executor, next.limit())) {
+          place.claim();
+          next = call_.place_wait_finished(clock_.elapsed(), true, false);
+          continue;
+        }
+        const auto [ec] =
+            co_await place.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<Executor>{}));
+        const bool granted = place.finish();
+        const auto state = co_await stamina::net::this_coro::cancellation_state;
+        const bool cancelled = state.cancelled() != stamina::net::cancellation_type::none;
+        next = call_.place_wait_finished(clock_.elapsed(), granted, cancelled || (ec && !granted));
+        if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted) {
+          attempt_.over_ = true;
+          throw stamina::system_error(stamina::net::error::operation_aborted);
+        }
+        continue;
+      }
       timer_type timer(co_await stamina::net::this_coro::executor);
       timer.expires_after(detail::to_clock_duration<typename Clock::duration>(next.wait()));
       const auto [ec] =
@@ -242,11 +262,12 @@ class basic_retry_context {
         // The last failure the body reported, as it was (an exception is rethrown; a caller of
         // error codes holds its own); `throttled` or `circuit_open` only when no attempt was ever
         // made.
-        if (detail::nothing_sent(next.result) && !attempt_.last_)
+        if ((detail::nothing_sent(next.result) || next.result == detail::give_up_result::aborted) && !attempt_.last_)
           throw stamina::system_error(detail::give_up_code(next.result));
         if (attempt_.last_ && attempt_.last_->is_exception()) std::rethrow_exception(attempt_.last_->exception());
         return nullptr;
       case detail::action_kind::wait:  // performed by the caller
+      case detail::action_kind::queue:
       case detail::action_kind::deliver:
         break;
     }
@@ -256,7 +277,16 @@ class basic_retry_context {
 
   void step_blocking() {
     detail::action next = advance();
-    while (next.kind == detail::action_kind::wait) next = call_.wait_finished(clock_.elapsed(), !sleep(next.wait()));
+    for (;;) {
+      if (next.kind == detail::action_kind::wait) {
+        next = call_.wait_finished(clock_.elapsed(), !sleep(next.wait()));
+      } else if (next.kind == detail::action_kind::queue) {
+        const bool granted = call_.state().limit()->wait(next.limit(), &stop_);
+        next = call_.place_wait_finished(clock_.elapsed(), granted, stop_.stop_requested());
+      } else {
+        break;
+      }
+    }
     settle(next);
   }
 

@@ -3,6 +3,7 @@
 
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -173,6 +174,12 @@ class retry_policy {
   retry_policy& breaker(std::shared_ptr<circuit_breaker> value) &;
   /// A circuit breaker (see above).
   retry_policy&& breaker(std::shared_ptr<circuit_breaker> value) && { return std::move(breaker(std::move(value))); }
+  /// An adaptive limit on attempts in flight to the dependency, shared by the calls to it: an
+  /// attempt over the limit waits for a place (in arrival order, at most until the call's
+  /// deadline; `fail_fast`: fails at once). Null = none (default).
+  retry_policy& limit(std::shared_ptr<concurrency_limit> value) &;
+  /// An adaptive concurrency limit (see above).
+  retry_policy&& limit(std::shared_ptr<concurrency_limit> value) && { return std::move(limit(std::move(value))); }
   /// A hook for this policy's calls only, called after the global on-retry hooks for every
   /// retry scheduled (same rules: a returned object lives until the next attempt starts; a
   /// hook that throws is reported on standard error and ignored). Replaces an earlier one.
@@ -222,6 +229,8 @@ class retry_policy {
   const std::shared_ptr<adaptive_throttle>& throttle() const noexcept { return shared_->throttle; }
   /// The circuit breaker; null = none (default).
   const std::shared_ptr<circuit_breaker>& breaker() const noexcept { return shared_->breaker; }
+  /// The concurrency limit; null = none (default).
+  const std::shared_ptr<concurrency_limit>& limit() const noexcept { return shared_->limit; }
   /// This policy's own on-retry hook, or null.
   const instrumentation::on_retry_hook* own_on_retry() const noexcept {
     return shared_->own_on_retry ? &*shared_->own_on_retry : nullptr;
@@ -257,6 +266,7 @@ class retry_policy {
     std::shared_ptr<retry_budget> budget;
     std::shared_ptr<adaptive_throttle> throttle;
     std::shared_ptr<circuit_breaker> breaker;
+    std::shared_ptr<concurrency_limit> limit;
     std::shared_ptr<const detail::result_classifier> on_result;
     std::optional<instrumentation::on_retry_hook> own_on_retry;
     instrumentation::on_give_up_hook own_on_give_up;
@@ -275,6 +285,7 @@ class retry_policy {
       spec.own_throttle_set = throttle_set;
       spec.budget = budget.get();
       spec.breaker = breaker.get();
+      spec.limit = limit.get();
       spec.own_on_retry = own_on_retry ? &*own_on_retry : nullptr;
       spec.own_on_give_up = own_on_give_up ? &own_on_give_up : nullptr;
     }

@@ -8,6 +8,7 @@
 #include <stamina/async_retry.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/duration.hpp>
 #include <stamina/error.hpp>

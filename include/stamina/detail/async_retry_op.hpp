@@ -10,6 +10,7 @@
 #include <stamina/detail/attempt_limiter.hpp>
 #include <stamina/detail/clock.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/place_wait.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -26,7 +27,9 @@
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
 
-struct wait_done {};  // tags the completion of a backoff wait; an attempt's is untagged
+struct wait_done {};      // tags the completion of a backoff wait; an attempt's is untagged
+struct place_done {};     // tags the completion of a wait for a place under the concurrency limit
+struct place_granted {};  // tags a place granted at once, continued from a fresh stack
 
 template <class Clock, class Executor, class Op, class Allocator, class Signature>
 class retry_op;
@@ -47,6 +50,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     std::optional<std::tuple<First, Rest...>> last;        // the last result retried, for a later give-up
     std::optional<timer_type> wait_timer;                  // created on the first real wait only
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
+    place_wait<timer_type> place;                          // a queued attempt's wait
     std::atomic<bool> starting{false};                     // true while an attempt is being started
     bool limited = false;                                  // the attempt in flight has a time limit
   };
@@ -126,6 +130,25 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     perform(self, s.call.wait_finished(s.clock.elapsed(), interrupted));
   }
 
+  // A place was granted as the attempt was queued (posted).
+  template <class Self>
+  void operator()(Self& self, place_granted) {
+    state& s = *state_;
+    s.place.claim();
+    const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
+    perform(self, s.call.place_wait_finished(s.clock.elapsed(), true, cancelled));
+  }
+
+  // A wait for a place under the concurrency limit finished.
+  template <class Self>
+  void operator()(Self& self, place_done, stamina::error_code ec) {
+    state& s = *state_;
+    const bool granted = s.place.finish();
+    const bool interrupted =
+        self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none || (ec && !granted);
+    perform(self, s.call.place_wait_finished(s.clock.elapsed(), granted, interrupted));
+  }
+
  private:
   // Performs an action that needs no attempt result.
   template <class Self>
@@ -139,6 +162,16 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
         if (!s.wait_timer) s.wait_timer.emplace(ex_);
         s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         s.wait_timer->async_wait(detail::asio_compat::prepend(std::move(self), wait_done{}));
+        return;
+      case action_kind::queue:
+        if (s.place.start(*s.call.state().limit(), ex_, next.limit())) {
+          // A place came free meanwhile. Continue from a fresh stack: this may be the initiating
+          // function, and what follows may be a give-up (the breaker opened).
+          const Executor ex = ex_;
+          stamina::net::post(ex, detail::asio_compat::prepend(std::move(self), place_granted{}));
+          return;
+        }
+        s.place.async_wait(detail::asio_compat::prepend(std::move(self), place_done{}));
         return;
       case action_kind::give_up:
         if (next.result == give_up_result::last_attempt && s.last) {  // the last result the dependency produced

@@ -8,6 +8,7 @@
 
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/decision.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -63,6 +64,7 @@ enum class admission : unsigned char {
   send,       ///< send it
   held_back,  ///< the throttle paces it: wait, then ask again
   refused,    ///< the circuit breaker is open: send nothing more
+  queued,     ///< the concurrency limit is full: wait for a place (queue_for_place), then send
 };
 
 /// Whether a give-up delivers the protections' own error because no attempt was ever sent.
@@ -92,6 +94,7 @@ struct call_state_spec {
   bool own_throttle_set = false;
   retry_budget* budget = nullptr;
   circuit_breaker* breaker = nullptr;  // a policy with one has no default throttle
+  concurrency_limit* limit = nullptr;
   const instrumentation::on_retry_hook* own_on_retry = nullptr;
   const instrumentation::on_give_up_hook* own_on_give_up = nullptr;
 };
@@ -151,21 +154,46 @@ class call_state {
 
   // --- protections -----------------------------------------------------------------------------
   /// Whether the next attempt may be sent: the circuit breaker first (open: refused, nothing
-  /// more is sent), then the throttle in effect (held back: paced). An inactive call always.
+  /// more is sent), then the concurrency limit (full: queued, and the throttle is asked when a
+  /// place is granted: a queued attempt is not one sent), then the throttle in effect (held back:
+  /// paced). An inactive call always.
   admission admit() noexcept {
     circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
     if (breaker != nullptr && !breaker->allow(&breaker_ticket_)) return admission::refused;
-    if (throttle_ == nullptr && active())
-      throttle_ = throttle_in_effect(false);  // the name's throttle may have become unhealthy since
-    if (throttle_ == nullptr || throttle_->admit()) return admission::send;
-    if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);  // a probe it let through is not sent
-    return admission::held_back;
+    concurrency_limit* const limit = this->limit();
+    if (limit != nullptr && !limit->try_acquire()) {
+      if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);  // a probe it let through is not sent
+      return admission::queued;
+    }
+    return throttle_admits(limit, breaker);
   }
+  /// The concurrency limit the call's attempts count against, or null (none, or inactive).
+  concurrency_limit* limit() const noexcept { return active() ? spec_->limit : nullptr; }
+  /// A place under the limit was granted to the call's queued attempt (it holds it now): the
+  /// breaker is asked again (it may have opened while the attempt waited), then the throttle.
+  /// Anything but send gives the place back.
+  admission admit_granted() noexcept {
+    circuit_breaker* const breaker = spec_->breaker;
+    if (breaker != nullptr && !breaker->allow(&breaker_ticket_)) {
+      spec_->limit->release(std::nullopt, false);
+      return admission::refused;
+    }
+    return throttle_admits(spec_->limit, breaker);
+  }
+  /// A place granted to a queued attempt that is not sent after all (the call was cancelled).
+  void place_unused() noexcept { spec_->limit->release(std::nullopt, false); }
   /// Whether the breaker would refuse an attempt now (without taking a probe): the call need not
   /// wait for a retry that cannot be sent.
   bool refused_now() const noexcept { return active() && spec_->breaker != nullptr && spec_->breaker->refusing(); }
-  /// A sent attempt ended without an answer (cancelled): a breaker's probe place is freed.
-  void abandoned() noexcept { breaker_abandoned(breaker_ticket_); }
+  /// A sent attempt ended without an answer (cancelled): a breaker's probe place and the
+  /// attempt's place under the limit are freed.
+  void abandoned() noexcept {
+    breaker_abandoned(breaker_ticket_);
+    if (holds_place_) {
+      holds_place_ = false;
+      spec_->limit->release(std::nullopt, false);
+    }
+  }
   /// For a strategy with several attempts in flight (hedging), each with its own `ticket`: whether
   /// the breaker lets the attempt be sent (the throttle does not pace hedges).
   bool breaker_allows(std::uint32_t& ticket) noexcept {
@@ -184,6 +212,14 @@ class call_state {
   /// the first failure); a success returns tokens to the budget.
   void answered(answer a, bool success) noexcept {
     if (!active()) return;
+    if (holds_place_) {
+      // The limit learns latency from answers (a success, a 404), not from failures that come
+      // at once (a refused connection says nothing about queueing); a time-out or an answer
+      // that says "overloaded" is a drop.
+      holds_place_ = false;
+      spec_->limit->release(a == answer::failed ? std::nullopt : std::optional<double>(place_taken_at_),
+                            a == answer::overloaded);
+    }
     if (circuit_breaker* const breaker = spec_->breaker) tell(*breaker, a, breaker_ticket_);
     if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
     if (throttle_ != nullptr) {
@@ -213,11 +249,13 @@ class call_state {
     return name_throttle(make);
   }
 
-  /// No throttle is in effect (yet) and no breaker: an attempt needs no admission.
-  bool unthrottled() const noexcept { return throttle_ == nullptr && spec_->breaker == nullptr; }
-  /// No throttle, no budget and no breaker: a success has nobody to tell.
+  /// No throttle is in effect (yet), no breaker and no limit: an attempt needs no admission.
+  bool unthrottled() const noexcept {
+    return throttle_ == nullptr && spec_->breaker == nullptr && spec_->limit == nullptr;
+  }
+  /// No throttle, no budget, no breaker and no limit: a success has nobody to tell.
   bool unguarded() const noexcept {
-    return throttle_ == nullptr && spec_->budget == nullptr && spec_->breaker == nullptr;
+    return throttle_ == nullptr && spec_->budget == nullptr && spec_->breaker == nullptr && spec_->limit == nullptr;
   }
 
   /// A retryable failure costs one token of the budget; whether a retry is still allowed.
@@ -265,6 +303,23 @@ class call_state {
       breaker.on_failure(ticket);
   }
 
+  // The throttle's word on an attempt the breaker and the limit let through (`limit`: it holds a
+  // place, given back if the attempt is held back).
+  admission throttle_admits(concurrency_limit* limit, circuit_breaker* breaker) noexcept {
+    if (throttle_ == nullptr && active())
+      throttle_ = throttle_in_effect(false);  // the name's throttle may have become unhealthy since
+    if (throttle_ != nullptr && !throttle_->admit()) {
+      if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);
+      if (limit != nullptr) limit->release(std::nullopt, false);
+      return admission::held_back;
+    }
+    if (limit != nullptr) {
+      holds_place_ = true;
+      place_taken_at_ = limit->now();
+    }
+    return admission::send;
+  }
+
   // The default throttle of the call's name (made, with `make`, if it has none yet).
   adaptive_throttle* name_throttle(bool make) const noexcept {
     throttle_slot& slot = spec_->name_throttle != nullptr ? *spec_->name_throttle : site().throttle;
@@ -285,6 +340,8 @@ class call_state {
   mutable const char* caller_file_ = nullptr;  // the call's place in the code, until interned
   unsigned caller_line_ = 0;
   std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
+  bool holds_place_ = false;          // the attempt in flight holds a place under the limit
+  double place_taken_at_ = 0;         // when it took it, on the limit's clock
   mutable const call_site* call_site_ = nullptr;
   global_config switches_;
   adaptive_throttle* throttle_ = nullptr;

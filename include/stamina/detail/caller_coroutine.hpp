@@ -11,6 +11,7 @@
 #include <stamina/detail/attempt_limiter.hpp>
 #include <stamina/detail/clock.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/place_wait.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/error.hpp>
 #include <stamina/retry_policy.hpp>
@@ -131,6 +132,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
   std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
+  place_wait<timer_type> place;                          // a queued attempt's wait
   bool same_executor = true;
   bool timed_out = false;  // the last attempt was cut by its time limit
   if constexpr (awaitable_form) same_executor = runs_on(co_await stamina::net::this_coro::executor, ex);
@@ -209,6 +211,18 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         const auto [ec] = co_await wait_timer->async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}));
         const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
         next = call.wait_finished(clock.elapsed(), ec || cancelled);
+        break;
+      }
+      case action_kind::queue: {
+        if (place.start(*call.state().limit(), ex, next.limit())) {  // a place came free meanwhile
+          place.claim();
+          next = call.place_wait_finished(clock.elapsed(), true, false);
+          break;
+        }
+        const auto [ec] = co_await place.async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}));
+        const bool granted = place.finish();
+        const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+        next = call.place_wait_finished(clock.elapsed(), granted, cancelled || (ec && !granted));
         break;
       }
       case action_kind::give_up:

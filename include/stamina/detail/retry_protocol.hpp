@@ -41,6 +41,8 @@ namespace detail {
 enum class action_kind : unsigned char {
   attempt,  ///< start an attempt, limited to `action::limit` when set
   wait,     ///< wait `action::wait` (> 0), then report wait_finished
+  queue,    ///< wait for a place under the concurrency limit (at most `action::limit`, when set),
+            ///< then report place_wait_finished
   deliver,  ///< complete with the successful attempt's result
   give_up,  ///< complete as `action::result` says
 };
@@ -60,6 +62,9 @@ struct action {
     return {action_kind::attempt, {}, limit.has_value(), limit.value_or(duration(0))};
   }
   static action wait_for(duration d) noexcept { return {action_kind::wait, {}, false, d}; }
+  static action queue(std::optional<duration> at_most) noexcept {
+    return {action_kind::queue, {}, at_most.has_value(), at_most.value_or(duration(0))};
+  }
   static action deliver() noexcept { return {action_kind::deliver, {}, false, {}}; }
   static action give_up(give_up_result r) noexcept { return {action_kind::give_up, r, false, {}}; }
 };
@@ -191,6 +196,31 @@ class retry_protocol {
     return after_failure(decision::overloaded(), what, elapsed);
   }
 
+  /// The wait for a place under the concurrency limit ended: `granted`, the attempt holds one
+  /// now; `interrupted`, the call was cancelled (async) or a stop was requested (sync); neither:
+  /// the call's deadline passed.
+  action place_wait_finished(duration elapsed, bool granted, bool interrupted) {
+    assert(stage_ == stage::queued);
+    stage_ = stage::attempting;
+    if (granted && interrupted) state_.place_unused();
+    if (interrupted || !granted) {
+      const failure what = failed_ ? failed_->last : call_state::throttled_failure();
+      if (interrupted) return give_up(give_up_reason::cancelled, what, give_up_result::aborted);
+      return give_up(give_up_reason::deadline, what);
+    }
+    switch (state_.admit_granted()) {
+      case admission::send:
+        return sent_attempt(elapsed);
+      case admission::refused:
+        return give_up(give_up_reason::circuit_open, call_state::circuit_open_failure());
+      case admission::held_back:
+      case admission::queued:
+        break;
+    }
+    if (const std::optional<action> after = held_back(elapsed)) return *after;  // paced after all
+    return next_attempt(elapsed);
+  }
+
   /// The wait ended; `interrupted`: it was cancelled (async) or a stop was requested (sync).
   action wait_finished(duration elapsed, bool interrupted) {
     assert(stage_ == stage::waiting);
@@ -216,7 +246,7 @@ class retry_protocol {
   std::optional<give_up_reason> gave_up() const noexcept { return gave_up_; }
 
  private:
-  enum class stage : unsigned char { idle, attempting, waiting, done };
+  enum class stage : unsigned char { idle, attempting, waiting, queued, done };
 
   // What only a call that failed needs.
   struct failure_state {
@@ -267,16 +297,38 @@ class retry_protocol {
     stage_ = stage::attempting;
     for (;;) {
       const admission admitted = state_.admit();
-      if (admitted == admission::send) [[likely]] {
-        saturating_increment(sent_);
-        attempt_started_ = elapsed.count();
-        if (!policy_->attempt_timeout() || !state_.active()) return action::attempt(std::nullopt);
-        return action::attempt(failed().waits.attempt_limit(now(elapsed)));
-      }
+      if (admitted == admission::send) [[likely]]
+        return sent_attempt(elapsed);
       if (admitted == admission::refused)  // the breaker is open: fail now, send nothing more
         return give_up(give_up_reason::circuit_open, call_state::circuit_open_failure());
+      if (admitted == admission::queued) return queued(elapsed);
       if (const std::optional<action> after = held_back(elapsed)) return *after;
     }
+  }
+
+  // The attempt goes out (the protections let it).
+  action sent_attempt(duration elapsed) {
+    saturating_increment(sent_);
+    attempt_started_ = elapsed.count();
+    if (!policy_->attempt_timeout() || !state_.active()) return action::attempt(std::nullopt);
+    return action::attempt(failed().waits.attempt_limit(now(elapsed)));
+  }
+
+  // The concurrency limit is full: the attempt waits for a place, at most until the deadline
+  // (fail_fast: not at all). It is the same attempt, waiting: nothing is counted.
+  [[gnu::noinline]] action queued(duration elapsed) {
+    const failure what = failed_ ? failed_->last : call_state::throttled_failure();
+    if (policy_->fail_fast()) return give_up(give_up_reason::throttled, what);
+    std::optional<duration> at_most;
+    if (const auto timeout = policy_->timeout(); timeout && !state_.testing()) {
+      // The deadline of the call (backoff's rule: the policy's timeout from its start; none in
+      // testing mode, which reads no clock).
+      const double left = timeout->count() - now(elapsed).count();
+      if (!(left > 0)) return give_up(give_up_reason::deadline, what);
+      at_most = duration(left);
+    }
+    stage_ = stage::queued;
+    return action::queue(at_most);
   }
 
   // A held-back attempt: it uses up one of `attempts` only when the call has no deadline (the
