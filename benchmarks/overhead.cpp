@@ -123,6 +123,16 @@ void sync_stamina_retry_breaker(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
 }
 
+// The same policy with a concurrency limit that has room: its cost on a success (two clock reads
+// and the limit's lock twice: a place taken, then given back with the round trip).
+void sync_stamina_retry_limit(benchmark::State& state) {
+  alloc_counter a(state);
+  static const stamina::retry_policy p = stamina::retry_policy(default_policy())
+                                             .timeout(std::nullopt)
+                                             .limit(std::make_shared<stamina::concurrency_limit>());
+  for (auto _ : state) benchmark::DoNotOptimize(stamina::retry(p, work));
+}
+
 // The quick-start shape: a policy made per call from a retry_on (all defaults). Against the same
 // call with a policy made once; on two threads too (a process-wide lock would show there).
 void sync_stamina_retry_policy_per_call(benchmark::State& state) {
@@ -307,6 +317,7 @@ BENCHMARK(sync_hand_written_loop);
 BENCHMARK(sync_stamina_retry);
 BENCHMARK(sync_stamina_retry_no_timeout);
 BENCHMARK(sync_stamina_retry_breaker);
+BENCHMARK(sync_stamina_retry_limit);
 BENCHMARK(sync_stamina_retry_policy_per_call);
 BENCHMARK(async_awaitable_direct);
 BENCHMARK(async_awaitable_hand_written_loop);

@@ -9,7 +9,9 @@
 //   real_storms metastable-client PORT RATE RUN_SECONDS POLICY SEED CSV
 //     Open-loop Poisson arrivals at RATE per second; each request is one async_retry call whose
 //     attempts (one datagram, one answer) are limited to 0.5 s. Writes per second: requests
-//     started, attempts sent, successes, failures.
+//     started, attempts sent, successes, failures; and, in the monotonic clock every process
+//     shares, each request's start, end and outcome (CSV.requests) and each answered attempt's
+//     round trip (CSV.attempts). The server writes its start (CSV.origin).
 //   real_storms random-server PORT FAILING RUN_SECONDS
 //     A UDP server with capacity to spare that answers every request 2 ms after it arrives, with
 //     a failure at random (probability FAILING, e.g. 0.5) or a success.
@@ -34,7 +36,8 @@
 // Policies: none, naive, v0.1 (0.1's defaults: no throttle, exact Retry-After), spread (v0.1
 // with this version's spread after Retry-After), budget (v0.1 with a retry_budget), default
 // (this version's defaults: spread and the default throttle), off (the defaults without a
-// throttle).
+// throttle), limit (the defaults and a concurrency_limit for the process, as the README tells
+// server authors).
 
 #include <stamina/stamina.hpp>
 
@@ -79,6 +82,9 @@ namespace {
 
 const steady::time_point started = steady::now();
 double seconds_since_start() { return std::chrono::duration<double>(steady::now() - started).count(); }
+// The monotonic clock is one clock for every process on the machine: times written in it line
+// the client's requests up with the server's dip.
+double monotonic_now() { return std::chrono::duration<double>(steady::now().time_since_epoch()).count(); }
 
 steady::duration seconds(double s) {
   return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
@@ -123,6 +129,7 @@ stamina::retry_policy make_policy(const std::string& name, double attempt_limit)
   if (name == "v0.1" || name == "spread") return p.throttle(nullptr);
   if (name == "budget") return p.throttle(nullptr).budget(std::make_shared<stamina::retry_budget>());
   if (name == "default") return p;
+  if (name == "limit") return p.limit(std::make_shared<stamina::concurrency_limit>("storm"));
   if (name == "off") return p.throttle(nullptr);
   std::fprintf(stderr, "unknown policy %s\n", name.c_str());
   std::exit(2);
@@ -202,6 +209,7 @@ int metastable_server(unsigned short port, double capacity, double dip_from, dou
       rethrow);
   ctx.run();
   stats.write(csv, "received,served,queue");
+  std::ofstream(csv + ".origin") << std::chrono::duration<double>(started.time_since_epoch()).count() << '\n';
   return 0;
 }
 
@@ -222,6 +230,10 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
     bool answered = false;
   };
   std::unordered_map<std::uint64_t, waiter*> pending;
+  struct round_trip {
+    double sent, answered;
+  };
+  std::vector<round_trip> answered;  // each attempt the server answered in time
   std::uint64_t next_id = seed << 40;
 
   asio::co_spawn(
@@ -250,12 +262,19 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
     stats.add(1);
     boost::system::error_code ignored;
     socket.send_to(asio::buffer(&id, sizeof id), server, 0, ignored);
+    const double sent = monotonic_now();
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     pending.erase(id);
+    if (w.answered) answered.push_back({sent, monotonic_now()});
     if (!w.answered) throw boost::system::system_error(asio::error::operation_aborted);
   };
 
   long in_flight = 0;
+  struct request {
+    double began, ended;
+    bool succeeded;
+  };
+  std::vector<request> requests;  // each request that ended: when (monotonic seconds), how
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
@@ -269,11 +288,13 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
           co_await arrivals.async_wait(asio::use_awaitable);
           stats.add(0);
           ++in_flight;
+          const double began = monotonic_now();
           asio::co_spawn(
               ctx, [&]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, policy, attempt); },
-              [&](std::exception_ptr e) {
+              [&, began](std::exception_ptr e) {
                 --in_flight;
                 stats.add(e ? 3 : 2);
+                requests.push_back({began, monotonic_now(), !e});
               });
         }
       },
@@ -281,6 +302,19 @@ int metastable_client(unsigned short port, double rate, double run_seconds, cons
 
   run_until(ctx, started + seconds(run_seconds + 0.6));
   stats.write(csv, "requests,attempts,successes,failures");
+  std::ofstream times(csv + ".requests");
+  times << "began,ended,succeeded\n";
+  char line[96];
+  for (const request& r : requests) {
+    std::snprintf(line, sizeof line, "%.6f,%.6f,%d\n", r.began, r.ended, r.succeeded ? 1 : 0);
+    times << line;
+  }
+  std::ofstream trips(csv + ".attempts");
+  trips << "sent,answered\n";
+  for (const round_trip& r : answered) {
+    std::snprintf(line, sizeof line, "%.6f,%.6f\n", r.sent, r.answered);
+    trips << line;
+  }
   std::printf("client %s: %ld requests still in flight at the end\n", policy_name.c_str(), in_flight);
   return 0;
 }
@@ -339,6 +373,10 @@ int random_client(unsigned short port, double rate, double run_seconds, const st
     bool failed = false;
   };
   std::unordered_map<std::uint64_t, waiter*> pending;
+  struct round_trip {
+    double sent, answered;
+  };
+  std::vector<round_trip> answered;  // each attempt the server answered in time
   std::uint64_t next_id = seed << 40;
   long requests = 0, succeeded = 0, attempts = 0, in_flight = 0;
 

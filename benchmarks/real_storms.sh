@@ -2,7 +2,9 @@
 # Retry storms against real processes on loopback, each started here and stopped by its pid:
 #  1. metastable overload: benchmarks/real_storms (a FIFO UDP server, capacity 100/s, 30/s for
 #     2 s) and two client processes at 37.5 requests/s each (75 % of capacity), attempts
-#     limited to 0.5 s; one run per policy and seed;
+#     limited to 0.5 s; one run per policy and seed ("limit": the defaults and a concurrency_limit
+#     per client process);
+#  1b. sustained overload: the same server and clients, capacity 37.5/s for 10 s (2x overload);
 #  2. rate limiter: HAProxy (Debian's) limits to 20 accepted requests per second and answers
 #     429 with Retry-After: 1; 200 clients each need one success;
 #  3. random failures with capacity to spare: a UDP server answering in 2 ms, failing 30, 50, 70
@@ -10,8 +12,8 @@
 #     with the default throttle, without it, and with one attempt (the policies side by side, each
 #     against its own server).
 # Writes CSVs and summary to benchmarks/results/real/ and prints the table against the targets.
-# Usage: real_storms.sh [--short]   (--short: naive and default only, shorter runs, random failures
-# at 50 and 70 % with the default only; for CI)
+# Usage: real_storms.sh [--short]   (--short: naive, default and limit only, one seed, shorter runs,
+# random failures at 50 and 70 % with the default only; for CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 short=false
@@ -29,7 +31,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-if $short; then policies="naive default"; seeds="1"; run=12; else policies="none naive v0.1 budget default"; seeds="1 2 3"; run=20; fi
+if $short; then policies="naive default limit"; seeds="1"; run=12; else policies="none naive v0.1 budget default limit"; seeds="1 2 3 4"; run=20; fi
 echo "--- metastable overload: $run s per run, dip at 5 s for 2 s"
 for policy in $policies; do
   for seed in $seeds; do
@@ -39,6 +41,23 @@ for policy in $policies; do
     sleep 0.2
     "$bin" metastable-client "$port" 37.5 "$run" "$policy" "$((seed * 2))" "$out/${tag}_client1.csv" & c1=$!; pids+=("$c1")
     "$bin" metastable-client "$port" 37.5 "$run" "$policy" "$((seed * 2 + 1))" "$out/${tag}_client2.csv" & c2=$!; pids+=("$c2")
+    wait "$c1" "$c2"
+    timeout 10 tail --pid="$server" -f /dev/null || kill "$server"
+    wait "$server" || true
+    echo "  $tag done"
+  done
+done
+
+echo "--- sustained overload: capacity 37.5/s for 10 s from 2 s (75 requests/s: 2x)"
+if $short; then overload_policies="limit"; overload_seeds="1"; else overload_policies="default limit"; overload_seeds="1 2 3"; fi
+for policy in $overload_policies; do
+  for seed in $overload_seeds; do
+    port=$(free_port)
+    tag="overload_${policy}_${seed}"
+    "$bin" metastable-server "$port" 100 2 10 37.5 15 "$out/${tag}_server.csv" & server=$!; pids+=("$server")
+    sleep 0.2
+    "$bin" metastable-client "$port" 37.5 15 "$policy" "$((seed * 2))" "$out/${tag}_client1.csv" & c1=$!; pids+=("$c1")
+    "$bin" metastable-client "$port" 37.5 15 "$policy" "$((seed * 2 + 1))" "$out/${tag}_client2.csv" & c2=$!; pids+=("$c2")
     wait "$c1" "$c2"
     timeout 10 tail --pid="$server" -f /dev/null || kill "$server"
     wait "$server" || true

@@ -38,6 +38,13 @@ def metastable(out):
             if all(successes[w] + successes[w + 1] >= 0.8 * (requests[w] + requests[w + 1]) for w in range(t, end - 3)):
                 recovered_at = t
                 break
+        # Per request, in the monotonic clock all processes share: successes that ended inside
+        # the server's dip (seconds 5-7 of its run), and latencies of requests made while healthy
+        # (seconds 1-4.5).
+        origin = float(open(server_csv + ".origin").read())
+        reqs = [r for i in (1, 2) for r in rows(os.path.join(out, f"{tag}_client{i}.csv.requests"))]
+        dip = sum(1 for r in reqs if r["succeeded"] and origin + 5 <= r["ended"] < origin + 7)
+        healthy = [r["ended"] - r["began"] for r in reqs if r["succeeded"] and origin + 1 <= r["began"] < origin + 4.5]
         received = [server[s]["received"] for s in range(n)]
         normal = sum(received[1:5]) / 4
         runs[policy].append(
@@ -49,6 +56,33 @@ def metastable(out):
                 "peak": max(received[1:end]) / normal,
                 "aps": sum(attempts) / max(1.0, sum(successes)),
                 "final_goodput": sum(successes[end - 4 : end - 1]) / max(1.0, sum(requests[end - 4 : end - 1])),
+                "dip_goodput": dip,
+                "healthy": healthy,
+            }
+        )
+    return runs
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def overload(out):
+    """Sustained overload: capacity 100/s, 37.5/s from 2 s for 10 s, 75 requests/s offered."""
+    runs = defaultdict(list)
+    for server_csv in sorted(glob.glob(os.path.join(out, "overload_*_server.csv"))):
+        tag = os.path.basename(server_csv)[: -len("_server.csv")]
+        _, policy, seed = tag.rsplit("_", 2)
+        origin = float(open(server_csv + ".origin").read())
+        reqs = [r for i in (1, 2) for r in rows(os.path.join(out, f"{tag}_client{i}.csv.requests"))]
+        trips = [r for i in (1, 2) for r in rows(os.path.join(out, f"{tag}_client{i}.csv.attempts"))]
+        runs[policy].append(
+            {
+                # from 1 s into the overload to its end: 9 s
+                "goodput": sum(1 for r in reqs if r["succeeded"] and origin + 3 <= r["ended"] < origin + 12) / 9,
+                "overloaded": [t["answered"] - t["sent"] for t in trips if origin + 3 <= t["sent"] < origin + 11.5],
+                "before": [t["answered"] - t["sent"] for t in trips if origin + 0.5 <= t["sent"] < origin + 2],
             }
         )
     return runs
@@ -84,7 +118,7 @@ def main():
     out = sys.argv[1]
     runs = metastable(out)
     print("metastable overload, real processes (FIFO UDP server 100/s, 75 req/s, 0.5 s attempt limit, 30/s for 2 s)")
-    print(f"{'policy':10} {'recovered':>10} {'recovery s':>11} {'failed req':>11} {'failed %':>9} {'peak load':>10} {'att/success':>12} {'goodput at end':>15}")
+    print(f"{'policy':10} {'recovered':>10} {'recovery s':>11} {'failed req':>11} {'failed %':>9} {'peak load':>10} {'att/success':>12} {'goodput at end':>15} {'dip goodput':>12} {'healthy p99':>12}")
     for policy, rs in runs.items():
         rec = [r["recovery"] for r in rs if r["recovered"]]
         failed = sum(r["failed"] for r in rs) / len(rs)
@@ -93,8 +127,24 @@ def main():
             f"{policy:10} {sum(r['recovered'] for r in rs):>6}/{len(rs):<3} "
             f"{(f'{sum(rec) / len(rec):.0f} / {max(rec):.0f}' if rec else 'never'):>11} {failed:>11.0f} "
             f"{100 * failed / requests:>8.1f}% {sum(r['peak'] for r in rs) / len(rs):>9.1f}x "
-            f"{sum(r['aps'] for r in rs) / len(rs):>12.2f} {100 * sum(r['final_goodput'] for r in rs) / len(rs):>14.0f}%"
+            f"{sum(r['aps'] for r in rs) / len(rs):>12.2f} {100 * sum(r['final_goodput'] for r in rs) / len(rs):>14.0f}% "
+            f"{sum(r['dip_goodput'] for r in rs) / len(rs):>8.0f} / 60 "
+            f"{1000 * percentile([x for r in rs for x in r['healthy']], 0.99):>9.0f} ms"
         )
+    print("  dip goodput: successes that ended during the dip (the server answers 60 in it); healthy p99: latency")
+    print("  of the requests made in seconds 1-4.5, pooled over the runs")
+    overloads = overload(out)
+    if overloads:
+        print()
+        print("sustained overload, real processes (FIFO UDP server 100/s, 37.5/s for 10 s from 2 s; 75 req/s: 2x)")
+        print(f"{'policy':10} {'goodput':>9} {'of capacity':>12} {'attempt p99':>12} {'p99 before':>11} {'ratio':>6}")
+        for policy, rs in overloads.items():
+            good = sum(r["goodput"] for r in rs) / len(rs)
+            p99 = percentile([x for r in rs for x in r["overloaded"]], 0.99)
+            before = percentile([x for r in rs for x in r["before"]], 0.99)
+            print(f"{policy:10} {good:>7.1f}/s {100 * good / 37.5:>11.0f}% {1000 * p99:>9.0f} ms {1000 * before:>8.0f} ms {p99 / before:>5.1f}x")
+        print("  goodput: successes per second from 1 s into the overload to its end; attempt p99: round trip of the")
+        print("  attempts the server answered, sent during the overload; before: the same in the healthy seconds before it")
     limits = ratelimit(out)
     physical = (200 - 20) / 20
     print()
@@ -137,6 +187,36 @@ def main():
                 recovering["default"] <= best * 1.1 + 1e-9,
             )
         )
+    if "limit" in runs:
+        lim = runs["limit"]
+        dip = min(r["dip_goodput"] for r in lim)
+        checks.append((f"metastable: with the concurrency limit, goodput during the dip >= 48 of 60 in every run (lowest {dip})", dip >= 48))
+        rec = [r["recovery"] for r in lim if r["recovered"]]
+        checks.append(
+            (
+                f"metastable: with the limit, recovered within 2 s of the dip's end in every run ({max(rec) if rec else 'never'})",
+                len(rec) == len(lim) and max(rec) <= 2,
+            )
+        )
+        failed = sum(r["failed"] for r in lim) / sum(r["requests"] for r in lim)
+        checks.append((f"metastable: with the limit, <= 1 % of requests failed ({100 * failed:.2f} %)", failed <= 0.01))
+        if "default" in runs:
+            with_limit = percentile([x for r in lim for x in r["healthy"]], 0.99)
+            without = percentile([x for r in runs["default"] for x in r["healthy"]], 0.99)
+            checks.append(
+                (
+                    f"metastable: healthy latency p99 with the limit within 10 % of the default's "
+                    f"({1000 * with_limit:.0f} vs {1000 * without:.0f} ms)",
+                    with_limit <= 1.1 * without,
+                )
+            )
+    if "limit" in overloads:
+        rs = overloads["limit"]
+        good = min(r["goodput"] for r in rs)
+        checks.append((f"overload 2x: with the limit, goodput >= 90 % of capacity in every run (lowest {100 * good / 37.5:.0f} %)", good >= 0.9 * 37.5))
+        p99 = percentile([x for r in rs for x in r["overloaded"]], 0.99)
+        before = percentile([x for r in rs for x in r["before"]], 0.99)
+        checks.append((f"overload 2x: with the limit, attempt p99 <= 2x the p99 before the overload ({p99 / before:.1f}x)", p99 <= 2 * before))
     if "default" in limits:
         r = limits["default"]
         checks.append((f"rate limiter: <= 2 requests per success ({r['requests_per_success']:.2f})", r["requests_per_success"] <= 2))

@@ -25,6 +25,6 @@ set output "benchmarks/results/real_metastable_goodput.png"
 set title "Real processes (seed 1): load 75/s, capacity 100/s, 30/s from 5 s to 7 s"
 set object 2 rect from 5, graph 0 to 7, graph 1 behind
 set key inside right center
-files = "none naive v0.1 budget default"
+files = "none naive v0.1 budget default limit"
 plot for [p in files] sprintf("< paste -d, benchmarks/results/real/metastable_%s_1_client1.csv benchmarks/results/real/metastable_%s_1_client2.csv", p, p) \
      using 1:($4+$9) with lines lw 2 title p
