@@ -18,7 +18,8 @@ STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
-void limit_estimator::on_sample(double rtt, double in_flight, bool dropped) noexcept {
+void limit_estimator::on_sample(double rtt, double in_flight, bool dropped, bool failure) noexcept {
+  if (failure && !(short_rtt_ > 0 && rtt >= long_rtt_)) return;  // a failure faster than usual
   if (dropped) {
     // No answer in time: the dependency's queue is already too long to measure.
     limit_ = std::max(s_.min, limit_ / 2);
@@ -90,6 +91,7 @@ struct concurrency_limit_access {
     l.head_ = l.tail_ = nullptr;
     l.waiting_ = 0;
     l.in_flight_ = 0;
+    ++l.generation_;
   }
 };
 
@@ -175,10 +177,11 @@ std::size_t concurrency_limit::waiting() const {
   return waiting_;
 }
 
-bool concurrency_limit::try_acquire() noexcept {
+bool concurrency_limit::try_acquire(std::uint32_t* ticket) noexcept {
   const std::lock_guard lock(mutex_);
   if (head_ != nullptr || in_flight_ >= static_cast<unsigned>(estimator_.limit())) return false;
   ++in_flight_;
+  if (ticket != nullptr) *ticket = generation_;
   return true;
 }
 
@@ -188,6 +191,7 @@ bool concurrency_limit::acquire_or_wait(detail::limit_waiter& w) noexcept {
   if (head_ == nullptr && in_flight_ < static_cast<unsigned>(estimator_.limit())) {
     ++in_flight_;
     w.granted = true;
+    w.ticket = generation_;
     return true;
   }
   w.next = nullptr;
@@ -211,12 +215,26 @@ bool concurrency_limit::withdraw(detail::limit_waiter& w) noexcept {
   return true;
 }
 
-void concurrency_limit::release(std::optional<double> sent_at, bool dropped) noexcept {
-  const double now = sent_at ? clock_() : 0;
+void concurrency_limit::release(std::uint32_t ticket, std::optional<double> sent_at,
+                                detail::limit_sample kind) noexcept {
+  const bool sampled = sent_at && kind != detail::limit_sample::none;
+  const double now = sampled ? clock_() : 0;
   const std::lock_guard lock(mutex_);
-  if (sent_at) estimator_.on_sample(now - *sent_at, in_flight_, dropped);
+  if (ticket != generation_) return;  // a place of the parent's, given back in a forked child
+  if (sampled)
+    estimator_.on_sample(now - *sent_at, in_flight_, kind == detail::limit_sample::drop,
+                         kind == detail::limit_sample::failure);
   if (in_flight_ > 0) --in_flight_;
   grant_waiters();
+}
+
+void concurrency_limit::release(std::optional<double> sent_at, bool dropped) noexcept {
+  std::uint32_t current = 0;
+  {
+    const std::lock_guard lock(mutex_);
+    current = generation_;
+  }
+  release(current, sent_at, dropped ? detail::limit_sample::drop : detail::limit_sample::success);
 }
 
 void concurrency_limit::grant_waiters() noexcept {
@@ -226,6 +244,7 @@ void concurrency_limit::grant_waiters() noexcept {
     (head_ != nullptr ? head_->prev : tail_) = nullptr;
     w.queued = false;
     w.granted = true;
+    w.ticket = generation_;
     --waiting_;
     ++in_flight_;
     w.wake(w);
@@ -240,9 +259,17 @@ struct blocking_waiter : detail::limit_waiter {
 };
 }  // namespace
 
-bool concurrency_limit::wait(std::optional<duration> max, const std::stop_token* stop) {
+bool concurrency_limit::wait(std::optional<duration> max, const std::stop_token* stop, std::uint32_t* ticket) {
   blocking_waiter w;
   w.wake = &blocking_waiter::wake_thread;
+  const bool granted = wait_granted(w, max, stop);
+  if (granted && ticket != nullptr) *ticket = w.ticket;
+  return granted;
+}
+
+bool concurrency_limit::wait_granted(detail::limit_waiter& waiter, std::optional<duration> max,
+                                     const std::stop_token* stop) {
+  auto& w = static_cast<blocking_waiter&>(waiter);
   if (acquire_or_wait(w)) return true;
   {
     std::unique_lock lock(mutex_);
@@ -260,7 +287,8 @@ bool concurrency_limit::wait(std::optional<duration> max, const std::stop_token*
     if (w.granted) return true;
   }
   // Not granted (yet): leave the queue, unless a place came in the meantime.
-  return !withdraw(w);
+  withdraw(w);
+  return w.granted;
 }
 
 STAMINA_NAMESPACE_END

@@ -141,6 +141,17 @@ BOOST_AUTO_TEST_CASE(shrinks_to_what_was_in_flight_scaled_when_answers_come_slow
   BOOST_TEST(e.limit() == 6 * std::max(0.5, gradient), boost::test_tools::tolerance(1e-9));
 }
 
+BOOST_AUTO_TEST_CASE(a_failure_counts_only_when_slower_than_usual) {
+  limit_estimator::settings twice = settings(20);
+  twice.tolerance = 2;
+  limit_estimator e(twice);
+  e.on_sample(0.010, 10, false);
+  for (int i = 0; i < 30; ++i) e.on_sample(0.0001, 10, false, true);  // refused at once: nothing learned
+  BOOST_TEST(e.long_rtt() == 0.010, boost::test_tools::tolerance(1e-12));
+  for (int i = 0; i < 5; ++i) e.on_sample(0.200, 10, false, true);  // failures slowly: queueing
+  BOOST_TEST(e.limit() < 20);
+}
+
 BOOST_AUTO_TEST_CASE(a_dropped_answer_halves_it_down_to_the_minimum) {
   limit_estimator e(settings(20));
   e.on_sample(0, 0, true);
@@ -239,6 +250,9 @@ BOOST_AUTO_TEST_CASE(slow_answers_lower_the_limit_and_dropped_ones_halve_it) {
 // it afresh: a full limit with a thread of the parent blocked in its queue is empty in the child.
 BOOST_AUTO_TEST_CASE(a_forked_child_can_use_a_limit_other_threads_were_in) {
   concurrency_limit l("fork");
+  l.min_limit(4);  // the busy threads' round trips (about 0 s) must not take it below their use
+  std::uint32_t parents = 0;  // a place of the parent's, given back in the child: ignored there
+  BOOST_TEST_REQUIRE(l.try_acquire(&parents));
   concurrency_limit full("fork.full");
   full.max_limit(1);
   BOOST_TEST_REQUIRE(full.try_acquire());
@@ -256,10 +270,13 @@ BOOST_AUTO_TEST_CASE(a_forked_child_can_use_a_limit_other_threads_were_in) {
   const test::forked_children children = test::fork_children(30, [&](int /*child*/) {
     if (l.in_flight() != 0 || full.waiting() != 0 || full.in_flight() != 0) return false;
     const bool got = l.try_acquire() && full.try_acquire();
+    l.release(parents, std::nullopt, stamina::detail::limit_sample::none);
+    const bool still_held = l.in_flight() == 1;
     l.release(std::nullopt, false);
     full.release(std::nullopt, false);
-    return got;
+    return got && still_held;
   });
+  l.release(parents, std::nullopt, stamina::detail::limit_sample::none);
   stop = true;
   for (auto& th : busy) th.join();
   stop_waiting.request_stop();

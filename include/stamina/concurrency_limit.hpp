@@ -6,12 +6,15 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
 
 STAMINA_NAMESPACE_BEGIN
+
+class concurrency_limit;
 
 namespace detail {
 
@@ -22,8 +25,8 @@ namespace detail {
 /// towards what was in flight, scaled by how much slower; while they are not and the limit is
 /// in use, it grows by about its square root per answer. A drop — no answer in time (the
 /// attempt timed out), or an answer that says the dependency is overloaded (429, 503) — halves
-/// it. Failures that come at once (a refused connection) are not samples: they say nothing
-/// about queueing.
+/// it. A failure is a sample only if it came slower than usual (one that comes at once, a
+/// refused connection, says nothing about queueing).
 class limit_estimator {
  public:
   struct settings {
@@ -35,8 +38,10 @@ class limit_estimator {
   explicit limit_estimator(const settings& s) noexcept : s_(s), limit_(s.initial) {}
 
   /// One answer, `rtt` seconds after its attempt was sent, with `in_flight` attempts
-  /// outstanding when it came (itself included). `dropped`: no answer came in time.
-  void on_sample(double rtt, double in_flight, bool dropped) noexcept;
+  /// outstanding when it came (itself included). `dropped`: no answer came in time, or it said
+  /// the dependency is overloaded. `failure`: the answer was a failure, which counts only when
+  /// it came slower than usual (a failure at once says nothing about queueing).
+  void on_sample(double rtt, double in_flight, bool dropped, bool failure = false) noexcept;
 
   double limit() const noexcept { return limit_; }
   double short_rtt() const noexcept { return short_rtt_; }
@@ -56,8 +61,21 @@ struct limit_waiter {
   void (*wake)(limit_waiter&) = nullptr;
   limit_waiter* next = nullptr;
   limit_waiter* prev = nullptr;
-  bool queued = false;
-  bool granted = false;
+  std::uint32_t ticket = 0;  // the limit's generation when the place was granted
+  bool queued = false;       // in the queue (under the limit's lock)
+  bool granted = false;      // a place was granted to it (under the limit's lock)
+  // Where an asynchronous waiter is enrolled with its execution context (place_wait.hpp).
+  concurrency_limit* service_limit = nullptr;
+  limit_waiter* service_next = nullptr;
+  limit_waiter* service_prev = nullptr;
+};
+
+/// What an answer tells the limit.
+enum class limit_sample : unsigned char {
+  none,     ///< nothing: cancelled, never sent
+  success,  ///< an answer: its round trip
+  failure,  ///< a failure: its round trip counts only if slower than usual
+  drop,     ///< no answer in time, or "overloaded"
 };
 
 }  // namespace detail
@@ -77,7 +95,8 @@ struct concurrency_limit_access;
 ///
 /// Set it up (setters, `clock`) before sharing it. Its lock is held across `fork()`, and a forked
 /// child starts it afresh (no place in flight, nobody waiting): what it inherited belonged to
-/// the parent's other threads.
+/// the parent's other threads; places of the parent given back in the child are ignored, and a
+/// call of the child that was queued at `fork()` waits until its deadline (cancel it).
 class concurrency_limit {
  public:
   /// Seconds on a monotonic clock; injectable for tests.
@@ -112,25 +131,31 @@ class concurrency_limit {
   std::size_t waiting() const;
 
   /// @cond
-  // For the drivers (call_state.hpp). A place taken must be given back with release().
-  bool try_acquire() noexcept;
+  // For the drivers (call_state.hpp). A place taken must be given back with release(). Places
+  // carry the limit's generation (`ticket`): a forked child starts a new one, and a place of the
+  // parent's given back in the child is ignored.
+  bool try_acquire(std::uint32_t* ticket = nullptr) noexcept;
   // Takes a place if one is free and nobody waits (true); else queues `w` (false) and its
-  // `wake` is called when a place is granted to it.
+  // `wake` is called, under the lock, when a place is granted to it.
   bool acquire_or_wait(detail::limit_waiter& w) noexcept;
-  // Takes `w` out of the queue: true if it was still waiting; false if a place had been
-  // granted to it (the caller holds that place now).
+  // Takes `w` out of the queue if it is still there (true). Whether a place was granted to it
+  // (then the caller holds it) is `w.granted`, readable once this returned.
   bool withdraw(detail::limit_waiter& w) noexcept;
-  // Gives a place back; `sent_at` (this limit's clock, from now()) and `dropped` describe the
-  // answer, none for an attempt that ended without one (cancelled) or was never sent.
-  void release(std::optional<double> sent_at, bool dropped) noexcept;
-  // Blocks until a place is granted (true), `max` has passed or `stop` is requested (false).
-  bool wait(std::optional<duration> max, const std::stop_token* stop);
+  // Gives a place back; `sent_at` (this limit's clock, from now()) and `kind` describe the
+  // answer.
+  void release(std::uint32_t ticket, std::optional<double> sent_at, detail::limit_sample kind) noexcept;
+  // Gives back a place of the current generation (tests, and places taken with no ticket).
+  void release(std::optional<double> sent_at = std::nullopt, bool dropped = false) noexcept;
+  // Blocks until a place is granted (true; its ticket in `*ticket`), `max` has passed or `stop`
+  // is requested (false).
+  bool wait(std::optional<duration> max, const std::stop_token* stop, std::uint32_t* ticket = nullptr);
   double now() const noexcept { return clock_(); }
   /// @endcond
 
  private:
   friend struct concurrency_limit_access;
   void grant_waiters() noexcept;  // under the lock
+  bool wait_granted(detail::limit_waiter& w, std::optional<duration> max, const std::stop_token* stop);
 
   std::string name_;
   clock_function clock_;
@@ -139,6 +164,7 @@ class concurrency_limit {
   detail::limit_estimator estimator_;
   unsigned in_flight_ = 0;
   std::size_t waiting_ = 0;
+  std::uint32_t generation_ = 0;
   detail::limit_waiter* head_ = nullptr;
   detail::limit_waiter* tail_ = nullptr;
 };

@@ -199,8 +199,9 @@ const std::stop_token* stop_of(const Sleeper& sleep) noexcept {
 template <class Sleeper, class Clock>
 action wait_for_place(retry_protocol& call, const action& queued, const Sleeper& sleep, const stopwatch<Clock>& clock) {
   const std::stop_token* stop = stop_of(sleep);
-  const bool granted = call.state().limit()->wait(queued.limit(), stop);
-  return call.place_wait_finished(clock.elapsed(), granted, stop != nullptr && stop->stop_requested());
+  std::uint32_t ticket = 0;
+  const bool granted = call.state().limit()->wait(queued.limit(), stop, &ticket);
+  return call.place_wait_finished(clock.elapsed(), granted, stop != nullptr && stop->stop_requested(), ticket);
 }
 
 // Performs the protocol's actions until the call ends. Out of line, so that the success path

@@ -188,8 +188,7 @@ class basic_retry_context {
       if (next.kind == detail::action_kind::queue) {
         detail::place_wait<timer_type> place;
         if (place.start(*call_.state().limit(), co_await stamina::net::this_coro::executor, next.limit())) {
-          place.claim();
-          next = call_.place_wait_finished(clock_.elapsed(), true, false);
+          next = call_.place_wait_finished(clock_.elapsed(), true, false, place.claim());
           continue;
         }
         const auto [ec] =
@@ -197,7 +196,7 @@ class basic_retry_context {
         const bool granted = place.finish();
         const auto state = co_await stamina::net::this_coro::cancellation_state;
         const bool cancelled = state.cancelled() != stamina::net::cancellation_type::none;
-        next = call_.place_wait_finished(clock_.elapsed(), granted, cancelled || (ec && !granted));
+        next = call_.place_wait_finished(clock_.elapsed(), granted, cancelled || (ec && !granted), place.ticket());
         if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted) {
           attempt_.over_ = true;
           throw stamina::system_error(stamina::net::error::operation_aborted);
@@ -281,8 +280,9 @@ class basic_retry_context {
       if (next.kind == detail::action_kind::wait) {
         next = call_.wait_finished(clock_.elapsed(), !sleep(next.wait()));
       } else if (next.kind == detail::action_kind::queue) {
-        const bool granted = call_.state().limit()->wait(next.limit(), &stop_);
-        next = call_.place_wait_finished(clock_.elapsed(), granted, stop_.stop_requested());
+        std::uint32_t ticket = 0;
+        const bool granted = call_.state().limit()->wait(next.limit(), &stop_, &ticket);
+        next = call_.place_wait_finished(clock_.elapsed(), granted, stop_.stop_requested(), ticket);
       } else {
         break;
       }

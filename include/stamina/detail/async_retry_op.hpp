@@ -134,9 +134,9 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   template <class Self>
   void operator()(Self& self, place_granted) {
     state& s = *state_;
-    s.place.claim();
+    const std::uint32_t ticket = s.place.claim();
     const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
-    perform(self, s.call.place_wait_finished(s.clock.elapsed(), true, cancelled));
+    perform(self, s.call.place_wait_finished(s.clock.elapsed(), true, cancelled, ticket));
   }
 
   // A wait for a place under the concurrency limit finished.
@@ -146,7 +146,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     const bool granted = s.place.finish();
     const bool interrupted =
         self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none || (ec && !granted);
-    perform(self, s.call.place_wait_finished(s.clock.elapsed(), granted, interrupted));
+    perform(self, s.call.place_wait_finished(s.clock.elapsed(), granted, interrupted, s.place.ticket()));
   }
 
  private:

@@ -161,7 +161,7 @@ class call_state {
     circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
     if (breaker != nullptr && !breaker->allow(&breaker_ticket_)) return admission::refused;
     concurrency_limit* const limit = this->limit();
-    if (limit != nullptr && !limit->try_acquire()) {
+    if (limit != nullptr && !limit->try_acquire(&place_ticket_)) {
       if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);  // a probe it let through is not sent
       return admission::queued;
     }
@@ -172,16 +172,17 @@ class call_state {
   /// A place under the limit was granted to the call's queued attempt (it holds it now): the
   /// breaker is asked again (it may have opened while the attempt waited), then the throttle.
   /// Anything but send gives the place back.
-  admission admit_granted() noexcept {
+  admission admit_granted(std::uint32_t ticket) noexcept {
+    place_ticket_ = ticket;
     circuit_breaker* const breaker = spec_->breaker;
     if (breaker != nullptr && !breaker->allow(&breaker_ticket_)) {
-      spec_->limit->release(std::nullopt, false);
+      spec_->limit->release(ticket, std::nullopt, limit_sample::none);
       return admission::refused;
     }
     return throttle_admits(spec_->limit, breaker);
   }
   /// A place granted to a queued attempt that is not sent after all (the call was cancelled).
-  void place_unused() noexcept { spec_->limit->release(std::nullopt, false); }
+  void place_unused(std::uint32_t ticket) noexcept { spec_->limit->release(ticket, std::nullopt, limit_sample::none); }
   /// Whether the breaker would refuse an attempt now (without taking a probe): the call need not
   /// wait for a retry that cannot be sent.
   bool refused_now() const noexcept { return active() && spec_->breaker != nullptr && spec_->breaker->refusing(); }
@@ -191,7 +192,7 @@ class call_state {
     breaker_abandoned(breaker_ticket_);
     if (holds_place_) {
       holds_place_ = false;
-      spec_->limit->release(std::nullopt, false);
+      spec_->limit->release(place_ticket_, std::nullopt, limit_sample::none);
     }
   }
   /// For a strategy with several attempts in flight (hedging), each with its own `ticket`: whether
@@ -213,12 +214,14 @@ class call_state {
   void answered(answer a, bool success) noexcept {
     if (!active()) return;
     if (holds_place_) {
-      // The limit learns latency from answers (a success, a 404), not from failures that come
-      // at once (a refused connection says nothing about queueing); a time-out or an answer
-      // that says "overloaded" is a drop.
+      // A success is a round trip; a failure (retried or not) is one only if it came slower
+      // than usual (a refused connection at once says nothing about queueing); a time-out or an
+      // answer that says "overloaded" is a drop.
       holds_place_ = false;
-      spec_->limit->release(a == answer::failed ? std::nullopt : std::optional<double>(place_taken_at_),
-                            a == answer::overloaded);
+      const limit_sample kind = a == answer::overloaded ? limit_sample::drop
+                                : success               ? limit_sample::success
+                                                        : limit_sample::failure;
+      spec_->limit->release(place_ticket_, place_taken_at_, kind);
     }
     if (circuit_breaker* const breaker = spec_->breaker) tell(*breaker, a, breaker_ticket_);
     if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
@@ -310,7 +313,7 @@ class call_state {
       throttle_ = throttle_in_effect(false);  // the name's throttle may have become unhealthy since
     if (throttle_ != nullptr && !throttle_->admit()) {
       if (breaker != nullptr) breaker->on_abandoned(breaker_ticket_);
-      if (limit != nullptr) limit->release(std::nullopt, false);
+      if (limit != nullptr) limit->release(place_ticket_, std::nullopt, limit_sample::none);
       return admission::held_back;
     }
     if (limit != nullptr) {
@@ -342,6 +345,7 @@ class call_state {
   std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
   bool holds_place_ = false;          // the attempt in flight holds a place under the limit
   double place_taken_at_ = 0;         // when it took it, on the limit's clock
+  std::uint32_t place_ticket_ = 0;    // the limit's generation when it took it
   mutable const call_site* call_site_ = nullptr;
   global_config switches_;
   adaptive_throttle* throttle_ = nullptr;

@@ -215,14 +215,13 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       }
       case action_kind::queue: {
         if (place.start(*call.state().limit(), ex, next.limit())) {  // a place came free meanwhile
-          place.claim();
-          next = call.place_wait_finished(clock.elapsed(), true, false);
+          next = call.place_wait_finished(clock.elapsed(), true, false, place.claim());
           break;
         }
         const auto [ec] = co_await place.async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}));
         const bool granted = place.finish();
         const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        next = call.place_wait_finished(clock.elapsed(), granted, cancelled || (ec && !granted));
+        next = call.place_wait_finished(clock.elapsed(), granted, cancelled || (ec && !granted), place.ticket());
         break;
       }
       case action_kind::give_up:

@@ -19,6 +19,7 @@
 
 #include <stamina/detail/asio.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,47 @@
 
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
+
+// The waiters whose timers live on one execution context. It is made after the context's
+// timer machinery (its first use comes after a waiter's timer exists), so it is shut down before
+// it when the context is destroyed: it then takes every waiter out of its limit's queue, and no
+// thread posts a wake-up into a context whose handlers are being destroyed. A waiter granted
+// before that is given back by its owner, as usual.
+class place_wait_service : public stamina::net::execution_context::service {
+ public:
+  inline static stamina::net::execution_context::id id;
+  explicit place_wait_service(stamina::net::execution_context& ctx) : service(ctx) {}
+
+  // Under `lock_`; false once shut down (the waiter must not queue).
+  bool enrol(concurrency_limit& limit, limit_waiter& w) noexcept {
+    const std::lock_guard guard(lock_);
+    if (shut_down_) return false;
+    w.service_limit = &limit;
+    w.service_next = head_;
+    w.service_prev = nullptr;
+    if (head_ != nullptr) head_->service_prev = &w;
+    head_ = &w;
+    return true;
+  }
+  void leave(limit_waiter& w) noexcept {
+    const std::lock_guard guard(lock_);
+    if (w.service_limit == nullptr) return;
+    (w.service_prev != nullptr ? w.service_prev->service_next : head_) = w.service_next;
+    if (w.service_next != nullptr) w.service_next->service_prev = w.service_prev;
+    w.service_limit = nullptr;
+  }
+
+ private:
+  void shutdown() override {
+    const std::lock_guard guard(lock_);
+    shut_down_ = true;
+    for (limit_waiter* w = head_; w != nullptr; w = w->service_next) w->service_limit->withdraw(*w);
+  }
+
+  std::mutex lock_;
+  limit_waiter* head_ = nullptr;
+  bool shut_down_ = false;
+};
 
 template <class Timer>
 struct place_waiter : limit_waiter, std::enable_shared_from_this<place_waiter<Timer>> {
@@ -57,8 +99,11 @@ class place_wait {
   place_wait(const place_wait&) = delete;
   place_wait& operator=(const place_wait&) = delete;
   ~place_wait() {
-    if (node_ && !limit_->withdraw(*node_)) limit_->release(std::nullopt, false);
-    if (unclaimed_) limit_->release(std::nullopt, false);
+    if (node_) {
+      finish();
+      if (ticket_) limit_->release(*ticket_, std::nullopt, limit_sample::none);
+    }
+    if (unclaimed_) limit_->release(ticket_.value_or(0), std::nullopt, limit_sample::none);
   }
 
   // Takes a place if one is free (true: no wait; the place is this object's until claim()); else
@@ -67,20 +112,39 @@ class place_wait {
   template <class Executor>
   bool start(concurrency_limit& limit, const Executor& ex, const std::optional<duration>& at_most) {
     limit_ = &limit;
+    ticket_.reset();
     auto node = std::make_shared<place_waiter<Timer>>(ex);
     if (at_most)
       node->timer.expires_after(to_clock_duration<typename Timer::duration>(*at_most));
     else
       node->timer.expires_at(Timer::time_point::max());
-    if (limit.acquire_or_wait(*node)) {
+    std::uint32_t ticket = 0;
+    if (limit.try_acquire(&ticket)) {
       unclaimed_ = true;
+      ticket_ = ticket;
+      return true;
+    }
+    service_ = &stamina::net::use_service<place_wait_service>(
+        stamina::net::query(node->timer.get_executor(), stamina::net::execution::context));
+    if (!service_->enrol(limit, *node)) {
+      // The context is being destroyed: wait without a queue (until the deadline).
+      node_ = std::move(node);
+      return false;
+    }
+    if (limit.acquire_or_wait(*node)) {
+      service_->leave(*node);
+      unclaimed_ = true;
+      ticket_ = node->ticket;
       return true;
     }
     node_ = std::move(node);
     return false;
   }
-  // The place start() took at once passes to the call (place_wait_finished).
-  void claim() noexcept { unclaimed_ = false; }
+  // The place start() took at once passes to the call; returns its ticket.
+  std::uint32_t claim() noexcept {
+    unclaimed_ = false;
+    return ticket_.value_or(0);
+  }
 
   // Waits until the place is granted, the deadline passes or the wait is cancelled; completes
   // with the timer's error_code (say nothing: finish() tells).
@@ -97,16 +161,22 @@ class place_wait {
         token, node_);
   }
 
-  // The wait completed: whether the place was granted (then the attempt holds it).
+  // The wait completed: whether the place was granted (then the attempt holds it, ticket()).
   bool finish() noexcept {
-    const bool granted = !limit_->withdraw(*node_);
+    limit_->withdraw(*node_);
+    if (service_ != nullptr) service_->leave(*node_);
+    const bool granted = node_->granted;
+    if (granted) ticket_ = node_->ticket;
     node_.reset();
     return granted;
   }
+  std::uint32_t ticket() const noexcept { return ticket_.value_or(0); }
 
  private:
   concurrency_limit* limit_ = nullptr;
+  place_wait_service* service_ = nullptr;
   std::shared_ptr<place_waiter<Timer>> node_;
+  std::optional<std::uint32_t> ticket_;
   bool unclaimed_ = false;
 };
 

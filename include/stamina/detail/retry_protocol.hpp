@@ -199,16 +199,17 @@ class retry_protocol {
   /// The wait for a place under the concurrency limit ended: `granted`, the attempt holds one
   /// now; `interrupted`, the call was cancelled (async) or a stop was requested (sync); neither:
   /// the call's deadline passed.
-  action place_wait_finished(duration elapsed, bool granted, bool interrupted) {
+  /// `ticket`: the granted place's (concurrency_limit::try_acquire, limit_waiter::ticket).
+  action place_wait_finished(duration elapsed, bool granted, bool interrupted, std::uint32_t ticket) {
     assert(stage_ == stage::queued);
     stage_ = stage::attempting;
-    if (granted && interrupted) state_.place_unused();
+    if (granted && interrupted) state_.place_unused(ticket);
     if (interrupted || !granted) {
       const failure what = failed_ ? failed_->last : call_state::throttled_failure();
       if (interrupted) return give_up(give_up_reason::cancelled, what, give_up_result::aborted);
       return give_up(give_up_reason::deadline, what);
     }
-    switch (state_.admit_granted()) {
+    switch (state_.admit_granted(ticket)) {
       case admission::send:
         return sent_attempt(elapsed);
       case admission::refused:
