@@ -250,7 +250,7 @@ BOOST_AUTO_TEST_CASE(slow_answers_lower_the_limit_and_dropped_ones_halve_it) {
 // it afresh: a full limit with a thread of the parent blocked in its queue is empty in the child.
 BOOST_AUTO_TEST_CASE(a_forked_child_can_use_a_limit_other_threads_were_in) {
   concurrency_limit l("fork");
-  l.min_limit(4);  // the busy threads' round trips (about 0 s) must not take it below their use
+  l.min_limit(4);             // the busy threads' round trips (about 0 s) must not take it below their use
   std::uint32_t parents = 0;  // a place of the parent's, given back in the child: ignored there
   BOOST_TEST_REQUIRE(l.try_acquire(&parents));
   concurrency_limit full("fork.full");
