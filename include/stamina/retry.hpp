@@ -250,29 +250,58 @@ template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
 // What the blocking drivers cannot honour, rejected before the first attempt.
 [[noreturn]] void throw_blocking_attempt_timeout(const char* who);
 
-template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
-std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr,
-                                    Fallback* fb = nullptr) {
-  if (policy.attempt_timeout()) [[unlikely]]
-    throw_blocking_attempt_timeout("stamina::retry");
-  // Only the call state is made up front: the machine only if the first attempt needs it.
-  const call_state state(policy.call_spec(), where);
+// A plain call whose first attempt failed: the machine continues from there.
+template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
+[[gnu::noinline]] std::invoke_result_t<F&> retry_after_first_failure(const retry_policy& policy,
+                                                                     const call_state& state,
+                                                                     const stopwatch<Clock>& clock, Sleeper& sleep,
+                                                                     F& f, Attempt& last, Fallback* fb) {
+  retry_protocol call(policy, state, retry_protocol::first_attempt_sent);
+  return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last, fb);
+}
+
+// A call that is not plain (call_state::plain_success): its state is made before the first
+// attempt. Out of line, so that the plain call's path stays small.
+template <class Clock, class Sleeper, class F, class Fallback>
+[[gnu::noinline]] std::invoke_result_t<F&> retry_with_state(const retry_policy& policy, const call_state& state,
+                                                            Sleeper& sleep, F& f, Fallback* fb) {
+  using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
   if (state.judges_results()) [[unlikely]]
-    sync_attempt<std::invoke_result_t<F&>>::check_values(policy);
+    attempt_type::check_values(policy);
   const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, state));
-  sync_attempt<std::invoke_result_t<F&>> last;
-  if (!retry_protocol::sends_first_attempt_at_once(policy, state)) [[unlikely]] {
+  attempt_type last;
+  if (!retry_protocol::sends_first_attempt_at_once(policy, state)) {
     retry_protocol call(policy, state);
     return perform_actions(call, call.start(duration(0)), clock, sleep, f, last, fb);
   }
   const bool succeeded = last.run(f);
-  if (retry_protocol::needs_machine_after(succeeded, state)) [[unlikely]] {
+  if (retry_protocol::needs_machine_after(succeeded, state)) {
     retry_protocol call(policy, state, retry_protocol::first_attempt_sent);
     const action next = succeeded ? last.succeeded(call, [&clock] { return clock.elapsed(); })
                                   : call.attempt_failed(last.what(), clock.elapsed(), false);
     return perform_actions(call, next, clock, sleep, f, last, fb);
   }
   return last.take();
+}
+
+template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
+std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr,
+                                    Fallback* fb = nullptr) {
+  if (policy.attempt_timeout()) [[unlikely]]
+    throw_blocking_attempt_timeout("stamina::retry");
+  using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
+  const call_state_spec& spec = policy.call_spec();
+  const global_config switches = load_global_config();
+  // The common call (no protection, budget or on_result, default throttles healthy) sends its
+  // first attempt with nothing made but the stopwatch; a failure makes the call state then.
+  if (call_state::plain_success(spec, switches)) [[likely]] {
+    const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
+    attempt_type last;
+    if (last.run(f)) [[likely]]
+      return last.take();
+    return retry_after_first_failure(policy, call_state(spec, switches, where), clock, sleep, f, last, fb);
+  }
+  return retry_with_state<Clock>(policy, call_state(spec, switches, where), sleep, f, fb);
 }
 
 }  // namespace detail

@@ -288,6 +288,7 @@ class retry_policy {
       spec.limit = limit.get();
       spec.own_on_retry = own_on_retry ? &*own_on_retry : nullptr;
       spec.own_on_give_up = own_on_give_up ? &own_on_give_up : nullptr;
+      spec.made_plain();
     }
   };
   template <class Change>

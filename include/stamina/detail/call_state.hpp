@@ -97,6 +97,13 @@ struct call_state_spec {
   concurrency_limit* limit = nullptr;
   const instrumentation::on_retry_hook* own_on_retry = nullptr;
   const instrumentation::on_give_up_hook* own_on_give_up = nullptr;
+  // No `on_result`, budget, breaker, limit or throttle of its own: unless a default throttle is
+  // in effect, a first attempt goes at once and its success has nobody to tell (made_plain()).
+  bool plain = false;
+  void made_plain() noexcept {
+    plain = on_result == nullptr && (!own_throttle_set || own_throttle == nullptr) && budget == nullptr &&
+            breaker == nullptr && limit == nullptr;
+  }
 };
 
 // A process-wide sequence of call ids, drawn only by calls that report something.
@@ -111,12 +118,23 @@ class call_state {
   /// `s` must outlive the call state (it lives in the policy's block, which the call holds);
   /// `where`, when given, names an unnamed policy's call.
   [[gnu::always_inline]] explicit call_state(const spec& s, const caller* where = nullptr) noexcept
-      : spec_(&s), switches_(load_global_config()) {
+      : call_state(s, load_global_config(), where) {}
+  /// With the switches the driver read when the call started.
+  [[gnu::always_inline]] call_state(const spec& s, global_config switches, const caller* where) noexcept
+      : spec_(&s), switches_(switches) {
     if (where != nullptr && s.explicit_name == nullptr) {
       caller_file_ = where->file;
       caller_line_ = where->line;
     }
     if (active()) throttle_ = throttle_in_effect(false);
+  }
+
+  /// Whether a call under `s` with the switches `switches` sends its first attempt at once and,
+  /// if it succeeds, has nobody to tell (no protection, budget or `on_result`, and no default
+  /// throttle that could be in effect): a driver may then make the call state only if that
+  /// attempt fails. Conservative: false sends the call the long way, which decides the same.
+  [[gnu::always_inline]] static bool plain_success(const spec& s, global_config switches) noexcept {
+    return s.plain && (!switches.active() || !switches.default_throttling() || !any_default_throttle_unhealthy());
   }
 
   // --- switches: read once, when the call starts ----------------------------------------------
@@ -339,17 +357,18 @@ class call_state {
     return call_site_ != nullptr ? *call_site_ : *spec_->site;
   }
 
+  // Widest first, so that a call (and a coroutine frame holding one) carries no padding.
   const spec* spec_;
   mutable const char* caller_file_ = nullptr;  // the call's place in the code, until interned
-  unsigned caller_line_ = 0;
-  std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
-  bool holds_place_ = false;          // the attempt in flight holds a place under the limit
-  double place_taken_at_ = 0;         // when it took it, on the limit's clock
-  std::uint32_t place_ticket_ = 0;    // the limit's generation when it took it
   mutable const call_site* call_site_ = nullptr;
   global_config switches_;
   adaptive_throttle* throttle_ = nullptr;
   std::uint64_t id_ = 0;
+  double place_taken_at_ = 0;  // when the attempt in flight took its place, on the limit's clock
+  unsigned caller_line_ = 0;
+  std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
+  std::uint32_t place_ticket_ = 0;    // the limit's generation when the attempt took its place
+  bool holds_place_ = false;          // the attempt in flight holds a place under the limit
 };
 
 }  // namespace detail

@@ -118,6 +118,40 @@ struct caller_outcome<Op, void(First, Rest...), false> {
   }
 };
 
+// What a queued attempt's wait for a place ended with.
+struct place_outcome {
+  bool granted;
+  bool failed;  // the wait completed with an error (cancelled, or its context shut down)
+  std::uint32_t ticket;
+};
+
+// A queued attempt's wait for a place under the concurrency limit, in a frame of its own: only
+// calls that queue pay for it, and the caller's frame stays small enough for Asio's frame
+// recycling (which keeps frames up to about 1 KiB).
+template <class Timer, class AwaitableExecutor, class Executor>
+stamina::net::awaitable<place_outcome, AwaitableExecutor> wait_for_place_awaitable(concurrency_limit& limit,
+                                                                                   Executor ex,
+                                                                                   std::optional<duration> at_most) {
+  place_wait<Timer> place;
+  if (place.start(limit, ex, at_most)) co_return place_outcome{true, false, place.claim()};  // a place came free
+  const auto [ec] =
+      co_await place.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{}));
+  const bool granted = place.finish();
+  co_return place_outcome{granted, static_cast<bool>(ec), place.ticket()};
+}
+
+// An awaitable attempt run on another executor, or under a time limit (cancelled through
+// `slot`): co_spawned, in a frame of its own for the same reason.
+template <class AwaitableExecutor, class Executor, class Attempt>
+auto spawned_attempt(Executor ex, Attempt attempt, bool limited, stamina::net::cancellation_slot slot)
+    -> stamina::net::awaitable<typename awaitable_parts<Attempt>::value_type, AwaitableExecutor> {
+  using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
+  if (limited)
+    co_return co_await stamina::net::co_spawn(ex, std::move(attempt),
+                                              stamina::net::bind_cancellation_slot(slot, use_awaitable_type{}));
+  co_return co_await stamina::net::co_spawn(ex, std::move(attempt), use_awaitable_type{});
+}
+
 template <class Clock, class AwaitableExecutor, class Executor, class Op, class Signature>
 awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_policy policy, Op op, caller where) {
   // Timers live on `ex`, like the composed operation's; the coroutine resumes on its own
@@ -132,7 +166,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
   std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
-  place_wait<timer_type> place;                          // a queued attempt's wait
   bool same_executor = true;
   bool timed_out = false;  // the last attempt was cut by its time limit
   if constexpr (awaitable_form) same_executor = runs_on(co_await stamina::net::this_coro::executor, ex);
@@ -159,15 +192,11 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
             auto attempt = op();
             if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
             if (limited || !same_executor) {
-              auto spawned =
-                  limited ? stamina::net::co_spawn(ex, std::move(attempt),
-                                                   stamina::net::bind_cancellation_slot(slot, use_awaitable_type{}))
-                          : stamina::net::co_spawn(ex, std::move(attempt), use_awaitable_type{});
               if constexpr (std::is_void_v<result_type>) {
-                co_await std::move(spawned);
+                co_await spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot);
                 last.value.emplace(true);
               } else {
-                last.value.emplace(co_await std::move(spawned));
+                last.value.emplace(co_await spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot));
               }
             } else if constexpr (std::is_void_v<result_type>) {
               co_await std::move(attempt);
@@ -214,14 +243,11 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         break;
       }
       case action_kind::queue: {
-        if (place.start(*call.state().limit(), ex, next.limit())) {  // a place came free meanwhile
-          next = call.place_wait_finished(clock.elapsed(), true, false, place.claim());
-          break;
-        }
-        const auto [ec] = co_await place.async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}));
-        const bool granted = place.finish();
+        const place_outcome waited =
+            co_await wait_for_place_awaitable<timer_type, AwaitableExecutor>(*call.state().limit(), ex, next.limit());
         const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        next = call.place_wait_finished(clock.elapsed(), granted, cancelled || (ec && !granted), place.ticket());
+        next = call.place_wait_finished(clock.elapsed(), waited.granted,
+                                        cancelled || (waited.failed && !waited.granted), waited.ticket);
         break;
       }
       case action_kind::give_up:

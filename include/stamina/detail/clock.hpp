@@ -63,14 +63,13 @@ class stopwatch {
   using Clock = typename elapsed_clock<WaitClock>::type;
 
  public:
-  explicit stopwatch(bool running) noexcept : start_(running ? Clock::now() : typename Clock::time_point{}) {
-    running_ = running;
-  }
-  duration elapsed() const noexcept { return running_ ? duration(Clock::now() - start_) : duration(0); }
+  explicit stopwatch(bool running) noexcept : start_(running ? Clock::now() : stopped()) {}
+  duration elapsed() const noexcept { return start_ != stopped() ? duration(Clock::now() - start_) : duration(0); }
 
  private:
+  // Not running: a time no clock returns (one word, not two: it sits in every coroutine frame).
+  static constexpr typename Clock::time_point stopped() noexcept { return Clock::time_point::min(); }
   typename Clock::time_point start_;
-  bool running_;
 };
 
 // Reads a stopwatch of any clock through one type (for the non-template half of a driver).

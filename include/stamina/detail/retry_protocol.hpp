@@ -115,7 +115,10 @@ class retry_protocol {
   /// applies.
   bool needs_clock() const noexcept { return needs_clock(*policy_, state_); }
   static bool needs_clock(const retry_policy& policy, const call_state& state) noexcept {
-    return backoff::needs_clock(policy, state.switches());
+    return needs_clock(policy, state.switches());
+  }
+  static bool needs_clock(const retry_policy& policy, global_config switches) noexcept {
+    return backoff::needs_clock(policy, switches);
   }
 
   /// The call's state (switches, name, protections).
