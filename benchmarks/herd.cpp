@@ -203,10 +203,7 @@ outage_result outage(const outage_config& cfg, std::uint64_t seed) {
     const bool overloaded = ++per_window[w] > capacity / 10;
     const bool down = e.time >= down_from && e.time < down_to;
     const double reply = e.time + delay();
-    if (!down && !overloaded) {
-      req.retries->on_success();
-      continue;
-    }
+    if (!down && !overloaded) continue;  // a success ends the request: nothing to record
     double wait = 0;
     bool again = false;
     if (cfg.naive) {
