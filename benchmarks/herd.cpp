@@ -173,7 +173,10 @@ outage_result outage(const outage_config& cfg, std::uint64_t seed) {
 
   const auto policy_ptr = std::make_shared<stamina::retry_policy>(
       stamina::retry_policy(stamina::retry_on([](const stamina::failure&) { return true; })).jitter(cfg.jitter));
-  if (cfg.budget) policy_ptr->budget(std::make_shared<stamina::retry_budget>(100, 0.1));
+  // The budget's rule as a call applies it (backoff is only the wait arithmetic): every retryable
+  // failure costs a token, and no token means no retry; a success returns a share of one.
+  const auto budget = cfg.budget ? std::make_shared<stamina::retry_budget>(100, 0.1) : nullptr;
+  if (budget) policy_ptr->budget(budget);
 
   struct request {
     double start;
@@ -203,14 +206,18 @@ outage_result outage(const outage_config& cfg, std::uint64_t seed) {
     const bool overloaded = ++per_window[w] > capacity / 10;
     const bool down = e.time >= down_from && e.time < down_to;
     const double reply = e.time + delay();
-    if (!down && !overloaded) continue;  // a success ends the request: nothing to record
+    if (!down && !overloaded) {  // a success ends the request
+      if (budget) budget->on_success();
+      continue;
+    }
     double wait = 0;
     bool again = false;
     if (cfg.naive) {
       again = ++req.naive_failures < 10;  // the loop people write: 10 tries, no wait
     } else {
+      const bool allowed = budget == nullptr || budget->on_failure();
       const auto step = req.retries->on_failure(failed, stamina::duration(reply - req.start));
-      again = step.retry;
+      again = step.retry && allowed;
       wait = step.wait.count();
     }
     if (again)

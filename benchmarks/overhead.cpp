@@ -120,6 +120,7 @@ void sync_stamina_retry(benchmark::State& state) {
 // The floor of a call with a deadline: one read of the coarse clock the drivers measure a call's
 // elapsed time with (CLOCK_MONOTONIC_COARSE on Linux).
 void clock_coarse_read(benchmark::State& state) {
+  alloc_counter a(state);  // every case reports the same counters (the CSV needs them)
   for (auto _ : state) benchmark::DoNotOptimize(stamina::detail::coarse_steady_clock::now());
 }
 

@@ -201,20 +201,25 @@ void retry_policy::change_shared(Change&& change) {
   shared_ = std::move(next);
 }
 
-std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry_on&& on,
-                                                                           const detail::call_site& site) {
+std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry_on&& on, const char* file,
+                                                                           unsigned line) {
   const void* identity = on.stateless_identity();
-  if (identity == nullptr) return std::make_shared<const shared_parts>(std::move(on), &site);
-  // Interned per (call site, predicate): a per-thread cache in front of a process-wide table.
+  if (identity == nullptr)
+    return std::make_shared<const shared_parts>(std::move(on), &detail::intern_call_site(file, line));
+  // Interned per (call site, predicate): one per-thread cache, keyed by the caller's file and line
+  // (a policy made per call finds its block with one lookup), in front of a process-wide table.
   struct entry {
-    const detail::call_site* site = nullptr;
+    const char* file = nullptr;
+    unsigned line = 0;
     const void* identity = nullptr;
     const shared_parts* parts = nullptr;
   };
   thread_local std::array<entry, 16> cache{};
-  entry& e = cache[(reinterpret_cast<std::uintptr_t>(&site) / 16 + reinterpret_cast<std::uintptr_t>(identity) / 16) %
-                   cache.size()];
-  if (e.site != &site || e.identity != identity) {
+  entry& e =
+      cache[(reinterpret_cast<std::uintptr_t>(file) / 8 + line + reinterpret_cast<std::uintptr_t>(identity) / 16) %
+            cache.size()];
+  if (e.file != file || e.line != line || e.identity != identity || e.parts == nullptr) [[unlikely]] {
+    const detail::call_site& site = detail::intern_call_site(file, line);
     struct table {
       table() { detail::hold_across_fork(mutex); }
       std::mutex mutex;
@@ -229,14 +234,14 @@ std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry
                .emplace(std::piecewise_construct, std::forward_as_tuple(&site, identity),
                         std::forward_as_tuple(std::move(on), &site))
                .first;
-    e = {&site, identity, &it->second};
+    e = {file, line, identity, &it->second};
   }
   // Not owned, not counted: the block lives as long as the program.
   return std::shared_ptr<const shared_parts>(std::shared_ptr<const shared_parts>(), e.parts);
 }
 
 retry_policy::retry_policy(retry_on on, const char* file, unsigned line)
-    : shared_(make_parts(std::move(on), detail::intern_call_site(file, line))) {}
+    : shared_(make_parts(std::move(on), file, line)) {}
 
 retry_policy& retry_policy::on_result(std::nullptr_t) & {
   set_on_result(nullptr);

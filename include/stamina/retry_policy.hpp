@@ -293,7 +293,7 @@ class retry_policy {
   };
   template <class Change>
   void change_shared(Change&& change);
-  static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const detail::call_site& site);
+  static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const char* file, unsigned line);
 
   std::shared_ptr<const shared_parts> shared_;  // never null
   std::optional<unsigned> attempts_{10};
