@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <type_traits>
 #if defined(__linux__)
 #include <time.h>
 #endif
@@ -68,6 +69,9 @@ class stopwatch {
 
  private:
   // Not running: a time no clock returns (one word, not two: it sits in every coroutine frame).
+  // An unsigned clock would return its min() (0) at its epoch.
+  static_assert(std::is_signed_v<typename Clock::rep> || std::is_floating_point_v<typename Clock::rep>,
+                "stamina: a call's clock needs a signed or floating-point tick count");
   static constexpr typename Clock::time_point stopped() noexcept { return Clock::time_point::min(); }
   typename Clock::time_point start_;
 };
