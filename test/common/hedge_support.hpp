@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
@@ -28,6 +29,12 @@ template <class Ex, class Op, class Token>
 auto async_hedge_virtual(Ex&& ex, stamina::hedging_policy policy, Op op, Token&& token) {
   return stamina::detail::async_hedge_with_clock<mock_clock>(std::forward<Ex>(ex), std::move(policy), std::move(op),
                                                              std::forward<Token>(token));
+}
+
+// The policy the hedge tests start from: hedge a refused connection after 10 ms, named "backend".
+inline stamina::hedging_policy base_policy() {
+  using namespace std::chrono_literals;
+  return stamina::hedging_policy(stamina::on_error(boost::asio::error::connection_refused)).delay(10ms).name("backend");
 }
 
 struct planned_attempt {
