@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -346,6 +347,17 @@ retry_policy& retry_policy::wait_exp_base(double value) & {
 retry_policy& retry_policy::max_server_wait(std::optional<duration> value) & {
   if (value) check_non_negative("max_server_wait", *value);
   change_shared([&](shared_parts& p) { p.max_server_wait = value; });
+  return *this;
+}
+
+void retry_policy::set_deadline(double seconds_since_epoch) {
+  if (std::isnan(seconds_since_epoch)) invalid("deadline", "a time, not NaN", "nan");
+  deadline_ = std::min(deadline_, seconds_since_epoch);  // only ever earlier
+}
+
+retry_policy& retry_policy::within(const attempt_context& outer) & {
+  deadline_ = std::min(deadline_, outer.deadline_);
+  if (outer.nested_ != nullptr) std::atomic_ref<bool>(*outer.nested_).store(true, std::memory_order_relaxed);
   return *this;
 }
 

@@ -30,6 +30,8 @@ class category_impl final : public stamina::error_category {
         return "result retried by on_result";
       case circuit_open:
         return "circuit breaker open: nothing sent";
+      case deadline_exceeded:
+        return "deadline passed before any attempt: nothing sent";
       default:
         return "unknown stamina error";
     }

@@ -1,7 +1,8 @@
 // Instantiates every driver of the retry protocol once, for clang-tidy (scripts/tidy.sh): the
 // blocking loop, the caller coroutine with both op forms and an attempt limit, and the composed
-// operation with both op forms; each kind once more with a fallback. Compiled in every build so that it stays valid;
-// never run.
+// operation with both op forms; each kind once more with a fallback; the forms taking the
+// attempt's context (blocking, composed, caller coroutine) with an inherited deadline. Compiled in every build so that
+// it stays valid; never run.
 
 #include <stamina/stamina.hpp>
 
@@ -30,6 +31,17 @@ void instantiate_drivers(asio::io_context& ctx) {
 
   stamina::async_retry(ctx, policy, token_op, [](error_code, int) {});
   stamina::async_retry(ctx, policy, awaitable_op, [](const std::exception_ptr&, int) {});
+  const auto within_deadline = stamina::retry_policy(policy).deadline(std::chrono::steady_clock::now() + 1s);
+  auto context_token_op = [&ctx](const stamina::attempt_context& attempt, auto token) {
+    return asio::post(ctx, asio::append(std::move(token), error_code(), static_cast<int>(attempt.attempt())));
+  };
+  auto context_awaitable_op = [](const stamina::attempt_context& attempt) -> asio::awaitable<int> {
+    co_return static_cast<int>(attempt.attempt());
+  };
+  (void)stamina::retry(within_deadline, [](const stamina::attempt_context& attempt) {
+    return attempt.remaining() ? error_code() : error_code(asio::error::timed_out);
+  });
+  stamina::async_retry(ctx, within_deadline, context_token_op, [](error_code, int) {});
   const auto hedging =
       stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).max_attempts(3).timeout(5s);
   stamina::async_hedge(ctx, hedging, token_op, [](error_code, int) {});
@@ -42,6 +54,7 @@ void instantiate_drivers(asio::io_context& ctx) {
         (void)co_await stamina::async_retry(ctx, policy, token_op);
         (void)co_await stamina::async_retry(ctx, policy, awaitable_op);
         (void)co_await stamina::async_retry(ctx, policy, awaitable_op, substitute);
+        (void)co_await stamina::async_retry(ctx, within_deadline, context_awaitable_op);
         (void)co_await stamina::async_hedge(ctx, hedging, token_op);
         (void)co_await stamina::async_hedge(ctx, hedging, awaitable_op);
       },

@@ -314,3 +314,186 @@ BOOST_AUTO_TEST_CASE(hook_scopes_live_until_the_next_attempt) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// --- layers: an inherited deadline, the attempt's context, a nested call, pushback ----------
+
+BOOST_AUTO_TEST_SUITE(layers)
+
+// The call starts at 100 s on its clock; the deadline inherited at 103 s is 3 s away.
+BOOST_AUTO_TEST_CASE(an_inherited_deadline_clamps_the_timeout_and_cuts_every_attempt) {
+  const auto p = policy().timeout(10s).deadline(std::chrono::steady_clock::time_point(103s));
+  retry_protocol call(p);
+  BOOST_TEST(call.needs_clock());
+  auto a = call.start(0s, 100.0);
+  BOOST_TEST_REQUIRE((a.kind == action_kind::attempt));
+  BOOST_TEST_REQUIRE(a.limit().has_value());  // no attempt_timeout, yet the attempt is cut at the deadline
+  BOOST_TEST(a.limit()->count() == 3.0);
+  a = call.attempt_failed(refused, 0.5s, false);  // waits 1 s: next attempt at 1.5 s, 1.5 s left
+  BOOST_TEST_REQUIRE((a.kind == action_kind::wait));
+  a = call.wait_finished(1.5s, false);
+  BOOST_TEST_REQUIRE((a.kind == action_kind::attempt));
+  BOOST_TEST(a.limit()->count() == 1.5);
+  // The next wait (2 s) would end past the deadline: the call gives up, with the last failure.
+  a = call.attempt_failed(refused, 2s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::last_attempt));
+  BOOST_TEST((call.gave_up() == give_up_reason::deadline));
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_timeout_is_clamped_to_the_inherited_deadline) {
+  const auto p = policy().attempt_timeout(2s).deadline(std::chrono::steady_clock::time_point(101s));
+  retry_protocol call(p);
+  const auto a = call.start(0s, 100.0);
+  BOOST_TEST_REQUIRE(a.limit().has_value());
+  BOOST_TEST(a.limit()->count() == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_deadline_already_passed_sends_nothing) {
+  test::hook_recorder hooks;
+  const auto p = policy().deadline(std::chrono::steady_clock::time_point(100s));
+  retry_protocol call(p);
+  const auto a = call.start(0s, 100.0);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::deadline_exceeded));
+  BOOST_TEST((stamina::detail::give_up_code(a.result) == stamina::error::deadline_exceeded));
+  BOOST_TEST(call.sent() == 0u);
+  BOOST_TEST((call.gave_up() == give_up_reason::deadline));
+  BOOST_TEST_REQUIRE(hooks.give_ups().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_deadline_only_moves_earlier_and_testing_mode_ignores_it) {
+  auto p = policy().deadline(std::chrono::steady_clock::time_point(103s));
+  p.deadline(std::chrono::steady_clock::time_point(200s));  // later: ignored
+  BOOST_TEST(*p.deadline_since_epoch() == 103.0);
+  BOOST_CHECK_THROW(p.deadline(std::chrono::time_point<std::chrono::steady_clock, std::chrono::duration<double>>(
+                        std::chrono::duration<double>(std::nan("")))),
+                    std::invalid_argument);
+  const stamina::testing_scope zero_waits;
+  retry_protocol call(p);
+  BOOST_TEST(!call.needs_clock());
+  BOOST_TEST((call.start(0s, 500.0).kind == action_kind::attempt));  // past it, but testing mode reads no clock
+}
+
+BOOST_AUTO_TEST_CASE(the_context_tells_the_attempt_number_time_left_id_and_name) {
+  const auto p = policy().timeout(10s).name("db").deadline(std::chrono::steady_clock::time_point(108s));
+  retry_protocol call(p);
+  stamina::detail::attempt_scope scope;
+  call.start(0s, 100.0);
+  const stamina::attempt_context& first = call.context(scope, 0s, 100.0);
+  BOOST_TEST(first.attempt() == 1u);
+  BOOST_TEST(first.remaining()->count() == 8.0);  // the inherited deadline is earlier than the timeout
+  BOOST_TEST(first.deadline()->time_since_epoch() == std::chrono::steady_clock::duration(108s));
+  BOOST_TEST(first.policy_name() == "db");
+  const std::uint64_t id = first.call_id();
+  BOOST_TEST(id != 0u);
+  call.attempt_failed(refused, 1s, false);
+  call.wait_finished(2s, false);
+  const stamina::attempt_context& second = call.context(scope, 2s, 100.0);
+  BOOST_TEST(second.attempt() == 2u);
+  BOOST_TEST(second.remaining()->count() == 6.0);
+  BOOST_TEST(second.call_id() == id);
+  // Without a deadline, none to tell.
+  const auto open = policy();
+  retry_protocol unbounded(open);
+  unbounded.start(0s, 0.0);
+  BOOST_TEST(!unbounded.context(scope, 0s, 0.0).remaining().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_that_made_a_nested_call_is_not_retried) {
+  test::hook_recorder hooks;
+  const auto p = policy().timeout(10s);
+  retry_protocol call(p);
+  stamina::detail::attempt_scope scope;
+  call.start(0s, 100.0);
+  const stamina::attempt_context& ctx = call.context(scope, 0s, 100.0);
+  BOOST_TEST(!call.made_nested_call());
+  const auto inner = stamina::retry_policy(policy()).within(ctx);  // a nested call inherits the deadline
+  BOOST_TEST(*inner.deadline_since_epoch() == 110.0);
+  BOOST_TEST(call.made_nested_call());
+  const auto a = call.attempt_failed(refused, 1s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::last_attempt));
+  BOOST_TEST((call.gave_up() == give_up_reason::pushback));
+  BOOST_TEST(call.sent() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(only_the_attempt_that_made_the_nested_call_is_not_retried) {
+  const auto p = policy();
+  retry_protocol outer(p);
+  stamina::detail::attempt_scope scope;
+  outer.start(0s, 0.0);
+  (void)outer.context(scope, 0s, 0.0);
+  // The first attempt made no nested call: its failure is retried.
+  BOOST_TEST_REQUIRE((outer.attempt_failed(refused, 0s, false).kind == action_kind::wait));
+  BOOST_TEST_REQUIRE((outer.wait_finished(1s, false).kind == action_kind::attempt));
+  BOOST_TEST(!outer.made_nested_call());
+  (void)stamina::retry_policy(policy()).within(outer.context(scope, 1s, 0.0));
+  BOOST_TEST(outer.made_nested_call());
+  BOOST_TEST((outer.attempt_failed(refused, 1s, false).kind == action_kind::give_up));
+  BOOST_TEST((outer.gave_up() == give_up_reason::pushback));
+}
+
+// A result on_result retries is a failure too: an attempt that made a nested call is not
+// retried for it, and a pushback verdict gives up with the result.
+BOOST_AUTO_TEST_CASE(on_result_verdicts_obey_the_nested_rule_and_pushback) {
+  const auto p = policy().on_result([](int status) -> stamina::decision {
+    if (status == 503) return true;
+    if (status == 429) return stamina::decision::pushback();
+    return false;
+  });
+  {
+    retry_protocol call(p);
+    stamina::detail::attempt_scope scope;
+    call.start(0s, 0.0);
+    (void)stamina::retry_policy(policy()).within(call.context(scope, 0s, 0.0));
+    const auto a = call.attempt_succeeded([] { return 0s; }, false, 503);
+    BOOST_TEST((a.kind == action_kind::give_up));
+    BOOST_TEST((a.result == give_up_result::last_attempt));  // the result itself is delivered
+    BOOST_TEST((call.gave_up() == give_up_reason::pushback));
+  }
+  {
+    retry_protocol call(p);
+    call.start(0s);
+    const auto a = call.attempt_succeeded([] { return 0s; }, false, 429);
+    BOOST_TEST((a.kind == action_kind::give_up));
+    BOOST_TEST((call.gave_up() == give_up_reason::pushback));
+  }
+  {
+    retry_protocol call(p);
+    call.start(0s);
+    BOOST_TEST((call.attempt_succeeded([] { return 0s; }, false, 503).kind == action_kind::wait));  // no nested call
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_inherited_deadline_passed_during_a_wait_starts_nothing_more) {
+  const auto p = policy().deadline(std::chrono::steady_clock::time_point(102s));
+  retry_protocol call(p);
+  BOOST_TEST_REQUIRE((call.start(0s, 100.0).kind == action_kind::attempt));
+  BOOST_TEST_REQUIRE((call.attempt_failed(refused, 0.5s, false).kind == action_kind::wait));  // 1 s: ends at 1.5 s
+  const auto a = call.wait_finished(2.5s, false);  // the timer fired late, past the deadline
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::last_attempt));  // the failure the dependency gave
+  BOOST_TEST(call.sent() == 1u);
+  BOOST_TEST((call.gave_up() == give_up_reason::deadline));
+}
+
+BOOST_AUTO_TEST_CASE(a_pushback_decision_is_not_retried_and_wins_in_either) {
+  test::hook_recorder hooks;
+  const auto p = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) {
+                   return stamina::decision::pushback();
+                 })).timeout(std::nullopt);
+  retry_protocol call(p);
+  call.start(0s);
+  const auto a = call.attempt_failed(refused, 0s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((call.gave_up() == give_up_reason::pushback));
+  BOOST_TEST_REQUIRE(hooks.give_ups().size() == 1u);
+  BOOST_TEST((hooks.give_ups()[0].reason == give_up_reason::pushback));
+  // `||` keeps it: the layer below said not to retry, whatever a later part would say.
+  const stamina::retry_on either =
+      stamina::retry_on([](const stamina::failure&) { return stamina::decision::pushback(); }) ||
+      stamina::retry_on([](const stamina::failure&) { return true; });
+  BOOST_TEST((either(refused).what() == stamina::decision::kind::pushback));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

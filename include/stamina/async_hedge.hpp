@@ -23,6 +23,9 @@ template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
 auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& policy, Op op, CompletionToken&& token,
                             const caller& where = {}) {
   using op_type = std::decay_t<Op>;
+  static_assert(!op_traits<op_type>::takes_context,
+                "stamina::async_hedge: an op taking a stamina::attempt_context is not supported by hedging yet "
+                "(async_retry and retry take one)");
   using executor_type = std::decay_t<decltype(executor_of(ex_or_context))>;
   using signature = typename decayed_signature<typename op_traits<op_type>::signature>::type;
   (void)signature_head<signature>{};

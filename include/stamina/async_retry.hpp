@@ -36,10 +36,12 @@ template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
 auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& policy, Op op, CompletionToken&& token,
                             const caller& where = {}) {
   using op_type = std::decay_t<Op>;
-  static_assert(awaitable_op<op_type> || token_op<op_type>,
+  constexpr bool known_form =
+      awaitable_op<op_type> || token_op<op_type> || context_awaitable_op<op_type> || context_token_op<op_type>;
+  static_assert(known_form,
                 "stamina::async_retry: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
-                "starting one Asio operation with that token");
-  if constexpr (awaitable_op<op_type> || token_op<op_type>) {
+                "starting one Asio operation with that token (either with a const stamina::attempt_context& first)");
+  if constexpr (known_form) {
     using executor_type = std::decay_t<decltype(executor_of(ex_or_context))>;
     using traits = op_traits<op_type>;
     using signature = typename decayed_signature<typename traits::signature>::type;
@@ -85,6 +87,10 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 ///                  whose completion signature begins with `error_code` or
 ///                  `std::exception_ptr`: failures are non-success first arguments. The token
 ///                  is single-use.
+///                Either form may take a `const stamina::attempt_context&` first (`op(ctx)`,
+///                `op(ctx, token)`): the attempt's number, time left, call id and name, valid
+///                until the attempt completes; and the way to make a nested call
+///                (`retry_policy::within`).
 /// @param token   Any completion token; default `asio::use_awaitable`. The token alone
 ///                chooses how the call runs: with `use_awaitable` the attempts are awaited in
 ///                the caller's coroutine (no coroutine is spawned per attempt when `ex` is the

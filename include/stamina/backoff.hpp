@@ -122,7 +122,8 @@ class backoff {
   step on_failure(decision d, duration elapsed, unsigned other_attempts = 0) {
     if (failures_ != std::numeric_limits<unsigned>::max()) ++failures_;
     if (!active_) return give_up(give_up_reason::attempts_exhausted);
-    if (!d.should_retry()) return give_up(give_up_reason::not_retryable);
+    if (!d.should_retry())
+      return give_up(d.what() == decision::kind::pushback ? give_up_reason::pushback : give_up_reason::not_retryable);
     const unsigned used =
         failures_ > std::numeric_limits<unsigned>::max() - other_attempts ? failures_ : failures_ + other_attempts;
     if (max_attempts_ != 0 && used >= max_attempts_) return give_up(give_up_reason::attempts_exhausted);
@@ -220,8 +221,13 @@ class backoff {
   // Whether a call under `switches` must measure elapsed time: a deadline, an attempt time
   // limit or a schedule restart (`reset_after`) applies. The one rule for every driver.
   static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
-    return switches.active() && ((policy.timeout() && !switches.testing()) || policy.attempt_timeout().has_value() ||
-                                 policy.reset_after().has_value());
+    return switches.active() && (((policy.timeout() || policy.deadline_since_epoch()) && !switches.testing()) ||
+                                 policy.attempt_timeout().has_value() || policy.reset_after().has_value());
+  }
+  // An inherited deadline, `left` seconds of the call's time after its start: the deadline is
+  // the earlier of it and the policy's timeout (none in testing mode or when inactive).
+  void clamp_deadline(double left) noexcept {
+    if (active_ && !testing_) timeout_ = std::min(timeout_, left);
   }
 
   double server_wait_cap() const noexcept {

@@ -14,7 +14,8 @@ class decision {
     no_retry,     ///< deliver the failure now
     retry,        ///< retry with the policy's backoff
     retry_after,  ///< retry after at least `wait()`, spread after it
-    overloaded    ///< retry with the policy's backoff; the dependency said it is overloaded
+    overloaded,   ///< retry with the policy's backoff; the dependency said it is overloaded
+    pushback      ///< deliver the failure now: the layer below retried already, or is overloaded
   };
 
   /// `true` = retry with the policy's backoff, `false` = deliver the failure now.
@@ -43,12 +44,19 @@ class decision {
   /// `retry()` is a failure the dependency answered, which a throttle does not count as overload.
   static decision overloaded() noexcept { return decision(kind::overloaded, duration(0)); }
 
+  /// Deliver the failure now, because the layer below said not to retry it: it carries a
+  /// pushback marker (`parse_pushback`), or it already retried and gave up. The call gives up
+  /// with `give_up_reason::pushback`, and a throttle counts the answer as overload (the layers
+  /// below are failing), where a plain `no_retry()` is an answer like a 404.
+  static decision pushback() noexcept { return decision(kind::pushback, duration(0)); }
   /// Which answer this is.
   kind what() const noexcept { return kind_; }
   /// True for `retry`, `retry_after` and `overloaded`.
-  bool should_retry() const noexcept { return kind_ != kind::no_retry; }
-  /// True for `retry_after` and `overloaded`: the dependency said it is overloaded.
-  bool overload() const noexcept { return kind_ == kind::retry_after || kind_ == kind::overloaded; }
+  bool should_retry() const noexcept { return kind_ != kind::no_retry && kind_ != kind::pushback; }
+  /// True for `retry_after`, `overloaded` and `pushback`: the dependency said it is overloaded.
+  bool overload() const noexcept {
+    return kind_ == kind::retry_after || kind_ == kind::overloaded || kind_ == kind::pushback;
+  }
   /// The requested wait; meaningful only for `kind::retry_after`.
   duration wait() const noexcept { return wait_; }
 

@@ -26,6 +26,9 @@ enum errors {
   retried_result = 4,
   /// The policy's `circuit_breaker` is open: the attempt was never sent to the dependency.
   circuit_open = 5,
+  /// The call's deadline (`retry_policy::deadline`, or the outer call's through `within`) had
+  /// passed before any attempt could be sent: nothing was sent.
+  deadline_exceeded = 6,
 };
 
 /// The `stamina` error category.

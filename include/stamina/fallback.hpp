@@ -20,9 +20,9 @@ struct give_up_info {
   /// throttle let none through.
   unsigned attempts = 0;
   /// The failure the call would have delivered, in the form it would have had: the last
-  /// attempt's, or `stamina::error::throttled`, `circuit_open` or `attempt_timeout` when that is
-  /// what it would have completed with (`last.error()` gives the code whatever the form); for a
-  /// result that `on_result` retried, `stamina::error::retried_result`.
+  /// attempt's, or `stamina::error::throttled`, `circuit_open`, `deadline_exceeded` or
+  /// `attempt_timeout` when that is what it would have completed with (`last.error()` gives the code whatever the
+  /// form); for a result that `on_result` retried, `stamina::error::retried_result`.
   failure last{stamina::error_code()};
 };
 

@@ -15,6 +15,8 @@ enum class give_up_reason : unsigned char {
   cancelled,           ///< async cancellation or a `std::stop_token` stop request
   throttled,           ///< the last attempt was shed by the policy's `adaptive_throttle`
   circuit_open,        ///< the policy's `circuit_breaker` is open: nothing more is sent
+  pushback,            ///< the layer below said "do not retry" (`decision::pushback()`: its marker,
+                       ///< or a nested stamina call that already retried, see `retry_policy::within`)
 };
 
 constexpr std::string_view to_string(give_up_reason r) noexcept {
@@ -33,6 +35,8 @@ constexpr std::string_view to_string(give_up_reason r) noexcept {
       return "throttled";
     case give_up_reason::circuit_open:
       return "circuit_open";
+    case give_up_reason::pushback:
+      return "pushback";
   }
   return "unknown";
 }

@@ -1,6 +1,7 @@
 #ifndef STAMINA_RETRY_HPP
 #define STAMINA_RETRY_HPP
 
+#include <stamina/attempt_context.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/detail/clock.hpp>
 #include <stamina/detail/namespace.hpp>
@@ -31,6 +32,32 @@ STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
 
+// What a blocking call's function returns: f(), or f(ctx) for a function that takes the
+// attempt's context (the form without it wins when both exist).
+template <class F>
+struct sync_op_result {};
+template <class F>
+requires std::is_invocable_v<F&>
+struct sync_op_result<F> {
+  using type = std::invoke_result_t<F&>;
+};
+template <class F>
+requires(!std::is_invocable_v<F&> && std::is_invocable_v<F&, const attempt_context&>) struct sync_op_result<F> {
+  using type = std::invoke_result_t<F&, const attempt_context&>;
+};
+template <class F>
+using sync_op_result_t = typename sync_op_result<std::remove_reference_t<F>>::type;
+
+// A blocking function that takes the attempt's context, called as f(): the protocol makes the
+// context of each attempt.
+template <class F, class Clock>
+struct context_function {
+  F& f;
+  retry_protocol* call = nullptr;
+  const stopwatch<Clock>* clock = nullptr;
+  attempt_scope scope{};
+  decltype(auto) operator()() { return f(call->context(scope, clock->elapsed(), clock->origin())); }
+};
 // How a synchronous result says "failed".
 template <class R>
 struct sync_result {
@@ -260,19 +287,14 @@ template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
   return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last, fb);
 }
 
-// A call that is not plain (call_state::plain_success): its state is made before the first
-// attempt. Out of line, so that the plain call's path stays small.
-template <class Clock, class Sleeper, class F, class Fallback>
-[[gnu::noinline]] std::invoke_result_t<F&> retry_with_state(const retry_policy& policy, const call_state& state,
-                                                            Sleeper& sleep, F& f, Fallback* fb) {
-  using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
-  if (state.judges_results()) [[unlikely]]
-    attempt_type::check_values(policy);
-  const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, state));
-  attempt_type last;
+// retry_with_state for f(): the first attempt at once when nothing has to be decided first.
+template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
+std::invoke_result_t<F&> retry_without_context_from(const retry_policy& policy, const call_state& state,
+                                                    const stopwatch<Clock>& clock, Sleeper& sleep, F& f, Attempt& last,
+                                                    Fallback* fb) {
   if (!retry_protocol::sends_first_attempt_at_once(policy, state)) {
     retry_protocol call(policy, state);
-    return perform_actions(call, call.start(duration(0)), clock, sleep, f, last, fb);
+    return perform_actions(call, call.start(duration(0), clock.origin()), clock, sleep, f, last, fb);
   }
   const bool succeeded = last.run(f);
   if (retry_protocol::needs_machine_after(succeeded, state)) {
@@ -284,17 +306,35 @@ template <class Clock, class Sleeper, class F, class Fallback>
   return last.take();
 }
 
-template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
-std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr,
-                                    Fallback* fb = nullptr) {
-  if (policy.attempt_timeout()) [[unlikely]]
-    throw_blocking_attempt_timeout("stamina::retry");
+// A call that is not plain (call_state::plain_success): its state is made before the first
+// attempt. Out of line, so that the plain call's path stays small.
+template <class Clock, class Sleeper, class F, class Fallback>
+[[gnu::noinline]] sync_op_result_t<F> retry_with_state(const retry_policy& policy, const call_state& state,
+                                                       Sleeper& sleep, F& f, Fallback* fb) {
+  using attempt_type = sync_attempt<sync_op_result_t<F>>;
+  if (state.judges_results()) [[unlikely]]
+    attempt_type::check_values(policy);
+  const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, state), retry_protocol::precise_clock(policy));
+  attempt_type last;
+  if constexpr (!std::is_invocable_v<F&>) {  // f(ctx): every attempt gets its context
+    retry_protocol call(policy, state);
+    context_function<F, Clock> with_context{f, &call, &clock};
+    return perform_actions(call, call.start(duration(0), clock.origin()), clock, sleep, with_context, last, fb);
+  } else {
+    return retry_without_context_from<Clock>(policy, state, clock, sleep, f, last, fb);
+  }
+}
+
+template <class Clock, class Sleeper, class F, class Fallback>
+[[gnu::always_inline]] inline std::invoke_result_t<F&> retry_without_context(const retry_policy& policy,
+                                                                             const call_state_spec& spec,
+                                                                             global_config switches, Sleeper& sleep,
+                                                                             F& f, const caller* where, Fallback* fb) {
   using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
-  const call_state_spec& spec = policy.call_spec();
-  const global_config switches = load_global_config();
-  // The common call (no protection, budget or on_result, default throttles healthy) sends its
-  // first attempt with nothing made but the stopwatch; a failure makes the call state then.
-  if (call_state::plain_success(spec, switches)) [[likely]] {
+  // The common call (no protection, budget, on_result or inherited deadline, default throttles
+  // healthy) sends its first attempt with nothing made but the stopwatch; a failure makes the
+  // call state then.
+  if (call_state::plain_success(spec, switches) && !policy.deadline_since_epoch()) [[likely]] {
     const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
     attempt_type last;
     if (last.run(f)) [[likely]]
@@ -302,6 +342,20 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
     return retry_after_first_failure(policy, call_state(spec, switches, where), clock, sleep, f, last, fb);
   }
   return retry_with_state<Clock>(policy, call_state(spec, switches, where), sleep, f, fb);
+}
+
+template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
+sync_op_result_t<F> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr,
+                               Fallback* fb = nullptr) {
+  if (policy.attempt_timeout()) [[unlikely]]
+    throw_blocking_attempt_timeout("stamina::retry");
+  const call_state_spec& spec = policy.call_spec();
+  const global_config switches = load_global_config();
+  if constexpr (!std::is_invocable_v<F&>) {
+    return retry_with_state<Clock>(policy, call_state(spec, switches, where), sleep, f, fb);
+  } else {
+    return retry_without_context<Clock>(policy, spec, switches, sleep, f, where, fb);
+  }
 }
 
 }  // namespace detail
@@ -312,12 +366,15 @@ std::invoke_result_t<F&> retry_with(const retry_policy& policy, Sleeper&& sleep,
 ///   exception object is rethrown unchanged;
 /// - return `stamina::error_code` or (with Boost) `boost::system::result<T>`: a failed value is a
 ///   failure; on give-up the last value is returned (nothing is thrown).
+/// `f` may take a `const stamina::attempt_context&` (`f(ctx)`): the attempt's number, time
+/// left, call id and name, for an outgoing request's headers, and the way to make a nested call
+/// (`retry_policy::within`).
 /// Failures the policy's `on` rejects are delivered at once. A policy with `on_result` is shown
 /// each success value (the returned `T`, or the value of a `result<T>`). A policy with
 /// `attempt_timeout` is rejected with `std::invalid_argument`: a blocking call cannot be
 /// interrupted.
 template <class F>
-auto retry(const retry_policy& policy, F&& f, detail::caller where = {}) -> std::invoke_result_t<F&> {
+auto retry(const retry_policy& policy, F&& f, detail::caller where = {}) -> detail::sync_op_result_t<F> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f, &where);
 }
 
@@ -325,8 +382,8 @@ auto retry(const retry_policy& policy, F&& f, detail::caller where = {}) -> std:
 /// call, the predicate checked against `f`'s result at compile time.
 template <class Values, class F>
 auto retry(const result_typed<retry_policy, Values>& policy, F&& f, detail::caller where = {})
-    -> std::invoke_result_t<F&> {
-  static_assert(std::is_same_v<typename detail::sync_attempt<std::invoke_result_t<F&>>::values, Values>,
+    -> detail::sync_op_result_t<F> {
+  static_assert(std::is_same_v<typename detail::sync_attempt<detail::sync_op_result_t<F>>::values, Values>,
                 "stamina::retry: the on_result predicate's parameter types differ from the function's result");
   return retry(static_cast<const retry_policy&>(policy), std::forward<F>(f), where);
 }
@@ -346,22 +403,23 @@ requires(!std::is_convertible_v<Policy, const retry_policy&>) void retry(Policy&
 /// delivered (the attempt in progress, if any, is not interrupted).
 template <class F>
 auto retry(const retry_policy& policy, std::stop_token stop, F&& f, detail::caller where = {})
-    -> std::invoke_result_t<F&> {
+    -> detail::sync_op_result_t<F> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f, &where);
 }
 
 /// With a fallback: the same call, but a give-up (except by a stop request) returns what
 /// `fb` returns instead of the last failure (see `stamina::fallback`).
 template <class F, class Fn>
-auto retry(const retry_policy& policy, F&& f, fallback<Fn> fb, detail::caller where = {}) -> std::invoke_result_t<F&> {
+auto retry(const retry_policy& policy, F&& f, fallback<Fn> fb, detail::caller where = {})
+    -> detail::sync_op_result_t<F> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f, &where, &fb);
 }
 
 /// With a `result_typed` policy and a fallback.
 template <class Values, class F, class Fn>
 auto retry(const result_typed<retry_policy, Values>& policy, F&& f, fallback<Fn> fb, detail::caller where = {})
-    -> std::invoke_result_t<F&> {
-  static_assert(std::is_same_v<typename detail::sync_attempt<std::invoke_result_t<F&>>::values, Values>,
+    -> detail::sync_op_result_t<F> {
+  static_assert(std::is_same_v<typename detail::sync_attempt<detail::sync_op_result_t<F>>::values, Values>,
                 "stamina::retry: the on_result predicate's parameter types differ from the function's result");
   return retry(static_cast<const retry_policy&>(policy), std::forward<F>(f), std::move(fb), where);
 }
@@ -370,7 +428,7 @@ auto retry(const result_typed<retry_policy, Values>& policy, F&& f, fallback<Fn>
 /// failure, as without a fallback.
 template <class F, class Fn>
 auto retry(const retry_policy& policy, std::stop_token stop, F&& f, fallback<Fn> fb, detail::caller where = {})
-    -> std::invoke_result_t<F&> {
+    -> detail::sync_op_result_t<F> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::stoppable_sleeper{std::move(stop)}, f, &where,
                                                        &fb);
 }

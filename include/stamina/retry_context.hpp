@@ -91,6 +91,10 @@ class attempt {
   /// very draw the failure will make); it ignores the deadline, the attempt limit and
   /// server-given waits.
   duration next_wait() const { return call_->next_wait(); }
+  /// The attempt's context (number, time left when asked, call id, name), for an outgoing
+  /// request's headers and for a nested call (`retry_policy::within`): valid until the attempt
+  /// ends.
+  const attempt_context& context() { return call_->context(scope_, elapsed_(), origin_); }
   /// This attempt failed with the exception being handled (call it in a `catch` block).
   /// Retryable: returns, and the loop waits before the next attempt. Otherwise the call gives
   /// up and the same exception object is rethrown. A second report of one attempt is ignored.
@@ -111,6 +115,8 @@ class attempt {
   void failed(const failure& what);
 
   detail::retry_protocol* call_ = nullptr;
+  detail::attempt_scope scope_;      // the context, once asked for
+  double origin_ = 0;                // when the call started, on its clock (stopwatch::origin)
   detail::action next_{};            // what follows this attempt, once it failed
   std::optional<failure> last_;      // its failure
   detail::duration_source elapsed_;  // the context's stopwatch
@@ -242,8 +248,9 @@ class basic_retry_context {
   detail::action advance() {
     if (!started_) {
       started_ = true;
-      clock_ = detail::stopwatch<Clock>(call_.needs_clock());
-      return call_.start(duration(0));
+      clock_ = detail::stopwatch<Clock>(call_.needs_clock(), call_.precise_clock());
+      attempt_.origin_ = clock_.origin();
+      return call_.start(duration(0), attempt_.origin_);
     }
     if (attempt_.over_) return detail::action::deliver();
     if (!attempt_.reported_) return call_.attempt_succeeded();  // the body reported no failure

@@ -126,11 +126,12 @@ class retry_on {
 
   /// Either classifier: `a` is asked first; if it says "do not retry", `b` decides. So the
   /// first part that says "retry" (and its wait) wins, e.g.
-  /// `on_error(errc::timed_out) || on_exception<std::runtime_error>()`.
+  /// `on_error(errc::timed_out) || on_exception<std::runtime_error>()`. A `pushback` from `a`
+  /// wins too: the layer below said not to retry, whatever `b` would say.
   friend retry_on operator||(retry_on a, retry_on b) {
     return retry_on([a = std::move(a), b = std::move(b)](const failure& f) {
       const decision first = a(f);
-      return first.should_retry() ? first : b(f);
+      return first.should_retry() || first.what() == decision::kind::pushback ? first : b(f);
     });
   }
 

@@ -2,6 +2,7 @@
 #define STAMINA_RETRY_POLICY_HPP
 
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/attempt_context.hpp>
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/concurrency_limit.hpp>
 #include <stamina/detail/call_site.hpp>
@@ -16,6 +17,7 @@
 #include <stamina/retry_on.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <limits>
@@ -154,6 +156,44 @@ class retry_policy {
   }
   /// Fail fast instead of waiting (see above).
   retry_policy&& fail_fast(bool value = true) && noexcept { return std::move(fail_fast(value)); }
+  /// An absolute deadline inherited from the caller, e.g. an incoming request's remaining time
+  /// (`steady_clock::now() + *parse_grpc_timeout(header)`). A call under this policy ends by
+  /// it: its `timeout` is clamped to it, every attempt of `async_retry` is cut at it (as by
+  /// `attempt_timeout`; the attempts of `retry` and of a `retry_context` cannot be cut: their
+  /// `attempt_context::remaining()` says how long they have), no attempt starts once it has
+  /// passed (the public `backoff`, which is wait arithmetic only, does not read it), and a call
+  /// that could send
+  /// none fails with `stamina::error::deadline_exceeded` (reason `deadline`). On the call's
+  /// clock: `steady_clock`, or the test clock a call is given. Only ever moves earlier: a later
+  /// deadline than the one set is ignored. Meant to be set on a copy made for one request (a
+  /// copy costs one reference count). Throws `std::invalid_argument` for a NaN time.
+  template <class Clock, class Dur>
+  retry_policy& deadline(std::chrono::time_point<Clock, Dur> at) & {
+    static_assert(Clock::is_steady,
+                  "stamina::retry_policy::deadline: a time point of std::chrono::steady_clock (or of the steady test "
+                  "clock the call runs on); a system_clock time would be read as decades away");
+    set_deadline(std::chrono::duration<double>(at.time_since_epoch()).count());
+    return *this;
+  }
+  /// The inherited deadline (see above).
+  template <class Clock, class Dur>
+  retry_policy&& deadline(std::chrono::time_point<Clock, Dur> at) && {
+    return std::move(deadline(at));
+  }
+  /// No inherited deadline (the default).
+  retry_policy& deadline(std::nullopt_t) & noexcept {
+    deadline_ = std::numeric_limits<double>::infinity();
+    return *this;
+  }
+  /// No inherited deadline (see above).
+  retry_policy&& deadline(std::nullopt_t none) && noexcept { return std::move(deadline(none)); }
+  /// A call made inside an attempt of another stamina call (`outer`: that attempt's context):
+  /// it inherits the outer call's deadline (as `deadline` above), and the outer call will not
+  /// retry that attempt's failure: the innermost call, the one nearest the failing dependency,
+  /// is the one that retries (docs/layered-retries.md). Call it during the outer attempt.
+  retry_policy& within(const attempt_context& outer) &;
+  /// Inside another call's attempt (see above).
+  retry_policy&& within(const attempt_context& outer) && { return std::move(within(outer)); }
   /// The name reported to hooks, logs and metrics, and the key of the default throttle.
   retry_policy& name(std::string value) &;
   /// The name (see above).
@@ -218,6 +258,10 @@ class retry_policy {
   std::optional<duration> reset_after() const noexcept { return reset_after_; }
   /// Whether a held-back attempt ends the call at once (default false).
   bool fail_fast() const noexcept { return fail_fast_; }
+  /// The inherited deadline, in seconds since the epoch of the call's clock; nullopt = none.
+  std::optional<double> deadline_since_epoch() const noexcept {
+    return deadline_ < std::numeric_limits<double>::infinity() ? std::optional<double>(deadline_) : std::nullopt;
+  }
   /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
   std::optional<duration> max_server_wait() const noexcept { return shared_->max_server_wait; }
   /// The name reported to hooks and metrics (default: where the policy was created).
@@ -251,6 +295,7 @@ class retry_policy {
 
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
+  void set_deadline(double seconds_since_epoch);
   void set_on_result(std::shared_ptr<const detail::result_classifier> value);
 
   // The parts that are not plain numbers: one immutable block shared by copies (a copy costs
@@ -302,9 +347,10 @@ class retry_policy {
   duration wait_max_{5.0};
   duration wait_jitter_{1.0};
   double wait_exp_base_{2.0};
-  stamina::jitter jitter_{jitter::additive};
+  double deadline_ = std::numeric_limits<double>::infinity();  // since the call clock's epoch
   std::optional<duration> attempt_timeout_;
   std::optional<duration> reset_after_;
+  stamina::jitter jitter_{jitter::additive};
   bool fail_fast_ = false;
 };
 

@@ -6,6 +6,7 @@
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/attempt_context.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/concurrency_limit.hpp>
@@ -20,6 +21,7 @@
 #include <stamina/hedging_policy.hpp>
 #include <stamina/instrumentation.hpp>
 #include <stamina/jitter.hpp>
+#include <stamina/layer_headers.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_after.hpp>
 #include <stamina/retry_budget.hpp>

@@ -5,6 +5,7 @@
 // completion signature it produces, how to start one attempt with a given handler, and how to
 // tell success from failure in its completion arguments.
 
+#include <stamina/attempt_context.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -124,7 +125,17 @@ inline constexpr bool temporary_op_in_co_await =
 #endif
 
 template <class Op>
-concept token_op = !awaitable_op<Op> && std::is_invocable_v<Op&, signature_probe>;
+concept token_op = !awaitable_op<Op> && std::is_invocable_v<Op&, signature_probe> &&
+                   !awaitable_parts<std::invoke_result_t<Op&, signature_probe>>::value;
+
+// The forms that take the attempt's context first: op(ctx) returning an awaitable, and
+// op(ctx, token). A form without the context, when the op has one, wins.
+template <class Op>
+concept context_awaitable_op = !awaitable_op<Op> && !token_op<Op> && std::is_invocable_v<Op&, const attempt_context&> &&
+                               awaitable_parts<std::invoke_result_t<Op&, const attempt_context&>>::value;
+template <class Op>
+concept context_token_op = !awaitable_op<Op> && !token_op<Op> && !context_awaitable_op<Op> &&
+                           std::is_invocable_v<Op&, const attempt_context&, signature_probe>;
 
 template <class Probed>
 struct single_signature {
@@ -171,21 +182,57 @@ template <class Op, class = void>
 struct op_traits;
 
 // op() returns asio::awaitable<T, E>: failures are exceptions.
-template <awaitable_op Op>
-struct op_traits<Op> {
-  using awaitable_type = std::invoke_result_t<Op&>;
+template <class Awaitable, bool TakesContext>
+struct awaitable_op_traits {
+  using awaitable_type = Awaitable;
   using value_type = typename awaitable_parts<awaitable_type>::value_type;
   using awaitable_executor = typename awaitable_parts<awaitable_type>::executor_type;
   using signature = typename awaitable_signature<value_type>::type;
   static constexpr bool is_awaitable = true;
+  static constexpr bool takes_context = TakesContext;
 };
+template <awaitable_op Op>
+struct op_traits<Op> : awaitable_op_traits<std::invoke_result_t<Op&>, false> {};
+template <context_awaitable_op Op>
+struct op_traits<Op> : awaitable_op_traits<std::invoke_result_t<Op&, const attempt_context&>, true> {};
 
 // op(token) starts an Asio operation; async_retry completes with its exact signature.
 template <token_op Op>
 struct op_traits<Op> {
   using signature = typename single_signature<std::invoke_result_t<Op&, signature_probe>>::type;
   static constexpr bool is_awaitable = false;
+  static constexpr bool takes_context = false;
 };
+template <context_token_op Op>
+struct op_traits<Op> {
+  using signature = typename single_signature<std::invoke_result_t<Op&, const attempt_context&, signature_probe>>::type;
+  static constexpr bool is_awaitable = false;
+  static constexpr bool takes_context = true;
+};
+
+// Calls `op` for one attempt: with the attempt's context first when it takes one.
+template <class Op, class... Args>
+decltype(auto) call_op(Op& op, const attempt_context* ctx, Args&&... args) {
+  if constexpr (op_traits<Op>::takes_context)
+    return op(*ctx, std::forward<Args>(args)...);
+  else
+    return op(std::forward<Args>(args)...);
+}
+
+// What a driver keeps per attempt for an op: the context's scope, or nothing.
+struct no_attempt_scope {};
+template <class Op>
+using attempt_scope_for = std::conditional_t<op_traits<Op>::takes_context, attempt_scope, no_attempt_scope>;
+
+// The context of the attempt a driver is starting (null for an op without one).
+template <class Protocol, class Stopwatch>
+const attempt_context* attempt_context_of(Protocol& call, attempt_scope& scope, const Stopwatch& clock) {
+  return &call.context(scope, clock.elapsed(), clock.origin());
+}
+template <class Protocol, class Stopwatch>
+const attempt_context* attempt_context_of(Protocol& /*call*/, no_attempt_scope& /*scope*/, const Stopwatch& /*clock*/) {
+  return nullptr;
+}
 
 inline bool failed(const stamina::error_code& ec) noexcept { return code_failed(ec); }
 inline bool failed(const std::exception_ptr& e) noexcept { return e != nullptr; }
@@ -223,19 +270,20 @@ First thrown_as(const std::exception_ptr& e) {
 // the handler is posted to `ex` with a failure (the exception as above; invalid_argument for an
 // operation never started).
 template <class Op, class Executor, class Handler, class First, class... Rest>
-void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...)) {
+void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...),
+                   const attempt_context* ctx = nullptr) {
   using handler_type = std::decay_t<Handler>;
   std::optional<handler_type> parked(std::forward<Handler>(handler));
   First failure_value{};
   try {
     if constexpr (op_traits<Op>::is_awaitable) {
-      auto attempt = op();
+      auto attempt = call_op(op, ctx);
       if (attempt.valid()) {  // an awaitable without a coroutine started nothing
         stamina::net::co_spawn(ex, std::move(attempt), std::move(*parked));
         parked.reset();
       }
     } else {
-      op(attempt_token<handler_type>(&parked));
+      call_op(op, ctx, attempt_token<handler_type>(&parked));
     }
     if (!parked) return;
     failure_value = error_as<First>(stamina::net::error::invalid_argument);  // op started nothing

@@ -42,7 +42,10 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   // protocol refers to the policy; timers must not move while waiting).
   struct state {
     state(retry_policy&& p, Op&& o, const caller& where)
-        : policy(std::move(p)), op(std::move(o)), call(policy, &where), clock(call.needs_clock()) {}
+        : policy(std::move(p)),
+          op(std::move(o)),
+          call(policy, &where),
+          clock(call.needs_clock(), call.precise_clock()) {}
     retry_policy policy;
     Op op;
     retry_protocol call;
@@ -51,6 +54,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     std::optional<timer_type> wait_timer;                  // created on the first real wait only
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
     place_wait<timer_type> place;                          // a queued attempt's wait
+    [[no_unique_address]] attempt_scope_for<Op> scope;     // the attempt's context, for an op taking one
     std::atomic<bool> starting{false};                     // true while an attempt is being started
     bool limited = false;                                  // the attempt in flight has a time limit
   };
@@ -75,7 +79,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     // Terminal and partial cancellation are supported; total is not (earlier attempts may
     // have had effects that cannot be undone), so it is filtered out.
     self.reset_cancellation_state(stamina::net::enable_partial_cancellation());
-    const action first = state_->call.start(duration(0));
+    const action first = state_->call.start(duration(0), state_->clock.origin());
     if (first.kind == action_kind::give_up) {
       // Shed before anything started: complete from a fresh stack, never inside async_retry().
       const Executor ex = ex_;
@@ -191,15 +195,16 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     state& s = *state_;
     const Executor ex = ex_;
     s.starting.store(true, std::memory_order_release);
+    const attempt_context* ctx = attempt_context_of(s.call, s.scope, s.clock);
     if (limit) {
       if (!s.limiter) s.limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
       s.limited = true;
       auto slot =
           s.limiter->arm(*limit, self.get_cancellation_state().slot(), stamina::net::get_associated_executor(self, ex));
       start_attempt(s.op, ex, stamina::net::bind_cancellation_slot(slot, std::move(self)),
-                    static_cast<void (*)(First, Rest...)>(nullptr));
+                    static_cast<void (*)(First, Rest...)>(nullptr), ctx);
     } else {
-      start_attempt(s.op, ex, std::move(self), static_cast<void (*)(First, Rest...)>(nullptr));
+      start_attempt(s.op, ex, std::move(self), static_cast<void (*)(First, Rest...)>(nullptr), ctx);
     }
     // `self` has moved, but the state is still alive: a completion that arrives while
     // `starting` is set re-posts itself instead of finishing the call.

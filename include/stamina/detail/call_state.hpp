@@ -35,11 +35,13 @@ namespace detail {
 
 /// How a call that gives up completes, for every driver.
 enum class give_up_result : unsigned char {
-  last_attempt,     ///< the last result the dependency produced, unchanged
-  aborted,          ///< `operation_aborted` (a wait was cancelled); other values value-initialised
-  attempt_timeout,  ///< `stamina::error::attempt_timeout`; other values value-initialised
-  throttled,        ///< `stamina::error::throttled` (no attempt was ever sent); others value-initialised
-  circuit_open,     ///< `stamina::error::circuit_open` (no attempt was ever sent); others value-initialised
+  last_attempt,       ///< the last result the dependency produced, unchanged
+  aborted,            ///< `operation_aborted` (a wait was cancelled); other values value-initialised
+  attempt_timeout,    ///< `stamina::error::attempt_timeout`; other values value-initialised
+  throttled,          ///< `stamina::error::throttled` (no attempt was ever sent); others value-initialised
+  circuit_open,       ///< `stamina::error::circuit_open` (no attempt was ever sent); others value-initialised
+  deadline_exceeded,  ///< `stamina::error::deadline_exceeded` (the inherited deadline had passed before any
+                      ///< attempt); others value-initialised
 };
 
 /// The error a give-up other than `last_attempt` is delivered as: the one rendering of
@@ -52,6 +54,8 @@ inline stamina::error_code give_up_code(give_up_result r) noexcept {
       return error::throttled;
     case give_up_result::circuit_open:
       return error::circuit_open;
+    case give_up_result::deadline_exceeded:
+      return error::deadline_exceeded;
     case give_up_result::last_attempt:
     case give_up_result::aborted:
       break;
@@ -69,7 +73,7 @@ enum class admission : unsigned char {
 
 /// Whether a give-up delivers the protections' own error because no attempt was ever sent.
 inline bool nothing_sent(give_up_result r) noexcept {
-  return r == give_up_result::throttled || r == give_up_result::circuit_open;
+  return r == give_up_result::throttled || r == give_up_result::circuit_open || r == give_up_result::deadline_exceeded;
 }
 
 /// What the dependency's answer to an attempt says, for the protections.
@@ -369,6 +373,18 @@ class call_state {
   std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
   std::uint32_t place_ticket_ = 0;    // the limit's generation when the attempt took its place
   bool holds_place_ = false;          // the attempt in flight holds a place under the limit
+  // A stamina call was made within the attempt in flight (retry_policy::within, through the
+  // attempt's context, possibly from another thread: accessed through std::atomic_ref).
+  bool nested_call_ = false;
+
+ public:
+  // --- layers ------------------------------------------------------------------------------
+  /// The flag a call made within the current attempt sets (`attempt_context`).
+  bool* nested_call_flag() noexcept { return &nested_call_; }
+  /// Whether a stamina call was made within the current attempt.
+  bool nested_call() noexcept { return std::atomic_ref<bool>(nested_call_).load(std::memory_order_relaxed); }
+  /// A new attempt starts: no call was made within it yet.
+  void attempt_started() noexcept { std::atomic_ref<bool>(nested_call_).store(false, std::memory_order_relaxed); }
 };
 
 }  // namespace detail

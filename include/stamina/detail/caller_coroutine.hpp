@@ -77,6 +77,7 @@ struct caller_outcome;
 template <class Op, class Signature>
 struct caller_outcome<Op, Signature, true> {
   using value_type = typename op_traits<Op>::value_type;
+  [[no_unique_address]] attempt_scope_for<Op> scope;  // the attempt's context, for an op taking one
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<value_type>, bool, value_type>> value;
 
@@ -100,6 +101,7 @@ struct caller_outcome<Op, Signature, true> {
 
 template <class Op, class First, class... Rest>
 struct caller_outcome<Op, void(First, Rest...), false> {
+  [[no_unique_address]] attempt_scope_for<Op> scope;  // the attempt's context, for an op taking one
   std::optional<std::tuple<First, Rest...>> args;
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
@@ -162,7 +164,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
 
   retry_protocol call(policy, &where);
-  const stopwatch<Clock> clock(call.needs_clock());
+  const stopwatch<Clock> clock(call.needs_clock(), call.precise_clock());
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
   std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
@@ -174,7 +176,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   // while the chain awaits this call.
   const auto caller_state = co_await stamina::net::this_coro::cancellation_state;
 
-  for (action next = call.start(duration(0));;) {
+  for (action next = call.start(duration(0), clock.origin());;) {
     switch (next.kind) {
       case action_kind::attempt: {
         const bool limited = next.limited;
@@ -189,7 +191,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         if constexpr (awaitable_form) {
           last.error = nullptr;
           try {
-            auto attempt = op();
+            auto attempt = call_op(op, attempt_context_of(call, last.scope, clock));
             if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
             if (limited || !same_executor) {
               if constexpr (std::is_void_v<result_type>) {
@@ -211,8 +213,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
           std::exception_ptr thrown;
           try {
-            auto attempt =
-                op(stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{})));
+            auto attempt = call_op(
+                op, attempt_context_of(call, last.scope, clock),
+                stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{})));
             if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
             last.args.emplace(co_await std::move(attempt));
           } catch (...) {

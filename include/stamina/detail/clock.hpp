@@ -58,14 +58,37 @@ struct elapsed_clock<std::chrono::steady_clock> {
 };
 
 /// Elapsed time since the call started, read only when the protocol needs it, from the
-/// coarse variant of `WaitClock`.
+/// coarse variant of `WaitClock` — or, for a call whose deadline came from outside
+/// (`precise`), from `WaitClock` itself: the coarse clock lags it by up to its resolution (a
+/// few milliseconds), which an inherited deadline must not gain at every hop.
 template <class WaitClock>
 class stopwatch {
   using Clock = typename elapsed_clock<WaitClock>::type;
+  static constexpr bool has_coarse = !std::is_same_v<Clock, WaitClock>;
 
  public:
-  explicit stopwatch(bool running) noexcept : start_(running ? Clock::now() : stopped()) {}
-  duration elapsed() const noexcept { return start_ != stopped() ? duration(Clock::now() - start_) : duration(0); }
+  explicit stopwatch(bool running, bool precise = false) noexcept : start_(running ? Clock::now() : stopped()) {
+    if constexpr (has_coarse) {
+      // The two clocks share their epoch and tick (nanoseconds), and no clock of a running
+      // machine reads a negative time: the precise start is kept in the same word, negated.
+      if (running && precise) start_ = typename Clock::time_point(typename Clock::duration(-precise_ticks()));
+    }
+  }
+  duration elapsed() const noexcept {
+    if (start_ == stopped()) return duration(0);
+    if constexpr (has_coarse) {
+      if (start_.time_since_epoch().count() < 0)
+        return duration(std::chrono::nanoseconds(precise_ticks() + start_.time_since_epoch().count()));
+    }
+    return duration(Clock::now() - start_);
+  }
+  /// When it started, in seconds since the clock's epoch (0 when not running). The coarse
+  /// clock shares steady_clock's epoch, so a deadline on steady_clock compares with it.
+  double origin() const noexcept {
+    if (start_ == stopped()) return 0.0;
+    const double at = std::chrono::duration<double>(start_.time_since_epoch()).count();
+    return has_coarse && at < 0 ? -at : at;
+  }
 
  private:
   // Not running: a time no clock returns (one word, not two: it sits in every coroutine frame).
@@ -73,6 +96,9 @@ class stopwatch {
   static_assert(std::is_signed_v<typename Clock::rep> || std::is_floating_point_v<typename Clock::rep>,
                 "stamina: a call's clock needs a signed or floating-point tick count");
   static constexpr typename Clock::time_point stopped() noexcept { return Clock::time_point::min(); }
+  static typename Clock::rep precise_ticks() noexcept {
+    return std::chrono::duration_cast<typename Clock::duration>(WaitClock::now().time_since_epoch()).count();
+  }
   typename Clock::time_point start_;
 };
 

@@ -16,6 +16,7 @@
 // wait arithmetic and the deadline are backoff's (backoff.hpp); switches, protections,
 // classification and hooks are the call state's.
 
+#include <stamina/attempt_context.hpp>
 #include <stamina/backoff.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/describe.hpp>
@@ -84,7 +85,7 @@ class retry_protocol {
   /// attempt limit. A driver whose success path must stay tiny (the blocking one) then sends it
   /// with only the call state made, and makes the machine only if the attempt needs it.
   static bool sends_first_attempt_at_once(const retry_policy& policy, const call_state& state) noexcept {
-    return state.unthrottled() && !policy.attempt_timeout();
+    return state.unthrottled() && !policy.attempt_timeout() && !policy.deadline_since_epoch();
   }
   /// Whether a first attempt sent that way needs the machine to finish: it failed, `on_result`
   /// judges it, or the protections are told of its success.
@@ -114,6 +115,9 @@ class retry_protocol {
   /// starts and one per step) only when a deadline, an attempt time limit or a schedule restart
   /// applies.
   bool needs_clock() const noexcept { return needs_clock(*policy_, state_); }
+  /// Whether the clock must be the precise one (an inherited deadline), not its coarse variant.
+  bool precise_clock() const noexcept { return precise_clock(*policy_); }
+  static bool precise_clock(const retry_policy& policy) noexcept { return policy.deadline_since_epoch().has_value(); }
   static bool needs_clock(const retry_policy& policy, const call_state& state) noexcept {
     return needs_clock(policy, state.switches());
   }
@@ -137,6 +141,39 @@ class retry_protocol {
     }
     return next_attempt(elapsed);
   }
+  /// The first step, for a driver whose call may have inherited a deadline: `origin` is when
+  /// the call started, in seconds since the epoch of its clock (`stopwatch::origin()`). A
+  /// deadline that has passed already ends the call before anything is sent.
+  action start(duration elapsed, double origin) {
+    const std::optional<double> at = policy_->deadline_since_epoch();
+    if (!at || !state_.active() || state_.testing()) [[likely]]
+      return start(elapsed);
+    const double left = *at - origin;
+    deadline_left_ = static_cast<float>(left);
+    if (double(deadline_left_) > left)  // rounded up: a deadline is never moved later
+      deadline_left_ = std::nextafter(deadline_left_, -std::numeric_limits<float>::infinity());
+    return next_attempt(elapsed);  // nothing, if the deadline has passed already
+  }
+
+  /// The context of the attempt that an `attempt` action just started, in `scope` (owned by the
+  /// driver, alive until the attempt completed), for an op that asks for it. `origin`: as for
+  /// start(). A call made within the attempt through it (retry_policy::within) is seen by the
+  /// machine itself when the attempt's outcome is reported.
+  const attempt_context& context(attempt_scope& scope, duration elapsed, double origin) {
+    attempt_context& c = scope.context;
+    c.attempt_ = attempts();
+    c.call_id_ = state_.id();
+    c.name_ = state_.name();
+    c.nested_ = state_.nested_call_flag();
+    c.now_ = origin + elapsed.count();
+    const double left = deadline_in_call_time() - now(elapsed).count();
+    c.deadline_ = std::isinf(left) ? left : c.now_ + std::max(0.0, left);
+    return c;
+  }
+
+  /// Whether a stamina call was made within the current attempt (`retry_policy::within` on its
+  /// context): then the call does not retry the attempt (only the innermost layer retries).
+  bool made_nested_call() noexcept { return state_.nested_call(); }
 
   /// The attempt succeeded and no `on_result` judges it: deliver it.
   [[gnu::always_inline]] action attempt_succeeded() noexcept {
@@ -156,18 +193,24 @@ class retry_protocol {
     if (!state_.judges_results()) [[likely]]
       return attempt_succeeded();
     const decision verdict = state_.judge(values...);
-    if (!verdict.should_retry()) return attempt_succeeded();
+    const bool pushed_back = verdict.what() == decision::kind::pushback;
+    if (!verdict.should_retry() && !pushed_back) return attempt_succeeded();
     assert(stage_ == stage::attempting);
     // A result the policy retries counts as the failure it stands for (a 503 as a value).
     state_.answered(verdict.overload() ? answer::overloaded : answer::failed, false);
     last_ = give_up_result::last_attempt;
     const failure what = call_state::retried_result_failure(values...);
     if (cancelled) return give_up(give_up_reason::cancelled, what);
+    // "Do not retry" from the layer below (its marker, or a call made within the attempt):
+    // the result is delivered as it is.
+    if (pushed_back || made_nested_call()) return give_up(give_up_reason::pushback, what);
     return after_failure(verdict, what, elapsed());
   }
 
   /// The attempt failed with `what`, `elapsed` after the call started. `cancelled`: the caller
-  /// asked to cancel during the attempt; a cancelled attempt is never retried.
+  /// asked to cancel during the attempt; a cancelled attempt is never retried. An attempt within
+  /// which a stamina call was made (`retry_policy::within`) is not retried either: that call
+  /// retried already (only the innermost layer retries).
   action attempt_failed(const failure& what, duration elapsed, bool cancelled) {
     assert(stage_ == stage::attempting);
     last_ = give_up_result::last_attempt;
@@ -177,8 +220,15 @@ class retry_protocol {
     }
     const decision verdict = state_.classify(what);
     if (!verdict.should_retry()) {
-      state_.answered(answer::accepted, false);  // a 404 is an answer
-      return give_up(give_up_reason::not_retryable, what);
+      // A 404 is an answer; "do not retry" from the layer below is a sign of overload.
+      const bool pushed_back = verdict.what() == decision::kind::pushback;
+      state_.answered(pushed_back ? answer::overloaded : answer::accepted, false);
+      return give_up(pushed_back ? give_up_reason::pushback : give_up_reason::not_retryable, what);
+    }
+    if (made_nested_call()) {
+      // The call within the attempt answered for its own dependency: here, a failure.
+      state_.answered(answer::failed, false);
+      return give_up(give_up_reason::pushback, what);
     }
     restart_if_long_lived(elapsed);
     state_.answered(verdict.overload() ? answer::overloaded : answer::failed, false);
@@ -196,6 +246,7 @@ class retry_protocol {
       return give_up(give_up_reason::cancelled, what);
     }
     state_.answered(answer::overloaded, false);
+    if (made_nested_call()) return give_up(give_up_reason::pushback, what);  // the call within it retried
     return after_failure(decision::overloaded(), what, elapsed);
   }
 
@@ -211,6 +262,10 @@ class retry_protocol {
       const failure what = failed_ ? failed_->last : call_state::throttled_failure();
       if (interrupted) return give_up(give_up_reason::cancelled, what, give_up_result::aborted);
       return give_up(give_up_reason::deadline, what);
+    }
+    if (past_inherited_deadline(elapsed)) [[unlikely]] {  // granted too late
+      state_.place_unused(ticket);
+      return give_up(give_up_reason::deadline, failed_ ? failed_->last : deadline_failure());
     }
     switch (state_.admit_granted(ticket)) {
       case admission::send:
@@ -262,8 +317,11 @@ class retry_protocol {
   };
 
   failure_state& failed() noexcept {
-    if (!failed_)
+    if (!failed_) {
       failed_.emplace(*policy_, state_.switches(), seed_ != 0 || !state_.virtual_time() ? seed_ : virtual_time_seed());
+      if (!std::isinf(deadline_left_)) [[unlikely]]
+        failed_->waits.clamp_deadline(double(deadline_left_) - origin_);
+    }
     return *failed_;
   }
 
@@ -280,6 +338,21 @@ class retry_protocol {
     if (state_.virtual_time()) [[unlikely]]
       return duration(waited_);
     return duration(elapsed.count() - origin_);
+  }
+
+  // Whether an inherited deadline has passed: no attempt may start.
+  bool past_inherited_deadline(duration elapsed) const noexcept {
+    return !std::isinf(deadline_left_) && !(now(elapsed).count() < double(deadline_left_) - origin_);
+  }
+  static failure deadline_failure() noexcept { return failure(make_error_code(error::deadline_exceeded)); }
+
+  // The call's deadline in its own time (now()): the earlier of the policy's timeout and the
+  // inherited deadline; +inf: none (or testing mode, or inactive).
+  double deadline_in_call_time() const noexcept {
+    double d = double(deadline_left_) - origin_;
+    if (const auto timeout = policy_->timeout(); timeout && !state_.testing() && state_.active())
+      d = std::min(d, timeout->count());
+    return d;
   }
 
   // An attempt that ran healthy for at least `reset_after` before failing starts the schedule
@@ -299,6 +372,8 @@ class retry_protocol {
   action next_attempt(duration elapsed) {
     if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
     stage_ = stage::attempting;
+    if (past_inherited_deadline(elapsed)) [[unlikely]]  // a wait that ended late: start nothing more
+      return give_up(give_up_reason::deadline, failed_ ? failed_->last : deadline_failure());
     for (;;) {
       const admission admitted = state_.admit();
       if (admitted == admission::send) [[likely]]
@@ -314,7 +389,16 @@ class retry_protocol {
   action sent_attempt(duration elapsed) {
     saturating_increment(sent_);
     attempt_started_ = elapsed.count();
-    if (!policy_->attempt_timeout() || !state_.active()) return action::attempt(std::nullopt);
+    state_.attempt_started();
+    if (!state_.active()) return action::attempt(std::nullopt);
+    if (!std::isinf(deadline_left_)) [[unlikely]] {
+      // An inherited deadline cuts every attempt, with or without an attempt_timeout.
+      const backoff& waits = failed().waits;
+      const double left = std::max(0.0, waits.deadline()->count() - now(elapsed).count());
+      const auto per_attempt = policy_->attempt_timeout();
+      return action::attempt(duration(per_attempt ? std::min(per_attempt->count(), left) : left));
+    }
+    if (!policy_->attempt_timeout()) return action::attempt(std::nullopt);
     return action::attempt(failed().waits.attempt_limit(now(elapsed)));
   }
 
@@ -324,10 +408,10 @@ class retry_protocol {
     const failure what = failed_ ? failed_->last : call_state::throttled_failure();
     if (policy_->fail_fast()) return give_up(give_up_reason::throttled, what);
     std::optional<duration> at_most;
-    if (const auto timeout = policy_->timeout(); timeout && !state_.testing()) {
-      // The deadline of the call (backoff's rule: the policy's timeout from its start; none in
-      // testing mode, which reads no clock).
-      const double left = timeout->count() - now(elapsed).count();
+    if (const double deadline = deadline_in_call_time(); !std::isinf(deadline)) {
+      // The deadline of the call (the policy's timeout from its start, or the inherited one;
+      // none in testing mode, which reads no clock).
+      const double left = deadline - now(elapsed).count();
       if (!(left > 0)) return give_up(give_up_reason::deadline, what);
       at_most = duration(left);
     }
@@ -398,8 +482,12 @@ class retry_protocol {
   // `throttled` / `circuit_open` when nothing was ever sent, unless the driver says otherwise
   // (`forced`).
   action give_up(give_up_reason reason, const failure& what, std::optional<give_up_result> forced = std::nullopt) {
-    const give_up_result unsent =
-        reason == give_up_reason::circuit_open ? give_up_result::circuit_open : give_up_result::throttled;
+    // Nothing sent: the breaker refused; the inherited deadline passed with nothing held back
+    // (before the first attempt, or while it waited for a place); else the throttle held back.
+    const give_up_result unsent = reason == give_up_reason::circuit_open ? give_up_result::circuit_open
+                                  : reason == give_up_reason::deadline && !std::isinf(deadline_left_) && held_ == 0
+                                      ? give_up_result::deadline_exceeded
+                                      : give_up_result::throttled;
     const give_up_result result = forced ? *forced : sent_ > 0 ? last_ : unsent;
     if (state_.reports_give_ups()) {
       const failure reported = sent_ == 0 ? what : last_failure(what);
@@ -443,6 +531,9 @@ class retry_protocol {
   give_up_result last_ = give_up_result::last_attempt;  // what the last sent attempt left
   std::optional<give_up_reason> gave_up_;
   stage stage_ = stage::idle;
+  // The inherited deadline, in elapsed seconds since the call started; +inf: none. A float,
+  // in what was the padding (a call sits in every coroutine frame): microseconds at a minute.
+  float deadline_left_ = std::numeric_limits<float>::infinity();
 };
 
 }  // namespace detail

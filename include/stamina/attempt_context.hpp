@@ -1,0 +1,101 @@
+#ifndef STAMINA_ATTEMPT_CONTEXT_HPP
+#define STAMINA_ATTEMPT_CONTEXT_HPP
+
+// What an attempt knows of its call, for an operation that talks to another service: its
+// number, the time left, the call's id and name — what goes into an outgoing request's headers
+// so that the layers below neither outlive the caller nor multiply its retries.
+
+#include <stamina/detail/namespace.hpp>
+#include <stamina/duration.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+STAMINA_NAMESPACE_BEGIN
+
+class retry_policy;
+namespace detail {
+class retry_protocol;
+}  // namespace detail
+
+/// The context of one attempt, handed to an operation that asks for it: `retry(policy, f)` with
+/// `f(const attempt_context&)`, `async_retry` with `op(const attempt_context&)` (returning an
+/// awaitable) or `op(const attempt_context&, token)`, and `attempt::context()` of a
+/// `retry_context`. The forms without a context are unchanged.
+///
+/// Lifetime: the object belongs to the call and is valid until the attempt it describes has
+/// completed (as a buffer handed to an Asio operation must stay valid); it is neither copyable
+/// nor movable: take it by reference, and copy out the values you need beyond the attempt. The
+/// name it returns lives as long as the policy the call was given.
+///
+/// A stamina call made inside the attempt (a middle layer calling the next service in-process)
+/// is given the context through `retry_policy::within(ctx)`: it inherits the deadline, and the
+/// outer call does not retry an attempt that made such a call (only the innermost call retries;
+/// see docs/layered-retries.md).
+class attempt_context {
+ public:
+  attempt_context() = default;
+  /// Not copyable: it refers to its call, which a copy could outlive. Read the values out.
+  attempt_context(const attempt_context&) = delete;
+  attempt_context& operator=(const attempt_context&) = delete;
+
+  /// The attempt's number, from 1 (attempts the throttle held back included).
+  unsigned attempt() const noexcept { return attempt_; }
+  /// The time left before the call's deadline (its `timeout`, or the deadline it inherited if
+  /// earlier), when this attempt started; nullopt when the call has no deadline (none, testing
+  /// mode, or retrying inactive). Put it into an outgoing deadline header
+  /// (`format_grpc_timeout`).
+  std::optional<duration> remaining() const noexcept {
+    return std::isinf(deadline_) ? std::nullopt : std::optional<duration>(duration(std::max(0.0, deadline_ - now_)));
+  }
+  /// The call's deadline on `Clock` (the call's clock: `steady_clock` unless a test gives the
+  /// call another), or nullopt as for `remaining()`.
+  /// A deadline beyond what the clock can hold saturates at its `time_point::max()`.
+  template <class Clock = std::chrono::steady_clock>
+  std::optional<typename Clock::time_point> deadline() const {
+    using clock_duration = typename Clock::duration;
+    using rep = typename clock_duration::rep;
+    if (std::isinf(deadline_)) return std::nullopt;
+    const double ticks = std::chrono::duration_cast<std::chrono::duration<double, typename clock_duration::period>>(
+                             std::chrono::duration<double>(deadline_))
+                             .count();
+    if (ticks >= static_cast<double>(std::numeric_limits<rep>::max())) return Clock::time_point::max();
+    if (ticks <= static_cast<double>(std::numeric_limits<rep>::lowest())) return Clock::time_point::min();
+    return typename Clock::time_point(clock_duration(static_cast<rep>(ticks)));
+  }
+  /// A process-wide id of the call (the same for all its attempts), as hooks report it.
+  std::uint64_t call_id() const noexcept { return call_id_; }
+  /// The policy's name (its `name(...)`, else the call's place in the code).
+  std::string_view policy_name() const noexcept { return name_; }
+
+ private:
+  friend class detail::retry_protocol;
+  friend class retry_policy;
+
+  unsigned attempt_ = 0;
+  std::uint64_t call_id_ = 0;
+  std::string_view name_;
+  // On the call's clock, in seconds since its epoch: when the attempt started, and the
+  // deadline (+inf: none).
+  double now_ = 0;
+  double deadline_ = std::numeric_limits<double>::infinity();
+  // Set when a stamina call was made within this attempt (retry_policy::within): the call
+  // then does not retry the attempt's failure. Owned by the call.
+  bool* nested_ = nullptr;
+};
+
+namespace detail {
+// What a driver keeps for an op that takes a context: the context of its current attempt.
+struct attempt_scope {
+  attempt_context context;
+};
+}  // namespace detail
+
+STAMINA_NAMESPACE_END
+
+#endif
