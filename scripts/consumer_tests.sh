@@ -34,7 +34,7 @@ consumer() {
   local name=$1 mode=$2 flavour=$3
   shift 3
   cmake -S test/consumer -B "$work/$name" -G Ninja -DCONSUMER_MODE="$mode" -DCONSUMER_FLAVOUR="$flavour" "$@" >/dev/null
-  cmake --build "$work/$name" >/dev/null
+  cmake --build "$work/$name" --target consumer >/dev/null  # not the other flavour's library
   "$work/$name/consumer"
 }
 # Standalone Asio, with Boost hidden from CMake: no Boost header may reach the consumer's
