@@ -14,13 +14,22 @@ if $short; then bash scripts/setup.sh python3 libbenchmark-dev; else bash script
 cmake --preset bench >/dev/null
 cmake --build --preset bench --target bench_layers -j "$(nproc)" >/dev/null
 bin=build/bench/benchmarks/bench_layers
-out=benchmarks/results/layers
-rm -rf "$out" && mkdir -p "$out"
+# The short run (CI) writes to a scratch directory: the committed results stay as they are.
+if $short; then out=$(mktemp -d); else out=benchmarks/results/layers; rm -rf "$out" && mkdir -p "$out"; fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Waits (at most 10 s) until a server listens on port $1.
+wait_port() { python3 -c '
+import socket, sys, time
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)' "$1"; }
 
 if $short; then modes="down slow"; requests=20; else modes="down half slow"; requests=60; fi
 rate=20
@@ -42,7 +51,7 @@ for mode in $modes; do
       "$bin" server "$pa" "$pb" "$mode" "$w" "$serve" "$out/${tag}_A.csv" & pids+=("$!"); servers+=("$!")
       top=$pa
     fi
-    sleep 0.3
+    for p in $pc $pb $pa; do [ "$wiring" = single ] && [ "$p" != "$pc" ] && continue; wait_port "$p"; done
     "$bin" client "$top" "$requests" "$rate" "$w" "$timeout_ms" "$out/${tag}_client.csv"
     for s in "${servers[@]}"; do
       timeout 20 tail --pid="$s" -f /dev/null || kill "$s"

@@ -12,7 +12,7 @@ def row(path):
     return [float(x) for x in p.read_text().strip().split(",")] if p.exists() else None
 
 
-print(f"{'C':<6} {'wiring':<8} {'requests':>8} {'ok':>4} {'at C':>6} {'per req':>8} {'x single':>9} "
+print(f"{'C':<6} {'wiring':<8} {'requests':>8} {'in time':>7} {'at B':>5} {'at C':>6} {'per req':>8} {'x single':>9} "
       f"{'late starts A/B/C':>18} {'work after deadline B/C (ms)':>29}")
 verdicts = []
 plot = []
@@ -33,9 +33,10 @@ for mode in modes:
             single = per
         ratio = per / single if single else float("nan")
         late = [row(f"{tag}_{s}.csv") for s in "ABC"]
+        at_b = "-" if late[1] is None else str(int(late[1][0]))
         starts = "/".join("-" if r is None else str(int(r[1])) for r in late)
         work = "/".join("-" if r is None else f"{max(0.0, r[2]):.0f}" for r in late[1:])
-        print(f"{mode:<6} {wiring:<8} {int(client[0]):>8} {int(client[1]):>4} {int(c[0]):>6} {per:>8.2f} "
+        print(f"{mode:<6} {wiring:<8} {int(client[0]):>8} {int(client[1]):>7} {at_b:>5} {int(c[0]):>6} {per:>8.2f} "
               f"{ratio:>9.2f} {starts:>18} {work:>29}")
         plot.append(f'"{mode} {wiring}" {per:.3f}')
         if wiring == "layered":

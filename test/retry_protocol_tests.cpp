@@ -11,6 +11,7 @@
 
 #include <boost/asio/error.hpp>
 
+#include <limits>
 #include <memory>
 
 using namespace std::chrono_literals;
@@ -475,6 +476,42 @@ BOOST_AUTO_TEST_CASE(an_inherited_deadline_passed_during_a_wait_starts_nothing_m
   BOOST_TEST((a.result == give_up_result::last_attempt));  // the failure the dependency gave
   BOOST_TEST(call.sent() == 1u);
   BOOST_TEST((call.gave_up() == give_up_reason::deadline));
+}
+
+// The inherited deadline cuts attempts; the policy's own timeout still does not (it bounds when
+// attempts start, as without an inherited deadline).
+BOOST_AUTO_TEST_CASE(only_the_inherited_deadline_cuts_attempts) {
+  const auto p = policy().timeout(4.5s).deadline(std::chrono::steady_clock::time_point(160s));
+  retry_protocol call(p);
+  const auto a = call.start(0s, 100.0);
+  BOOST_TEST_REQUIRE(a.limit().has_value());
+  BOOST_TEST(a.limit()->count() == 60.0);
+}
+
+// An attempt cut because the caller's time ran out says nothing about the dependency: the call
+// gives up (deadline, attempt_timeout) without a verdict for the protections.
+BOOST_AUTO_TEST_CASE(an_attempt_cut_at_the_inherited_deadline_is_no_sign_of_overload) {
+  auto breaker = std::make_shared<stamina::circuit_breaker>();
+  const auto p = policy().breaker(breaker).deadline(std::chrono::steady_clock::time_point(101s));
+  for (int i = 0; i < 50; ++i) {
+    retry_protocol call(p);
+    BOOST_TEST_REQUIRE((call.start(0s, 100.0).kind == action_kind::attempt));
+    const auto a = call.attempt_timed_out(1s, false);
+    BOOST_TEST((a.kind == action_kind::give_up));
+    BOOST_TEST((a.result == give_up_result::attempt_timeout));
+    BOOST_TEST((call.gave_up() == give_up_reason::deadline));
+  }
+  BOOST_TEST((breaker->current() == stamina::circuit_breaker::state::closed));  // 50 cut attempts opened nothing
+}
+
+// A deadline of -inf (a time_point<..., duration<double>>::min()) has passed; it is not "none".
+BOOST_AUTO_TEST_CASE(a_minus_infinite_deadline_has_passed) {
+  const auto p = policy().deadline(std::chrono::time_point<std::chrono::steady_clock, std::chrono::duration<double>>(
+      std::chrono::duration<double>(-std::numeric_limits<double>::infinity())));
+  retry_protocol call(p);
+  const auto a = call.start(0s, 100.0);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((a.result == give_up_result::deadline_exceeded));
 }
 
 BOOST_AUTO_TEST_CASE(a_pushback_decision_is_not_retried_and_wins_in_either) {

@@ -90,7 +90,9 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 ///                Either form may take a `const stamina::attempt_context&` first (`op(ctx)`,
 ///                `op(ctx, token)`): the attempt's number, time left, call id and name, valid
 ///                until the attempt completes; and the way to make a nested call
-///                (`retry_policy::within`).
+///                (`retry_policy::within`). Name the parameter's type, or declare the result
+///                (`-> asio::awaitable<T>`): a generic lambda with a deduced result cannot be
+///                told from a token op without compiling its body.
 /// @param token   Any completion token; default `asio::use_awaitable`. The token alone
 ///                chooses how the call runs: with `use_awaitable` the attempts are awaited in
 ///                the caller's coroutine (no coroutine is spawned per attempt when `ex` is the

@@ -141,8 +141,8 @@ class hedge_protocol {
     const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
     if (cut) return failed_after(attempt, call_state::timed_out_failure(), elapsed, answer::overloaded);
     const decision verdict = state_.classify(f);
-    if (!verdict.should_retry())
-      return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::accepted);
+    // Not retried (a pushback from the layer below included: hedging does not act on it yet).
+    if (!verdict.should_retry()) return failed_after(attempt, f, elapsed, answer::accepted);
     return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::failed);
   }
 

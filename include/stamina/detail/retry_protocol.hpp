@@ -26,6 +26,7 @@
 #include <stamina/instrumentation.hpp>
 #include <stamina/retry_policy.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstdint>
@@ -148,7 +149,9 @@ class retry_protocol {
     const std::optional<double> at = policy_->deadline_since_epoch();
     if (!at || !state_.active() || state_.testing()) [[likely]]
       return start(elapsed);
-    const double left = *at - origin;
+    // Kept in a float's range (a hostile -inf or a huge value must not become "no deadline").
+    constexpr double largest = std::numeric_limits<float>::max();
+    const double left = std::clamp(*at - origin, -largest, largest);
     deadline_left_ = static_cast<float>(left);
     if (double(deadline_left_) > left)  // rounded up: a deadline is never moved later
       deadline_left_ = std::nextafter(deadline_left_, -std::numeric_limits<float>::infinity());
@@ -226,8 +229,8 @@ class retry_protocol {
       return give_up(pushed_back ? give_up_reason::pushback : give_up_reason::not_retryable, what);
     }
     if (made_nested_call()) {
-      // The call within the attempt answered for its own dependency: here, a failure.
-      state_.answered(answer::failed, false);
+      // The call within the attempt retried its dependency already: not retried here.
+      state_.answered(verdict.overload() ? answer::overloaded : answer::failed, false);
       return give_up(give_up_reason::pushback, what);
     }
     restart_if_long_lived(elapsed);
@@ -245,6 +248,12 @@ class retry_protocol {
       state_.abandoned();
       return give_up(give_up_reason::cancelled, what);
     }
+    if (past_inherited_deadline(elapsed)) {
+      // Cut because the caller's time ran out, not because the dependency was slow: no verdict
+      // for the protections (a caller with 5 ms left must not open a breaker for the others).
+      state_.abandoned();
+      return give_up(give_up_reason::deadline, what);
+    }
     state_.answered(answer::overloaded, false);
     if (made_nested_call()) return give_up(give_up_reason::pushback, what);  // the call within it retried
     return after_failure(decision::overloaded(), what, elapsed);
@@ -259,7 +268,7 @@ class retry_protocol {
     stage_ = stage::attempting;
     if (granted && interrupted) state_.place_unused(ticket);
     if (interrupted || !granted) {
-      const failure what = failed_ ? failed_->last : call_state::throttled_failure();
+      const failure what = failed_ ? failed_->last : unsent_failure();
       if (interrupted) return give_up(give_up_reason::cancelled, what, give_up_result::aborted);
       return give_up(give_up_reason::deadline, what);
     }
@@ -319,7 +328,7 @@ class retry_protocol {
   failure_state& failed() noexcept {
     if (!failed_) {
       failed_.emplace(*policy_, state_.switches(), seed_ != 0 || !state_.virtual_time() ? seed_ : virtual_time_seed());
-      if (!std::isinf(deadline_left_)) [[unlikely]]
+      if (inherits_deadline()) [[unlikely]]
         failed_->waits.clamp_deadline(double(deadline_left_) - origin_);
     }
     return *failed_;
@@ -342,7 +351,20 @@ class retry_protocol {
 
   // Whether an inherited deadline has passed: no attempt may start.
   bool past_inherited_deadline(duration elapsed) const noexcept {
-    return !std::isinf(deadline_left_) && !(now(elapsed).count() < double(deadline_left_) - origin_);
+    return inherits_deadline() && !(now(elapsed).count() < double(deadline_left_) - origin_);
+  }
+  bool inherits_deadline() const noexcept { return deadline_left_ != std::numeric_limits<float>::infinity(); }
+  // Whether the inherited deadline comes before the policy's own timeout (it is the one a give-up
+  // for `deadline` is about).
+  bool inherited_deadline_binds() const noexcept {
+    if (!inherits_deadline()) return false;
+    const auto timeout = policy_->timeout();
+    return !timeout || state_.testing() || double(deadline_left_) - origin_ <= timeout->count();
+  }
+  // What a give-up that sent nothing reports when no attempt failed: the deadline it inherited,
+  // or the throttle.
+  failure unsent_failure() const noexcept {
+    return inherited_deadline_binds() ? deadline_failure() : call_state::throttled_failure();
   }
   static failure deadline_failure() noexcept { return failure(make_error_code(error::deadline_exceeded)); }
 
@@ -391,12 +413,13 @@ class retry_protocol {
     attempt_started_ = elapsed.count();
     state_.attempt_started();
     if (!state_.active()) return action::attempt(std::nullopt);
-    if (!std::isinf(deadline_left_)) [[unlikely]] {
-      // An inherited deadline cuts every attempt, with or without an attempt_timeout.
-      const backoff& waits = failed().waits;
-      const double left = std::max(0.0, waits.deadline()->count() - now(elapsed).count());
-      const auto per_attempt = policy_->attempt_timeout();
-      return action::attempt(duration(per_attempt ? std::min(per_attempt->count(), left) : left));
+    if (inherits_deadline()) [[unlikely]] {
+      // An inherited deadline cuts every attempt, with or without an attempt_timeout (which
+      // keeps its own rule); the policy's timeout does not cut attempts, as without one.
+      const double left = std::max(0.0, double(deadline_left_) - origin_ - now(elapsed).count());
+      const std::optional<duration> own =
+          policy_->attempt_timeout() ? failed().waits.attempt_limit(now(elapsed)) : std::nullopt;
+      return action::attempt(duration(own ? std::min(own->count(), left) : left));
     }
     if (!policy_->attempt_timeout()) return action::attempt(std::nullopt);
     return action::attempt(failed().waits.attempt_limit(now(elapsed)));
@@ -405,7 +428,7 @@ class retry_protocol {
   // The concurrency limit is full: the attempt waits for a place, at most until the deadline
   // (fail_fast: not at all). It is the same attempt, waiting: nothing is counted.
   [[gnu::noinline]] action queued(duration elapsed) {
-    const failure what = failed_ ? failed_->last : call_state::throttled_failure();
+    const failure what = failed_ ? failed_->last : unsent_failure();
     if (policy_->fail_fast()) return give_up(give_up_reason::throttled, what);
     std::optional<duration> at_most;
     if (const double deadline = deadline_in_call_time(); !std::isinf(deadline)) {
@@ -485,7 +508,7 @@ class retry_protocol {
     // Nothing sent: the breaker refused; the inherited deadline passed with nothing held back
     // (before the first attempt, or while it waited for a place); else the throttle held back.
     const give_up_result unsent = reason == give_up_reason::circuit_open ? give_up_result::circuit_open
-                                  : reason == give_up_reason::deadline && !std::isinf(deadline_left_) && held_ == 0
+                                  : reason == give_up_reason::deadline && inherited_deadline_binds() && held_ == 0
                                       ? give_up_result::deadline_exceeded
                                       : give_up_result::throttled;
     const give_up_result result = forced ? *forced : sent_ > 0 ? last_ : unsent;
