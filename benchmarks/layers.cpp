@@ -93,6 +93,20 @@ asio::awaitable<response> exchange(unsigned short port, request req) {
   co_return answer;
 }
 
+// One attempt at the service on `port`: the request carries the client's deadline (for the
+// measurement) and, layered, the time left; an answer other than 200 is a failure that carries
+// the service's pushback value.
+asio::awaitable<response> call_service(unsigned short port, std::string top, bool layered,
+                                       const stamina::attempt_context& ctx) {
+  request out(http::verb::get, "/", 11);
+  out.set(http::field::host, "127.0.0.1");
+  out.set(top_deadline_header, top);
+  if (layered && ctx.remaining()) out.set(stamina::deadline_header, stamina::format_grpc_timeout(*ctx.remaining()));
+  response r = co_await exchange(port, std::move(out));
+  if (r.result() != http::status::ok) throw status_error(std::string(r[stamina::pushback_header]));
+  co_return r;
+}
+
 struct server_stats {
   long requests = 0;
   long after_deadline = 0;
@@ -139,14 +153,8 @@ struct service {
         failed.set(stamina::pushback_header, stamina::dont_retry_pushback);
       return failed;
     });
-    const auto call_next = [&](const stamina::attempt_context& ctx) -> asio::awaitable<response> {
-      request out(http::verb::get, "/", 11);
-      out.set(http::field::host, "127.0.0.1");
-      out.set(top_deadline_header, top);
-      if (layered && ctx.remaining()) out.set(stamina::deadline_header, stamina::format_grpc_timeout(*ctx.remaining()));
-      response r = co_await exchange(next_port, std::move(out));
-      if (r.result() != http::status::ok) throw status_error(std::string(r[stamina::pushback_header]));
-      co_return r;
+    const auto call_next = [&](const stamina::attempt_context& ctx) {
+      return call_service(next_port, top, layered, ctx);
     };
     co_return co_await stamina::async_retry(io, p, call_next, on_give_up, asio::use_awaitable);
   }
@@ -212,15 +220,7 @@ int run_client(int argc, char** argv) {
     stamina::retry_policy p = layer_policy("top");
     p.timeout(stamina::duration(timeout)).throttle(nullptr);
     const stamina::fallback failed([] { return response(http::status::service_unavailable, 11); });
-    const auto call_a = [&](const stamina::attempt_context& ctx) -> asio::awaitable<response> {
-      request out(http::verb::get, "/", 11);
-      out.set(http::field::host, "127.0.0.1");
-      out.set(top_deadline_header, top);
-      if (layered && ctx.remaining()) out.set(stamina::deadline_header, stamina::format_grpc_timeout(*ctx.remaining()));
-      response r = co_await exchange(port, std::move(out));
-      if (r.result() != http::status::ok) throw status_error(std::string(r[stamina::pushback_header]));
-      co_return r;
-    };
+    const auto call_a = [&](const stamina::attempt_context& ctx) { return call_service(port, top, layered, ctx); };
     const response r = co_await stamina::async_retry(io, p, call_a, failed, asio::use_awaitable);
     if (r.result() == http::status::ok && now_ns() <= top_ns) ++succeeded;  // an answer in time
     ++done;

@@ -10,6 +10,7 @@
 #include <common/hook_recorder.hpp>
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
+#include <common/virtual_retry.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/attempt_context.hpp>
 #include <stamina/retry.hpp>
@@ -35,17 +36,6 @@ using stamina::give_up_reason;
 namespace {
 
 const error_code refused = asio::error::connection_refused;
-
-struct virtual_sleeper {
-  bool operator()(stamina::duration d) const {
-    test::mock_clock::advance(d);
-    return true;
-  }
-};
-template <class F>
-auto retry_virtual(const stamina::retry_policy& p, F&& f) {
-  return stamina::detail::retry_with<test::mock_clock>(p, virtual_sleeper{}, f);
-}
 
 // Waits 1 s, 2 s, 4 s ... exactly; three attempts.
 stamina::retry_policy three_refusals() { return test::refused_every_second().attempts(3); }
@@ -83,7 +73,7 @@ BOOST_AUTO_TEST_CASE(a_blocking_function_may_take_the_context) {
     seen.clear();
     auto p = three_refusals().timeout(10s).name("db");
     if (inherited) p.deadline(test::mock_clock::now() + 5s);
-    const error_code ec = retry_virtual(p, [&](const stamina::attempt_context& ctx) {
+    const error_code ec = test::retry_virtual(p, [&](const stamina::attempt_context& ctx) {
       BOOST_TEST(ctx.policy_name() == "db");
       seen.push_back(record(ctx));
       return refused;
@@ -99,7 +89,7 @@ BOOST_AUTO_TEST_CASE(a_blocking_function_may_take_the_context) {
 BOOST_AUTO_TEST_CASE(a_blocking_call_whose_deadline_has_passed_sends_nothing) {
   int calls = 0;
   const auto p = three_refusals().deadline(test::mock_clock::now());
-  const error_code ec = retry_virtual(p, [&](const stamina::attempt_context&) {
+  const error_code ec = test::retry_virtual(p, [&](const stamina::attempt_context&) {
     ++calls;
     return error_code();
   });
@@ -107,7 +97,7 @@ BOOST_AUTO_TEST_CASE(a_blocking_call_whose_deadline_has_passed_sends_nothing) {
   BOOST_TEST((ec == stamina::error::deadline_exceeded));
   // A function that throws gets the library's error as an exception.
   BOOST_CHECK_EXCEPTION(
-      retry_virtual(p, [&] { ++calls; }), boost::system::system_error,
+      test::retry_virtual(p, [&] { ++calls; }), boost::system::system_error,
       [](const boost::system::system_error& e) { return e.code() == stamina::error::deadline_exceeded; });
   BOOST_TEST(calls == 0);
 }
@@ -140,11 +130,11 @@ BOOST_AUTO_TEST_CASE(a_nested_blocking_call_retries_and_the_outer_one_does_not) 
   test::hook_recorder hooks;
   int bottom = 0;
   const auto outer = three_refusals().timeout(30s).name("outer");
-  const error_code ec = retry_virtual(outer, [&](const stamina::attempt_context& ctx) {
+  const error_code ec = test::retry_virtual(outer, [&](const stamina::attempt_context& ctx) {
     const auto inner = stamina::retry_policy(three_refusals().name("inner")).within(ctx);
     BOOST_TEST(*inner.deadline_since_epoch() == ctx.deadline<test::mock_clock>()->time_since_epoch().count() / 1e9,
                1e-9);
-    return retry_virtual(inner, [&] {
+    return test::retry_virtual(inner, [&] {
       ++bottom;
       return refused;
     });
@@ -164,9 +154,9 @@ BOOST_AUTO_TEST_CASE(a_nested_call_whose_result_is_retried_is_not_retried_outsid
   int bottom = 0;
   const auto retry_503 = [](int status) { return status == 503; };
   const auto outer = three_refusals().on_result(retry_503);
-  const int got = retry_virtual(outer, [&](const stamina::attempt_context& ctx) {
+  const int got = test::retry_virtual(outer, [&](const stamina::attempt_context& ctx) {
     const auto inner = stamina::retry_policy(three_refusals().on_result(retry_503)).within(ctx);
-    return retry_virtual(inner, [&] {
+    return test::retry_virtual(inner, [&] {
       ++bottom;
       return 503;
     });

@@ -8,6 +8,7 @@
 #include <common/mock_clock.hpp>
 #include <common/policies.hpp>
 #include <common/print.hpp>
+#include <common/virtual_retry.hpp>
 #include <stamina/global.hpp>
 #include <stamina/instrumentation.hpp>
 #include <stamina/retry.hpp>
@@ -25,16 +26,6 @@ using stamina::give_up_reason;
 namespace inst = stamina::instrumentation;
 
 namespace {
-struct virtual_sleeper {
-  bool operator()(stamina::duration d) const {
-    test::mock_clock::advance(d);
-    return true;
-  }
-};
-template <class F>
-auto retry_virtual(const stamina::retry_policy& p, F&& f) {
-  return stamina::detail::retry_with<test::mock_clock>(p, virtual_sleeper{}, f);
-}
 auto always_failing(int& calls) {
   return [&calls]() -> int {
     ++calls;
@@ -49,7 +40,7 @@ BOOST_AUTO_TEST_CASE(n_failures_give_n_minus_1_hook_calls_with_every_field) {
   test::hook_recorder rec;
   int calls = 0;
   const auto p = test::retry_transient().name("fetch").attempts(4).wait_jitter(0s);
-  BOOST_CHECK_THROW(retry_virtual(p, always_failing(calls)), test::transient_error);
+  BOOST_CHECK_THROW(test::retry_virtual(p, always_failing(calls)), test::transient_error);
   const auto r = rec.retries();
   BOOST_TEST(calls == 4);
   BOOST_REQUIRE(r.size() == 3u);
@@ -71,10 +62,10 @@ BOOST_AUTO_TEST_CASE(n_failures_give_n_minus_1_hook_calls_with_every_field) {
 
 BOOST_AUTO_TEST_CASE(not_called_on_success_or_when_inactive) {
   test::hook_recorder rec;
-  retry_virtual(test::retry_transient(), [] { return 1; });
+  test::retry_virtual(test::retry_transient(), [] { return 1; });
   stamina::set_active(false);
   int calls = 0;
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), always_failing(calls)), test::transient_error);
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient(), always_failing(calls)), test::transient_error);
   stamina::set_active(true);
   BOOST_TEST(rec.retries().empty());
   BOOST_TEST(rec.give_ups().empty());
@@ -84,7 +75,7 @@ BOOST_AUTO_TEST_CASE(testing_mode_reports_zero_waits) {
   test::hook_recorder rec;
   stamina::testing_scope scope(3);
   int calls = 0;
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), always_failing(calls)), test::transient_error);
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient(), always_failing(calls)), test::transient_error);
   const auto r = rec.retries();
   BOOST_REQUIRE(r.size() == 2u);
   BOOST_TEST(r[0].wait_for == 0.0);
@@ -95,17 +86,18 @@ BOOST_AUTO_TEST_CASE(give_up_reasons_one_each) {
   test::hook_recorder rec;
   int calls = 0;
   // not retryable
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient(), [&]() -> int { throw test::fatal_error("x"); }),
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient(), [&]() -> int { throw test::fatal_error("x"); }),
                     test::fatal_error);
   // deadline
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().timeout(1s).wait_initial(2s), always_failing(calls)),
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient().timeout(1s).wait_initial(2s), always_failing(calls)),
                     test::transient_error);
   // budget
   auto budget = std::make_shared<stamina::retry_budget>(2, 0.1);
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().budget(budget), always_failing(calls)),
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient().budget(budget), always_failing(calls)),
                     test::transient_error);
   // attempts
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(1), always_failing(calls)), test::transient_error);
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient().attempts(1), always_failing(calls)),
+                    test::transient_error);
   // cancelled (stop requested)
   std::stop_source stop;
   stop.request_stop();
@@ -131,7 +123,7 @@ BOOST_AUTO_TEST_CASE(hooks_run_in_order_and_a_throwing_hook_is_contained) {
       [&](const stamina::retry_details&) { order.push_back(3); },
   });
   int calls = 0;
-  const int v = retry_virtual(test::retry_transient(), [&] {
+  const int v = test::retry_virtual(test::retry_transient(), [&] {
     if (++calls < 3) throw test::transient_error("x");
     return 5;
   });
@@ -155,11 +147,11 @@ BOOST_AUTO_TEST_CASE(scope_lives_from_scheduling_until_next_attempt) {
   std::vector<std::pair<int, int>> log;
   int attempts = 0;
   inst::set_on_retry_hooks({[&](const stamina::retry_details&) { return span(&log, &attempts); }});
-  BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(3),
-                                  [&]() -> int {
-                                    ++attempts;
-                                    throw test::transient_error("x");
-                                  }),
+  BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient().attempts(3),
+                                        [&]() -> int {
+                                          ++attempts;
+                                          throw test::transient_error("x");
+                                        }),
                     test::transient_error);
   inst::set_on_retry_hooks({});
   // Created after attempt n failed, destroyed before attempt n+1 ran.
@@ -171,7 +163,7 @@ BOOST_AUTO_TEST_CASE(logging_hook_line) {
   inst::set_on_retry_hooks({inst::logging_hook(out)});
   int calls = 0;
   BOOST_CHECK_THROW(
-      retry_virtual(test::retry_transient().attempts(2).name("db").wait_jitter(0s), always_failing(calls)),
+      test::retry_virtual(test::retry_transient().attempts(2).name("db").wait_jitter(0s), always_failing(calls)),
       test::transient_error);
   inst::set_on_retry_hooks({});
   const std::string line = out.str();
@@ -187,7 +179,7 @@ BOOST_AUTO_TEST_CASE(metrics_counters_and_prometheus_text) {
   inst::set_on_give_up_hooks({inst::give_up_metrics_hook(m)});
   int calls = 0;
   for (int i = 0; i < 2; ++i)
-    BOOST_CHECK_THROW(retry_virtual(test::retry_transient().attempts(3).name("svc \"a\""), always_failing(calls)),
+    BOOST_CHECK_THROW(test::retry_virtual(test::retry_transient().attempts(3).name("svc \"a\""), always_failing(calls)),
                       test::transient_error);
   inst::set_on_retry_hooks({});
   inst::set_on_give_up_hooks({});
