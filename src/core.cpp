@@ -356,8 +356,7 @@ void retry_policy::set_deadline(double seconds_since_epoch) {
 }
 
 retry_policy& retry_policy::within(const attempt_context& outer) & {
-  deadline_ = std::min(deadline_, outer.deadline_);
-  if (outer.nested_ != nullptr) std::atomic_ref<bool>(*outer.nested_).store(true, std::memory_order_relaxed);
+  detail::context_access::inherit(deadline_, outer);
   return *this;
 }
 

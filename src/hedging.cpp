@@ -124,6 +124,11 @@ hedging_policy& hedging_policy::adaptive_delay(std::optional<double> quantile) &
   return *this;
 }
 
+void hedging_policy::set_deadline(double seconds_since_epoch) {
+  if (std::isnan(seconds_since_epoch)) invalid("hedging_policy::deadline", "a time, not NaN", "nan");
+  deadline_ = std::min(deadline_, seconds_since_epoch);  // only ever earlier
+}
+
 hedging_policy& hedging_policy::timeout(std::optional<duration> value) & {
   if (value && (!std::isfinite(value->count()) || value->count() <= 0))
     invalid("hedging_policy::timeout", "> 0 and finite (seconds) or nullopt", value->count());

@@ -54,7 +54,8 @@ namespace {
 // `calls` hedged calls at once on a pool of 4 threads, each attempt `waits` timer waits (real
 // timers, no timing assertion; CI runs it under TSan): every call completes exactly once, with
 // its own result. `executor_for(pool)` gives each call's executor (its attempts run there too).
-template <class ExecutorFor>
+// `WithContext`: the op takes the attempt's context, and makes a stamina call within it.
+template <bool WithContext = false, class ExecutorFor>
 void hedge_concurrently(ExecutorFor executor_for, int calls, std::chrono::microseconds delay, int waits) {
   asio::thread_pool pool(4);
   const stamina::hedging_policy policy = stamina::hedging_policy(stamina::on_error(asio::error::connection_refused))
@@ -81,10 +82,21 @@ void hedge_concurrently(ExecutorFor executor_for, int calls, std::chrono::micros
           },
           token, ex);
     };
-    stamina::async_hedge(ex, policy, op, test::once(rec, [&, i](error_code ec, int v) {
-                           if (ec || v != i) ++wrong;
-                           ++completed;
-                         }));
+    auto handler = test::once(rec, [&, i](error_code ec, int v) {
+      if (ec || v != i) ++wrong;
+      ++completed;
+    });
+    if constexpr (WithContext) {
+      auto context_op = [op, &wrong](const stamina::attempt_context& ctx, auto token) {
+        if (ctx.attempt() == 0 || ctx.attempt() > 3) ++wrong;
+        const stamina::retry_policy inner = stamina::retry_policy(stamina::on_error(refused)).within(ctx);
+        (void)inner;
+        return op(std::move(token));
+      };
+      stamina::async_hedge(ex, policy, context_op, std::move(handler));
+    } else {
+      stamina::async_hedge(ex, policy, op, std::move(handler));
+    }
   }
   pool.join();
   BOOST_TEST(completed.load() == calls);
@@ -145,7 +157,8 @@ BOOST_AUTO_TEST_CASE(a_cancelled_coroutine_cancels_its_hedges) {
 
 BOOST_AUTO_TEST_CASE(destroying_the_io_context_with_attempts_in_flight_leaks_nothing) {
   // Run under ASan (the README's test command): a leak or a use after free fails it.
-  for (bool awaitable_op : {false, true})
+  enum class form { token, awaitable, context };
+  for (form op_form : {form::token, form::awaitable, form::context})
     for (bool stop_first : {false, true}) {
       auto rec = std::make_shared<test::completion_record>();
       rec->may_be_abandoned = true;
@@ -153,10 +166,15 @@ BOOST_AUTO_TEST_CASE(destroying_the_io_context_with_attempts_in_flight_leaks_not
       {
         asio::io_context ctx;
         auto handler = test::once(rec, [](auto, int) {});
-        if (awaitable_op) {
+        if (op_form == form::awaitable) {
           test::planned_awaitable_op op{&ctx, {{100ms, {}}, {100ms, {}}}};
           log = op.log;
           test::async_hedge_virtual(ctx, base_policy(), op, std::move(handler));
+        } else if (op_form == form::context) {  // the contexts live in the state, freed with it
+          test::context_token_op op{{&ctx, {{100ms, {}}, {100ms, {}}}}};
+          op.nest = true;
+          log = op.planned.log;
+          test::async_hedge_virtual(ctx, base_policy().deadline(test::mock_clock::now() + 1s), op, std::move(handler));
         } else {
           test::planned_token_op op{&ctx, {{100ms, {}}, {100ms, {}}}};
           log = op.log;
@@ -381,7 +399,9 @@ BOOST_AUTO_TEST_CASE(an_op_or_a_classifier_may_cancel_its_own_call) {
 
 // Several threads and no strand: each call must still be safe (TSan and ASan check this).
 BOOST_AUTO_TEST_CASE(concurrent_calls_on_a_thread_pool_without_a_strand) {
-  hedge_concurrently([](asio::thread_pool& pool) { return pool.get_executor(); }, 400, 100us, 2);
+  hedge_concurrently([](asio::thread_pool& pool) { return pool.get_executor(); }, 200, 100us, 2);
+  // With ops that take the attempt's context (each attempt its own, written while others run).
+  hedge_concurrently<true>([](asio::thread_pool& pool) { return pool.get_executor(); }, 200, 100us, 2);
 }
 
 // An op() that returns an awaitable that holds no coroutine is a failed attempt, not a crash.

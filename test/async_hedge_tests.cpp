@@ -481,3 +481,100 @@ BOOST_AUTO_TEST_CASE(the_adaptive_delay_follows_the_quantile_of_recent_latencies
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The layers rules through the driver (stepped in hedge_protocol_tests.cpp): each attempt gets
+// its own context, an inherited deadline cuts the attempts in flight, a passed one sends
+// nothing, and a call made within an attempt keeps its failure from being hedged again.
+BOOST_AUTO_TEST_SUITE(hedge_layers)
+
+namespace {
+
+using test::context_token_op;
+using test::seen_attempt;
+
+struct context_awaitable_op {
+  test::planned_awaitable_op planned;
+  std::shared_ptr<std::vector<seen_attempt>> seen = std::make_shared<std::vector<seen_attempt>>();
+
+  asio::awaitable<int> operator()(const stamina::attempt_context& ctx) const {
+    seen->push_back({ctx.attempt(), ctx.remaining() ? ctx.remaining()->count() : -1.0});
+    co_return co_await planned();
+  }
+};
+
+void check_seen(const std::vector<seen_attempt>& seen, const std::vector<double>& remaining) {
+  BOOST_TEST_REQUIRE(seen.size() == remaining.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    BOOST_TEST(seen[i].num == i + 1);
+    BOOST_TEST(std::abs(seen[i].remaining - remaining[i]) <= 1e-3,
+               seen[i].remaining << " s left, expected " << remaining[i]);
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(each_attempt_gets_its_context_in_both_op_forms) {
+  for (const completion how : {completion::callback, completion::awaitable}) {
+    BOOST_TEST_CONTEXT(to_string(how)) {
+      test::io_fixture io;
+      const auto policy = base_policy().deadline(test::mock_clock::now() + 50ms);
+      context_token_op token_op{{&io.ctx, {{100ms, {}}, {5ms, {}}}}};
+      token_op.reread_previous = true;
+      outcome got = run_hedge(io.ctx, how, policy, token_op);
+      BOOST_TEST(!got.ec);
+      BOOST_TEST(got.value == 2);
+      check_seen(*token_op.seen, {0.050, 0.040});
+      BOOST_TEST(*token_op.stale == 0);  // attempt 1's context still says attempt 1
+      const context_awaitable_op awaitable_op{{&io.ctx, {{100ms, {}}, {5ms, {}}}}};
+      const auto later = base_policy().deadline(test::mock_clock::now() + 50ms);
+      got = run_hedge(io.ctx, how, later, awaitable_op);
+      BOOST_TEST(!got.ec);
+      BOOST_TEST(got.value == 2);
+      check_seen(*awaitable_op.seen, {0.050, 0.040});
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_inherited_deadline_cuts_the_attempts_in_flight) {
+  test::io_fixture io;
+  const auto policy = base_policy().attempts(3).deadline(test::mock_clock::now() + 25ms);
+  const context_token_op op{{&io.ctx, {{1h, {}}, {1h, {}}, {1h, {}}}}};
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_TEST(got.ec == timed_out);
+  BOOST_TEST(std::abs(got.ms - 25) <= 1.5, got.ms << " ms");  // not after an hour (the virtual timers step by ~1 ms)
+  BOOST_TEST(op.planned.log->started == 3);                   // at 0, 10 and 20 ms; none would start at 30 ms
+  BOOST_TEST(op.planned.log->cancelled == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_passed_deadline_sends_nothing_and_completes_with_deadline_exceeded) {
+  for (const completion how : {completion::callback, completion::awaitable}) {
+    BOOST_TEST_CONTEXT(to_string(how)) {
+      test::io_fixture io;
+      test::hook_recorder hooks;
+      const auto policy = base_policy().deadline(test::mock_clock::now() - 1ms);
+      const context_token_op op{{&io.ctx, {{1ms, {}}}}};
+      const outcome got = run_hedge(io.ctx, how, policy, op);  // checks: once, not inline
+      BOOST_TEST(got.ec == error_code(stamina::error::deadline_exceeded));
+      BOOST_TEST(op.planned.log->started == 0);
+      const auto give_ups = hooks.give_ups();
+      BOOST_TEST_REQUIRE(give_ups.size() == 1U);
+      BOOST_TEST((give_ups[0].reason == give_up_reason::deadline));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_failure_after_a_nested_call_is_not_hedged_again) {
+  test::io_fixture io;
+  test::hook_recorder hooks;
+  const auto policy = base_policy().attempts(3);
+  context_token_op op{{&io.ctx, {{2ms, refused}, {1ms, {}}}}};
+  op.nest = true;
+  const outcome got = run_hedge(io.ctx, completion::callback, policy, op);
+  BOOST_TEST(got.ec == refused);  // delivered as it is
+  BOOST_TEST(op.planned.log->started == 1);
+  const auto give_ups = hooks.give_ups();
+  BOOST_TEST_REQUIRE(give_ups.size() == 1U);
+  BOOST_TEST((give_ups[0].reason == give_up_reason::pushback));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

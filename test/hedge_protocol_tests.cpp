@@ -2,10 +2,19 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/detail/hedge_protocol.hpp>
+#include <stamina/global.hpp>
 #include <stamina/retry_on.hpp>
+#include <stamina/retry_policy.hpp>
 
 #include <boost/asio/error.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
 
 using namespace std::chrono_literals;
 using stamina::detail::hedge_outcome;
@@ -189,6 +198,188 @@ BOOST_AUTO_TEST_CASE(the_budget_is_charged_per_hedge_and_filled_per_call) {
   hedge_protocol third(p);
   third.start();  // +0.5 = 1
   BOOST_TEST(third.delay_elapsed(0.01s).start_attempt);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The layers rules on the hedging path: an inherited deadline (on the call's clock, `origin` =
+// when the call started), the attempts' contexts, and a call made within an attempt.
+BOOST_AUTO_TEST_SUITE(hedge_protocol_layers)
+
+namespace {
+constexpr double origin = 100;  // seconds since the clock's epoch when the call starts
+std::chrono::steady_clock::time_point clock_at(double seconds) {
+  return std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_deadline_that_has_passed_sends_nothing) {
+  const auto p = policy().deadline(clock_at(origin - 0.001));
+  hedge_protocol call(p);
+  const hedge_step s = call.start(0s, origin);
+  BOOST_TEST(!s.start_attempt);
+  BOOST_TEST(!s.arm_delay.has_value());
+  BOOST_TEST(s.complete);
+  BOOST_TEST(call.started() == 0U);
+  BOOST_TEST(call.outcome() == hedge_outcome::expired);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::deadline));
+}
+
+BOOST_AUTO_TEST_CASE(the_deadline_clamps_the_delay_cuts_every_attempt_and_is_in_each_context) {
+  // No attempt_timeout: the inherited deadline alone cuts the attempts (the policy's timeout
+  // would not).
+  const auto p = policy().timeout(1s).deadline(clock_at(origin + 0.015));
+  hedge_protocol call(p);
+  hedge_step s = call.start(0s, origin);
+  BOOST_TEST(s.start_attempt);
+  BOOST_TEST_REQUIRE(s.arm_limit.has_value());
+  BOOST_TEST(s.arm_limit->count() == 0.015, boost::test_tools::tolerance(1e-9));
+  stamina::detail::attempt_scope first;
+  const stamina::attempt_context& c1 = call.context(1, first, 0s, origin);
+  BOOST_TEST(c1.attempt() == 1U);
+  BOOST_TEST(c1.remaining()->count() == 0.015, boost::test_tools::tolerance(1e-9));
+  s = call.delay_elapsed(0.010s);
+  BOOST_TEST(s.start_attempt);
+  BOOST_TEST(!s.arm_delay.has_value());  // the next hedge would start 5 ms past the deadline
+  stamina::detail::attempt_scope second;
+  const stamina::attempt_context& c2 = call.context(2, second, 0.010s, origin);
+  BOOST_TEST(c2.attempt() == 2U);
+  BOOST_TEST(c2.call_id() == c1.call_id());
+  BOOST_TEST(c2.remaining()->count() == 0.005, boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(c1.remaining()->count() == 0.015, boost::test_tools::tolerance(1e-9));  // each its own
+  s = call.limit_reached(0.0151s);  // when the timer armed at 15 ms fires
+  BOOST_TEST(s.cancel_mask == 3U);  // both cut at the deadline
+  const stamina::failure aborted{boost::system::error_code(boost::asio::error::operation_aborted)};
+  BOOST_TEST(!call.attempt_failed(1, aborted, 0.0151s).start_attempt);
+  s = call.attempt_failed(2, aborted, 0.0151s);
+  BOOST_TEST(s.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::timed_out);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::deadline));
+}
+
+BOOST_AUTO_TEST_CASE(testing_mode_ignores_the_inherited_deadline_as_retries_do) {
+  stamina::testing_scope testing;
+  const auto p = policy().deadline(clock_at(origin - 1));
+  hedge_protocol call(p);
+  const hedge_step s = call.start(0s, origin);
+  BOOST_TEST(s.start_attempt);
+  BOOST_TEST(!s.arm_limit.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_that_made_a_nested_call_is_not_hedged_again_on_its_failure) {
+  const auto p = policy();
+  hedge_protocol call(p);
+  call.start(0s, origin);
+  stamina::detail::attempt_scope scope;
+  const stamina::attempt_context& ctx = call.context(1, scope, 0s, origin);
+  BOOST_TEST(!ctx.remaining().has_value());  // no deadline
+  const auto inner = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused)).within(ctx);
+  (void)inner;
+  const hedge_step s = call.attempt_failed(1, refused, 0.005s);  // a failure `on` accepts
+  BOOST_TEST(!s.start_attempt);                                  // the inner call retried already
+  BOOST_TEST(s.complete);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::pushback));
+  // Without the nested call the same failure hedges at once (an_accepted_failure_hedges_...).
+}
+
+BOOST_AUTO_TEST_CASE(the_nested_flag_is_per_attempt_and_stops_hedging_while_the_others_go_on) {
+  const auto p = policy(3);
+  hedge_protocol call(p);
+  call.start(0s, origin);
+  call.delay_elapsed(0.010s);  // attempt 2
+  stamina::detail::attempt_scope first;
+  stamina::detail::attempt_scope second;
+  (void)call.context(1, first, 0s, origin);
+  const auto inner = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
+                         .within(call.context(2, second, 0.010s, origin));  // only attempt 2 nests
+  (void)inner;
+  hedge_step s = call.attempt_failed(1, refused, 0.012s);
+  BOOST_TEST(s.start_attempt);  // attempt 1 made no nested call: hedged again at once
+  BOOST_TEST(call.started() == 3U);
+  s = call.attempt_failed(2, refused, 0.013s);
+  BOOST_TEST(!s.start_attempt);     // no more hedges ...
+  BOOST_TEST(s.cancel_mask == 0U);  // ... but attempt 3 goes on
+  BOOST_TEST(!s.complete);
+  BOOST_TEST(!call.delay_elapsed(0.022s).start_attempt);
+  s = call.attempt_succeeded(3, at(0.030));
+  BOOST_TEST(s.complete);  // the first success still wins (gRPC A6: pushback stops hedging only)
+  BOOST_TEST(call.outcome() == hedge_outcome::kept_result);
+  BOOST_TEST(!call.gave_up().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_pushback_verdict_stops_hedging_and_counts_as_overload) {
+  // The same verdict from `on` and from `on_result`; a breaker in front of an overloaded layer
+  // must see its pushbacks as overload (it opens), as on the retry path.
+  const stamina::retry_on pushes_back([](const stamina::failure&) { return stamina::decision::pushback(); });
+  auto breaker = std::make_shared<stamina::circuit_breaker>();
+  breaker->minimum_calls(4).failure_ratio(0.5);
+  const auto by_failure = stamina::hedging_policy(pushes_back).delay(10ms).budget(nullptr).breaker(breaker);
+  const auto by_result = stamina::hedging_policy(stamina::on_error(boost::asio::error::connection_refused))
+                             .delay(10ms)
+                             .budget(nullptr)
+                             .breaker(breaker)
+                             .on_result([](int status) {
+                               return status == 429 ? stamina::decision::pushback() : stamina::decision::no_retry();
+                             });
+  for (int i = 0; i < 2; ++i) {
+    hedge_protocol call(by_failure);
+    call.start(0s, origin);
+    const hedge_step s = call.attempt_failed(1, refused, 0.001s);
+    BOOST_TEST(!s.start_attempt);
+    BOOST_TEST(s.complete);
+    BOOST_TEST((call.gave_up() == stamina::give_up_reason::pushback));
+  }
+  for (int i = 0; i < 2; ++i) {
+    hedge_protocol call(by_result);
+    call.start(0s, origin);
+    const hedge_step s = call.attempt_succeeded(1, at(0.001), 429);
+    BOOST_TEST(!s.start_attempt);
+    BOOST_TEST(s.keep_result);  // delivered as it is ...
+    BOOST_TEST(s.complete);
+    BOOST_TEST((call.gave_up() == stamina::give_up_reason::pushback));  // ... as a give-up
+  }
+  BOOST_TEST((breaker->current() == stamina::circuit_breaker::state::open));
+}
+
+BOOST_AUTO_TEST_CASE(attempts_cut_at_the_inherited_deadline_give_up_for_the_deadline_with_no_verdict) {
+  // Every attempt started (2 of 2) and both cut: the reason is still the caller's deadline, and
+  // the breaker hears nothing.
+  auto breaker = std::make_shared<stamina::circuit_breaker>();
+  const stamina::failure aborted{boost::system::error_code(boost::asio::error::operation_aborted)};
+  for (int i = 0; i < 20; ++i) {
+    const auto p = policy(2).breaker(breaker).deadline(clock_at(origin + 0.015));
+    hedge_protocol call(p);
+    call.start(0s, origin);
+    call.delay_elapsed(0.010s);
+    BOOST_TEST(call.limit_reached(0.0151s).cancel_mask == 3U);
+    call.attempt_failed(1, aborted, 0.0151s);
+    const hedge_step s = call.attempt_failed(2, aborted, 0.0151s);
+    BOOST_TEST(s.complete);
+    BOOST_TEST((call.gave_up() == stamina::give_up_reason::deadline));
+  }
+  BOOST_TEST((breaker->current() == stamina::circuit_breaker::state::closed));
+}
+
+BOOST_AUTO_TEST_CASE(with_retrying_inactive_a_context_has_no_deadline) {
+  stamina::set_active(false);
+  const auto p = policy().timeout(1s).deadline(clock_at(origin + 5));
+  hedge_protocol call(p);
+  call.start(0s, origin);
+  stamina::detail::attempt_scope scope;
+  BOOST_TEST(!call.context(1, scope, 0s, origin).remaining().has_value());
+  stamina::set_active(true);
+}
+
+BOOST_AUTO_TEST_CASE(a_nan_deadline_is_refused_naming_the_field) {
+  const auto nan_time = std::chrono::time_point<std::chrono::steady_clock, std::chrono::duration<double>>(
+      std::chrono::duration<double>(std::nan("")));
+  try {
+    policy().deadline(nan_time);
+    BOOST_FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).find("hedging_policy::deadline") != std::string::npos);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -48,6 +48,8 @@ void instantiate_drivers(asio::io_context& ctx) {
   stamina::async_retry(ctx, policy, token_op, substitute, [](error_code, int) {});
   stamina::async_hedge(ctx, hedging, token_op, substitute, [](error_code, int) {});
   stamina::async_hedge(ctx, hedging, awaitable_op, [](const std::exception_ptr&, int) {});
+  const auto hedging_within = stamina::hedging_policy(hedging).deadline(std::chrono::steady_clock::now() + 1s);
+  stamina::async_hedge(ctx, hedging_within, context_token_op, [](error_code, int) {});
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
@@ -57,6 +59,7 @@ void instantiate_drivers(asio::io_context& ctx) {
         (void)co_await stamina::async_retry(ctx, within_deadline, context_awaitable_op);
         (void)co_await stamina::async_hedge(ctx, hedging, token_op);
         (void)co_await stamina::async_hedge(ctx, hedging, awaitable_op);
+        (void)co_await stamina::async_hedge(ctx, hedging_within, context_awaitable_op);
       },
       [](const std::exception_ptr&) {});
 }

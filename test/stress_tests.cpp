@@ -172,7 +172,9 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(teardown)
 
 BOOST_AUTO_TEST_CASE(stop_and_destroy_with_thousands_of_pending_retries) {
-  for (int form = 0; form < 2; ++form) {
+  // Forms: no attempt_timeout; an attempt_timeout; an op taking the context, with an inherited
+  // deadline (the contexts live in the calls' states, destroyed with them).
+  for (int form = 0; form < 3; ++form) {
     std::vector<std::shared_ptr<test::completion_record>> records;
     {
       asio::io_context ctx;
@@ -183,6 +185,15 @@ BOOST_AUTO_TEST_CASE(stop_and_destroy_with_thousands_of_pending_retries) {
                                 .wait_initial(10s)
                                 .attempt_timeout(form == 1 ? std::optional<stamina::duration>(30s) : std::nullopt);
         auto op = [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), refused)); };
+        if (form == 2) {
+          auto context_op = [op](const stamina::attempt_context& attempt, auto token) {
+            BOOST_REQUIRE(attempt.remaining().has_value());
+            return op(std::move(token));
+          };
+          const auto inherited = stamina::retry_policy(policy).deadline(std::chrono::steady_clock::now() + 60s);
+          stamina::async_retry(ctx, inherited, context_op, test::once(records.back(), [](error_code) {}));
+          continue;
+        }
         stamina::async_retry(ctx, policy, op, test::once(records.back(), [](error_code) {}));
       }
       ctx.run_for(200ms);  // first attempts fail; every call now waits 10 s or more
@@ -216,6 +227,47 @@ BOOST_AUTO_TEST_CASE(thread_pool_stopped_mid_retry) {
     pool.join();
   }
   for (const auto& r : records) BOOST_REQUIRE(r->calls <= 1);
+}
+
+// Ops that take the attempt's context, on strands of a 4-thread pool (under TSan in CI): half
+// of them make a stamina call within their attempt, from the pool's threads, so the outer call
+// does not retry their refusal; the others are retried and succeed.
+BOOST_AUTO_TEST_CASE(ops_taking_the_context_on_strands_of_four_threads) {
+  std::atomic<int> wrong{0};
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  {
+    asio::thread_pool pool(4);
+    const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                            .attempts(3)
+                            .wait_initial(1ms)
+                            .wait_max(2ms)
+                            .wait_jitter(0s)
+                            .throttle(nullptr)
+                            .budget(nullptr)
+                            .deadline(std::chrono::steady_clock::now() + 60s);
+    for (int i = 0; i < 500; ++i) {
+      auto rec = std::make_shared<test::completion_record>();
+      records.push_back(rec);
+      auto strand = asio::make_strand(pool);
+      const bool nest = i % 2 == 0;
+      auto op = [strand, nest, &wrong](const stamina::attempt_context& ctx, auto token) {
+        if (!ctx.remaining() || ctx.remaining()->count() > 60) ++wrong;
+        if (nest) {
+          const auto inner = stamina::retry_policy(stamina::on_error(asio::error::connection_refused)).within(ctx);
+          (void)inner;
+        }
+        const error_code ec = ctx.attempt() < 2 ? refused : error_code();
+        return asio::post(strand, asio::append(std::move(token), ec));
+      };
+      stamina::async_retry(strand, policy, op,
+                           asio::bind_executor(strand, test::once(rec, [nest, &wrong](error_code ec) {
+                                                 if (nest ? ec != refused : !!ec) ++wrong;
+                                               })));
+    }
+    pool.join();
+  }
+  for (const auto& r : records) BOOST_REQUIRE_EQUAL(r->calls, 1);
+  BOOST_TEST(wrong.load() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -23,9 +23,6 @@ template <class Clock, class ExecutorOrContext, class Op, class CompletionToken>
 auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& policy, Op op, CompletionToken&& token,
                             const caller& where = {}) {
   using op_type = std::decay_t<Op>;
-  static_assert(!op_traits<op_type>::takes_context,
-                "stamina::async_hedge: an op taking a stamina::attempt_context is not supported by hedging yet "
-                "(async_retry and retry take one)");
   using executor_type = std::decay_t<decltype(executor_of(ex_or_context))>;
   using signature = typename decayed_signature<typename op_traits<op_type>::signature>::type;
   (void)signature_head<signature>{};
@@ -50,10 +47,12 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 ///                awaitable attempts are spawned on it.
 /// @param policy  Decay-copied; copies share the budget, the latency window and the counters.
 /// @param op      Decay-copied; called once per attempt, possibly while earlier attempts still
-///                run. The same two forms as `async_retry`: `op()` returning
+///                run. The same forms as `async_retry`: `op()` returning
 ///                `asio::awaitable<T>` (failures are exceptions), or `op(token)` starting one
 ///                Asio operation whose completion signature begins with `error_code` or
-///                `std::exception_ptr`. Each attempt is bound to a cancellation slot of its
+///                `std::exception_ptr`; each may take the attempt's `const attempt_context&`
+///                first (`op(ctx)`, `op(ctx, token)`), one context per attempt, valid until that
+///                attempt has returned. Each attempt is bound to a cancellation slot of its
 ///                own: an attempt that ignores per-operation cancellation cannot be stopped
 ///                once it lost, and the call waits for it.
 /// @param token   Any completion token; default `asio::use_awaitable`.
@@ -70,6 +69,13 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 ///   started (`hedge_event_kind::budget_denied`).
 /// - The call completes only after every attempt it started has returned, so objects the
 ///   attempts use may be destroyed as soon as the handler runs.
+/// - A deadline inherited from the caller (`hedging_policy::deadline`, `within`) cuts every
+///   attempt in flight and lets no hedge start after it; if it has passed at the start, nothing
+///   is sent and the call completes with `stamina::error::deadline_exceeded`. A failure (or
+///   result) that the classifier answers with `decision::pushback()`, or any failure of an
+///   attempt within which a stamina call was made (`within` its context), starts no more hedges:
+///   the layer below retried already. The attempts in flight go on and the first success still
+///   wins; otherwise the call gives up with reason `pushback` (docs/layered-retries.md).
 ///
 /// @par Completion signature
 /// As `async_retry`: `void(std::exception_ptr, T)` for `op()` returning `awaitable<T>`
@@ -172,7 +178,8 @@ requires(!awaitable_operation<std::decay_t<Op>> && !token_operation<std::decay_t
     ExecutorOrContext&& /*ex*/, const hedging_policy& /*policy*/, Op&& /*op*/, CompletionToken&&... /*token*/) {
   static_assert(detail::always_false<Op>,
                 "stamina::async_hedge: op must be callable as op() returning asio::awaitable<T>, or as op(token) "
-                "starting one Asio operation with that token");
+                "starting one Asio operation with that token (either may take a const stamina::attempt_context& "
+                "first)");
 }
 template <class Policy, class... Rest>
 requires(std::is_convertible_v<Policy, hedging_policy>) void async_hedge(Policy&& /*policy*/, Rest&&... /*rest*/) {

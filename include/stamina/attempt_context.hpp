@@ -9,6 +9,7 @@
 #include <stamina/duration.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -18,15 +19,15 @@
 
 STAMINA_NAMESPACE_BEGIN
 
-class retry_policy;
 namespace detail {
-class retry_protocol;
+struct context_access;
 }  // namespace detail
 
 /// The context of one attempt, handed to an operation that asks for it: `retry(policy, f)` with
-/// `f(const attempt_context&)`, `async_retry` with `op(const attempt_context&)` (returning an
-/// awaitable) or `op(const attempt_context&, token)`, and `attempt::context()` of a
-/// `retry_context`. The forms without a context are unchanged.
+/// `f(const attempt_context&)`, `async_retry` and `async_hedge` with `op(const attempt_context&)`
+/// (returning an awaitable) or `op(const attempt_context&, token)`, and `attempt::context()` of a
+/// `retry_context`. The forms without a context are unchanged. (The attempts of a hedged call
+/// run at once: each has its own context.)
 ///
 /// Lifetime: the object belongs to the call and is valid until the attempt it describes has
 /// completed (as a buffer handed to an Asio operation must stay valid); it is neither copyable
@@ -34,9 +35,9 @@ class retry_protocol;
 /// name it returns lives as long as the policy the call was given.
 ///
 /// A stamina call made inside the attempt (a middle layer calling the next service in-process)
-/// is given the context through `retry_policy::within(ctx)`: it inherits the deadline, and the
-/// outer call does not retry an attempt that made such a call (only the innermost call retries;
-/// see docs/layered-retries.md).
+/// is given the context through `retry_policy::within(ctx)` (or `hedging_policy::within(ctx)`):
+/// it inherits the deadline, and the outer call does not retry an attempt that made such a call
+/// (only the innermost call retries; see docs/layered-retries.md).
 class attempt_context {
  public:
   attempt_context() = default;
@@ -74,8 +75,7 @@ class attempt_context {
   std::string_view policy_name() const noexcept { return name_; }
 
  private:
-  friend class detail::retry_protocol;
-  friend class retry_policy;
+  friend struct detail::context_access;
 
   unsigned attempt_ = 0;
   std::uint64_t call_id_ = 0;
@@ -93,6 +93,29 @@ namespace detail {
 // What a driver keeps for an op that takes a context: the context of its current attempt.
 struct attempt_scope {
   attempt_context context;
+};
+
+// The one place that writes a context and reads what a nested call takes from it, for the
+// protocols that hand contexts out and the policies that inherit from them.
+struct context_access {
+  // Fills `c` for an attempt starting at `now` (seconds since the call clock's epoch) of a call
+  // whose deadline is `left` seconds away (+inf: none; never negative in the context).
+  static const attempt_context& fill(attempt_context& c, unsigned attempt, std::uint64_t call_id, std::string_view name,
+                                     bool* nested, double now, double left) noexcept {
+    c.attempt_ = attempt;
+    c.call_id_ = call_id;
+    c.name_ = name;
+    c.nested_ = nested;
+    c.now_ = now;
+    c.deadline_ = std::isinf(left) ? left : now + std::max(0.0, left);
+    return c;
+  }
+  // A call made within the attempt of `outer`: it inherits the deadline (only ever earlier), and
+  // the outer call learns that this attempt made a nested call.
+  static void inherit(double& deadline, const attempt_context& outer) noexcept {
+    deadline = std::min(deadline, outer.deadline_);
+    if (outer.nested_ != nullptr) std::atomic_ref<bool>(*outer.nested_).store(true, std::memory_order_relaxed);
+  }
 };
 }  // namespace detail
 

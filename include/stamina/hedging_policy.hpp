@@ -1,6 +1,7 @@
 #ifndef STAMINA_HEDGING_POLICY_HPP
 #define STAMINA_HEDGING_POLICY_HPP
 
+#include <stamina/attempt_context.hpp>
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
@@ -14,6 +15,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -157,6 +159,41 @@ class hedging_policy {
   hedging_policy& attempt_timeout(std::optional<duration> value) &;
   /// A time limit per attempt (see above).
   hedging_policy&& attempt_timeout(std::optional<duration> value) && { return std::move(attempt_timeout(value)); }
+  /// An absolute deadline inherited from the caller, as `retry_policy::deadline`: the `timeout`
+  /// is clamped to it, every attempt in flight is cut at it (as by `attempt_timeout`), no attempt
+  /// or hedge starts once it has passed (so no hedge is armed whose delay ends past it), and a
+  /// call whose deadline has passed when it starts sends nothing and completes with
+  /// `stamina::error::deadline_exceeded` (reason `deadline`). A steady clock's time point (or the
+  /// test clock a call is given); only ever moves earlier. Throws `std::invalid_argument` for NaN.
+  template <class Clock, class Dur>
+  hedging_policy& deadline(std::chrono::time_point<Clock, Dur> at) & {
+    static_assert(Clock::is_steady,
+                  "stamina::hedging_policy::deadline: a time point of std::chrono::steady_clock (or of the steady "
+                  "test clock the call runs on); a system_clock time would be read as decades away");
+    set_deadline(std::chrono::duration<double>(at.time_since_epoch()).count());
+    return *this;
+  }
+  /// The inherited deadline (see above).
+  template <class Clock, class Dur>
+  hedging_policy&& deadline(std::chrono::time_point<Clock, Dur> at) && {
+    return std::move(deadline(at));
+  }
+  /// No inherited deadline (the default).
+  hedging_policy& deadline(std::nullopt_t) & noexcept {
+    deadline_ = std::numeric_limits<double>::infinity();
+    return *this;
+  }
+  /// No inherited deadline (see above).
+  hedging_policy&& deadline(std::nullopt_t none) && noexcept { return std::move(deadline(none)); }
+  /// A call made inside an attempt of another stamina call (`outer`: that attempt's context), as
+  /// `retry_policy::within`: it inherits the outer call's deadline, and the outer call will not
+  /// retry that attempt's failure. Call it during the outer attempt.
+  hedging_policy& within(const attempt_context& outer) & noexcept {
+    detail::context_access::inherit(deadline_, outer);
+    return *this;
+  }
+  /// Inside another call's attempt (see above).
+  hedging_policy&& within(const attempt_context& outer) && noexcept { return std::move(within(outer)); }
   /// The name reported to hooks and metrics.
   hedging_policy& name(std::string value) &;
   /// The name (see above).
@@ -206,6 +243,10 @@ class hedging_policy {
   std::optional<duration> timeout() const noexcept { return timeout_; }
   /// Time limit per attempt; nullopt = none (default).
   std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  /// The inherited deadline, in seconds since the epoch of the call's clock; nullopt = none.
+  std::optional<double> deadline_since_epoch() const noexcept {
+    return deadline_ < std::numeric_limits<double>::infinity() ? std::optional<double>(deadline_) : std::nullopt;
+  }
   /// The name: the one given to `name(...)`, else where the policy was made (a call made with
   /// an unnamed policy is named after the call).
   const std::string& name() const noexcept { return config_->named ? config_->name : config_->site->name; }
@@ -231,6 +272,7 @@ class hedging_policy {
  private:
   [[noreturn]] static void throw_invalid_attempts(long long value);
   void set_on_result(std::shared_ptr<const detail::result_classifier> value);
+  void set_deadline(double seconds_since_epoch);
 
   struct config {
     config(retry_on o, const detail::call_site* s) : on(std::move(o)), site(s) { refresh(); }
@@ -263,6 +305,7 @@ class hedging_policy {
   duration delay_{0.1};
   std::optional<duration> timeout_;
   std::optional<duration> attempt_timeout_;
+  double deadline_ = std::numeric_limits<double>::infinity();  // since the call clock's epoch
 };
 
 STAMINA_NAMESPACE_END

@@ -8,14 +8,13 @@ STAMINA_NAMESPACE_BEGIN
 
 /// The first form of operation `async_retry` and `async_hedge` accept: `op()` returning
 /// `asio::awaitable<T>`; failures are exceptions. Also `op(ctx)` with a
-/// `const stamina::attempt_context&`, which `async_retry` takes and `async_hedge` refuses with a
-/// static assertion (not supported by hedging yet).
+/// `const stamina::attempt_context&` (the attempt's context, see attempt_context.hpp).
 template <class Op>
 concept awaitable_operation = detail::awaitable_op<Op> || detail::context_awaitable_op<Op>;
 
 /// The second form: `op(token)` starting one Asio operation with `token`, whose completion
 /// signature begins with `error_code` or `std::exception_ptr`; failures are that argument.
-/// Also `op(ctx, token)` with a `const stamina::attempt_context&` (as above: `async_retry` only).
+/// Also `op(ctx, token)` with a `const stamina::attempt_context&` (as above).
 template <class Op>
 concept token_operation = detail::token_op<Op> || detail::context_token_op<Op>;
 

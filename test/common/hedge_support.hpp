@@ -96,6 +96,38 @@ struct planned_awaitable_op {
   }
 };
 
+struct seen_attempt {
+  unsigned num;
+  double remaining;  // -1: none
+};
+
+// The planned token op in the form that takes the attempt's context, which it records; `nest`
+// makes a stamina call within each attempt (a policy given the context).
+struct context_token_op {
+  planned_token_op planned;
+  std::shared_ptr<std::vector<seen_attempt>> seen = std::make_shared<std::vector<seen_attempt>>();
+  bool nest = false;
+  // Each attempt reads the previous attempt's context again (valid while that attempt is still
+  // in flight, as in a hedge started by the delay): a context shared by the attempts would
+  // show this attempt's number instead.
+  bool reread_previous = false;
+  std::shared_ptr<std::vector<const stamina::attempt_context*>> contexts =
+      std::make_shared<std::vector<const stamina::attempt_context*>>();
+  std::shared_ptr<int> stale = std::make_shared<int>(0);
+
+  template <class Token>
+  auto operator()(const stamina::attempt_context& ctx, Token&& token) const {
+    if (reread_previous && !contexts->empty() && contexts->back()->attempt() != contexts->size()) ++*stale;
+    contexts->push_back(&ctx);
+    seen->push_back({ctx.attempt(), ctx.remaining() ? ctx.remaining()->count() : -1.0});
+    if (nest) {
+      const stamina::hedging_policy inner = base_policy().within(ctx);
+      (void)inner;
+    }
+    return planned(std::forward<Token>(token));
+  }
+};
+
 }  // namespace test
 
 #endif

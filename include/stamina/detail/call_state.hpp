@@ -293,6 +293,8 @@ class call_state {
   static failure throttled_failure() noexcept { return failure(make_error_code(error::throttled)); }
   /// An attempt the circuit breaker refused.
   static failure circuit_open_failure() noexcept { return failure(make_error_code(error::circuit_open)); }
+  /// A call that sent nothing because its inherited deadline had passed.
+  static failure deadline_failure() noexcept { return failure(make_error_code(error::deadline_exceeded)); }
   /// Whether `f` stands for an attempt that was never sent (held back or refused).
   static bool never_sent(const failure& f) noexcept {
     return f.error() == make_error_code(error::throttled) || f.error() == make_error_code(error::circuit_open);

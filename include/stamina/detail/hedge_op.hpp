@@ -82,9 +82,10 @@ class hedge_state {
     auto slot = s.self_->get_cancellation_state().slot();
     if (slot.is_connected()) slot.assign(cancel_handler{st});
     s.performing_.store(true, std::memory_order_relaxed);
-    const bool done = s.perform(st, s.call_.start(), stamina::net::cancellation_type::terminal);
+    const bool done = s.perform(st, s.call_.start(duration(0), s.origin()), stamina::net::cancellation_type::terminal);
     s.performing_.store(false, std::memory_order_release);
-    // Refused before its first attempt (an open breaker): complete from a fresh stack.
+    // Nothing sent (an open breaker, or an inherited deadline that had passed): complete from a
+    // fresh stack.
     if (done) s.later([st = std::move(st)]() mutable { complete(std::move(st)); });
   }
 
@@ -212,8 +213,12 @@ class hedge_state {
       wakeups_->cancel(delay_slot_);
       wakeups_->cancel(limit_slot_);
     }
-    if (step.start_attempt)
-      start_attempt(op_, ex_, attempt_done{st, call_.started()}, static_cast<void (*)(First, Rest...)>(nullptr));
+    if (step.start_attempt) {
+      const unsigned n = call_.started();
+      const attempt_context* ctx = nullptr;
+      if constexpr (op_traits<Op>::takes_context) ctx = &call_.context(n, scopes_[n - 1], elapsed(), origin());
+      start_attempt(op_, ex_, attempt_done{st, n}, static_cast<void (*)(First, Rest...)>(nullptr), ctx);
+    }
     if (step.arm_delay || step.arm_limit) {
       // The first step's times count from the call's start: no second clock read.
       const auto now = call_.started() == 1 && !armed_once_ ? start_ : Clock::now();
@@ -247,6 +252,8 @@ class hedge_state {
     std::optional<std::tuple<First, Rest...>> result = std::move(s.result_);
     if (s.call_.outcome() == hedge_outcome::refused)
       result.emplace(error_as<First>(error::circuit_open), std::decay_t<Rest>{}...);
+    else if (s.call_.outcome() == hedge_outcome::expired)
+      result.emplace(error_as<First>(error::deadline_exceeded), std::decay_t<Rest>{}...);
     else if (!result || s.call_.outcome() == hedge_outcome::timed_out)
       result.emplace(error_as<First>(error::attempt_timeout), std::decay_t<Rest>{}...);
     if constexpr (with_fallback<Op>) {
@@ -261,6 +268,8 @@ class hedge_state {
   }
 
   duration elapsed() const noexcept { return duration(Clock::now() - start_); }
+  // When the call started, in seconds since its clock's epoch (where an inherited deadline falls).
+  double origin() const noexcept { return std::chrono::duration<double>(start_.time_since_epoch()).count(); }
 
   Executor ex_;
   strand_type serial_;
@@ -273,6 +282,10 @@ class hedge_state {
   std::atomic<bool> performing_{false};  // a step (or the initiation) runs: arriving steps are re-posted
   std::array<stamina::net::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
   std::optional<std::tuple<First, Rest...>> result_;
+  // Each attempt's context, for an op that takes one (attempts run at once: one each).
+  [[no_unique_address]] std::conditional_t<
+      op_traits<Op>::takes_context, std::array<attempt_scope, hedging_policy::max_attempts_limit>, no_attempt_scope>
+      scopes_;
   wakeup_service<Clock>* wakeups_ = nullptr;  // looked up when first armed
   timer_slot delay_slot_{this, timer_kind::delay};
   timer_slot limit_slot_{this, timer_kind::limit};

@@ -12,8 +12,12 @@
 // attempt's time limit, the budget, the adaptive delay's samples, which attempt's result the call
 // delivers, that the call completes only once every attempt it started has returned, the
 // switches (inactive: one attempt; testing: forced attempts, no delay, no deadline; virtual time:
-// delays skipped on the virtual clock), and the counters, hook events and give-up report.
+// delays skipped on the virtual clock), the layers rules (a deadline inherited from the
+// caller cuts the attempts and ends the call; an attempt within which a stamina call was made is
+// not hedged again on its failure), each attempt's context, and the counters, hook events and
+// give-up report.
 
+#include <stamina/attempt_context.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/describe.hpp>
 #include <stamina/detail/namespace.hpp>
@@ -24,6 +28,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -49,6 +54,7 @@ enum class hedge_outcome : unsigned char {
   kept_result,  // the stored arguments (the winner, or the failure that ended the call)
   timed_out,    // stamina::error::attempt_timeout, the other values value-initialised
   refused,      // stamina::error::circuit_open: the breaker let no attempt through
+  expired,      // stamina::error::deadline_exceeded: the inherited deadline had passed at the start
 };
 
 class hedge_protocol {
@@ -72,20 +78,34 @@ class hedge_protocol {
   /// delay's samples, or an `on_hedge` report need it).
   bool needs_clock() const noexcept { return true; }
 
-  // The call starts: its first attempt, and the delay until the first hedge.
-  hedge_step start(duration elapsed = duration(0)) {
+  // The call starts: its first attempt, and the delay until the first hedge. `origin` is when
+  // the call started, in seconds since its clock's epoch: where an inherited deadline falls
+  // (without it, the policy's inherited deadline is not read).
+  hedge_step start(duration elapsed = duration(0), std::optional<double> origin = std::nullopt) {
     const hedging_policy& p = *policy_;
     p.counters().calls.fetch_add(1, std::memory_order_relaxed);
     limit_ = p.attempts();
     if (state_.testing()) {
       const unsigned forced = std::max(1u, state_.switches().testing_attempts());
       limit_ = state_.switches().cap() ? std::min(limit_, forced) : forced;
-    } else if (p.timeout()) {
+    } else if (p.timeout() && state_.active()) {
       deadline_ = p.timeout()->count();
     }
     if (!state_.active()) limit_ = 1;  // Python stamina's switch: one attempt
     limit_ = std::min<unsigned>(limit_, hedging_policy::max_attempts_limit);
+    // As for retries, testing mode and the inactive switch ignore an inherited deadline.
+    if (const auto at = p.deadline_since_epoch(); at && origin && state_.active() && !state_.testing()) [[unlikely]] {
+      inherited_ = *at - *origin;
+      deadline_ = std::min(deadline_, inherited_);
+    }
     hedge_step step;
+    if (!before_deadline(elapsed)) [[unlikely]] {  // the caller's time is up: send nothing
+      reason_ = give_up_reason::deadline;
+      outcome_ = hedge_outcome::expired;
+      last_ = call_state::deadline_failure();
+      finish(step, elapsed);
+      return step;
+    }
     if (!state_.breaker_allows(tickets_[0])) {  // open: the call sends nothing (nor earns hedges)
       refused_ = true;
       reason_ = give_up_reason::circuit_open;
@@ -108,9 +128,11 @@ class hedge_protocol {
   hedge_step attempt_succeeded(unsigned attempt, Elapsed&& elapsed, const V&... values) {
     if (state_.judges_results()) {
       const decision verdict = state_.judge(values...);
-      if (verdict.should_retry())
+      const bool pushed_back = verdict.what() == decision::kind::pushback;
+      if (verdict.should_retry() || pushed_back)
         return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(),
-                            verdict.overload() ? answer::overloaded : answer::failed);
+                            verdict.overload() ? answer::overloaded : answer::failed,
+                            pushed_back || nested(attempt) ? then::stop_hedging : then::hedge);
     }
     state_.breaker_answered(answer::accepted, tickets_[attempt - 1]);
     hedge_step step = attempt_returned(attempt);
@@ -136,20 +158,38 @@ class hedge_protocol {
   }
 
   // Attempt `attempt` failed with `f` (a timed-out attempt fails with whatever its cancellation
-  // produced; the machine knows it was cut).
+  // produced; the machine knows it was cut). As on the retry path, "do not retry" from the layer
+  // below (a pushback verdict, or a failure after a call made within the attempt) starts no more
+  // hedges; the attempts in flight go on, and the first success still wins (gRPC A6).
   hedge_step attempt_failed(unsigned attempt, const failure& f, duration elapsed) {
-    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
-    if (cut) return failed_after(attempt, call_state::timed_out_failure(), elapsed, answer::overloaded);
+    if ((timed_out_mask_ & bit(attempt)) != 0) {
+      // Cut because the caller's time ran out, not because the dependency was slow: no verdict
+      // for the breaker, and the reason is the deadline.
+      const bool caller_out_of_time = (cut_by_caller_mask_ & bit(attempt)) != 0;
+      return failed_after(attempt, call_state::timed_out_failure(), elapsed, answer::overloaded,
+                          nested(attempt) && !caller_out_of_time ? then::stop_hedging : then::hedge,
+                          caller_out_of_time);
+    }
     const decision verdict = state_.classify(f);
-    // Not retried (a pushback from the layer below included: hedging does not act on it yet).
-    if (!verdict.should_retry()) return failed_after(attempt, f, elapsed, answer::accepted);
-    return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::failed);
+    const bool pushed_back = verdict.what() == decision::kind::pushback;
+    if (!verdict.should_retry() && !pushed_back)
+      return failed_after(attempt, f, elapsed, answer::accepted, then::end_call);
+    return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::failed,
+                        pushed_back || nested(attempt) ? then::stop_hedging : then::hedge);
+  }
+
+  // The context of attempt `attempt`, which the last step started, in `scope` (owned by the
+  // driver, alive until the attempt returned); `origin` as for start(). A call made within it
+  // through `within` is seen here when the attempt's outcome is reported.
+  const attempt_context& context(unsigned attempt, attempt_scope& scope, duration elapsed, double origin) noexcept {
+    return context_access::fill(scope.context, attempt, state_.id(), state_.name(), &nested_[attempt - 1],
+                                origin + elapsed.count(), deadline_ - now(elapsed));
   }
 
   // The delay armed by the last step expired.
   hedge_step delay_elapsed(duration elapsed) {
     hedge_step step;
-    if (decided_ || cancelled_ || started_ >= limit_ || !before_deadline(elapsed)) return step;
+    if (decided_ || cancelled_ || pushed_back_ || started_ >= limit_ || !before_deadline(elapsed)) return step;
     if (start_hedge(step, elapsed)) schedule_next(step, elapsed);
     return step;
   }
@@ -193,15 +233,21 @@ class hedge_protocol {
   bool completed() const noexcept { return completed_; }
 
  private:
-  // A failed attempt (or a retried result, or a timed-out attempt): what it says of the
-  // dependency (`accepted`: a failure `on` does not retry, which ends the call with it; else a
-  // retryable failure, which starts the next hedge at once).
-  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, answer said) {
-    const bool retryable = said != answer::accepted;
+  // What a failed attempt leads to.
+  enum class then : unsigned char {
+    hedge,         // a retryable failure: the next hedge starts at once
+    stop_hedging,  // the layer below retried already: no more hedges, the attempts in flight go on
+    end_call,      // a failure `on` rejects: the call ends with it (gRPC: a fatal status)
+  };
+
+  // A failed attempt (or a retried result, or a timed-out attempt): `said` is what it says of
+  // the dependency, for the breaker; `no_verdict`: cut at the inherited deadline, it says nothing.
+  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, answer said, then next,
+                          bool no_verdict = false) {
     // An attempt we cancelled (a loser, or any attempt once the caller cancelled) ended without
     // an answer; one cut by its time limit before that is a failure (as on the retry path).
     const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
-    if (cancelled_ || (decided_ && !cut))
+    if (cancelled_ || (decided_ && !cut) || no_verdict)
       state_.breaker_abandoned(tickets_[attempt - 1]);
     else
       state_.breaker_answered(said, tickets_[attempt - 1]);
@@ -210,34 +256,35 @@ class hedge_protocol {
     step.keep_result = true;  // the last failure, delivered if nothing better comes
     outcome_ = cut ? hedge_outcome::timed_out : hedge_outcome::kept_result;
     last_ = f;
-    if (!cancelled_ && !retryable) {
-      // A failure `on` rejects ends the call (gRPC: a fatal status), with this failure.
+    expired_ = expired_ || no_verdict;
+    if (!cancelled_ && next == then::end_call) {
       reason_ = give_up_reason::not_retryable;
       decided_ = true;
       end_in_flight(step, elapsed);
       return step;
     }
-    if (!cancelled_ && started_ < limit_ && before_deadline(elapsed)) {
+    pushed_back_ = pushed_back_ || next == then::stop_hedging;
+    if (!cancelled_ && !pushed_back_ && started_ < limit_ && before_deadline(elapsed)) {
       if (start_hedge(step, elapsed)) {
         schedule_next(step, elapsed);  // the next hedge after this one is a full delay away
         return step;
       }
     }
     if (in_flight_ == 0) {
-      // Every attempt failed: the last failure.
-      if (cancelled_)
-        reason_ = give_up_reason::cancelled;
-      else if (refused_)
-        reason_ = give_up_reason::circuit_open;
-      else if (denied_)
-        reason_ = give_up_reason::budget_exhausted;
-      else if (!before_deadline(elapsed) && started_ < limit_)
-        reason_ = give_up_reason::deadline;
-      else
-        reason_ = give_up_reason::attempts_exhausted;
+      reason_ = why_every_attempt_failed(elapsed);  // and the last failure is delivered
       finish(step, elapsed);
     }
     return step;
+  }
+
+  give_up_reason why_every_attempt_failed(duration elapsed) const noexcept {
+    if (cancelled_) return give_up_reason::cancelled;
+    if (expired_) return give_up_reason::deadline;  // the caller's time ran out
+    if (pushed_back_) return give_up_reason::pushback;
+    if (refused_) return give_up_reason::circuit_open;
+    if (denied_) return give_up_reason::budget_exhausted;
+    if (!before_deadline(elapsed) && started_ < limit_) return give_up_reason::deadline;
+    return give_up_reason::attempts_exhausted;
   }
 
   hedge_step attempt_returned(unsigned attempt) noexcept {
@@ -282,11 +329,24 @@ class hedge_protocol {
     ++in_flight_;
     in_flight_mask_ |= bit(started_);
     step.start_attempt = true;
-    if (const auto per_attempt = policy_->attempt_timeout(); per_attempt && state_.active()) {
-      const double limit = std::min(per_attempt->count(), std::max(0.0, deadline_ - now(elapsed)));
+    double limit = std::numeric_limits<double>::infinity();
+    if (const auto per_attempt = policy_->attempt_timeout(); per_attempt && state_.active())
+      limit = std::min(per_attempt->count(), std::max(0.0, deadline_ - now(elapsed)));
+    // An inherited deadline cuts every attempt, with or without an attempt_timeout.
+    if (!std::isinf(inherited_))
+      if (const double caller_left = std::max(0.0, inherited_ - now(elapsed)); caller_left <= limit) {
+        limit = caller_left;
+        cut_by_caller_mask_ |= bit(started_);
+      }
+    if (!std::isinf(limit)) {
       expiry_[started_ - 1] = elapsed.count() + limit;
       arm_limit(step, elapsed);
     }
+  }
+
+  // Whether a stamina call was made within attempt `attempt` (`within` on its context).
+  bool nested(unsigned attempt) noexcept {
+    return std::atomic_ref<bool>(nested_[attempt - 1]).load(std::memory_order_relaxed);
   }
 
   // Arms the attempts' time limit at the earliest expiry of an attempt in flight not yet cut.
@@ -376,18 +436,23 @@ class hedge_protocol {
   unsigned started_ = 0;
   unsigned in_flight_ = 0;
   unsigned in_flight_mask_ = 0;
-  unsigned timed_out_mask_ = 0;  // attempts cut by their time limit
-  double deadline_ = std::numeric_limits<double>::infinity();
-  double skipped_ = 0;  // virtual time: the delays skipped
+  unsigned timed_out_mask_ = 0;                                 // attempts cut by their time limit
+  unsigned cut_by_caller_mask_ = 0;                             // attempts whose time limit is the inherited deadline
+  double deadline_ = std::numeric_limits<double>::infinity();   // the timeout or the inherited one, if earlier
+  double inherited_ = std::numeric_limits<double>::infinity();  // the inherited deadline alone
+  double skipped_ = 0;                                          // virtual time: the delays skipped
   std::array<double, hedging_policy::max_attempts_limit> expiry_{};
   std::array<std::uint32_t, hedging_policy::max_attempts_limit> tickets_{};  // the breaker's, per attempt
+  std::array<bool, hedging_policy::max_attempts_limit> nested_{};            // a call was made within attempt n (n-1)
   failure last_{stamina::error_code()};
   std::optional<give_up_reason> reason_;
-  bool decided_ = false;    // the call's result is fixed
-  bool cancelled_ = false;  // the caller cancelled: no more hedges
-  bool completed_ = false;  // the complete step was returned
-  bool denied_ = false;     // the budget refused a hedge
-  bool refused_ = false;    // the breaker refused an attempt
+  bool decided_ = false;      // the call's result is fixed
+  bool cancelled_ = false;    // the caller cancelled: no more hedges
+  bool completed_ = false;    // the complete step was returned
+  bool denied_ = false;       // the budget refused a hedge
+  bool refused_ = false;      // the breaker refused an attempt
+  bool pushed_back_ = false;  // the layer below retried already: no more hedges
+  bool expired_ = false;      // an attempt was cut at the inherited deadline
   hedge_outcome outcome_ = hedge_outcome::kept_result;
 };
 

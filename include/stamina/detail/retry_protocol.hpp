@@ -163,15 +163,8 @@ class retry_protocol {
   /// start(). A call made within the attempt through it (retry_policy::within) is seen by the
   /// machine itself when the attempt's outcome is reported.
   const attempt_context& context(attempt_scope& scope, duration elapsed, double origin) {
-    attempt_context& c = scope.context;
-    c.attempt_ = attempts();
-    c.call_id_ = state_.id();
-    c.name_ = state_.name();
-    c.nested_ = state_.nested_call_flag();
-    c.now_ = origin + elapsed.count();
-    const double left = deadline_in_call_time() - now(elapsed).count();
-    c.deadline_ = std::isinf(left) ? left : c.now_ + std::max(0.0, left);
-    return c;
+    return context_access::fill(scope.context, attempts(), state_.id(), state_.name(), state_.nested_call_flag(),
+                                origin + elapsed.count(), deadline_in_call_time() - now(elapsed).count());
   }
 
   /// Whether a stamina call was made within the current attempt (`retry_policy::within` on its
@@ -274,7 +267,7 @@ class retry_protocol {
     }
     if (past_inherited_deadline(elapsed)) [[unlikely]] {  // granted too late
       state_.place_unused(ticket);
-      return give_up(give_up_reason::deadline, failed_ ? failed_->last : deadline_failure());
+      return give_up(give_up_reason::deadline, failed_ ? failed_->last : call_state::deadline_failure());
     }
     switch (state_.admit_granted(ticket)) {
       case admission::send:
@@ -364,9 +357,8 @@ class retry_protocol {
   // What a give-up that sent nothing reports when no attempt failed: the deadline it inherited,
   // or the throttle.
   failure unsent_failure() const noexcept {
-    return inherited_deadline_binds() ? deadline_failure() : call_state::throttled_failure();
+    return inherited_deadline_binds() ? call_state::deadline_failure() : call_state::throttled_failure();
   }
-  static failure deadline_failure() noexcept { return failure(make_error_code(error::deadline_exceeded)); }
 
   // The call's deadline in its own time (now()): the earlier of the policy's timeout and the
   // inherited deadline; +inf: none (or testing mode, or inactive).
@@ -395,7 +387,7 @@ class retry_protocol {
     if (failed_) failed_->scope.clear();  // hook scopes live until the next attempt starts
     stage_ = stage::attempting;
     if (past_inherited_deadline(elapsed)) [[unlikely]]  // a wait that ended late: start nothing more
-      return give_up(give_up_reason::deadline, failed_ ? failed_->last : deadline_failure());
+      return give_up(give_up_reason::deadline, failed_ ? failed_->last : call_state::deadline_failure());
     for (;;) {
       const admission admitted = state_.admit();
       if (admitted == admission::send) [[likely]]
