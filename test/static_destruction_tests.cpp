@@ -1,12 +1,14 @@
 // Retries made while the program exits: in the destructor of a static object constructed before
 // the first stamina call, so destroyed after every static of the library. Each driver retries a
-// failing call once there, with the default hooks (logging, metrics) and default throttling on.
+// failing call once there, with the default hooks (logging, metrics) and default throttling on;
+// then a hedged call whose attempt makes a blocking call within its context (the layers).
 // A use of a destroyed registry is a use after free: ASan (the README's test command) fails the
 // process, and a wrong result exits with status 1.
 
 #define BOOST_TEST_MODULE stamina_static_destruction
 #include <boost/test/unit_test.hpp>
 
+#include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_context.hpp>
@@ -15,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -61,7 +64,25 @@ struct retries_at_exit {
     for (stamina::attempt& attempt : stamina::retry_context(policy()))
       if (++n < 2) attempt.failed(error_code(asio::error::connection_refused));
     fail_unless(n == 2, "retry_context");
-    std::fprintf(stderr, "static destruction: three drivers retried during exit\n");
+
+    // The layers: a hedged call with an inherited deadline whose op takes the attempt's context
+    // and makes a blocking retry within it (the inner call retries; the outer does not).
+    n = 0;
+    error_code layered;
+    auto layer = [&](const stamina::attempt_context& outer, auto token) {
+      const error_code inner = stamina::retry(policy().within(outer), [&] {
+        return error_code(++n < 2 ? asio::error::connection_refused : asio::error::connection_reset);
+      });
+      return asio::post(ctx, asio::append(std::move(token), inner, 0));
+    };
+    const auto hedging = stamina::hedging_policy(stamina::on_error(asio::error::connection_reset))
+                             .name("exit")
+                             .deadline(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    ctx.restart();
+    stamina::async_hedge(ctx, hedging, layer, [&](error_code ec, int) { layered = ec; });
+    ctx.run();
+    fail_unless(layered == asio::error::connection_reset && n == 2, "a layered hedge");
+    std::fprintf(stderr, "static destruction: four drivers retried during exit\n");
   }
 };
 retries_at_exit at_exit;  // constructed before main, so before any static of the library
