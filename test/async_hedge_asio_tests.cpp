@@ -64,6 +64,7 @@ void hedge_concurrently(ExecutorFor executor_for, int calls, std::chrono::micros
                                              .budget(nullptr);
   std::atomic<int> completed{0};
   std::atomic<int> wrong{0};
+  std::atomic<int> refusals{0};
   std::vector<std::shared_ptr<test::completion_record>> records;
   for (int i = 0; i < calls; ++i) {
     auto rec = std::make_shared<test::completion_record>();
@@ -82,15 +83,22 @@ void hedge_concurrently(ExecutorFor executor_for, int calls, std::chrono::micros
           },
           token, ex);
     };
-    auto handler = test::once(rec, [&, i](error_code ec, int v) {
-      if (ec || v != i) ++wrong;
+    // With the context, every third call's first attempt is refused at once after its nested
+    // call (the flag written on a pool thread, read on the call's strand): no hedge follows it,
+    // and the refusal is delivered unless a hedge the delay started first succeeds.
+    const bool refused_first = WithContext && i % 3 == 0;
+    auto handler = test::once(rec, [&, i, refused_first](error_code ec, int v) {
+      const bool delivered_refusal = refused_first && ec == refused;
+      if (delivered_refusal) ++refusals;
+      if (!delivered_refusal && (ec || v != i)) ++wrong;
       ++completed;
     });
     if constexpr (WithContext) {
-      auto context_op = [op, &wrong](const stamina::attempt_context& ctx, auto token) {
+      auto context_op = [op, ex, i, refused_first, &wrong](const stamina::attempt_context& ctx, auto token) {
         if (ctx.attempt() == 0 || ctx.attempt() > 3) ++wrong;
         const stamina::retry_policy inner = stamina::retry_policy(stamina::on_error(refused)).within(ctx);
         (void)inner;
+        if (refused_first && ctx.attempt() == 1) return asio::post(ex, asio::append(std::move(token), refused, i));
         return op(std::move(token));
       };
       stamina::async_hedge(ex, policy, context_op, std::move(handler));
@@ -104,6 +112,8 @@ void hedge_concurrently(ExecutorFor executor_for, int calls, std::chrono::micros
   for (const auto& rec : records) BOOST_TEST(rec->calls == 1);
   BOOST_TEST(policy.stats().calls == static_cast<std::uint64_t>(calls));
   BOOST_TEST(policy.stats().hedges > 0U);  // some attempts outlast the delay: hedging was exercised
+  // Without the nested rule the refusal would be hedged at once and every call would succeed.
+  if constexpr (WithContext) BOOST_TEST(refusals.load() > 0);
 }
 
 }  // namespace

@@ -504,6 +504,21 @@ BOOST_AUTO_TEST_CASE(an_attempt_cut_at_the_inherited_deadline_is_no_sign_of_over
   BOOST_TEST((breaker->current() == stamina::circuit_breaker::state::closed));  // 50 cut attempts opened nothing
 }
 
+// Virtual time skips the waits on the call's own clock, which stands still during an attempt:
+// an attempt the real clock cut at the inherited deadline is still the caller's cut.
+BOOST_AUTO_TEST_CASE(in_virtual_time_an_attempt_cut_at_the_inherited_deadline_gives_up) {
+  stamina::testing_scope scope(stamina::virtual_time);
+  const auto p = policy().deadline(std::chrono::steady_clock::time_point(103s));
+  retry_protocol call(p);
+  auto a = call.start(0s, 100.0);
+  BOOST_TEST_REQUIRE((a.kind == action_kind::attempt));
+  BOOST_TEST_REQUIRE(a.limit().has_value());
+  BOOST_TEST(a.limit()->count() == 3.0);
+  a = call.attempt_timed_out(3s, false);
+  BOOST_TEST((a.kind == action_kind::give_up));
+  BOOST_TEST((call.gave_up() == give_up_reason::deadline));
+}
+
 // A deadline of -inf (a time_point<..., duration<double>>::min()) has passed; it is not "none".
 BOOST_AUTO_TEST_CASE(a_minus_infinite_deadline_has_passed) {
   const auto p = policy().deadline(std::chrono::time_point<std::chrono::steady_clock, std::chrono::duration<double>>(

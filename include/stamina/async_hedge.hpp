@@ -72,10 +72,11 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// - A deadline inherited from the caller (`hedging_policy::deadline`, `within`) cuts every
 ///   attempt in flight and lets no hedge start after it; if it has passed at the start, nothing
 ///   is sent and the call completes with `stamina::error::deadline_exceeded`. A failure (or
-///   result) that the classifier answers with `decision::pushback()`, or any failure of an
-///   attempt within which a stamina call was made (`within` its context), starts no more hedges:
-///   the layer below retried already. The attempts in flight go on and the first success still
-///   wins; otherwise the call gives up with reason `pushback` (docs/layered-retries.md).
+///   result) that the classifier answers with `decision::pushback()`, or a retryable failure of
+///   an attempt within which a stamina call was made (`within` its context), starts no more
+///   hedges: the layer below retried already. The attempts in flight go on and the first success
+///   still wins; otherwise the call gives up with reason `pushback` (or `deadline`, if the
+///   inherited deadline cut an attempt) (docs/layered-retries.md).
 ///
 /// @par Completion signature
 /// As `async_retry`: `void(std::exception_ptr, T)` for `op()` returning `awaitable<T>`

@@ -164,7 +164,8 @@ class hedging_policy {
   /// or hedge starts once it has passed (so no hedge is armed whose delay ends past it), and a
   /// call whose deadline has passed when it starts sends nothing and completes with
   /// `stamina::error::deadline_exceeded` (reason `deadline`). A steady clock's time point (or the
-  /// test clock a call is given); only ever moves earlier. Throws `std::invalid_argument` for NaN.
+  /// test clock a call is given); only ever moves earlier, so set it on a copy made for one
+  /// request, never on a shared policy. Throws `std::invalid_argument` for NaN.
   template <class Clock, class Dur>
   hedging_policy& deadline(std::chrono::time_point<Clock, Dur> at) & {
     static_assert(Clock::is_steady,

@@ -129,10 +129,15 @@ class hedge_protocol {
     if (state_.judges_results()) {
       const decision verdict = state_.judge(values...);
       const bool pushed_back = verdict.what() == decision::kind::pushback;
-      if (verdict.should_retry() || pushed_back)
+      if (verdict.should_retry() || pushed_back) {
+        // A value that came although the caller's deadline had cut the attempt says nothing
+        // either (as a cut attempt's failure).
+        const bool caller_cut = (timed_out_mask_ & cut_by_caller_mask_ & bit(attempt)) != 0;
         return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(),
                             verdict.overload() ? answer::overloaded : answer::failed,
-                            pushed_back || nested(attempt) ? then::stop_hedging : then::hedge);
+                            (pushed_back || nested(attempt)) && !caller_cut ? then::stop_hedging : then::hedge,
+                            caller_cut);
+      }
     }
     state_.breaker_answered(answer::accepted, tickets_[attempt - 1]);
     hedge_step step = attempt_returned(attempt);
@@ -189,7 +194,7 @@ class hedge_protocol {
   // The delay armed by the last step expired.
   hedge_step delay_elapsed(duration elapsed) {
     hedge_step step;
-    if (decided_ || cancelled_ || pushed_back_ || started_ >= limit_ || !before_deadline(elapsed)) return step;
+    if (decided_ || !may_hedge() || started_ >= limit_ || !before_deadline(elapsed)) return step;
     if (start_hedge(step, elapsed)) schedule_next(step, elapsed);
     return step;
   }
@@ -264,7 +269,7 @@ class hedge_protocol {
       return step;
     }
     pushed_back_ = pushed_back_ || next == then::stop_hedging;
-    if (!cancelled_ && !pushed_back_ && started_ < limit_ && before_deadline(elapsed)) {
+    if (may_hedge() && started_ < limit_ && before_deadline(elapsed)) {
       if (start_hedge(step, elapsed)) {
         schedule_next(step, elapsed);  // the next hedge after this one is a full delay away
         return step;
@@ -344,6 +349,11 @@ class hedge_protocol {
     }
   }
 
+  // Whether another hedge may start: not after the caller cancelled, the layer below pushed
+  // back, or the caller's deadline cut an attempt (final, whatever the call's clock says: in
+  // virtual time the call's own time lags the real cut).
+  bool may_hedge() const noexcept { return !cancelled_ && !pushed_back_ && !expired_; }
+
   // Whether a stamina call was made within attempt `attempt` (`within` on its context).
   bool nested(unsigned attempt) noexcept {
     return std::atomic_ref<bool>(nested_[attempt - 1]).load(std::memory_order_relaxed);
@@ -361,7 +371,7 @@ class hedge_protocol {
   // The delay until the next hedge, if one may come. In testing mode there is none; in
   // virtual time it is skipped on the virtual clock, and the hedge is due at once.
   void schedule_next(hedge_step& step, duration elapsed) {
-    if (started_ >= limit_ || !before_deadline(elapsed)) return;
+    if (!may_hedge() || started_ >= limit_ || !before_deadline(elapsed)) return;
     if (state_.testing()) {
       step.arm_delay = duration(0);
       return;

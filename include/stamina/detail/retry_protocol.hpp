@@ -241,7 +241,7 @@ class retry_protocol {
       state_.abandoned();
       return give_up(give_up_reason::cancelled, what);
     }
-    if (past_inherited_deadline(elapsed)) {
+    if (cut_by_caller(elapsed)) {
       // Cut because the caller's time ran out, not because the dependency was slow: no verdict
       // for the protections (a caller with 5 ms left must not open a breaker for the others).
       state_.abandoned();
@@ -347,6 +347,17 @@ class retry_protocol {
     return inherits_deadline() && !(now(elapsed).count() < double(deadline_left_) - origin_);
   }
   bool inherits_deadline() const noexcept { return deadline_left_ != std::numeric_limits<float>::infinity(); }
+  // Whether the attempt just cut was cut at the inherited deadline. In virtual time the call's
+  // own clock (the waits it skipped) stands still during an attempt, while the cut came on the
+  // real one: the limit the attempt was given (sent_attempt) tells instead.
+  bool cut_by_caller(duration elapsed) {
+    if (past_inherited_deadline(elapsed)) return true;
+    if (!state_.virtual_time() || !inherits_deadline() || !state_.active()) return false;
+    const double left = std::max(0.0, double(deadline_left_) - origin_ - now(elapsed).count());
+    const std::optional<duration> own =
+        policy_->attempt_timeout() ? failed().waits.attempt_limit(now(elapsed)) : std::nullopt;
+    return !own || left <= own->count();
+  }
   // Whether the inherited deadline comes before the policy's own timeout (it is the one a give-up
   // for `deadline` is about).
   bool inherited_deadline_binds() const noexcept {
