@@ -17,11 +17,15 @@ for tree in "$work/old" .; do
   (cd "$tree" && cmake --preset bench >/dev/null && cmake --build --preset bench -j "$(nproc)" --target bench_overhead >/dev/null)
 done
 filter="sync|callback|awaitable|token|retry_path"
+run() {  # which round
+  local bin="$work/old/build/bench/benchmarks/bench_overhead"
+  [ "$1" = new ] && bin=build/bench/benchmarks/bench_overhead
+  "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.2 --benchmark_format=csv 2>/dev/null >"$work/$1_$2.csv"
+}
+# The binary that runs second in a round was measured up to 30 % slower (both ways round), so
+# the order alternates: old first in odd rounds, new first in even ones.
 for r in $(seq 1 "$rounds"); do
-  "$work/old/build/bench/benchmarks/bench_overhead" --benchmark_filter="$filter" --benchmark_min_time=0.2 \
-    --benchmark_format=csv 2>/dev/null >"$work/old_$r.csv"
-  build/bench/benchmarks/bench_overhead --benchmark_filter="$filter" --benchmark_min_time=0.2 \
-    --benchmark_format=csv 2>/dev/null >"$work/new_$r.csv"
+  if (( r % 2 )); then run old "$r"; run new "$r"; else run new "$r"; run old "$r"; fi
 done
 python3 - "$work" "$rounds" "$rev" <<'PY'
 import csv, statistics, sys
