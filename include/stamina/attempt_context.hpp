@@ -95,6 +95,16 @@ struct attempt_scope {
   attempt_context context;
 };
 
+// An inherited deadline (retry_policy::deadline, hedging_policy::deadline) in seconds since its
+// clock's epoch, the form the protocols compare with the call's origin.
+template <class Clock, class Dur>
+double deadline_seconds(std::chrono::time_point<Clock, Dur> at) noexcept {
+  static_assert(Clock::is_steady,
+                "stamina: deadline(...) takes a time point of std::chrono::steady_clock (or of the steady test clock "
+                "the call runs on); a system_clock time would be read as decades away");
+  return std::chrono::duration<double>(at.time_since_epoch()).count();
+}
+
 // The one place that writes a context and reads what a nested call takes from it, for the
 // protocols that hand contexts out and the policies that inherit from them.
 struct context_access {

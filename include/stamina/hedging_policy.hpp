@@ -168,10 +168,7 @@ class hedging_policy {
   /// request, never on a shared policy. Throws `std::invalid_argument` for NaN.
   template <class Clock, class Dur>
   hedging_policy& deadline(std::chrono::time_point<Clock, Dur> at) & {
-    static_assert(Clock::is_steady,
-                  "stamina::hedging_policy::deadline: a time point of std::chrono::steady_clock (or of the steady "
-                  "test clock the call runs on); a system_clock time would be read as decades away");
-    set_deadline(std::chrono::duration<double>(at.time_since_epoch()).count());
+    set_deadline(detail::deadline_seconds(at));
     return *this;
   }
   /// The inherited deadline (see above).

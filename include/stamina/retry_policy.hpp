@@ -169,10 +169,7 @@ class retry_policy {
   /// copy costs one reference count). Throws `std::invalid_argument` for a NaN time.
   template <class Clock, class Dur>
   retry_policy& deadline(std::chrono::time_point<Clock, Dur> at) & {
-    static_assert(Clock::is_steady,
-                  "stamina::retry_policy::deadline: a time point of std::chrono::steady_clock (or of the steady test "
-                  "clock the call runs on); a system_clock time would be read as decades away");
-    set_deadline(std::chrono::duration<double>(at.time_since_epoch()).count());
+    set_deadline(detail::deadline_seconds(at));
     return *this;
   }
   /// The inherited deadline (see above).

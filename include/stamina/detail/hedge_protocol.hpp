@@ -129,15 +129,9 @@ class hedge_protocol {
     if (state_.judges_results()) {
       const decision verdict = state_.judge(values...);
       const bool pushed_back = verdict.what() == decision::kind::pushback;
-      if (verdict.should_retry() || pushed_back) {
-        // A value that came although the caller's deadline had cut the attempt says nothing
-        // either (as a cut attempt's failure).
-        const bool caller_cut = (timed_out_mask_ & cut_by_caller_mask_ & bit(attempt)) != 0;
+      if (verdict.should_retry() || pushed_back)
         return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(),
-                            verdict.overload() ? answer::overloaded : answer::failed,
-                            (pushed_back || nested(attempt)) && !caller_cut ? then::stop_hedging : then::hedge,
-                            caller_cut);
-      }
+                            verdict.overload() ? answer::overloaded : answer::failed, pushed_back);
     }
     state_.breaker_answered(answer::accepted, tickets_[attempt - 1]);
     hedge_step step = attempt_returned(attempt);
@@ -167,20 +161,13 @@ class hedge_protocol {
   // below (a pushback verdict, or a failure after a call made within the attempt) starts no more
   // hedges; the attempts in flight go on, and the first success still wins (gRPC A6).
   hedge_step attempt_failed(unsigned attempt, const failure& f, duration elapsed) {
-    if ((timed_out_mask_ & bit(attempt)) != 0) {
-      // Cut because the caller's time ran out, not because the dependency was slow: no verdict
-      // for the breaker, and the reason is the deadline.
-      const bool caller_out_of_time = (cut_by_caller_mask_ & bit(attempt)) != 0;
-      return failed_after(attempt, call_state::timed_out_failure(), elapsed, answer::overloaded,
-                          nested(attempt) && !caller_out_of_time ? then::stop_hedging : then::hedge,
-                          caller_out_of_time);
-    }
+    if ((timed_out_mask_ & bit(attempt)) != 0)
+      return failed_after(attempt, call_state::timed_out_failure(), elapsed, answer::overloaded, false);
     const decision verdict = state_.classify(f);
     const bool pushed_back = verdict.what() == decision::kind::pushback;
     if (!verdict.should_retry() && !pushed_back)
-      return failed_after(attempt, f, elapsed, answer::accepted, then::end_call);
-    return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::failed,
-                        pushed_back || nested(attempt) ? then::stop_hedging : then::hedge);
+      return failed_after(attempt, f, elapsed, answer::accepted, false, /*ends_call=*/true);
+    return failed_after(attempt, f, elapsed, verdict.overload() ? answer::overloaded : answer::failed, pushed_back);
   }
 
   // The context of attempt `attempt`, which the last step started, in `scope` (owned by the
@@ -238,20 +225,20 @@ class hedge_protocol {
   bool completed() const noexcept { return completed_; }
 
  private:
-  // What a failed attempt leads to.
-  enum class then : unsigned char {
-    hedge,         // a retryable failure: the next hedge starts at once
-    stop_hedging,  // the layer below retried already: no more hedges, the attempts in flight go on
-    end_call,      // a failure `on` rejects: the call ends with it (gRPC: a fatal status)
-  };
-
   // A failed attempt (or a retried result, or a timed-out attempt): `said` is what it says of
-  // the dependency, for the breaker; `no_verdict`: cut at the inherited deadline, it says nothing.
-  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, answer said, then next,
-                          bool no_verdict = false) {
+  // the dependency, for the breaker. `ends_call`: a failure `on` rejects, which ends the call
+  // with it (gRPC: a fatal status). Otherwise the next hedge starts at once, unless the layer
+  // below retried already (`pushed_back`: the classifier's pushback verdict, or a stamina call
+  // made within the attempt): then no more hedges start and the attempts in flight go on. An
+  // attempt cut at the inherited deadline says nothing (no verdict, reason `deadline`), whatever
+  // came back.
+  hedge_step failed_after(unsigned attempt, const failure& f, duration elapsed, answer said, bool pushed_back,
+                          bool ends_call = false) {
+    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
+    const bool no_verdict = cut && (cut_by_caller_mask_ & bit(attempt)) != 0;
+    const bool stops_hedging = !ends_call && (pushed_back || nested(attempt)) && !no_verdict;
     // An attempt we cancelled (a loser, or any attempt once the caller cancelled) ended without
     // an answer; one cut by its time limit before that is a failure (as on the retry path).
-    const bool cut = (timed_out_mask_ & bit(attempt)) != 0;
     if (cancelled_ || (decided_ && !cut) || no_verdict)
       state_.breaker_abandoned(tickets_[attempt - 1]);
     else
@@ -262,13 +249,13 @@ class hedge_protocol {
     outcome_ = cut ? hedge_outcome::timed_out : hedge_outcome::kept_result;
     last_ = f;
     expired_ = expired_ || no_verdict;
-    if (!cancelled_ && next == then::end_call) {
+    if (!cancelled_ && ends_call) {
       reason_ = give_up_reason::not_retryable;
       decided_ = true;
       end_in_flight(step, elapsed);
       return step;
     }
-    pushed_back_ = pushed_back_ || next == then::stop_hedging;
+    pushed_back_ = pushed_back_ || stops_hedging;
     if (may_hedge() && started_ < limit_ && before_deadline(elapsed)) {
       if (start_hedge(step, elapsed)) {
         schedule_next(step, elapsed);  // the next hedge after this one is a full delay away
