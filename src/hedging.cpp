@@ -76,6 +76,8 @@ const char* to_string(hedge_event_kind kind) noexcept {
       return "budget_denied";
     case hedge_event_kind::breaker_open:
       return "breaker_open";
+    case hedge_event_kind::limit_full:
+      return "limit_full";
   }
   return "unknown";
 }
@@ -158,6 +160,11 @@ hedging_policy& hedging_policy::budget(std::shared_ptr<hedge_budget> value) & {
 
 hedging_policy& hedging_policy::breaker(std::shared_ptr<circuit_breaker> value) & {
   change_config([&](config& c) { c.breaker = std::move(value); });
+  return *this;
+}
+
+hedging_policy& hedging_policy::limit(std::shared_ptr<concurrency_limit> value) & {
+  change_config([&](config& c) { c.limit = std::move(value); });
   return *this;
 }
 

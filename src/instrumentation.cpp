@@ -349,7 +349,7 @@ std::string metrics::render_prometheus() const {
     out << "stamina_give_ups_total{callable=" << quoted(std::get<0>(key)) << ",reason=" << quoted(std::get<1>(key))
         << "} " << value << '\n';
   out << "# HELP stamina_hedges_total Hedging events of hedged calls (started, won, cancelled, budget_denied, "
-         "breaker_open).\n"
+         "breaker_open, limit_full).\n"
       << "# TYPE stamina_hedges_total counter\n";
   for (const auto& [key, value] : impl_->hedges)
     out << "stamina_hedges_total{callable=" << quoted(std::get<0>(key)) << ",event=" << quoted(std::get<1>(key)) << "} "

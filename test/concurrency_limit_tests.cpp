@@ -8,6 +8,7 @@
 
 #include <common/async_helpers.hpp>
 #include <common/fork_children.hpp>
+#include <common/hedge_support.hpp>
 #include <common/mock_clock.hpp>
 #include <stamina/adaptive_throttle.hpp>
 #include <stamina/async_retry.hpp>
@@ -495,6 +496,168 @@ BOOST_AUTO_TEST_CASE(a_place_granted_inside_the_initiating_function_completes_fr
   BOOST_TEST(!rec->called_inline);
   BOOST_TEST_REQUIRE(result.has_value());
   BOOST_TEST(*result == stamina::error::circuit_open);
+  BOOST_TEST(l->in_flight() == 0u);
+}
+
+// Hedged calls count against the same limit as retried ones: a hedged call queued behind a
+// retried call's attempt starts when that attempt answers; its hedges are not sent while no place
+// is free (limit_full, due again after each delay); both op forms, both kinds of token.
+BOOST_AUTO_TEST_CASE(hedged_calls_wait_for_a_place_and_send_no_hedge_without_one) {
+  for (const bool coroutine : {false, true}) {
+    BOOST_TEST_CONTEXT((coroutine ? "use_awaitable, awaitable op" : "callback, token op")) {
+      asio::io_context ctx;
+      auto l = limit_of(1);
+      int kinds_full = 0;
+      const auto hedged = test::base_policy().attempts(3).budget(nullptr).timeout(100s).limit(l).on_hedge(
+          [&](const stamina::hedge_event& e) { kinds_full += e.kind == stamina::hedge_event_kind::limit_full; });
+      const auto t0 = test::mock_clock::seconds();
+      bool retried_done = false;
+      test::async_retry_virtual(
+          ctx, limited(l),
+          [&ctx]() -> asio::awaitable<void> {
+            test::virtual_timer t(ctx, 1s);
+            co_await t.async_wait(asio::use_awaitable);
+          },
+          [&](std::exception_ptr e) {
+            BOOST_TEST(!e);
+            retried_done = true;
+          });
+      // Attempts of 100 ms: with places, a hedge would start after 10 ms.
+      const std::vector<test::planned_attempt> plan{{100ms, {}}, {100ms, {}}, {100ms, {}}};
+      std::optional<int> value;
+      std::shared_ptr<test::attempt_log> log;
+      if (coroutine) {
+        const test::planned_awaitable_op op{&ctx, plan};
+        log = op.log;
+        asio::co_spawn(
+            ctx,
+            [&ctx, hedged, op]() -> asio::awaitable<int> {
+              co_return co_await test::async_hedge_virtual(ctx, hedged, op, asio::use_awaitable);
+            },
+            [&](std::exception_ptr e, int v) {
+              BOOST_TEST(!e);
+              value = v;
+            });
+      } else {
+        const test::planned_token_op op{&ctx, plan};
+        log = op.log;
+        test::async_hedge_virtual(ctx, hedged, op, [&](error_code ec, int v) {
+          BOOST_TEST(!ec);
+          value = v;
+        });
+      }
+      ctx.poll();                      // no virtual time passes
+      BOOST_TEST(l->waiting() == 1u);  // behind the retried call's attempt
+      test::run_virtual(ctx, [&] { return value.has_value() && retried_done; });
+      BOOST_TEST_REQUIRE(value.has_value());
+      BOOST_TEST(*value == 1);
+      BOOST_TEST(log->started == 1);  // no hedge: the only place was its own
+      BOOST_TEST_REQUIRE(log->start_times.size() == 1u);
+      BOOST_TEST(log->start_times[0] - t0 == 1.0, boost::test_tools::tolerance(0.01));
+      BOOST_TEST(kinds_full >= 5);  // one per delay while it ran
+      BOOST_TEST(l->in_flight() == 0u);
+      BOOST_TEST(l->waiting() == 0u);
+    }
+  }
+}
+
+// A first attempt that waited for a place: its hedge is a full delay after it was sent, not
+// after the call began (the queue has just drained: a hedge then is the worst extra load).
+BOOST_AUTO_TEST_CASE(the_hedge_delay_of_a_call_that_waited_counts_from_its_first_attempt) {
+  asio::io_context ctx;
+  auto l = limit_of(2);
+  std::uint32_t a = 0, b = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&a));
+  BOOST_TEST_REQUIRE(l->try_acquire(&b));
+  const auto policy = test::base_policy().delay(100ms).budget(nullptr).limit(l);
+  const test::planned_token_op op{&ctx, {{300ms, {}}, {300ms, {}}}};
+  const auto t0 = test::mock_clock::seconds();
+  std::optional<error_code> result;
+  test::async_hedge_virtual(ctx, policy, op, [&](error_code ec, int) { result = ec; });
+  test::virtual_timer later(ctx, 500ms);
+  later.async_wait([&](error_code) {
+    l->release(a, std::nullopt, stamina::detail::limit_sample::none);
+    l->release(b, std::nullopt, stamina::detail::limit_sample::none);
+  });
+  test::run_virtual(ctx, [&] { return result.has_value(); });
+  BOOST_TEST_REQUIRE(result.has_value());
+  BOOST_TEST(!*result);
+  BOOST_TEST_REQUIRE(op.log->start_times.size() == 2u);
+  BOOST_TEST(op.log->start_times[0] - t0 == 0.5, boost::test_tools::tolerance(0.01));
+  BOOST_TEST(op.log->start_times[1] - t0 == 0.6, boost::test_tools::tolerance(0.01));
+  BOOST_TEST(l->in_flight() == 0u);
+}
+
+// A hedged call waiting for a place: its deadline ends the wait (throttled, nothing sent), and so
+// does the caller's cancellation (operation_aborted), also when a place is granted to it in the
+// same turn (given back); fail_fast does not wait. Always completed from a fresh stack.
+BOOST_AUTO_TEST_CASE(a_queued_hedged_call_ends_at_its_deadline_on_cancellation_or_at_once_with_fail_fast) {
+  enum class ending { deadline, cancelled, cancelled_and_granted, fail_fast };
+  for (const ending how : {ending::deadline, ending::cancelled, ending::cancelled_and_granted, ending::fail_fast}) {
+    BOOST_TEST_CONTEXT("ending " << static_cast<int>(how)) {
+      asio::io_context ctx;
+      auto l = limit_of(1);
+      BOOST_TEST_REQUIRE(l->try_acquire());  // held elsewhere
+      auto policy = test::base_policy().timeout(5s).limit(l);
+      if (how == ending::fail_fast) policy.fail_fast();
+      const test::planned_token_op op{&ctx, {{10ms, {}}}};
+      asio::cancellation_signal signal;
+      std::optional<error_code> result;
+      bool inline_completion = false;
+      const auto t0 = test::mock_clock::seconds();
+      double ended = 0;
+      bool initiating = true;
+      test::async_hedge_virtual(ctx, policy, op, asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, int) {
+                                  inline_completion = initiating;
+                                  result = ec;
+                                  ended = test::mock_clock::seconds();
+                                }));
+      initiating = false;
+      if (how == ending::cancelled || how == ending::cancelled_and_granted) {
+        signal.emit(asio::cancellation_type::terminal);
+        if (how == ending::cancelled_and_granted) l->release(std::nullopt, false);
+      }
+      test::run_virtual(ctx, [&] { return result.has_value(); });
+      BOOST_TEST_REQUIRE(result.has_value());
+      BOOST_TEST(!inline_completion);
+      BOOST_TEST(op.log->started == 0);
+      BOOST_TEST(l->waiting() == 0u);
+      switch (how) {
+        case ending::deadline:
+          BOOST_TEST(*result == stamina::error::throttled);
+          BOOST_TEST(ended - t0 == 5.0, boost::test_tools::tolerance(0.01));
+          BOOST_TEST(l->in_flight() == 1u);
+          break;
+        case ending::fail_fast:
+          BOOST_TEST(*result == stamina::error::throttled);
+          BOOST_TEST(ended - t0 == 0.0, boost::test_tools::tolerance(0.001));
+          BOOST_TEST(l->in_flight() == 1u);
+          break;
+        case ending::cancelled:
+        case ending::cancelled_and_granted:
+          BOOST_TEST(*result == asio::error::operation_aborted);
+          BOOST_TEST(l->in_flight() == (how == ending::cancelled_and_granted ? 0u : 1u));
+          break;
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(destroying_the_io_context_with_a_hedged_call_queued_leaves_the_queue) {
+  auto l = limit_of(1);
+  BOOST_TEST_REQUIRE(l->try_acquire());
+  {
+    asio::io_context ctx;
+    const test::planned_token_op op{&ctx, {{10ms, {}}}};
+    const auto policy = test::base_policy().limit(l);
+    test::async_hedge_virtual(ctx, policy, op,
+                              [](error_code, int) { BOOST_FAIL("a handler of a destroyed io_context ran"); });
+    test::async_hedge_virtual(ctx, policy, op,
+                              [](error_code, int) { BOOST_FAIL("a handler of a destroyed io_context ran"); });
+    BOOST_TEST(l->waiting() == 2u);
+    l->release(std::nullopt, false);  // granted to the first queued call, never run
+  }
+  BOOST_TEST(l->waiting() == 0u);
   BOOST_TEST(l->in_flight() == 0u);
 }
 

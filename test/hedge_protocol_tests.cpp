@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/detail/hedge_protocol.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry_on.hpp>
@@ -12,9 +13,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 using stamina::detail::hedge_outcome;
@@ -397,6 +401,223 @@ BOOST_AUTO_TEST_CASE(a_nan_deadline_is_refused_naming_the_field) {
   } catch (const std::invalid_argument& e) {
     BOOST_TEST(std::string(e.what()).find("hedging_policy::deadline") != std::string::npos);
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The concurrency limit on the hedging path: every attempt holds a place while it runs; a hedge
+// beside attempts in flight is skipped when no place is free, and an attempt the call cannot do
+// without (the first, or the next once none is in flight) waits for one.
+BOOST_AUTO_TEST_SUITE(hedge_protocol_limit)
+
+namespace {
+double limit_now = 0;  // the limit's clock, moved by hand
+double limit_clock() { return limit_now; }
+
+std::shared_ptr<stamina::concurrency_limit> limit_of(unsigned places) {
+  auto l = std::make_shared<stamina::concurrency_limit>("backend");
+  l->clock(&limit_clock).min_limit(1).initial_limit(places);
+  return l;
+}
+
+std::vector<stamina::hedge_event_kind> recorded_kinds;
+void record(const stamina::hedge_event& e) { recorded_kinds.push_back(e.kind); }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(each_attempt_holds_a_place_until_it_returns) {
+  auto l = limit_of(5);
+  const auto p = policy(3).limit(l);
+  hedge_protocol call(p);
+  call.start();
+  BOOST_TEST(l->in_flight() == 1U);
+  BOOST_TEST(call.delay_elapsed(0.010s).start_attempt);
+  BOOST_TEST(l->in_flight() == 2U);
+  const hedge_step won = call.attempt_succeeded(2, at(0.015));
+  BOOST_TEST(won.cancel_mask == 1U);
+  BOOST_TEST(l->in_flight() == 1U);  // the winner's place is back at once
+  const stamina::failure aborted{boost::system::error_code(boost::asio::error::operation_aborted)};
+  BOOST_TEST(call.attempt_failed(1, aborted, 0.016s).complete);  // the loser, cancelled
+  BOOST_TEST(l->in_flight() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_cut_by_its_time_limit_is_a_drop) {
+  auto l = limit_of(20);
+  const auto p = policy(1).limit(l).attempt_timeout(0.5s);
+  hedge_protocol call(p);
+  call.start();
+  BOOST_TEST(call.limit_reached(0.5s).cancel_mask == 1U);
+  const stamina::failure aborted{boost::system::error_code(boost::asio::error::operation_aborted)};
+  BOOST_TEST(call.attempt_failed(1, aborted, 0.5s).complete);
+  BOOST_TEST(l->limit() == 10U);  // halved
+  BOOST_TEST(l->in_flight() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(a_hedge_is_skipped_while_no_place_is_free_and_is_due_again_after_a_delay) {
+  auto l = limit_of(1);
+  const auto p = policy(3).limit(l).on_hedge(&record);
+  recorded_kinds.clear();
+  hedge_protocol call(p);
+  call.start();  // the only place
+  hedge_step s = call.delay_elapsed(0.010s);
+  BOOST_TEST(!s.start_attempt);
+  BOOST_TEST(!s.queue);
+  BOOST_TEST_REQUIRE(s.arm_delay.has_value());  // due again
+  BOOST_TEST(s.arm_delay->count() == 0.010);
+  BOOST_TEST(call.started() == 1U);
+  BOOST_TEST_REQUIRE(recorded_kinds.size() == 1U);
+  BOOST_TEST((recorded_kinds[0] == stamina::hedge_event_kind::limit_full));
+  // The first attempt fails: its place is back, and the hedge it earns at once takes it.
+  s = call.attempt_failed(1, refused, 0.015s);
+  BOOST_TEST(s.start_attempt);
+  BOOST_TEST(call.started() == 2U);
+  BOOST_TEST(l->in_flight() == 1U);
+  BOOST_TEST(p.stats().hedges == 1U);
+}
+
+// With no real delay (a zero delay, testing mode, virtual time) a skipped hedge is not due again
+// at once, which would spin (and in virtual time skip delays for ever): it waits for the next
+// failure.
+BOOST_AUTO_TEST_CASE(with_no_real_delay_a_skipped_hedge_waits_for_the_next_failure) {
+  enum class mode { zero_delay, testing, virtual_time };
+  for (const mode m : {mode::zero_delay, mode::testing, mode::virtual_time}) {
+    BOOST_TEST_CONTEXT("mode " << static_cast<int>(m)) {
+      std::optional<stamina::testing_scope> scope;
+      if (m == mode::testing) scope.emplace(3);
+      if (m == mode::virtual_time) scope.emplace(stamina::virtual_time);
+      auto l = limit_of(1);
+      auto p = policy(3).limit(l);
+      if (m == mode::zero_delay) p.delay(0s);
+      hedge_protocol call(p);
+      hedge_step s = call.start();
+      BOOST_TEST_REQUIRE(s.arm_delay.has_value());
+      BOOST_TEST(s.arm_delay->count() == 0.0);
+      s = call.delay_elapsed(0s);  // no place: skipped
+      BOOST_TEST(!s.start_attempt);
+      BOOST_TEST(!s.arm_delay.has_value());
+      s = call.attempt_failed(1, refused, 0s);  // its place is back: the hedge takes it
+      BOOST_TEST(s.start_attempt);
+      BOOST_TEST(call.started() == 2U);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_first_attempt_waits_for_a_place_until_the_deadline) {
+  auto l = limit_of(1);
+  std::uint32_t elsewhere = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&elsewhere));
+  const auto p = policy(2).limit(l).timeout(1s);
+  {
+    hedge_protocol call(p);
+    const hedge_step s = call.start();
+    BOOST_TEST(!s.start_attempt);
+    BOOST_TEST(s.queue);
+    BOOST_TEST_REQUIRE(s.queue_at_most.has_value());
+    BOOST_TEST(s.queue_at_most->count() == 1.0);
+    BOOST_TEST(!s.arm_delay.has_value());
+    BOOST_TEST(call.queued());
+    BOOST_TEST(call.delay_elapsed(0.5s).start_attempt == false);  // a stale delay starts nothing
+    // Granted at 0.3 s: sent, and the hedge is a full delay after that.
+    l->release(elsewhere, std::nullopt, stamina::detail::limit_sample::none);
+    std::uint32_t ticket = 0;
+    BOOST_TEST_REQUIRE(l->try_acquire(&ticket));
+    const hedge_step granted = call.place_wait_finished(0.3s, true, false, ticket);
+    BOOST_TEST(granted.start_attempt);
+    BOOST_TEST(call.started() == 1U);
+    BOOST_TEST(granted.arm_delay->count() == 0.010);
+    BOOST_TEST(call.attempt_succeeded(1, at(0.31)).complete);
+    BOOST_TEST(l->in_flight() == 0U);
+  }
+  BOOST_TEST_REQUIRE(l->try_acquire(&elsewhere));
+  {
+    hedge_protocol call(p);
+    BOOST_TEST(call.start().queue);
+    const hedge_step s = call.place_wait_finished(1s, false, false, 0);  // the deadline
+    BOOST_TEST(s.complete);
+    BOOST_TEST(call.outcome() == hedge_outcome::throttled);  // nothing was sent
+    BOOST_TEST((call.gave_up() == stamina::give_up_reason::deadline));
+    BOOST_TEST(call.started() == 0U);
+  }
+  BOOST_TEST(l->in_flight() == 1U);  // only the place held elsewhere
+  BOOST_TEST(l->waiting() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(fail_fast_ends_the_call_instead_of_waiting) {
+  auto l = limit_of(1);
+  std::uint32_t elsewhere = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&elsewhere));
+  const auto p = policy(2).limit(l).fail_fast();
+  hedge_protocol call(p);
+  const hedge_step s = call.start();
+  BOOST_TEST(!s.queue);
+  BOOST_TEST(s.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::throttled);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::throttled));
+  // After a failure: the failure is delivered (kept), the reason is throttled.
+  l->release(elsewhere, std::nullopt, stamina::detail::limit_sample::none);
+  hedge_protocol second(p);
+  BOOST_TEST(second.start().start_attempt);
+  stamina::detail::limit_waiter other;  // queued behind the attempt: gets its place
+  other.wake = [](stamina::detail::limit_waiter&) {};
+  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  const hedge_step after = second.attempt_failed(1, refused, 0.001s);
+  BOOST_TEST(other.granted);
+  BOOST_TEST(after.keep_result);
+  BOOST_TEST(after.complete);
+  BOOST_TEST(second.outcome() == hedge_outcome::kept_result);
+  BOOST_TEST((second.gave_up() == stamina::give_up_reason::throttled));
+}
+
+BOOST_AUTO_TEST_CASE(cancelled_while_waiting_the_call_ends_aborted_and_a_late_grant_is_given_back) {
+  auto l = limit_of(1);
+  std::uint32_t elsewhere = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&elsewhere));
+  const auto p = policy(2).limit(l);
+  hedge_protocol call(p);
+  BOOST_TEST(call.start().queue);
+  const hedge_step c = call.cancelled(0.1s);
+  BOOST_TEST(c.cancel_queue);
+  BOOST_TEST(!c.complete);  // when the wait ends
+  // The place was freed and granted before the cancelled wait completed.
+  l->release(elsewhere, std::nullopt, stamina::detail::limit_sample::none);
+  std::uint32_t ticket = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&ticket));
+  const hedge_step s = call.place_wait_finished(0.1s, true, true, ticket);
+  BOOST_TEST(!s.start_attempt);
+  BOOST_TEST(s.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::aborted);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::cancelled));
+  BOOST_TEST(l->in_flight() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(with_nothing_in_flight_the_next_attempt_waits_and_the_breaker_is_asked_again) {
+  // Attempt 1 fails and its place goes to a call queued behind it: with nothing in flight, the
+  // next attempt waits. The breaker is isolated meanwhile: when the place is granted, it refuses
+  // the attempt, the place goes back, and the call delivers the failure attempt 1 produced.
+  auto l = limit_of(1);
+  auto breaker = std::make_shared<stamina::circuit_breaker>();
+  const auto p = policy(3).limit(l).breaker(breaker).timeout(1s);
+  hedge_protocol call(p);
+  call.start();
+  stamina::detail::limit_waiter other;
+  other.wake = [](stamina::detail::limit_waiter&) {};
+  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  const hedge_step s = call.attempt_failed(1, refused, 0.020s);
+  BOOST_TEST(other.granted);  // the place attempt 1 gave back
+  BOOST_TEST(s.keep_result);
+  BOOST_TEST(!s.start_attempt);
+  BOOST_TEST(s.queue);
+  BOOST_TEST(s.queue_at_most->count() == 0.98, boost::test_tools::tolerance(1e-9));
+  breaker->isolate();
+  l->release(other.ticket, std::nullopt, stamina::detail::limit_sample::none);
+  std::uint32_t ticket = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&ticket));
+  const hedge_step after = call.place_wait_finished(0.1s, true, false, ticket);
+  BOOST_TEST(!after.start_attempt);
+  BOOST_TEST(after.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::kept_result);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::circuit_open));
+  BOOST_TEST(call.started() == 1U);
+  BOOST_TEST(l->in_flight() == 0U);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -409,7 +409,9 @@ BOOST_AUTO_TEST_CASE(setting_hooks_while_retries_run_on_other_threads) {
 
 // Calls on four threads, each on its own strand, through one concurrency limit of three places:
 // never more than three attempts in flight, every handler called once, every place given back
-// (one call in five is cancelled at a random moment: queued, or during its attempt).
+// (one call in five is cancelled at a random moment: queued, or during its attempt). Every third
+// call is hedged (up to three attempts at once, a hedge after 100 us): hedged and retried calls
+// share the limit.
 BOOST_AUTO_TEST_CASE(a_concurrency_limit_on_four_threads) {
   constexpr int calls = 2000;
   auto limit = std::make_shared<stamina::concurrency_limit>("stress");
@@ -417,6 +419,11 @@ BOOST_AUTO_TEST_CASE(a_concurrency_limit_on_four_threads) {
   const auto policy = stamina::retry_policy(stamina::retry_on([](const stamina::failure&) { return true; }))
                           .wait_initial(1ms)
                           .wait_jitter(1ms)
+                          .limit(limit);
+  const auto hedged = stamina::hedging_policy(stamina::retry_on([](const stamina::failure&) { return true; }))
+                          .attempts(3)
+                          .delay(100us)
+                          .budget(nullptr)
                           .limit(limit);
   std::atomic<int> in_flight{0}, most{0}, completions{0}, attempts{0};
   asio::thread_pool pool(4);
@@ -432,7 +439,7 @@ BOOST_AUTO_TEST_CASE(a_concurrency_limit_on_four_threads) {
     asio::steady_timer& busy = *work.back();
     records[i] = std::make_shared<test::completion_record>();
     asio::post(s.strand, [&, i] {
-      auto op = [&]() -> asio::awaitable<void> {
+      auto op = [&, i]() -> asio::awaitable<void> {
         ++attempts;
         const int now = ++in_flight;
         int seen = most.load();
@@ -443,15 +450,23 @@ BOOST_AUTO_TEST_CASE(a_concurrency_limit_on_four_threads) {
           ~leave() { --n; }
         } guard{in_flight};
         const bool fail = std::uniform_int_distribution<int>(0, 99)(s.rng) < 30;
-        busy.expires_after(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 300)(s.rng)));
-        co_await busy.async_wait(asio::use_awaitable);  // throws when the call is cancelled
+        const auto latency = std::chrono::microseconds(std::uniform_int_distribution<int>(0, 300)(s.rng));
+        if (i % 3 == 2) {  // hedged: attempts of one call run at once, each with a timer of its own
+          asio::steady_timer own(s.strand, latency);
+          co_await own.async_wait(asio::use_awaitable);
+        } else {
+          busy.expires_after(latency);
+          co_await busy.async_wait(asio::use_awaitable);  // throws when the call is cancelled
+        }
         if (fail) throw stamina::system_error(refused);
       };
-      stamina::async_retry(
-          s.strand, policy, op,
-          asio::bind_cancellation_slot(
-              s.signal.slot(),
-              asio::bind_executor(s.strand, test::once(records[i], [&](std::exception_ptr) { ++completions; }))));
+      auto done = asio::bind_cancellation_slot(
+          s.signal.slot(),
+          asio::bind_executor(s.strand, test::once(records[i], [&](std::exception_ptr) { ++completions; })));
+      if (i % 3 == 2)
+        stamina::async_hedge(s.strand, hedged, op, std::move(done));
+      else
+        stamina::async_retry(s.strand, policy, op, std::move(done));
       if (std::uniform_int_distribution<int>(0, 4)(s.rng) == 0) {
         s.canceller.expires_after(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 20000)(s.rng)));
         s.canceller.async_wait([&s](error_code) { s.signal.emit(asio::cancellation_type::terminal); });

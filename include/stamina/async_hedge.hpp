@@ -67,6 +67,13 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 ///   last failure is delivered.
 /// - Every attempt after the first takes a token from the budget; without one it is not
 ///   started (`hedge_event_kind::budget_denied`).
+/// - With a concurrency limit (`hedging_policy::limit`), every attempt holds a place while it
+///   runs. A hedge beside attempts in flight is not started while no place is free
+///   (`hedge_event_kind::limit_full`; due again after another delay). The first attempt, or the
+///   next one once none is in flight, waits for a place at most until the deadline (then the
+///   last failure, or, if nothing was sent, `stamina::error::throttled`, or
+///   `stamina::error::deadline_exceeded` when the inherited deadline was the one that passed);
+///   with `fail_fast()` it does not wait.
 /// - The call completes only after every attempt it started has returned, so objects the
 ///   attempts use may be destroyed as soon as the handler runs.
 /// - A deadline inherited from the caller (`hedging_policy::deadline`, `within`) cuts every
@@ -88,7 +95,8 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// @par Per-operation cancellation
 /// `terminal` and `partial` are supported, by every token, and forwarded to every attempt in
 /// flight; no further attempt starts. An attempt that succeeds anyway still wins, otherwise
-/// the last failure (typically `operation_aborted`) is delivered. `total` is not supported
+/// the last failure (typically `operation_aborted`) is delivered; a call waiting for a place
+/// under the limit completes with `operation_aborted`. `total` is not supported
 /// and is ignored. With `use_awaitable` the awaiting coroutine's cancellation state applies.
 ///
 /// @par Executor

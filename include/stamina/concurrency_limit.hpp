@@ -83,7 +83,8 @@ enum class limit_sample : unsigned char {
 struct concurrency_limit_access;
 
 /// An adaptive limit on the attempts in flight to one dependency, shared by the calls to it and
-/// safe across threads (`std::shared_ptr<concurrency_limit>` in `retry_policy::limit`). It keeps
+/// safe across threads (`std::shared_ptr<concurrency_limit>` in `retry_policy::limit` and
+/// `hedging_policy::limit`; a hedge is never queued, see `async_hedge`). It keeps
 /// the dependency's queue short: it learns the dependency's usual latency and, when answers come
 /// slower than `tolerance` times that, lowers the number of attempts it lets out (latency rises
 /// before anything fails; a rate throttle only sees the failures, late).
@@ -91,7 +92,8 @@ struct concurrency_limit_access;
 /// An attempt over the limit is not sent: it waits here, in arrival order, for a place (the
 /// asynchronous drivers suspend on a timer, the blocking one blocks), at most until its call's
 /// deadline (`timeout`), and a cancelled call leaves the queue at once. With
-/// `retry_policy::fail_fast`, an attempt that would wait fails instead (`throttled`).
+/// `retry_policy::fail_fast` (or `hedging_policy::fail_fast`), an attempt that would wait fails
+/// instead (`throttled`).
 ///
 /// Set it up (setters, `clock`) before sharing it. Its lock is held across `fork()`, and a forked
 /// child starts it afresh (no place in flight, nobody waiting): what it inherited belonged to

@@ -3,6 +3,7 @@
 
 #include <stamina/attempt_context.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/detail/call_site.hpp>
 #include <stamina/detail/call_state.hpp>
 #include <stamina/detail/classifier.hpp>
@@ -217,6 +218,25 @@ class hedging_policy {
   hedging_policy& breaker(std::shared_ptr<circuit_breaker> value) &;
   /// The breaker (see above).
   hedging_policy&& breaker(std::shared_ptr<circuit_breaker> value) && { return std::move(breaker(std::move(value))); }
+  /// An adaptive limit on attempts in flight to the dependency, shared with the other calls to
+  /// it, retried or hedged (see `concurrency_limit`): every attempt holds a place while it runs.
+  /// An attempt the call cannot do without (the first, or the next one once every attempt in
+  /// flight has failed) waits for a place in the limit's queue, at most until the call's
+  /// deadline (`fail_fast`: fails at once); a hedge, which only adds load while attempts are in
+  /// flight, is not started when no place is free (`hedge_event_kind::limit_full`) and is due
+  /// again after another delay. Null: none (the default).
+  hedging_policy& limit(std::shared_ptr<concurrency_limit> value) &;
+  /// The concurrency limit (see above).
+  hedging_policy&& limit(std::shared_ptr<concurrency_limit> value) && { return std::move(limit(std::move(value))); }
+  /// Fail at once instead of waiting for a place under the limit, as `retry_policy::fail_fast`:
+  /// with the last failure if an attempt was answered, else `stamina::error::throttled` (reason
+  /// `throttled`). For interactive paths that would rather answer "busy" than wait.
+  hedging_policy& fail_fast(bool value = true) & noexcept {
+    fail_fast_ = value;
+    return *this;
+  }
+  /// Fail at once (see above).
+  hedging_policy&& fail_fast(bool value = true) && noexcept { return std::move(fail_fast(value)); }
 
   // --- getters -------------------------------------------------------------------------
   /// Which failures start the next hedge at once.
@@ -252,6 +272,10 @@ class hedging_policy {
   const std::shared_ptr<hedge_budget>& budget() const noexcept { return budget_; }
   /// The circuit breaker; null = none.
   const std::shared_ptr<circuit_breaker>& breaker() const noexcept { return config_->breaker; }
+  /// The concurrency limit; null = none.
+  const std::shared_ptr<concurrency_limit>& limit() const noexcept { return config_->limit; }
+  /// Whether a call fails at once rather than wait for a place (default false).
+  bool fail_fast() const noexcept { return fail_fast_; }
   /// The hook, or null.
   const std::function<void(const hedge_event&)>* on_hedge() const noexcept {
     return config_->hook ? &config_->hook : nullptr;
@@ -281,6 +305,7 @@ class hedging_policy {
     std::function<void(const hedge_event&)> hook;
     std::shared_ptr<const detail::result_classifier> on_result;
     std::shared_ptr<circuit_breaker> breaker;
+    std::shared_ptr<concurrency_limit> limit;
     detail::call_state_spec spec;  // what a call needs, pointing into this block
     // Points `spec` into this block: after it was made, and after a copy was changed.
     void refresh() noexcept {
@@ -290,6 +315,7 @@ class hedging_policy {
       spec.site = site;
       spec.own_throttle_set = true;  // hedges are paced by their own budget, not by a throttle
       spec.breaker = breaker.get();
+      spec.limit = limit.get();
     }
   };
   template <class Change>
@@ -304,6 +330,7 @@ class hedging_policy {
   std::optional<duration> timeout_;
   std::optional<duration> attempt_timeout_;
   double deadline_ = std::numeric_limits<double>::infinity();  // since the call clock's epoch
+  bool fail_fast_ = false;
 };
 
 STAMINA_NAMESPACE_END

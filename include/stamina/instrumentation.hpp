@@ -49,9 +49,11 @@ enum class hedge_event_kind : unsigned char {
   cancelled,      ///< an attempt still in flight was cancelled (another won, or the call ended)
   budget_denied,  ///< a hedge was due but the budget had no token left, so it was not started
   breaker_open,   ///< a hedge was due but the policy's circuit breaker was open, so it was not started
+  limit_full,     ///< a hedge was due but the policy's concurrency limit had no free place, so it was not
+                  ///< started (it is due again after another delay)
 };
 
-/// `"started"`, `"won"`, `"cancelled"`, `"budget_denied"` or `"breaker_open"`.
+/// `"started"`, `"won"`, `"cancelled"`, `"budget_denied"`, `"breaker_open"` or `"limit_full"`.
 const char* to_string(hedge_event_kind kind) noexcept;
 
 /// One hedging event, handed to the policy's `on_hedge` hook. A value: it may be kept.

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -108,6 +109,13 @@ struct call_state_spec {
     plain = on_result == nullptr && (!own_throttle_set || own_throttle == nullptr) && budget == nullptr &&
             breaker == nullptr && limit == nullptr;
   }
+};
+
+/// A place under the concurrency limit held by one attempt: its ticket, and when it was taken
+/// (on the limit's clock: its round trip is measured from then).
+struct held_place {
+  double taken_at = 0;
+  std::uint32_t ticket = 0;
 };
 
 // A process-wide sequence of call ids, drawn only by calls that report something.
@@ -223,6 +231,28 @@ class call_state {
     circuit_breaker* const breaker = active() ? spec_->breaker : nullptr;
     return breaker == nullptr || breaker->allow(&ticket);
   }
+  /// For a strategy with several attempts in flight (hedging): takes a place under the limit
+  /// (which must apply: limit() is not null) for one attempt, if one is free and nobody waits.
+  bool take_place(held_place& place) noexcept {
+    if (!spec_->limit->try_acquire(&place.ticket)) return false;
+    place.taken_at = spec_->limit->now();
+    return true;
+  }
+  /// The place granted to one of several attempts that waited for it (`ticket`).
+  held_place granted_place(std::uint32_t ticket) const noexcept { return {spec_->limit->now(), ticket}; }
+  /// One of several attempts in flight returned: the breaker hears `said` (nullopt: it ended
+  /// without an answer, cancelled or never answered), and `place` (its place under the limit,
+  /// or null) is given back, its round trip a sample when it was answered.
+  void attempt_returned(std::optional<answer> said, bool success, std::uint32_t breaker_ticket,
+                        const held_place* place) noexcept {
+    if (said)
+      breaker_answered(*said, breaker_ticket);
+    else
+      breaker_abandoned(breaker_ticket);
+    if (place != nullptr)
+      spec_->limit->release(place->ticket, said ? std::optional<double>(place->taken_at) : std::nullopt,
+                            said ? sample_of(*said, success) : limit_sample::none);
+  }
   /// The answer to one of several attempts in flight, for the breaker.
   void breaker_answered(answer a, std::uint32_t ticket) noexcept {
     if (circuit_breaker* const breaker = active() ? spec_->breaker : nullptr) tell(*breaker, a, ticket);
@@ -236,14 +266,8 @@ class call_state {
   void answered(answer a, bool success) noexcept {
     if (!active()) return;
     if (holds_place_) {
-      // A success is a round trip; a failure (retried or not) is one only if it came slower
-      // than usual (a refused connection at once says nothing about queueing); a time-out or an
-      // answer that says "overloaded" is a drop.
       holds_place_ = false;
-      const limit_sample kind = a == answer::overloaded ? limit_sample::drop
-                                : success               ? limit_sample::success
-                                                        : limit_sample::failure;
-      spec_->limit->release(place_ticket_, place_taken_at_, kind);
+      spec_->limit->release(place_ticket_, place_taken_at_, sample_of(a, success));
     }
     if (circuit_breaker* const breaker = spec_->breaker) tell(*breaker, a, breaker_ticket_);
     if (a != answer::accepted && throttle_ == nullptr) throttle_ = throttle_in_effect(true);
@@ -322,6 +346,13 @@ class call_state {
   void report_hedge(const hedge_event& e) const noexcept { notify_hedge(e); }
 
  private:
+  // What an answer tells the concurrency limit: a success is a round trip; a failure (retried or
+  // not) is one only if it came slower than usual (a refused connection at once says nothing
+  // about queueing); a time-out or an answer that says "overloaded" is a drop.
+  static limit_sample sample_of(answer a, bool success) noexcept {
+    return a == answer::overloaded ? limit_sample::drop : success ? limit_sample::success : limit_sample::failure;
+  }
+
   // What an answer means to a breaker: the dependency answered, or it failed.
   static void tell(circuit_breaker& breaker, answer a, std::uint32_t ticket) noexcept {
     if (a == answer::accepted)

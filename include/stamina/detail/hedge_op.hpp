@@ -19,6 +19,7 @@
 #include <stamina/detail/clock.hpp>
 #include <stamina/detail/hedge_protocol.hpp>
 #include <stamina/detail/namespace.hpp>
+#include <stamina/detail/place_wait.hpp>
 #include <stamina/detail/wakeup_service.hpp>
 #include <stamina/error.hpp>
 #include <stamina/hedging_policy.hpp>
@@ -61,6 +62,7 @@ class hedge_state {
       decltype(stamina::net::get_associated_executor(std::declval<Self&>(), std::declval<const Executor&>()));
   using strand_type = serial_executor<handler_executor>;
   using pointer = std::shared_ptr<hedge_state>;
+  using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
 
  public:
   hedge_state(const Executor& ex, const Allocator& alloc, hedging_policy&& policy, Op&& op, const caller& where,
@@ -79,9 +81,9 @@ class hedge_state {
     hedge_state& s = *st;
     // The caller's cancellation reaches every attempt. The slot handler holds a weak
     // reference: the slot may outlive this state (it lives in the caller's signal).
+    s.performing_.store(true, std::memory_order_relaxed);
     auto slot = s.self_->get_cancellation_state().slot();
     if (slot.is_connected()) slot.assign(cancel_handler{st});
-    s.performing_.store(true, std::memory_order_relaxed);
     const bool done = s.perform(st, s.call_.start(duration(0), s.origin()), stamina::net::cancellation_type::terminal);
     s.performing_.store(false, std::memory_order_release);
     // Nothing sent (an open breaker, or an inherited deadline that had passed): complete from a
@@ -104,6 +106,41 @@ class hedge_state {
 
     void operator()(First first, Rest... rest) {
       attempt_finished(std::move(st), attempt, std::move(first), std::move(rest)...);
+    }
+  };
+
+  // The wait for a place under the concurrency limit ended (or a place was free when it was to
+  // start: `at_once`). Its cancellation slot is the queue's own signal.
+  struct place_done {
+    pointer st;
+    bool at_once;
+    stamina::error_code ec{};
+
+    using executor_type = strand_type;
+    executor_type get_executor() const noexcept { return st->serial_; }
+    using allocator_type = Allocator;
+    allocator_type get_allocator() const noexcept { return st->alloc_; }
+    using cancellation_slot_type = stamina::net::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return st->queue_signal_.slot(); }
+
+    void operator()(stamina::error_code e) {
+      ec = e;
+      (*this)();
+    }
+    void operator()() {
+      hedge_state& s = *st;
+      if (s.busy()) {
+        s.later(std::move(*this));
+        return;
+      }
+      // The wait's cancellation handler points into its timer, which finish() destroys: a later
+      // cancellation must not reach it.
+      s.queue_signal_.slot().clear();
+      s.waiting_for_place_ = false;
+      const bool granted = at_once || s.place_.finish();
+      const std::uint32_t ticket = at_once ? s.place_.claim() : s.place_.ticket();
+      s.step(std::move(st), s.call_.place_wait_finished(s.elapsed(), granted, static_cast<bool>(ec), ticket),
+             stamina::net::cancellation_type::terminal);
     }
   };
 
@@ -207,6 +244,7 @@ class hedge_state {
   bool perform(const pointer& st, const hedge_step& step, stamina::net::cancellation_type cancel_type) {
     for (unsigned n = 1; n <= call_.started(); ++n)
       if ((step.cancel_mask & (1U << (n - 1))) != 0) signals_[n - 1].emit(cancel_type);
+    if (step.cancel_queue && waiting_for_place_) queue_signal_.emit(cancel_type);
     if (step.disarm && wakeups_ != nullptr) {
       ++delay_generation_;
       ++limit_generation_;
@@ -218,6 +256,16 @@ class hedge_state {
       const attempt_context* ctx = nullptr;
       if constexpr (op_traits<Op>::takes_context) ctx = &call_.context(n, scopes_[n - 1], elapsed(), origin());
       start_attempt(op_, ex_, attempt_done{st, n}, static_cast<void (*)(First, Rest...)>(nullptr), ctx);
+    }
+    if (step.queue) {
+      armed_once_ = true;  // the attempt's delay and time limit will count from when it is sent
+      // The wait's timer lives on the I/O executor; it completes on the strand.
+      if (place_.start(*call_.state().limit(), ex_, step.queue_at_most)) {
+        later(place_done{st, true});  // a place came free meanwhile: continue from a fresh stack
+      } else {
+        waiting_for_place_ = true;
+        place_.async_wait(place_done{st, false});
+      }
     }
     if (step.arm_delay || step.arm_limit) {
       // The first step's times count from the call's start: no second clock read.
@@ -252,6 +300,10 @@ class hedge_state {
     std::optional<std::tuple<First, Rest...>> result = std::move(s.result_);
     if (s.call_.outcome() == hedge_outcome::refused)
       result.emplace(error_as<First>(error::circuit_open), std::decay_t<Rest>{}...);
+    else if (s.call_.outcome() == hedge_outcome::throttled)
+      result.emplace(error_as<First>(error::throttled), std::decay_t<Rest>{}...);
+    else if (s.call_.outcome() == hedge_outcome::aborted)
+      result.emplace(error_as<First>(stamina::net::error::operation_aborted), std::decay_t<Rest>{}...);
     else if (s.call_.outcome() == hedge_outcome::expired)
       result.emplace(error_as<First>(error::deadline_exceeded), std::decay_t<Rest>{}...);
     else if (!result || s.call_.outcome() == hedge_outcome::timed_out)
@@ -282,6 +334,8 @@ class hedge_state {
   std::atomic<bool> performing_{false};  // a step (or the initiation) runs: arriving steps are re-posted
   std::array<stamina::net::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
   std::optional<std::tuple<First, Rest...>> result_;
+  place_wait<timer_type> place_;                    // the wait for a place under the concurrency limit
+  stamina::net::cancellation_signal queue_signal_;  // cancels that wait
   // Each attempt's context, for an op that takes one (attempts run at once: one each).
   [[no_unique_address]] std::conditional_t<
       op_traits<Op>::takes_context, std::array<attempt_scope, hedging_policy::max_attempts_limit>, no_attempt_scope>
@@ -292,6 +346,7 @@ class hedge_state {
   unsigned delay_generation_ = 0;
   unsigned limit_generation_ = 0;
   bool armed_once_ = false;
+  bool waiting_for_place_ = false;  // the wait for a place is pending (queue_signal_ is connected)
 };
 
 template <class Clock, class Executor, class Op, class Allocator, class Signature>

@@ -46,7 +46,11 @@ struct hedge_step {
   bool start_attempt = false;         // start the next attempt now (numbered `started()`)
   std::optional<duration> arm_delay;  // (re)arm the delay: report delay_elapsed after this
   std::optional<duration> arm_limit;  // (re)arm the attempts' time limit: report limit_reached after this
-  bool complete = false;              // every attempt has returned: complete the call as `outcome()` says
+  bool queue = false;                 // wait for a place under the limit (at most `queue_at_most`, when set),
+                                      // then report place_wait_finished; attempt `started() + 1` takes it
+  std::optional<duration> queue_at_most;
+  bool cancel_queue = false;  // cancel the wait for a place
+  bool complete = false;      // every attempt has returned: complete the call as `outcome()` says
 };
 
 // What the call completes with.
@@ -54,7 +58,9 @@ enum class hedge_outcome : unsigned char {
   kept_result,  // the stored arguments (the winner, or the failure that ended the call)
   timed_out,    // stamina::error::attempt_timeout, the other values value-initialised
   refused,      // stamina::error::circuit_open: the breaker let no attempt through
-  expired,      // stamina::error::deadline_exceeded: the inherited deadline had passed at the start
+  expired,      // stamina::error::deadline_exceeded: the inherited deadline had passed before any attempt
+  throttled,    // stamina::error::throttled: no attempt was sent (no place under the limit)
+  aborted,      // operation_aborted: cancelled while waiting for a place, before any attempt
 };
 
 class hedge_protocol {
@@ -69,7 +75,7 @@ class hedge_protocol {
   ~hedge_protocol() {
     if (completed_) return;
     for (unsigned n = 1; n <= started_; ++n)
-      if ((in_flight_mask_ & bit(n)) != 0) state_.breaker_abandoned(tickets_[n - 1]);
+      if ((in_flight_mask_ & bit(n)) != 0) returned(n, std::nullopt, false);
   }
 
   /// The call's state (switches, name, hooks).
@@ -114,10 +120,11 @@ class hedge_protocol {
       finish(step, elapsed);
       return step;
     }
-    if (limit_ > 1)
-      if (hedge_budget* b = p.budget().get()) b->deposit();
-    launch(step, elapsed);
-    schedule_next(step, elapsed);
+    if (!placed(1)) {  // the limit is full: the first attempt waits for a place
+      queue(step, elapsed);
+      return step;
+    }
+    launch_first(step, elapsed);
     return step;
   }
 
@@ -133,7 +140,7 @@ class hedge_protocol {
         return failed_after(attempt, call_state::retried_result_failure(values...), elapsed(),
                             verdict.overload() ? answer::overloaded : answer::failed, pushed_back);
     }
-    state_.breaker_answered(answer::accepted, tickets_[attempt - 1]);
+    returned(attempt, answer::accepted, true);
     hedge_step step = attempt_returned(attempt);
     if (decided_) return step;
     decided_ = true;
@@ -181,8 +188,57 @@ class hedge_protocol {
   // The delay armed by the last step expired.
   hedge_step delay_elapsed(duration elapsed) {
     hedge_step step;
-    if (decided_ || !may_hedge() || started_ >= limit_ || !before_deadline(elapsed)) return step;
-    if (start_hedge(step, elapsed)) schedule_next(step, elapsed);
+    if (decided_ || queued_ || !may_hedge() || started_ >= limit_ || !before_deadline(elapsed)) return step;
+    const hedge_start started = start_hedge(step, elapsed);
+    // Started, or no place was free: the next one is due a full delay later (a skipped hedge
+    // is not due again at once: with no real delay, it waits for the next failure).
+    if (started == hedge_start::started || (started == hedge_start::limit_full && delay_is_real()))
+      schedule_next(step, elapsed);
+    return step;
+  }
+
+  // The wait for a place under the limit (the queue step) ended: `granted`, attempt
+  // `started() + 1` holds one now (`ticket`); `failed`, the wait completed with an error (it
+  // was cancelled); neither: the call's deadline passed.
+  hedge_step place_wait_finished(duration elapsed, bool granted, bool failed, std::uint32_t ticket) {
+    assert(queued_);
+    queued_ = false;
+    hedge_step step;
+    const unsigned n = started_ + 1;
+    const bool interrupted = cancelled_ || (failed && !granted);
+    if (granted && (interrupted || !before_deadline(elapsed))) {  // cancelled meanwhile, or granted too late
+      state_.place_unused(ticket);
+      granted = false;
+    }
+    if (interrupted) {  // operation_aborted, as a cancelled wait between retries
+      cancelled_ = true;
+      unsent(step, give_up_reason::cancelled, hedge_outcome::aborted, elapsed);
+      outcome_ = hedge_outcome::aborted;
+      return step;
+    }
+    if (!granted) {
+      waited_too_long(step, elapsed);
+      return step;
+    }
+    // The breaker is asked again: it may have opened while the attempt waited.
+    if (!state_.breaker_allows(tickets_[n - 1])) {
+      state_.place_unused(ticket);
+      refused_ = true;
+      if (n > 1) notify(hedge_event_kind::breaker_open, n, elapsed);
+      unsent(step, give_up_reason::circuit_open, hedge_outcome::refused, elapsed);
+      return step;
+    }
+    places_[n - 1] = state_.granted_place(ticket);
+    placed_mask_ |= bit(n);
+    if (n == 1) {
+      launch_first(step, elapsed);
+      return step;
+    }
+    if (!send_hedge(step, elapsed)) {  // the budget: none left for it
+      unsent(step, give_up_reason::budget_exhausted, hedge_outcome::kept_result, elapsed);
+      return step;
+    }
+    schedule_next(step, elapsed);
     return step;
   }
 
@@ -209,6 +265,7 @@ class hedge_protocol {
     if (decided_ || cancelled_) return step;
     cancelled_ = true;
     step.disarm = true;
+    step.cancel_queue = queued_;  // the call ends when the wait does
     cancel_all(step, elapsed);
     return step;
   }
@@ -223,8 +280,17 @@ class hedge_protocol {
   unsigned in_flight_mask() const noexcept { return in_flight_mask_; }
   bool decided() const noexcept { return decided_; }
   bool completed() const noexcept { return completed_; }
+  /// The call waits for a place under the limit (the last queue step).
+  bool queued() const noexcept { return queued_; }
 
  private:
+  enum class hedge_start : unsigned char {
+    started,     // sent
+    denied,      // the breaker or the budget said no: no more hedges until the next failure
+    limit_full,  // no place under the limit while other attempts are in flight: due again after a delay
+    queued,      // no attempt in flight and no place: the call waits for one (or gave up: fail_fast, deadline)
+  };
+
   // A failed attempt (or a retried result, or a timed-out attempt): `said` is what it says of
   // the dependency, for the breaker. `ends_call`: a failure `on` rejects, which ends the call
   // with it (gRPC: a fatal status). Otherwise the next hedge starts at once, unless the layer
@@ -240,9 +306,9 @@ class hedge_protocol {
     // An attempt we cancelled (a loser, or any attempt once the caller cancelled) ended without
     // an answer; one cut by its time limit before that is a failure (as on the retry path).
     if (cancelled_ || (decided_ && !cut) || no_verdict)
-      state_.breaker_abandoned(tickets_[attempt - 1]);
+      returned(attempt, std::nullopt, false);
     else
-      state_.breaker_answered(said, tickets_[attempt - 1]);
+      returned(attempt, said, false);
     hedge_step step = attempt_returned(attempt);
     if (decided_) return step;
     step.keep_result = true;  // the last failure, delivered if nothing better comes
@@ -257,9 +323,17 @@ class hedge_protocol {
     }
     pushed_back_ = pushed_back_ || stops_hedging;
     if (may_hedge() && started_ < limit_ && before_deadline(elapsed)) {
-      if (start_hedge(step, elapsed)) {
-        schedule_next(step, elapsed);  // the next hedge after this one is a full delay away
-        return step;
+      switch (start_hedge(step, elapsed)) {
+        case hedge_start::started:
+          schedule_next(step, elapsed);  // the next hedge after this one is a full delay away
+          return step;
+        case hedge_start::limit_full:  // as after the delay (attempts are in flight)
+          if (delay_is_real()) schedule_next(step, elapsed);
+          return step;
+        case hedge_start::queued:
+          return step;
+        case hedge_start::denied:
+          break;
       }
     }
     if (in_flight_ == 0) {
@@ -293,26 +367,125 @@ class hedge_protocol {
   // The call's own time: in virtual time, the delays it skipped.
   double now(duration elapsed) const noexcept { return state_.virtual_time() ? skipped_ : elapsed.count(); }
 
-  // Starts the next attempt if the breaker and the budget allow.
-  bool start_hedge(hedge_step& step, duration elapsed) {
-    const hedging_policy& p = *policy_;
-    std::uint32_t& ticket = tickets_[started_];
-    refused_ = !state_.breaker_allows(ticket);  // the latest hedge due: refused, or not
+  // Starts the next attempt if the breaker, the limit and the budget allow. With no place under
+  // the limit, a hedge beside attempts in flight is skipped (it would only add load to a
+  // dependency that is queueing); with none in flight, the call cannot go on without it, so it
+  // waits for a place.
+  hedge_start start_hedge(hedge_step& step, duration elapsed) {
+    const unsigned n = started_ + 1;
+    refused_ = !state_.breaker_allows(tickets_[n - 1]);  // the latest hedge due: refused, or not
     if (refused_) {
-      notify(hedge_event_kind::breaker_open, started_ + 1, elapsed);
-      return false;
+      notify(hedge_event_kind::breaker_open, n, elapsed);
+      return hedge_start::denied;
     }
+    if (!placed(n)) {
+      if (in_flight_ > 0) {
+        state_.breaker_abandoned(tickets_[n - 1]);  // a probe it let through is not sent
+        notify(hedge_event_kind::limit_full, n, elapsed);
+        return hedge_start::limit_full;
+      }
+      queue(step, elapsed);
+      return hedge_start::queued;
+    }
+    return send_hedge(step, elapsed) ? hedge_start::started : hedge_start::denied;
+  }
+
+  // Sends attempt `started_ + 1` (after the first: a hedge), which the breaker and the limit let
+  // through, if the budget allows.
+  bool send_hedge(hedge_step& step, duration elapsed) {
+    const hedging_policy& p = *policy_;
+    const unsigned n = started_ + 1;
     if (hedge_budget* b = p.budget().get(); b != nullptr && !b->try_spend()) {
-      state_.breaker_abandoned(ticket);  // a probe it let through is not sent
+      state_.breaker_abandoned(tickets_[n - 1]);  // a probe it let through is not sent
+      if ((placed_mask_ & bit(n)) != 0) {
+        placed_mask_ &= ~bit(n);
+        state_.place_unused(places_[n - 1].ticket);
+      }
       p.counters().denied.fetch_add(1, std::memory_order_relaxed);
       denied_ = true;
-      notify(hedge_event_kind::budget_denied, started_ + 1, elapsed);
+      notify(hedge_event_kind::budget_denied, n, elapsed);
       return false;
     }
     launch(step, elapsed);
     p.counters().hedges.fetch_add(1, std::memory_order_relaxed);
     notify(hedge_event_kind::started, started_, elapsed);
     return true;
+  }
+
+  // Sends the first attempt (it has its place, if a limit applies): the call earns its share of
+  // the budget, and the first hedge is a delay away.
+  void launch_first(hedge_step& step, duration elapsed) {
+    if (limit_ > 1)
+      if (hedge_budget* b = policy_->budget().get()) b->deposit();
+    launch(step, elapsed);
+    schedule_next(step, elapsed);
+  }
+
+  // Whether the delay until a hedge takes real time (not testing mode, virtual time or a zero
+  // delay): only then is a hedge skipped for want of a place due again after it.
+  bool delay_is_real() const noexcept {
+    return !state_.testing() && !state_.virtual_time() && policy_->current_delay().count() > 0;
+  }
+
+  // Whether attempt `n` may be sent as far as the concurrency limit goes: none applies, or it
+  // took a free place.
+  bool placed(unsigned n) noexcept {
+    if (state_.limit() == nullptr) return true;
+    if (!state_.take_place(places_[n - 1])) return false;
+    placed_mask_ |= bit(n);
+    return true;
+  }
+
+  // No place under the limit, and no attempt in flight: attempt `started_ + 1` waits for one, at
+  // most until the call's deadline (`fail_fast`: not at all; none in testing mode, which reads no
+  // clock). Waiting is not an attempt: nothing is counted.
+  void queue(hedge_step& step, duration elapsed) {
+    state_.breaker_abandoned(tickets_[started_]);  // a probe it let through is not sent; asked again when granted
+    if (policy_->fail_fast()) {
+      unsent(step, give_up_reason::throttled, hedge_outcome::throttled, elapsed);
+      return;
+    }
+    if (!std::isinf(deadline_)) {
+      const double left = deadline_ - now(elapsed);
+      if (!(left > 0)) {
+        waited_too_long(step, elapsed);
+        return;
+      }
+      step.queue_at_most = duration(left);
+    }
+    queued_ = true;
+    step.queue = true;
+    step.disarm = true;  // nothing in flight: no delay or time limit to wait for
+  }
+
+  // The call's deadline passed before attempt `started_ + 1` had a place.
+  void waited_too_long(hedge_step& step, duration elapsed) {
+    // The caller's deadline (the earlier of the two): deadline_exceeded if nothing was sent.
+    const bool inherited = !std::isinf(inherited_) && inherited_ <= deadline_;
+    unsent(step, give_up_reason::deadline, inherited ? hedge_outcome::expired : hedge_outcome::throttled, elapsed);
+  }
+
+  // The call ends without sending attempt `started_ + 1`, with `reason`: if no attempt was
+  // sent, with `nothing_sent` (the protections' error); else with the last failure kept.
+  void unsent(hedge_step& step, give_up_reason reason, hedge_outcome nothing_sent, duration elapsed) {
+    assert(in_flight_ == 0);
+    if (started_ == 0) {
+      outcome_ = nothing_sent;
+      last_ = nothing_sent == hedge_outcome::aborted ? failure(make_error_code(stamina::net::error::operation_aborted))
+              : nothing_sent == hedge_outcome::refused ? call_state::circuit_open_failure()
+              : nothing_sent == hedge_outcome::expired ? call_state::deadline_failure()
+                                                       : call_state::throttled_failure();
+    }
+    reason_ = reason;
+    finish(step, elapsed);
+  }
+
+  // Attempt `attempt` returned: the breaker and the limit hear what it says (nullopt: it ended
+  // without an answer).
+  void returned(unsigned attempt, std::optional<answer> said, bool success) noexcept {
+    const bool held = (placed_mask_ & bit(attempt)) != 0;
+    placed_mask_ &= ~bit(attempt);
+    state_.attempt_returned(said, success, tickets_[attempt - 1], held ? &places_[attempt - 1] : nullptr);
   }
 
   // Starts attempt `started_ + 1`, with its time limit.
@@ -441,6 +614,8 @@ class hedge_protocol {
   std::array<double, hedging_policy::max_attempts_limit> expiry_{};
   std::array<std::uint32_t, hedging_policy::max_attempts_limit> tickets_{};  // the breaker's, per attempt
   std::array<bool, hedging_policy::max_attempts_limit> nested_{};            // a call was made within attempt n (n-1)
+  std::array<held_place, hedging_policy::max_attempts_limit> places_{};      // under the limit, per attempt
+  unsigned placed_mask_ = 0;                                                 // attempts holding a place
   failure last_{stamina::error_code()};
   std::optional<give_up_reason> reason_;
   bool decided_ = false;      // the call's result is fixed
@@ -450,6 +625,7 @@ class hedge_protocol {
   bool refused_ = false;      // the breaker refused an attempt
   bool pushed_back_ = false;  // the layer below retried already: no more hedges
   bool expired_ = false;      // an attempt was cut at the inherited deadline
+  bool queued_ = false;       // waiting for a place under the limit
   hedge_outcome outcome_ = hedge_outcome::kept_result;
 };
 
