@@ -125,6 +125,14 @@ void clock_coarse_read(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(stamina::detail::coarse_steady_clock::now());
 }
 
+// The floor of a concurrency limit's round trip: the limit reads its (precise, monotonic) clock
+// when an attempt takes a place and when it gives it back; this is one such read.
+void clock_precise_read(benchmark::State& state) {
+  alloc_counter a(state);
+  static stamina::concurrency_limit limit;
+  for (auto _ : state) benchmark::DoNotOptimize(limit.now());
+}
+
 void sync_stamina_retry_no_timeout(benchmark::State& state) {
   alloc_counter a(state);
   static const stamina::retry_policy p = stamina::retry_policy(default_policy()).timeout(std::nullopt);
@@ -371,6 +379,7 @@ void backoff_decision(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(clock_coarse_read);
+BENCHMARK(clock_precise_read);
 BENCHMARK(sync_direct_call);
 BENCHMARK(sync_hand_written_loop);
 BENCHMARK(sync_stamina_retry);
