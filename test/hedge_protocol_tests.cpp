@@ -461,10 +461,13 @@ BOOST_AUTO_TEST_CASE(a_hedge_is_skipped_while_no_place_is_free_and_is_due_again_
   hedge_step s = call.delay_elapsed(0.010s);
   BOOST_TEST(!s.start_attempt);
   BOOST_TEST(!s.queue);
-  BOOST_TEST_REQUIRE(s.arm_delay.has_value());  // due again
-  BOOST_TEST(s.arm_delay->count() == 0.010);
+  BOOST_TEST_REQUIRE(s.arm_delay.has_value());  // due again, after twice the delay
+  BOOST_TEST(s.arm_delay->count() == 0.020);
   BOOST_TEST(call.started() == 1U);
-  BOOST_TEST_REQUIRE(recorded_kinds.size() == 1U);
+  s = call.delay_elapsed(0.030s);  // still no place: after four times the delay, no new event
+  BOOST_TEST(!s.start_attempt);
+  BOOST_TEST(s.arm_delay->count() == 0.040);
+  BOOST_TEST_REQUIRE(recorded_kinds.size() == 1U);  // one event for hedge 2, however often it was tried
   BOOST_TEST((recorded_kinds[0] == stamina::hedge_event_kind::limit_full));
   // The first attempt fails: its place is back, and the hedge it earns at once takes it.
   s = call.attempt_failed(1, refused, 0.015s);
@@ -515,7 +518,10 @@ BOOST_AUTO_TEST_CASE(the_first_attempt_waits_for_a_place_until_the_deadline) {
     BOOST_TEST(s.queue_at_most->count() == 1.0);
     BOOST_TEST(!s.arm_delay.has_value());
     BOOST_TEST(call.queued());
-    BOOST_TEST(call.delay_elapsed(0.5s).start_attempt == false);  // a stale delay starts nothing
+    const hedge_step stale = call.delay_elapsed(0.5s);  // a stale delay starts nothing, queues nothing
+    BOOST_TEST(!stale.start_attempt);
+    BOOST_TEST(!stale.queue);
+    BOOST_TEST(!stale.arm_delay.has_value());
     // Granted at 0.3 s: sent, and the hedge is a full delay after that.
     l->release(elsewhere, std::nullopt, stamina::detail::limit_sample::none);
     std::uint32_t ticket = 0;
@@ -618,6 +624,64 @@ BOOST_AUTO_TEST_CASE(with_nothing_in_flight_the_next_attempt_waits_and_the_break
   BOOST_TEST((call.gave_up() == stamina::give_up_reason::circuit_open));
   BOOST_TEST(call.started() == 1U);
   BOOST_TEST(l->in_flight() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(with_no_budget_left_the_next_attempt_does_not_wait_for_a_place) {
+  // Attempt 1 fails with the only place going to another call and no token left: the hedge
+  // would be refused once granted, so the call ends now instead of queueing.
+  auto l = limit_of(1);
+  auto budget = std::make_shared<stamina::hedge_budget>(0.0, 1.0);
+  BOOST_TEST_REQUIRE(budget->try_spend());  // empty
+  const auto p = policy(3).limit(l).budget(budget).timeout(1s);
+  hedge_protocol call(p);
+  call.start();
+  stamina::detail::limit_waiter other;
+  other.wake = [](stamina::detail::limit_waiter&) {};
+  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  const hedge_step s = call.attempt_failed(1, refused, 0.020s);
+  BOOST_TEST(!s.queue);
+  BOOST_TEST(s.complete);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::budget_exhausted));
+  BOOST_TEST(p.stats().denied == 1U);
+  l->release(other.ticket, std::nullopt, stamina::detail::limit_sample::none);
+  BOOST_TEST(l->in_flight() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(the_inherited_deadline_passing_in_the_queue_is_deadline_exceeded) {
+  auto l = limit_of(1);
+  std::uint32_t elsewhere = 0;
+  BOOST_TEST_REQUIRE(l->try_acquire(&elsewhere));
+  constexpr double origin = 100;
+  const auto p = policy(2).limit(l).timeout(10s).deadline(std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(origin + 2))));
+  hedge_protocol call(p);
+  const hedge_step s = call.start(0s, origin);
+  BOOST_TEST(s.queue);
+  BOOST_TEST(s.queue_at_most->count() == 2.0, boost::test_tools::tolerance(1e-6));  // the caller's, not the timeout
+  const hedge_step after = call.place_wait_finished(2s, false, false, 0);
+  BOOST_TEST(after.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::expired);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::deadline));
+  l->release(elsewhere, std::nullopt, stamina::detail::limit_sample::none);
+}
+
+BOOST_AUTO_TEST_CASE(a_call_cancelled_in_the_queue_after_a_failure_is_aborted) {
+  // Attempt 1 was answered (a failure), the next waits, the caller cancels: operation_aborted,
+  // as a cancelled wait between retries; the give-up reports the failure.
+  auto l = limit_of(1);
+  const auto p = policy(3).limit(l).timeout(1s);
+  hedge_protocol call(p);
+  call.start();
+  stamina::detail::limit_waiter other;
+  other.wake = [](stamina::detail::limit_waiter&) {};
+  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  BOOST_TEST(call.attempt_failed(1, refused, 0.020s).queue);
+  BOOST_TEST(call.cancelled(0.03s).cancel_queue);
+  const hedge_step s = call.place_wait_finished(0.03s, false, true, 0);
+  BOOST_TEST(s.complete);
+  BOOST_TEST(call.outcome() == hedge_outcome::aborted);
+  BOOST_TEST((call.gave_up() == stamina::give_up_reason::cancelled));
+  l->release(other.ticket, std::nullopt, stamina::detail::limit_sample::none);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

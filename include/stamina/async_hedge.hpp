@@ -69,7 +69,8 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 ///   started (`hedge_event_kind::budget_denied`).
 /// - With a concurrency limit (`hedging_policy::limit`), every attempt holds a place while it
 ///   runs. A hedge beside attempts in flight is not started while no place is free
-///   (`hedge_event_kind::limit_full`; due again after another delay). The first attempt, or the
+///   (`hedge_event_kind::limit_full`; due again after twice the delay, doubling per skip). The
+///   first attempt, or the
 ///   next one once none is in flight, waits for a place at most until the deadline (then the
 ///   last failure, or, if nothing was sent, `stamina::error::throttled`, or
 ///   `stamina::error::deadline_exceeded` when the inherited deadline was the one that passed);

@@ -84,7 +84,7 @@ struct concurrency_limit_access;
 
 /// An adaptive limit on the attempts in flight to one dependency, shared by the calls to it and
 /// safe across threads (`std::shared_ptr<concurrency_limit>` in `retry_policy::limit` and
-/// `hedging_policy::limit`; a hedge is never queued, see `async_hedge`). It keeps
+/// `hedging_policy::limit`; a hedge beside attempts in flight is never queued, see `async_hedge`). It keeps
 /// the dependency's queue short: it learns the dependency's usual latency and, when answers come
 /// slower than `tolerance` times that, lowers the number of attempts it lets out (latency rises
 /// before anything fails; a rate throttle only sees the failures, late).

@@ -223,8 +223,8 @@ class hedging_policy {
   /// An attempt the call cannot do without (the first, or the next one once every attempt in
   /// flight has failed) waits for a place in the limit's queue, at most until the call's
   /// deadline (`fail_fast`: fails at once); a hedge, which only adds load while attempts are in
-  /// flight, is not started when no place is free (`hedge_event_kind::limit_full`) and is due
-  /// again after another delay. Null: none (the default).
+  /// flight, is not started when no place is free (`hedge_event_kind::limit_full`, once) and is
+  /// due again after twice the delay, doubling per skip. Null: none (the default).
   hedging_policy& limit(std::shared_ptr<concurrency_limit> value) &;
   /// The concurrency limit (see above).
   hedging_policy&& limit(std::shared_ptr<concurrency_limit> value) && { return std::move(limit(std::move(value))); }

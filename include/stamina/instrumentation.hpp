@@ -50,7 +50,7 @@ enum class hedge_event_kind : unsigned char {
   budget_denied,  ///< a hedge was due but the budget had no token left, so it was not started
   breaker_open,   ///< a hedge was due but the policy's circuit breaker was open, so it was not started
   limit_full,     ///< a hedge was due but the policy's concurrency limit had no free place, so it was not
-                  ///< started (it is due again after another delay)
+                  ///< started (reported once per hedge; it is tried again after a longer delay)
 };
 
 /// `"started"`, `"won"`, `"cancelled"`, `"budget_denied"`, `"breaker_open"` or `"limit_full"`.

@@ -60,7 +60,7 @@ enum class hedge_outcome : unsigned char {
   refused,      // stamina::error::circuit_open: the breaker let no attempt through
   expired,      // stamina::error::deadline_exceeded: the inherited deadline had passed before any attempt
   throttled,    // stamina::error::throttled: no attempt was sent (no place under the limit)
-  aborted,      // operation_aborted: cancelled while waiting for a place, before any attempt
+  aborted,      // operation_aborted: cancelled while waiting for a place (as a cancelled wait between retries)
 };
 
 class hedge_protocol {
@@ -373,21 +373,48 @@ class hedge_protocol {
   // waits for a place.
   hedge_start start_hedge(hedge_step& step, duration elapsed) {
     const unsigned n = started_ + 1;
+    // The limit first: a hedge skipped for want of a place takes no probe from the breaker.
+    const bool has_place = placed(n);
+    if (!has_place && in_flight_ > 0) {
+      if (passed_over_ == 0) notify(hedge_event_kind::limit_full, n, elapsed);  // once per hedge, not per retry of it
+      saturating_increment(passed_over_);
+      return hedge_start::limit_full;
+    }
     refused_ = !state_.breaker_allows(tickets_[n - 1]);  // the latest hedge due: refused, or not
     if (refused_) {
+      give_back_unused(n);
       notify(hedge_event_kind::breaker_open, n, elapsed);
       return hedge_start::denied;
     }
-    if (!placed(n)) {
-      if (in_flight_ > 0) {
-        state_.breaker_abandoned(tickets_[n - 1]);  // a probe it let through is not sent
-        notify(hedge_event_kind::limit_full, n, elapsed);
-        return hedge_start::limit_full;
+    if (!has_place) {  // nothing in flight: the call cannot go on without it
+      if (hedge_budget* b = policy_->budget().get(); b != nullptr && b->tokens() < 1) {
+        deny(n, elapsed);  // it would be refused once granted: not worth a place in the queue
+        return hedge_start::denied;
       }
       queue(step, elapsed);
       return hedge_start::queued;
     }
     return send_hedge(step, elapsed) ? hedge_start::started : hedge_start::denied;
+  }
+
+  // The budget refuses hedge `n`: a probe the breaker let through and its place are given back.
+  void deny(unsigned n, duration elapsed) {
+    state_.breaker_abandoned(tickets_[n - 1]);
+    give_back_unused(n);
+    policy_->counters().denied.fetch_add(1, std::memory_order_relaxed);
+    denied_ = true;
+    notify(hedge_event_kind::budget_denied, n, elapsed);
+  }
+
+  // Attempt `n`, not sent after all, gives back the place it took (if it took one).
+  void give_back_unused(unsigned n) noexcept {
+    if ((placed_mask_ & bit(n)) == 0) return;
+    placed_mask_ &= ~bit(n);
+    state_.place_unused(places_[n - 1].ticket);
+  }
+
+  static void saturating_increment(unsigned& n) noexcept {
+    if (n != std::numeric_limits<unsigned>::max()) ++n;
   }
 
   // Sends attempt `started_ + 1` (after the first: a hedge), which the breaker and the limit let
@@ -396,16 +423,10 @@ class hedge_protocol {
     const hedging_policy& p = *policy_;
     const unsigned n = started_ + 1;
     if (hedge_budget* b = p.budget().get(); b != nullptr && !b->try_spend()) {
-      state_.breaker_abandoned(tickets_[n - 1]);  // a probe it let through is not sent
-      if ((placed_mask_ & bit(n)) != 0) {
-        placed_mask_ &= ~bit(n);
-        state_.place_unused(places_[n - 1].ticket);
-      }
-      p.counters().denied.fetch_add(1, std::memory_order_relaxed);
-      denied_ = true;
-      notify(hedge_event_kind::budget_denied, n, elapsed);
+      deny(n, elapsed);
       return false;
     }
+    passed_over_ = 0;
     launch(step, elapsed);
     p.counters().hedges.fetch_add(1, std::memory_order_relaxed);
     notify(hedge_event_kind::started, started_, elapsed);
@@ -440,6 +461,7 @@ class hedge_protocol {
   // most until the call's deadline (`fail_fast`: not at all; none in testing mode, which reads no
   // clock). Waiting is not an attempt: nothing is counted.
   void queue(hedge_step& step, duration elapsed) {
+    assert(!queued_ && in_flight_ == 0);
     state_.breaker_abandoned(tickets_[started_]);  // a probe it let through is not sent; asked again when granted
     if (policy_->fail_fast()) {
       unsent(step, give_up_reason::throttled, hedge_outcome::throttled, elapsed);
@@ -536,7 +558,9 @@ class hedge_protocol {
       step.arm_delay = duration(0);
       return;
     }
-    const duration delay = policy_->current_delay();
+    // A hedge skipped for want of a place is due again after the delay, doubled per skip (up to
+    // 1024 times): a limit that stays full is asked less and less often.
+    const duration delay = policy_->current_delay() * double(1U << std::min(passed_over_, 10U));
     if (now(elapsed) + delay.count() >= deadline_) return;  // no hedge may start after the deadline
     if (state_.virtual_time()) {
       skipped_ += delay.count();
@@ -606,8 +630,9 @@ class hedge_protocol {
   unsigned started_ = 0;
   unsigned in_flight_ = 0;
   unsigned in_flight_mask_ = 0;
-  unsigned timed_out_mask_ = 0;                                 // attempts cut by their time limit
-  unsigned cut_by_caller_mask_ = 0;                             // attempts whose time limit is the inherited deadline
+  unsigned timed_out_mask_ = 0;      // attempts cut by their time limit
+  unsigned cut_by_caller_mask_ = 0;  // attempts whose time limit is the inherited deadline
+  unsigned passed_over_ = 0;         // times in a row the next hedge was skipped for want of a place
   double deadline_ = std::numeric_limits<double>::infinity();   // the timeout or the inherited one, if earlier
   double inherited_ = std::numeric_limits<double>::infinity();  // the inherited deadline alone
   double skipped_ = 0;                                          // virtual time: the delays skipped
