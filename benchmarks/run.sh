@@ -13,6 +13,8 @@ bin=build/bench/benchmarks
 echo "--- overhead (Google Benchmark, median of 5 repetitions)"
 "$bin/bench_overhead" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_out="$out/overhead.csv" --benchmark_out_format=csv --benchmark_min_time=0.2
+echo "--- coroutine frame of a co_await call"
+"$bin/bench_frame_sizes" | tee "$out/frame_sizes.txt"
 echo "--- scale"
 "$bin/bench_scale" 100000 "$out/scale.csv"
 echo "--- herd"

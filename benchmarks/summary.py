@@ -61,6 +61,11 @@ print("  backoff decision per strategy: " + ", ".join(
     f"{r['label']} {float(r['real_time']):.1f} ns" for r in rows
     if r["name"].startswith("backoff_decision") and r["name"].endswith("_median")))
 
+frames = results / "frame_sizes.txt"
+if frames.exists():
+    print("\ncoroutine frame of one co_await async_retry (Asio recycles blocks up to about 1 KiB)")
+    for line in frames.read_text().splitlines():
+        print("  " + line)
 print("\nscale: 100,000 concurrent calls failing twice")
 scale = list(csv.DictReader((results / "scale.csv").read_text().splitlines()))
 base = {r["threads"]: float(r["bytes_per_pending_call"]) for r in scale if r["variant"].startswith("hand")}

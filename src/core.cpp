@@ -306,13 +306,13 @@ void retry_policy::throw_invalid_attempts(long long value) {
 
 retry_policy& retry_policy::attempts(std::optional<unsigned> value) & {
   if (value && *value == 0) throw_invalid_attempts(0);
-  attempts_ = value;
+  attempts_ = value.value_or(0);
   return *this;
 }
 
 retry_policy& retry_policy::timeout(std::optional<duration> value) & {
   check_positive("timeout", value);
-  timeout_ = value;
+  timeout_ = or_none(value);
   return *this;
 }
 
@@ -362,13 +362,13 @@ retry_policy& retry_policy::within(const attempt_context& outer) & {
 
 retry_policy& retry_policy::reset_after(std::optional<duration> value) & {
   check_positive("reset_after", value);
-  reset_after_ = value;
+  reset_after_ = or_none(value);
   return *this;
 }
 
 retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) & {
   check_positive("attempt_timeout", value);
-  attempt_timeout_ = value;
+  attempt_timeout_ = or_none(value);
   return *this;
 }
 

@@ -220,7 +220,7 @@ class backoff {
 
   // Whether a call under `switches` must measure elapsed time: a deadline, an attempt time
   // limit or a schedule restart (`reset_after`) applies. The one rule for every driver.
-  static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
+  [[gnu::always_inline]] static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
     return switches.active() && (((policy.timeout() || policy.deadline_since_epoch()) && !switches.testing()) ||
                                  policy.attempt_timeout().has_value() || policy.reset_after().has_value());
   }

@@ -17,9 +17,11 @@
 #include <stamina/retry_on.hpp>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -236,9 +238,11 @@ class retry_policy {
   /// Whether `on_result` was set.
   bool has_on_result() const noexcept { return shared_->on_result != nullptr; }
   /// Total attempts (default 10); nullopt = unlimited.
-  std::optional<unsigned> attempts() const noexcept { return attempts_; }
+  std::optional<unsigned> attempts() const noexcept {
+    return attempts_ != 0 ? std::optional<unsigned>(attempts_) : std::nullopt;
+  }
   /// Budget of the whole call (default 45 s); nullopt = unlimited.
-  std::optional<duration> timeout() const noexcept { return timeout_; }
+  std::optional<duration> timeout() const noexcept { return unless_none(timeout_); }
   /// Base of the first wait (default 100 ms).
   duration wait_initial() const noexcept { return wait_initial_; }
   /// Cap of the exponential part (default 5 s).
@@ -250,9 +254,9 @@ class retry_policy {
   /// The jitter strategy (default additive).
   stamina::jitter jitter() const noexcept { return jitter_; }
   /// Per-attempt time limit of async calls; nullopt = none (default).
-  std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  std::optional<duration> attempt_timeout() const noexcept { return unless_none(attempt_timeout_); }
   /// The schedule restart after a long healthy attempt; nullopt = never (default).
-  std::optional<duration> reset_after() const noexcept { return reset_after_; }
+  std::optional<duration> reset_after() const noexcept { return unless_none(reset_after_); }
   /// Whether a held-back attempt ends the call at once (default false).
   bool fail_fast() const noexcept { return fail_fast_; }
   /// The inherited deadline, in seconds since the epoch of the call's clock; nullopt = none.
@@ -337,16 +341,25 @@ class retry_policy {
   void change_shared(Change&& change);
   static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const char* file, unsigned line);
 
+  // The optional settings are stored without std::optional's flag (a policy is copied into
+  // every call's coroutine frame and operation state): a duration of 0 (never valid: they must be
+  // > 0) and 0 attempts (never valid) stand for nullopt.
+  static std::optional<duration> unless_none(duration d) noexcept {
+    // +0.0 is all zero bits: an integer test, cheaper than a floating-point compare.
+    return std::bit_cast<std::uint64_t>(d.count()) != 0 ? std::optional<duration>(d) : std::nullopt;
+  }
+  static duration or_none(const std::optional<duration>& d) noexcept { return d.value_or(duration(0)); }
+
   std::shared_ptr<const shared_parts> shared_;  // never null
-  std::optional<unsigned> attempts_{10};
-  std::optional<duration> timeout_{duration(45.0)};
+  duration timeout_{45.0};                      // 0: none
   duration wait_initial_{0.1};
   duration wait_max_{5.0};
   duration wait_jitter_{1.0};
   double wait_exp_base_{2.0};
   double deadline_ = std::numeric_limits<double>::infinity();  // since the call clock's epoch
-  std::optional<duration> attempt_timeout_;
-  std::optional<duration> reset_after_;
+  duration attempt_timeout_{0};                                // 0: none
+  duration reset_after_{0};                                    // 0: never
+  unsigned attempts_ = 10;                                     // 0: unlimited
   stamina::jitter jitter_{jitter::additive};
   bool fail_fast_ = false;
 };

@@ -135,7 +135,7 @@ class call_state {
   [[gnu::always_inline]] call_state(const spec& s, global_config switches, const caller* where) noexcept
       : spec_(&s), switches_(switches) {
     if (where != nullptr && s.explicit_name == nullptr) {
-      caller_file_ = where->file;
+      where_.file = where->file;
       caller_line_ = where->line;
     }
     if (active()) throttle_ = throttle_in_effect(false);
@@ -387,17 +387,22 @@ class call_state {
 
   // The call's place in the code, interned when first needed.
   const call_site& site() const noexcept {
-    if (caller_file_ != nullptr) {
-      call_site_ = &intern_call_site(caller_file_, caller_line_);
-      caller_file_ = nullptr;
+    if (!interned_) {
+      if (where_.file == nullptr) return *spec_->site;
+      where_.site = &intern_call_site(where_.file, caller_line_);
+      interned_ = true;
     }
-    return call_site_ != nullptr ? *call_site_ : *spec_->site;
+    return *where_.site;
   }
 
   // Widest first, so that a call (and a coroutine frame holding one) carries no padding.
   const spec* spec_;
-  mutable const char* caller_file_ = nullptr;  // the call's place in the code, until interned
-  mutable const call_site* call_site_ = nullptr;
+  // The call's place in the code: its file until interned, then its interned site (one word,
+  // since a call state sits in every coroutine frame).
+  mutable union {
+    const char* file = nullptr;
+    const call_site* site;
+  } where_;
   global_config switches_;
   adaptive_throttle* throttle_ = nullptr;
   std::uint64_t id_ = 0;
@@ -406,6 +411,7 @@ class call_state {
   std::uint32_t breaker_ticket_ = 0;  // the breaker's generation when it let the attempt through
   std::uint32_t place_ticket_ = 0;    // the limit's generation when the attempt took its place
   bool holds_place_ = false;          // the attempt in flight holds a place under the limit
+  mutable bool interned_ = false;     // where_ holds the site
   // A stamina call was made within the attempt in flight (retry_policy::within, through the
   // attempt's context, possibly from another thread: accessed through std::atomic_ref).
   bool nested_call_ = false;

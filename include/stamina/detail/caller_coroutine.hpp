@@ -120,26 +120,47 @@ struct caller_outcome<Op, void(First, Rest...), false> {
   }
 };
 
-// What a queued attempt's wait for a place ended with.
-struct place_outcome {
-  bool granted;
-  bool failed;  // the wait completed with an error (cancelled, or its context shut down)
-  std::uint32_t ticket;
+// A queued attempt's wait for a place under the concurrency limit, and the protocol's verdict
+// on it (into `next`), in a frame of its own: only calls that queue pay for it, and the
+// caller's frame stays small enough for Asio's frame recycling (which keeps frames up to about
+// 1 KiB). Everything is passed by reference: the arguments of a co_await expression take room
+// in the awaiting frame.
+template <class Timer, class AwaitableExecutor, class Executor, class Clock>
+stamina::net::awaitable<void, AwaitableExecutor> queue_step(retry_protocol& call, const Executor& ex,
+                                                            const stamina::net::cancellation_state& caller_state,
+                                                            const stopwatch<Clock>& clock, action& next) {
+  place_wait<Timer> place;
+  bool granted = true;
+  bool failed = false;  // the wait completed with an error (cancelled, or its context shut down)
+  std::uint32_t ticket = 0;
+  if (place.start(*call.state().limit(), ex, next.limit())) {  // a place came free
+    ticket = place.claim();
+  } else {
+    const auto [ec] =
+        co_await place.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{}));
+    granted = place.finish();
+    failed = static_cast<bool>(ec);
+    ticket = place.ticket();
+  }
+  const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+  next = call.place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
+}
+
+// The attempt limiter of a caller coroutine, with the coroutine's executor (where the limiter's
+// timer handler runs). Made by make_limiter, a coroutine of its own, so that the caller's frame
+// holds no copy of that executor.
+template <class Timer, class HandlerExecutor>
+struct coroutine_limiter : attempt_limiter<Timer> {
+  template <class Executor>
+  coroutine_limiter(const Executor& ex, HandlerExecutor h) : attempt_limiter<Timer>(ex), here(std::move(h)) {}
+  HandlerExecutor here;
 };
 
-// A queued attempt's wait for a place under the concurrency limit, in a frame of its own: only
-// calls that queue pay for it, and the caller's frame stays small enough for Asio's frame
-// recycling (which keeps frames up to about 1 KiB).
 template <class Timer, class AwaitableExecutor, class Executor>
-stamina::net::awaitable<place_outcome, AwaitableExecutor> wait_for_place_awaitable(concurrency_limit& limit,
-                                                                                   Executor ex,
-                                                                                   std::optional<duration> at_most) {
-  place_wait<Timer> place;
-  if (place.start(limit, ex, at_most)) co_return place_outcome{true, false, place.claim()};  // a place came free
-  const auto [ec] =
-      co_await place.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{}));
-  const bool granted = place.finish();
-  co_return place_outcome{granted, static_cast<bool>(ec), place.ticket()};
+stamina::net::awaitable<void, AwaitableExecutor> make_limiter(
+    std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex) {
+  limiter =
+      std::make_unique<coroutine_limiter<Timer, AwaitableExecutor>>(ex, co_await stamina::net::this_coro::executor);
 }
 
 // An awaitable attempt run on another executor, or under a time limit (cancelled through
@@ -167,10 +188,13 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   const stopwatch<Clock> clock(call.needs_clock(), call.precise_clock());
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
-  std::unique_ptr<attempt_limiter<timer_type>> limiter;  // made for the first limited attempt
+  std::unique_ptr<coroutine_limiter<timer_type, AwaitableExecutor>> limiter;  // made for the first limited attempt
   bool same_executor = true;
   bool timed_out = false;  // the last attempt was cut by its time limit
-  if constexpr (awaitable_form) same_executor = runs_on(co_await stamina::net::this_coro::executor, ex);
+  if constexpr (awaitable_form) {
+    const AwaitableExecutor here = co_await stamina::net::this_coro::executor;
+    same_executor = runs_on(here, ex);
+  }
 
   // The awaiting coroutine's cancellation state: one per coroutine chain, and it cannot change
   // while the chain awaits this call.
@@ -182,8 +206,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         const bool limited = next.limited;
         stamina::net::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
         if (limited) {
-          if (!limiter) limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
-          slot = limiter->arm(next.amount, caller_state.slot(), co_await stamina::net::this_coro::executor);
+          if (!limiter) co_await make_limiter<timer_type, AwaitableExecutor>(limiter, ex);
+          slot = limiter->arm(next.amount, caller_state.slot(), limiter->here);
         }
         // An exception from calling `op` itself is a failed attempt like any other.
         // An awaitable that holds no coroutine started nothing: a failed attempt
@@ -193,14 +217,11 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           try {
             auto attempt = call_op(op, attempt_context_of(call, last.scope, clock));
             if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
-            if (limited || !same_executor) {
-              if constexpr (std::is_void_v<result_type>) {
-                co_await spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot);
-                last.value.emplace(true);
-              } else {
-                last.value.emplace(co_await spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot));
-              }
-            } else if constexpr (std::is_void_v<result_type>) {
+            // One co_await site for both ways of running it: each site's temporaries take room
+            // in this frame.
+            if (limited || !same_executor)
+              attempt = spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot);
+            if constexpr (std::is_void_v<result_type>) {
               co_await std::move(attempt);
               last.value.emplace(true);
             } else {
@@ -211,7 +232,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           }
         } else {
           using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
-          std::exception_ptr thrown;
           try {
             auto attempt = call_op(
                 op, attempt_context_of(call, last.scope, clock),
@@ -219,11 +239,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
             if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
             last.args.emplace(co_await std::move(attempt));
           } catch (...) {
-            thrown = std::current_exception();
-          }
-          if (thrown) {
+            // No co_await in here: the thrown exception becomes the attempt's failure value.
             last.args.emplace();
-            std::get<0>(*last.args) = thrown_as<first_type>(thrown);
+            std::get<0>(*last.args) = thrown_as<first_type>(std::current_exception());
           }
         }
         timed_out = limited && limiter->finish();
@@ -240,17 +258,14 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        const auto [ec] = co_await wait_timer->async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}));
+        const bool interrupted = static_cast<bool>(
+            std::get<0>(co_await wait_timer->async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}))));
         const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        next = call.wait_finished(clock.elapsed(), ec || cancelled);
+        next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
         break;
       }
       case action_kind::queue: {
-        const place_outcome waited =
-            co_await wait_for_place_awaitable<timer_type, AwaitableExecutor>(*call.state().limit(), ex, next.limit());
-        const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        next = call.place_wait_finished(clock.elapsed(), waited.granted,
-                                        cancelled || (waited.failed && !waited.granted), waited.ticket);
+        co_await queue_step<timer_type, AwaitableExecutor>(call, ex, caller_state, clock, next);
         break;
       }
       case action_kind::give_up:

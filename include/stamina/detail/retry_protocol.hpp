@@ -115,14 +115,14 @@ class retry_protocol {
   /// The one clock rule: the driver measures elapsed time (one clock read when the call
   /// starts and one per step) only when a deadline, an attempt time limit or a schedule restart
   /// applies.
-  bool needs_clock() const noexcept { return needs_clock(*policy_, state_); }
+  [[gnu::always_inline]] bool needs_clock() const noexcept { return needs_clock(*policy_, state_); }
   /// Whether the clock must be the precise one (an inherited deadline), not its coarse variant.
   bool precise_clock() const noexcept { return precise_clock(*policy_); }
   static bool precise_clock(const retry_policy& policy) noexcept { return policy.deadline_since_epoch().has_value(); }
-  static bool needs_clock(const retry_policy& policy, const call_state& state) noexcept {
+  [[gnu::always_inline]] static bool needs_clock(const retry_policy& policy, const call_state& state) noexcept {
     return needs_clock(policy, state.switches());
   }
-  static bool needs_clock(const retry_policy& policy, global_config switches) noexcept {
+  [[gnu::always_inline]] static bool needs_clock(const retry_policy& policy, global_config switches) noexcept {
     return backoff::needs_clock(policy, switches);
   }
 
