@@ -134,14 +134,14 @@ void hedging_policy::set_deadline(double seconds_since_epoch) {
 hedging_policy& hedging_policy::timeout(std::optional<duration> value) & {
   if (value && (!std::isfinite(value->count()) || value->count() <= 0))
     invalid("hedging_policy::timeout", "> 0 and finite (seconds) or nullopt", value->count());
-  timeout_ = value;
+  timeout_ = value.value_or(duration(0));
   return *this;
 }
 
 hedging_policy& hedging_policy::attempt_timeout(std::optional<duration> value) & {
   if (value && (!std::isfinite(value->count()) || value->count() <= 0))
     invalid("hedging_policy::attempt_timeout", "> 0 and finite (seconds) or nullopt", value->count());
-  attempt_timeout_ = value;
+  attempt_timeout_ = value.value_or(duration(0));
   return *this;
 }
 

@@ -258,9 +258,13 @@ class hedging_policy {
     return delay_;
   }
   /// Budget of the whole call; nullopt = none (default).
-  std::optional<duration> timeout() const noexcept { return timeout_; }
+  std::optional<duration> timeout() const noexcept {
+    return timeout_.count() > 0 ? std::optional<duration>(timeout_) : std::nullopt;
+  }
   /// Time limit per attempt; nullopt = none (default).
-  std::optional<duration> attempt_timeout() const noexcept { return attempt_timeout_; }
+  std::optional<duration> attempt_timeout() const noexcept {
+    return attempt_timeout_.count() > 0 ? std::optional<duration>(attempt_timeout_) : std::nullopt;
+  }
   /// The inherited deadline, in seconds since the epoch of the call's clock; nullopt = none.
   std::optional<double> deadline_since_epoch() const noexcept {
     return deadline_ < std::numeric_limits<double>::infinity() ? std::optional<double>(deadline_) : std::nullopt;
@@ -327,8 +331,10 @@ class hedging_policy {
   std::shared_ptr<detail::latency_window> window_;
   unsigned attempts_ = 2;
   duration delay_{0.1};
-  std::optional<duration> timeout_;
-  std::optional<duration> attempt_timeout_;
+  // Without std::optional's flags (0: none; a set value is > 0): the policy is copied into the
+  // state of every hedged call, which is kept under the ~1 KiB Asio recycles.
+  duration timeout_{0};
+  duration attempt_timeout_{0};
   double deadline_ = std::numeric_limits<double>::infinity();  // since the call clock's epoch
   bool fail_fast_ = false;
 };

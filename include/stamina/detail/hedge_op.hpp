@@ -121,7 +121,7 @@ class hedge_state {
     using allocator_type = Allocator;
     allocator_type get_allocator() const noexcept { return st->alloc_; }
     using cancellation_slot_type = stamina::net::cancellation_slot;
-    cancellation_slot_type get_cancellation_slot() const noexcept { return st->queue_signal_.slot(); }
+    cancellation_slot_type get_cancellation_slot() const noexcept { return st->queue_signal().slot(); }
 
     void operator()(stamina::error_code e) {
       ec = e;
@@ -135,10 +135,10 @@ class hedge_state {
       }
       // The wait's cancellation handler points into its timer, which finish() destroys: a later
       // cancellation must not reach it.
-      s.queue_signal_.slot().clear();
+      s.queue_signal().slot().clear();
       s.waiting_for_place_ = false;
-      const bool granted = at_once || s.place_.finish();
-      const std::uint32_t ticket = at_once ? s.place_.claim() : s.place_.ticket();
+      const bool granted = at_once || s.place_->finish();
+      const std::uint32_t ticket = at_once ? s.place_->claim() : s.place_->ticket();
       s.step(std::move(st), s.call_.place_wait_finished(s.elapsed(), granted, static_cast<bool>(ec), ticket),
              stamina::net::cancellation_type::terminal);
     }
@@ -244,7 +244,7 @@ class hedge_state {
   bool perform(const pointer& st, const hedge_step& step, stamina::net::cancellation_type cancel_type) {
     for (unsigned n = 1; n <= call_.started(); ++n)
       if ((step.cancel_mask & (1U << (n - 1))) != 0) signals_[n - 1].emit(cancel_type);
-    if (step.cancel_queue && waiting_for_place_) queue_signal_.emit(cancel_type);
+    if (step.cancel_queue && waiting_for_place_) queue_signal().emit(cancel_type);
     if (step.disarm && wakeups_ != nullptr) {
       ++delay_generation_;
       ++limit_generation_;
@@ -260,11 +260,12 @@ class hedge_state {
     if (step.queue) {
       armed_once_ = true;  // the attempt's delay and time limit will count from when it is sent
       // The wait's timer lives on the I/O executor; it completes on the strand.
-      if (place_.start(*call_.state().limit(), ex_, step.queue_at_most)) {
+      if (!place_) place_ = std::make_unique<place_wait<timer_type>>();  // made by calls that queue
+      if (place_->start(*call_.state().limit(), ex_, step.queue_at_most)) {
         later(place_done{st, true});  // a place came free meanwhile: continue from a fresh stack
       } else {
         waiting_for_place_ = true;
-        place_.async_wait(place_done{st, false});
+        place_->async_wait(place_done{st, false});
       }
     }
     if (step.arm_delay || step.arm_limit) {
@@ -320,6 +321,9 @@ class hedge_state {
   }
 
   duration elapsed() const noexcept { return duration(Clock::now() - start_); }
+  // What cancels the wait for a place: the signal of the attempt that waits (it has not started;
+  // the slot is cleared when the wait ends, before the attempt uses it).
+  stamina::net::cancellation_signal& queue_signal() noexcept { return signals_[call_.started()]; }
   // When the call started, in seconds since its clock's epoch (where an inherited deadline falls).
   double origin() const noexcept { return std::chrono::duration<double>(start_.time_since_epoch()).count(); }
 
@@ -334,8 +338,7 @@ class hedge_state {
   std::atomic<bool> performing_{false};  // a step (or the initiation) runs: arriving steps are re-posted
   std::array<stamina::net::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
   std::optional<std::tuple<First, Rest...>> result_;
-  place_wait<timer_type> place_;                    // the wait for a place under the concurrency limit
-  stamina::net::cancellation_signal queue_signal_;  // cancels that wait
+  std::unique_ptr<place_wait<timer_type>> place_;  // the wait for a place under the concurrency limit
   // Each attempt's context, for an op that takes one (attempts run at once: one each).
   [[no_unique_address]] std::conditional_t<
       op_traits<Op>::takes_context, std::array<attempt_scope, hedging_policy::max_attempts_limit>, no_attempt_scope>
@@ -346,7 +349,7 @@ class hedge_state {
   unsigned delay_generation_ = 0;
   unsigned limit_generation_ = 0;
   bool armed_once_ = false;
-  bool waiting_for_place_ = false;  // the wait for a place is pending (queue_signal_ is connected)
+  bool waiting_for_place_ = false;  // the wait for a place is pending (queue_signal() is connected)
 };
 
 template <class Clock, class Executor, class Op, class Allocator, class Signature>

@@ -228,8 +228,7 @@ class hedge_protocol {
       unsent(step, give_up_reason::circuit_open, hedge_outcome::refused, elapsed);
       return step;
     }
-    places_[n - 1] = state_.granted_place(ticket);
-    placed_mask_ |= bit(n);
+    keep_place(n, state_.granted_place(ticket));
     if (n == 1) {
       launch_first(step, elapsed);
       return step;
@@ -410,7 +409,7 @@ class hedge_protocol {
   void give_back_unused(unsigned n) noexcept {
     if ((placed_mask_ & bit(n)) == 0) return;
     placed_mask_ &= ~bit(n);
-    state_.place_unused(places_[n - 1].ticket);
+    state_.place_unused(place_ticket_);
   }
 
   static void saturating_increment(unsigned& n) noexcept {
@@ -448,12 +447,24 @@ class hedge_protocol {
     return !state_.testing() && !state_.virtual_time() && policy_->current_delay().count() > 0;
   }
 
+  // Attempt `n` holds `place`.
+  void keep_place(unsigned n, const held_place& place) noexcept {
+    if (placed_mask_ == 0) place_base_ = place.taken_at;  // no place held: a new base
+    // Places carry the limit's generation, which changes only in a forked child, where the
+    // places taken before are forgotten by the limit: they are not given back.
+    if (place.ticket != place_ticket_) placed_mask_ = 0;
+    place_ticket_ = place.ticket;
+    place_offsets_[n - 1] = static_cast<float>(place.taken_at - place_base_);
+    placed_mask_ |= bit(n);
+  }
+
   // Whether attempt `n` may be sent as far as the concurrency limit goes: none applies, or it
   // took a free place.
   bool placed(unsigned n) noexcept {
     if (state_.limit() == nullptr) return true;
-    if (!state_.take_place(places_[n - 1])) return false;
-    placed_mask_ |= bit(n);
+    held_place taken;
+    if (!state_.take_place(taken)) return false;
+    keep_place(n, taken);
     return true;
   }
 
@@ -507,7 +518,8 @@ class hedge_protocol {
   void returned(unsigned attempt, std::optional<answer> said, bool success) noexcept {
     const bool held = (placed_mask_ & bit(attempt)) != 0;
     placed_mask_ &= ~bit(attempt);
-    state_.attempt_returned(said, success, tickets_[attempt - 1], held ? &places_[attempt - 1] : nullptr);
+    const held_place place{place_base_ + place_offsets_[attempt - 1], place_ticket_};
+    state_.attempt_returned(said, success, tickets_[attempt - 1], held ? &place : nullptr);
   }
 
   // Starts attempt `started_ + 1`, with its time limit.
@@ -639,8 +651,13 @@ class hedge_protocol {
   std::array<double, hedging_policy::max_attempts_limit> expiry_{};
   std::array<std::uint32_t, hedging_policy::max_attempts_limit> tickets_{};  // the breaker's, per attempt
   std::array<bool, hedging_policy::max_attempts_limit> nested_{};            // a call was made within attempt n (n-1)
-  std::array<held_place, hedging_policy::max_attempts_limit> places_{};      // under the limit, per attempt
-  unsigned placed_mask_ = 0;                                                 // attempts holding a place
+  // Each attempt's place under the limit: its ticket, and when it was taken, as an offset from
+  // a base taken while no other place was held (a float: the state of a hedged call is kept
+  // under the ~1 KiB Asio recycles).
+  std::array<float, hedging_policy::max_attempts_limit> place_offsets_{};
+  double place_base_ = 0;           // the limit's clock
+  std::uint32_t place_ticket_ = 0;  // the limit's generation the places were taken in
+  unsigned placed_mask_ = 0;        // attempts holding a place
   failure last_{stamina::error_code()};
   std::optional<give_up_reason> reason_;
   bool decided_ = false;      // the call's result is fixed
