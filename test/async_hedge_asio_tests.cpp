@@ -10,6 +10,7 @@
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <random>
@@ -335,6 +337,31 @@ BOOST_AUTO_TEST_CASE(a_work_tracking_executor_lets_run_return) {
   ctx.run_for(5s);
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(ctx.stopped());  // run() ran out of work instead of waiting for the 5 s
+}
+
+// The same with a call that waits for a place under a concurrency limit: the wait keeps run()
+// going until the place comes (freed by a handler on the same context), then lets it return.
+BOOST_AUTO_TEST_CASE(a_work_tracking_executor_lets_run_return_after_a_wait_for_a_place) {
+  asio::io_context ctx;
+  auto limit = std::make_shared<stamina::concurrency_limit>("tracked");
+  limit->max_limit(1);
+  std::uint32_t held = 0;
+  BOOST_TEST_REQUIRE(limit->try_acquire(&held));
+  auto rec = std::make_shared<test::completion_record>();
+  std::optional<int> value;
+  auto op = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code(), 5)); };
+  stamina::async_hedge(asio::require(ctx.get_executor(), asio::execution::outstanding_work.tracked),
+                       base_policy().limit(limit), op, test::once(rec, [&](error_code ec, int v) {
+                         BOOST_TEST(!ec);
+                         value = v;
+                       }));
+  BOOST_TEST(limit->waiting() == 1u);
+  asio::post(ctx, [&] { limit->release(held, std::nullopt, stamina::detail::limit_sample::none); });
+  ctx.run_for(5s);
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST((value == 5));
+  BOOST_TEST(ctx.stopped());
+  BOOST_TEST(limit->in_flight() == 0u);
 }
 
 // A session that cancels its hedged call in its destructor, destroyed while the io_context

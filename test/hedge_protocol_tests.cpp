@@ -420,6 +420,14 @@ std::shared_ptr<stamina::concurrency_limit> limit_of(unsigned places) {
   return l;
 }
 
+// Another call, queued in the limit behind this one's attempts: it gets the next place freed.
+struct queued_call : stamina::detail::limit_waiter {
+  explicit queued_call(stamina::concurrency_limit& l) {
+    wake = [](stamina::detail::limit_waiter&) {};
+    BOOST_TEST_REQUIRE(!l.acquire_or_wait(*this));
+  }
+};
+
 std::vector<stamina::hedge_event_kind> recorded_kinds;
 void record(const stamina::hedge_event& e) { recorded_kinds.push_back(e.kind); }
 }  // namespace
@@ -562,9 +570,7 @@ BOOST_AUTO_TEST_CASE(fail_fast_ends_the_call_instead_of_waiting) {
   l->release(elsewhere, std::nullopt, stamina::detail::limit_sample::none);
   hedge_protocol second(p);
   BOOST_TEST(second.start().start_attempt);
-  stamina::detail::limit_waiter other;  // queued behind the attempt: gets its place
-  other.wake = [](stamina::detail::limit_waiter&) {};
-  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  queued_call other(*l);  // queued behind the attempt: gets its place
   const hedge_step after = second.attempt_failed(1, refused, 0.001s);
   BOOST_TEST(other.granted);
   BOOST_TEST(after.keep_result);
@@ -604,9 +610,7 @@ BOOST_AUTO_TEST_CASE(with_nothing_in_flight_the_next_attempt_waits_and_the_break
   const auto p = policy(3).limit(l).breaker(breaker).timeout(1s);
   hedge_protocol call(p);
   call.start();
-  stamina::detail::limit_waiter other;
-  other.wake = [](stamina::detail::limit_waiter&) {};
-  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  queued_call other(*l);
   const hedge_step s = call.attempt_failed(1, refused, 0.020s);
   BOOST_TEST(other.granted);  // the place attempt 1 gave back
   BOOST_TEST(s.keep_result);
@@ -635,9 +639,7 @@ BOOST_AUTO_TEST_CASE(with_no_budget_left_the_next_attempt_does_not_wait_for_a_pl
   const auto p = policy(3).limit(l).budget(budget).timeout(1s);
   hedge_protocol call(p);
   call.start();
-  stamina::detail::limit_waiter other;
-  other.wake = [](stamina::detail::limit_waiter&) {};
-  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  queued_call other(*l);
   const hedge_step s = call.attempt_failed(1, refused, 0.020s);
   BOOST_TEST(!s.queue);
   BOOST_TEST(s.complete);
@@ -672,9 +674,7 @@ BOOST_AUTO_TEST_CASE(a_call_cancelled_in_the_queue_after_a_failure_is_aborted) {
   const auto p = policy(3).limit(l).timeout(1s);
   hedge_protocol call(p);
   call.start();
-  stamina::detail::limit_waiter other;
-  other.wake = [](stamina::detail::limit_waiter&) {};
-  BOOST_TEST_REQUIRE(!l->acquire_or_wait(other));
+  queued_call other(*l);
   BOOST_TEST(call.attempt_failed(1, refused, 0.020s).queue);
   BOOST_TEST(call.cancelled(0.03s).cancel_queue);
   const hedge_step s = call.place_wait_finished(0.03s, false, true, 0);

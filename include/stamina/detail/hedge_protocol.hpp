@@ -376,7 +376,7 @@ class hedge_protocol {
     const bool has_place = placed(n);
     if (!has_place && in_flight_ > 0) {
       if (passed_over_ == 0) notify(hedge_event_kind::limit_full, n, elapsed);  // once per hedge, not per retry of it
-      saturating_increment(passed_over_);
+      passed_over_ = std::min(passed_over_ + 1, max_doublings);
       return hedge_start::limit_full;
     }
     refused_ = !state_.breaker_allows(tickets_[n - 1]);  // the latest hedge due: refused, or not
@@ -410,10 +410,6 @@ class hedge_protocol {
     if ((placed_mask_ & bit(n)) == 0) return;
     placed_mask_ &= ~bit(n);
     state_.place_unused(place_ticket_);
-  }
-
-  static void saturating_increment(unsigned& n) noexcept {
-    if (n != std::numeric_limits<unsigned>::max()) ++n;
   }
 
   // Sends attempt `started_ + 1` (after the first: a hedge), which the breaker and the limit let
@@ -572,7 +568,7 @@ class hedge_protocol {
     }
     // A hedge skipped for want of a place is due again after the delay, doubled per skip (up to
     // 1024 times): a limit that stays full is asked less and less often.
-    const duration delay = policy_->current_delay() * double(1U << std::min(passed_over_, 10U));
+    const duration delay = policy_->current_delay() * double(1U << passed_over_);
     if (now(elapsed) + delay.count() >= deadline_) return;  // no hedge may start after the deadline
     if (state_.virtual_time()) {
       skipped_ += delay.count();
@@ -635,6 +631,7 @@ class hedge_protocol {
     }
   }
   static unsigned bit(unsigned attempt) noexcept { return 1U << (attempt - 1); }
+  static constexpr unsigned max_doublings = 10;  // a skipped hedge's delay grows to 1024 times at most
 
   const hedging_policy* policy_;
   call_state state_;
@@ -644,7 +641,7 @@ class hedge_protocol {
   unsigned in_flight_mask_ = 0;
   unsigned timed_out_mask_ = 0;      // attempts cut by their time limit
   unsigned cut_by_caller_mask_ = 0;  // attempts whose time limit is the inherited deadline
-  unsigned passed_over_ = 0;         // times in a row the next hedge was skipped for want of a place
+  unsigned passed_over_ = 0;         // times in a row the next hedge was skipped for want of a place (capped)
   double deadline_ = std::numeric_limits<double>::infinity();   // the timeout or the inherited one, if earlier
   double inherited_ = std::numeric_limits<double>::infinity();  // the inherited deadline alone
   double skipped_ = 0;                                          // virtual time: the delays skipped
