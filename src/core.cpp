@@ -306,31 +306,31 @@ void retry_policy::throw_invalid_attempts(long long value) {
 
 retry_policy& retry_policy::attempts(std::optional<unsigned> value) & {
   if (value && *value == 0) throw_invalid_attempts(0);
-  attempts_ = value.value_or(0);
+  values_.attempts = value.value_or(0);
   return *this;
 }
 
 retry_policy& retry_policy::timeout(std::optional<duration> value) & {
   check_positive("timeout", value);
-  timeout_ = or_none(value);
+  values_.timeout = or_none(value);
   return *this;
 }
 
 retry_policy& retry_policy::wait_initial(duration value) & {
   check_non_negative("wait_initial", value);
-  wait_initial_ = value;
+  values_.wait_initial = value;
   return *this;
 }
 
 retry_policy& retry_policy::wait_max(duration value) & {
   check_non_negative("wait_max", value);
-  wait_max_ = value;
+  values_.wait_max = value;
   return *this;
 }
 
 retry_policy& retry_policy::wait_jitter(duration value) & {
   check_non_negative("wait_jitter", value);
-  wait_jitter_ = value;
+  values_.wait_jitter = value;
   return *this;
 }
 
@@ -340,7 +340,7 @@ retry_policy& retry_policy::wait_exp_base(double value) & {
     out << value;
     invalid("wait_exp_base", "finite and >= 1", out.str());
   }
-  wait_exp_base_ = value;
+  values_.wait_exp_base = value;
   return *this;
 }
 
@@ -352,23 +352,23 @@ retry_policy& retry_policy::max_server_wait(std::optional<duration> value) & {
 
 void retry_policy::set_deadline(double seconds_since_epoch) {
   if (std::isnan(seconds_since_epoch)) invalid("deadline", "a time, not NaN", "nan");
-  deadline_ = std::min(deadline_, seconds_since_epoch);  // only ever earlier
+  values_.deadline = std::min(values_.deadline, seconds_since_epoch);  // only ever earlier
 }
 
 retry_policy& retry_policy::within(const attempt_context& outer) & {
-  detail::context_access::inherit(deadline_, outer);
+  detail::context_access::inherit(values_.deadline, outer);
   return *this;
 }
 
 retry_policy& retry_policy::reset_after(std::optional<duration> value) & {
   check_positive("reset_after", value);
-  reset_after_ = or_none(value);
+  values_.reset_after = or_none(value);
   return *this;
 }
 
 retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) & {
   check_positive("attempt_timeout", value);
-  attempt_timeout_ = or_none(value);
+  values_.attempt_timeout = or_none(value);
   return *this;
 }
 

