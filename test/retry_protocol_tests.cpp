@@ -13,6 +13,9 @@
 
 #include <limits>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 using stamina::duration;
@@ -73,6 +76,48 @@ BOOST_AUTO_TEST_CASE(a_machine_continued_after_a_first_attempt_sent_at_once_is_t
   BOOST_TEST(!retry_protocol::sends_first_attempt_at_once(limited, stamina::detail::call_state(limited.call_spec())));
   const auto budgeted = policy().budget(std::make_shared<stamina::retry_budget>());
   BOOST_TEST(retry_protocol::needs_machine_after(true, stamina::detail::call_state(budgeted.call_spec())));
+}
+
+// The asynchronous drivers leave a plain call's machine unmade until its first attempt fails
+// (deferred_protocol): the machine made then goes on as one made at the start, with the
+// switches the call started with, named after the call's place.
+BOOST_AUTO_TEST_CASE(a_deferred_machine_is_made_at_the_first_failure_with_the_calls_start) {
+  test::hook_recorder hooks;
+  struct {
+    double origin() const noexcept { return 0; }
+  } clock;
+  const auto p = policy();
+  const stamina::detail::caller here;
+  std::optional<stamina::detail::deferred_protocol> call;
+  {
+    const stamina::testing_scope two_attempts_no_waits(2);  // the call starts in testing mode...
+    call.emplace(p, here, true);
+  }  // ...which has ended when its first attempt fails
+  BOOST_TEST(!*call);
+  BOOST_TEST(call->switches().testing());
+  BOOST_TEST((call->start(clock).kind == action_kind::attempt));
+  BOOST_TEST(!*call);  // a success would need nothing more
+  retry_protocol& machine = call->make_after_first_attempt();
+  BOOST_TEST(static_cast<bool>(*call));
+  BOOST_TEST(machine.sent() == 1u);
+  BOOST_TEST((machine.attempt_failed(refused, 0s, false).kind == action_kind::attempt));  // no wait: testing
+  BOOST_TEST((machine.attempt_failed(refused, 0s, false).kind == action_kind::give_up));  // 2 attempts: testing
+  BOOST_TEST(machine.sent() == 2u);
+  BOOST_TEST_REQUIRE(hooks.give_ups().size() == 1u);
+  BOOST_TEST(hooks.give_ups().front().name.find("retry_protocol_tests.cpp:") != std::string::npos);
+
+  // What is not plain has its machine made at once: an op that takes a context, an attempt
+  // limit, an inherited deadline, a budget (a success tells it).
+  BOOST_TEST(static_cast<bool>(stamina::detail::deferred_protocol(p, here, false)));
+  const auto limited = policy().attempt_timeout(1s);
+  stamina::detail::deferred_protocol with_limit(limited, here, true);
+  BOOST_TEST(static_cast<bool>(with_limit));
+  BOOST_TEST(with_limit.start(clock).limit().has_value());
+  auto inherited = policy();
+  inherited.deadline(std::chrono::steady_clock::now() + 1h);
+  BOOST_TEST(static_cast<bool>(stamina::detail::deferred_protocol(inherited, here, true)));
+  const auto budgeted = policy().budget(std::make_shared<stamina::retry_budget>());
+  BOOST_TEST(static_cast<bool>(stamina::detail::deferred_protocol(budgeted, here, true)));
 }
 
 BOOST_AUTO_TEST_CASE(retry_wait_then_success) {
@@ -136,6 +181,32 @@ BOOST_AUTO_TEST_CASE(deadline_and_attempt_limits_come_from_elapsed_time) {
   a = call.attempt_failed(refused, 1.3s, false);  // 1.3 + 2 >= 2.5
   BOOST_TEST((a.kind == action_kind::give_up));
   BOOST_TEST((hooks.give_ups().at(0).reason == give_up_reason::deadline));
+}
+
+// A restart makes a new failure state; a call given a seed keeps drawing its jitter from it (the
+// same seed, the same waits, restart or not), and a first failure that restarts the schedule
+// before any failure state exists starts from the seed as given.
+BOOST_AUTO_TEST_CASE(a_seeded_call_stays_repeatable_across_a_schedule_restart) {
+  const auto p = policy().wait_jitter(1s).attempts(std::nullopt).reset_after(10s);
+  const auto waits_of = [&](std::uint64_t seed) {
+    retry_protocol call(p, nullptr, seed);
+    call.start(0s);
+    std::vector<double> waits;
+    double now = 20;  // the first attempt ran 20 s: it restarts a schedule that has no failure yet
+    for (int i = 0; i < 6; ++i) {
+      const auto a = call.attempt_failed(refused, duration(now), false);
+      BOOST_TEST_REQUIRE((a.kind == action_kind::wait));
+      waits.push_back(a.wait().count());
+      now += a.wait().count();
+      call.wait_finished(duration(now), false);
+      now += i == 2 ? 15 : 0.1;  // the third retry runs 15 s: the schedule restarts
+    }
+    return waits;
+  };
+  const std::vector<double> first = waits_of(7);
+  BOOST_TEST(first == waits_of(7), boost::test_tools::per_element());
+  BOOST_TEST((first != waits_of(8)));
+  BOOST_TEST(first[3] < 2.0);  // the first wait again (1 s + jitter < 1 s), after the restart
 }
 
 // A reconnect loop: an attempt that ran healthy for reset_after before failing starts the

@@ -294,7 +294,8 @@ std::invoke_result_t<F&> retry_without_context_from(const retry_policy& policy, 
                                                     Fallback* fb) {
   if (!retry_protocol::sends_first_attempt_at_once(policy, state)) {
     retry_protocol call(policy, state);
-    return perform_actions(call, call.start(duration(0), clock.origin()), clock, sleep, f, last, fb);
+    return perform_actions(call, call.start(duration(0), [&clock] { return clock.origin(); }), clock, sleep, f, last,
+                           fb);
   }
   const bool succeeded = last.run(f);
   if (retry_protocol::needs_machine_after(succeeded, state)) {
@@ -319,7 +320,8 @@ template <class Clock, class Sleeper, class F, class Fallback>
   if constexpr (!std::is_invocable_v<F&>) {  // f(ctx): every attempt gets its context
     retry_protocol call(policy, state);
     context_function<F, Clock> with_context{f, &call, &clock};
-    return perform_actions(call, call.start(duration(0), clock.origin()), clock, sleep, with_context, last, fb);
+    return perform_actions(call, call.start(duration(0), [&clock] { return clock.origin(); }), clock, sleep,
+                           with_context, last, fb);
   } else {
     return retry_without_context_from<Clock>(policy, state, clock, sleep, f, last, fb);
   }

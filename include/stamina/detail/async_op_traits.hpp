@@ -229,6 +229,12 @@ template <class Protocol, class Stopwatch>
 const attempt_context* attempt_context_of(Protocol& call, attempt_scope& scope, const Stopwatch& clock) {
   return &call.context(scope, clock.elapsed(), clock.origin());
 }
+// A driver that makes its machine only when needed: an op that takes a context has it made.
+template <class Protocol, class Stopwatch>
+requires requires(Protocol& call) { call.operator->(); }
+const attempt_context* attempt_context_of(Protocol& call, attempt_scope& scope, const Stopwatch& clock) {
+  return &call->context(scope, clock.elapsed(), clock.origin());
+}
 template <class Protocol, class Stopwatch>
 const attempt_context* attempt_context_of(Protocol& /*call*/, no_attempt_scope& /*scope*/, const Stopwatch& /*clock*/) {
   return nullptr;

@@ -44,16 +44,16 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     state(retry_policy&& p, Op&& o, const caller& where)
         : policy(std::move(p)),
           op(std::move(o)),
-          call(policy, &where),
-          clock(call.needs_clock(), call.precise_clock()) {}
+          call(policy, where, !op_traits<Op>::takes_context),
+          clock(retry_protocol::needs_clock(policy, call.switches()), retry_protocol::precise_clock(policy)) {}
     retry_policy policy;
     Op op;
-    retry_protocol call;
+    deferred_protocol call;  // a plain call's is made when its first attempt fails
     stopwatch<Clock> clock;
     std::optional<std::tuple<First, Rest...>> last;        // the last result retried, for a later give-up
     std::optional<timer_type> wait_timer;                  // created on the first real wait only
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
-    place_wait<timer_type> place;                          // a queued attempt's wait
+    std::optional<place_wait<timer_type>> place;           // a queued attempt's wait, made by the first
     [[no_unique_address]] attempt_scope_for<Op> scope;     // the attempt's context, for an op taking one
     std::atomic<bool> starting{false};                     // true while an attempt is being started
     bool limited = false;                                  // the attempt in flight has a time limit
@@ -61,17 +61,20 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   using state_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<state>;
   using state_alloc_traits = std::allocator_traits<state_allocator>;
 
-  struct state_deleter {
-    state_allocator alloc;
-    void operator()(state* p) {
-      state_alloc_traits::destroy(alloc, p);
-      state_alloc_traits::deallocate(alloc, p, 1);
-    }
-  };
-
  public:
   retry_op(const Executor& ex, retry_policy&& policy, Op&& op, const caller& where, const Allocator& alloc)
-      : ex_(ex), state_(make_state(state_allocator(alloc), std::move(policy), std::move(op), where)) {}
+      : ex_(ex), alloc_(alloc), state_(make_state(alloc_, std::move(policy), std::move(op), where)) {}
+  // Asio moves the operation along with its handler at every step (about ten times per call):
+  // a moved-from operation's destructor is one inline test.
+  retry_op(retry_op&& other) noexcept
+      : ex_(std::move(other.ex_)), alloc_(other.alloc_), state_(std::exchange(other.state_, nullptr)) {}
+  retry_op(const retry_op&) = delete;
+  retry_op& operator=(const retry_op&) = delete;
+  retry_op& operator=(retry_op&&) = delete;
+  ~retry_op() {
+    if (state_ != nullptr) [[unlikely]]
+      free_state();
+  }
 
   // Initiation.
   template <class Self>
@@ -79,7 +82,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     // Terminal and partial cancellation are supported; total is not (earlier attempts may
     // have had effects that cannot be undone), so it is filtered out.
     self.reset_cancellation_state(stamina::net::enable_partial_cancellation());
-    const action first = state_->call.start(duration(0), state_->clock.origin());
+    const action first = state_->call.start(state_->clock);
     if (first.kind == action_kind::give_up) {
       // Shed before anything started: complete from a fresh stack, never inside async_retry().
       const Executor ex = ex_;
@@ -106,15 +109,22 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       stamina::net::post(ex, detail::asio_compat::append(std::move(self), std::move(first), std::move(rest)...));
       return;
     }
+    if (!s.call) [[likely]] {  // a plain first attempt
+      if (!failed(first)) {
+        complete(self, std::move(first), std::move(rest)...);
+        return;
+      }
+      s.call.make_after_first_attempt();
+    }
     const bool timed_out = s.limited && s.limiter->finish();
     s.limited = false;
     action next;
     const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
     if (!failed(first)) {
-      next = s.call.attempt_succeeded([&s] { return s.clock.elapsed(); }, cancelled, rest...);
+      next = s.call->attempt_succeeded([&s] { return s.clock.elapsed(); }, cancelled, rest...);
     } else {
-      next = timed_out ? s.call.attempt_timed_out(s.clock.elapsed(), cancelled)
-                       : s.call.attempt_failed(failure(first), s.clock.elapsed(), cancelled);
+      next = timed_out ? s.call->attempt_timed_out(s.clock.elapsed(), cancelled)
+                       : s.call->attempt_failed(failure(first), s.clock.elapsed(), cancelled);
     }
     if (next.kind == action_kind::deliver ||
         (next.kind == action_kind::give_up && next.result == give_up_result::last_attempt)) {
@@ -131,26 +141,26 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void operator()(Self& self, wait_done, stamina::error_code ec) {
     state& s = *state_;
     const bool interrupted = ec || self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
-    perform(self, s.call.wait_finished(s.clock.elapsed(), interrupted));
+    perform(self, s.call->wait_finished(s.clock.elapsed(), interrupted));
   }
 
   // A place was granted as the attempt was queued (posted).
   template <class Self>
   void operator()(Self& self, place_granted) {
     state& s = *state_;
-    const std::uint32_t ticket = s.place.claim();
+    const std::uint32_t ticket = s.place->claim();
     const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
-    perform(self, s.call.place_wait_finished(s.clock.elapsed(), true, cancelled, ticket));
+    perform(self, s.call->place_wait_finished(s.clock.elapsed(), true, cancelled, ticket));
   }
 
   // A wait for a place under the concurrency limit finished.
   template <class Self>
   void operator()(Self& self, place_done, stamina::error_code ec) {
     state& s = *state_;
-    const bool granted = s.place.finish();
+    const bool granted = s.place->finish();
     const bool interrupted =
         self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none || (ec && !granted);
-    perform(self, s.call.place_wait_finished(s.clock.elapsed(), granted, interrupted, s.place.ticket()));
+    perform(self, s.call->place_wait_finished(s.clock.elapsed(), granted, interrupted, s.place->ticket()));
   }
 
  private:
@@ -168,14 +178,15 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
         s.wait_timer->async_wait(detail::asio_compat::prepend(std::move(self), wait_done{}));
         return;
       case action_kind::queue:
-        if (s.place.start(*s.call.state().limit(), ex_, next.limit())) {
+        if (!s.place) s.place.emplace();
+        if (s.place->start(*s.call->state().limit(), ex_, next.limit())) {
           // A place came free meanwhile. Continue from a fresh stack: this may be the initiating
           // function, and what follows may be a give-up (the breaker opened).
           const Executor ex = ex_;
           stamina::net::post(ex, detail::asio_compat::prepend(std::move(self), place_granted{}));
           return;
         }
-        s.place.async_wait(detail::asio_compat::prepend(std::move(self), place_done{}));
+        s.place->async_wait(detail::asio_compat::prepend(std::move(self), place_done{}));
         return;
       case action_kind::give_up:
         if (next.result == give_up_result::last_attempt && s.last) {  // the last result the dependency produced
@@ -215,24 +226,23 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void complete(Self& self, Args&&... args) {
     if constexpr (with_fallback<Op>) {
       state& s = *state_;
-      if (falls_back(s.call.gave_up())) {
+      if (s.call && falls_back(s.call->gave_up())) {
         const auto& first = std::get<0>(std::forward_as_tuple(args...));
-        const give_up_info info{*s.call.gave_up(), s.call.sent(), delivered_failure(first)};
+        const give_up_info info{*s.call->gave_up(), s.call->sent(), delivered_failure(first)};
         std::tuple<First, Rest...> substitute = fallback_arguments<First, Rest...>(s.op.get_fallback(), info);
-        state_.reset();
+        free_state();
         std::apply([&](auto&&... values) { self.complete(std::move(values)...); }, std::move(substitute));
         return;
       }
     }
-    state_.reset();  // timers, copies and hook scopes go before the handler runs
+    free_state();  // timers, copies and hook scopes go before the handler runs
     self.complete(std::forward<Args>(args)...);
   }
 
   using error_code_type = stamina::error_code;
 
   // The state comes from the handler's allocator (an allocator need not be default-constructible).
-  static std::unique_ptr<state, state_deleter> make_state(state_allocator a, retry_policy&& policy, Op&& op,
-                                                          const caller& where) {
+  static state* make_state(state_allocator& a, retry_policy&& policy, Op&& op, const caller& where) {
     state* p = state_alloc_traits::allocate(a, 1);
     try {
       state_alloc_traits::construct(a, p, std::move(policy), std::move(op), where);
@@ -240,11 +250,17 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       state_alloc_traits::deallocate(a, p, 1);
       throw;
     }
-    return std::unique_ptr<state, state_deleter>(p, state_deleter{a});
+    return p;
+  }
+  void free_state() noexcept {
+    state_alloc_traits::destroy(alloc_, state_);
+    state_alloc_traits::deallocate(alloc_, state_, 1);
+    state_ = nullptr;
   }
 
   Executor ex_;
-  std::unique_ptr<state, state_deleter> state_;
+  [[no_unique_address]] state_allocator alloc_;
+  state* state_;  // null once completed (or moved from)
 };
 
 }  // namespace detail

@@ -94,7 +94,8 @@ struct caller_outcome<Op, Signature, true> {
   failure delivered_failure() const noexcept {
     return failed() ? what() : failure(make_error_code(error::retried_result));
   }
-  value_type take() {
+  template <class Result>
+  Result take() {
     if constexpr (!std::is_void_v<value_type>) return std::move(*value);
   }
 };
@@ -184,8 +185,12 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
 
-  retry_protocol call(policy, &where);
-  const stopwatch<Clock> clock(call.needs_clock(), call.precise_clock());
+  // The common call (no protection, budget, on_result, attempt limit or inherited deadline,
+  // default throttles healthy, an op that takes no attempt_context) sends its first attempt
+  // with no machine made (as retry's).
+  deferred_protocol call(policy, where, !op_traits<Op>::takes_context);
+  const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, call.switches()),
+                               retry_protocol::precise_clock(policy));
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
   std::unique_ptr<coroutine_limiter<timer_type, AwaitableExecutor>> limiter;  // made for the first limited attempt
@@ -200,78 +205,86 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   // while the chain awaits this call.
   const auto caller_state = co_await stamina::net::this_coro::cancellation_state;
 
-  for (action next = call.start(duration(0), clock.origin());;) {
-    switch (next.kind) {
-      case action_kind::attempt: {
-        const bool limited = next.limited;
-        stamina::net::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
-        if (limited) {
-          if (!limiter) co_await make_limiter<timer_type, AwaitableExecutor>(limiter, ex);
-          slot = limiter->arm(next.amount, caller_state.slot(), limiter->here);
-        }
-        // An exception from calling `op` itself is a failed attempt like any other.
-        // An awaitable that holds no coroutine started nothing: a failed attempt
-        // (invalid_argument), as start_attempt makes it on the composed path.
-        if constexpr (awaitable_form) {
-          last.error = nullptr;
-          try {
-            auto attempt = call_op(op, attempt_context_of(call, last.scope, clock));
-            if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
-            // One co_await site for both ways of running it: each site's temporaries take room
-            // in this frame.
-            if (limited || !same_executor)
-              attempt = spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot);
-            if constexpr (std::is_void_v<result_type>) {
-              co_await std::move(attempt);
-              last.value.emplace(true);
-            } else {
-              last.value.emplace(co_await std::move(attempt));
-            }
-          } catch (...) {
-            last.error = std::current_exception();
-          }
-        } else {
-          using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
-          try {
-            auto attempt = call_op(
-                op, attempt_context_of(call, last.scope, clock),
-                stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{})));
-            if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
-            last.args.emplace(co_await std::move(attempt));
-          } catch (...) {
-            // No co_await in here: the thrown exception becomes the attempt's failure value.
-            last.args.emplace();
-            std::get<0>(*last.args) = thrown_as<first_type>(std::current_exception());
-          }
-        }
-        timed_out = limited && limiter->finish();
-        const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        if (!last.failed()) {
-          next = last.succeeded(
-              call, [&clock] { return clock.elapsed(); }, cancelled);
-        } else {
-          next = timed_out ? call.attempt_timed_out(clock.elapsed(), cancelled)
-                           : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
-        }
-        break;
+  action next = call.start(clock);
+  for (;;) {
+    // The attempt first, out of the switch: the common call's one step costs no jump table.
+    if (next.kind == action_kind::attempt) [[likely]] {
+      const bool limited = next.limited;
+      stamina::net::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
+      if (limited) {
+        if (!limiter) co_await make_limiter<timer_type, AwaitableExecutor>(limiter, ex);
+        slot = limiter->arm(next.amount, caller_state.slot(), limiter->here);
       }
+      // An exception from calling `op` itself is a failed attempt like any other.
+      // An awaitable that holds no coroutine started nothing: a failed attempt
+      // (invalid_argument), as start_attempt makes it on the composed path.
+      if constexpr (awaitable_form) {
+        last.error = nullptr;
+        try {
+          auto attempt = call_op(op, attempt_context_of(call, last.scope, clock));
+          if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
+          // One co_await site for both ways of running it: each site's temporaries take room
+          // in this frame.
+          if (limited || !same_executor)
+            attempt = spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot);
+          if constexpr (std::is_void_v<result_type>) {
+            co_await std::move(attempt);
+            last.value.emplace(true);
+          } else {
+            last.value.emplace(co_await std::move(attempt));
+          }
+        } catch (...) {
+          last.error = std::current_exception();
+        }
+      } else {
+        using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
+        try {
+          auto attempt =
+              call_op(op, attempt_context_of(call, last.scope, clock),
+                      stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{})));
+          if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
+          last.args.emplace(co_await std::move(attempt));
+        } catch (...) {
+          // No co_await in here: the thrown exception becomes the attempt's failure value.
+          last.args.emplace();
+          std::get<0>(*last.args) = thrown_as<first_type>(std::current_exception());
+        }
+      }
+      if (!call) [[likely]] {  // a plain first attempt
+        if (!last.failed()) co_return last.template take<result_type>();
+        call.make_after_first_attempt();
+      }
+      timed_out = limited && limiter->finish();
+      const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+      if (!last.failed()) {
+        next = last.succeeded(
+            *call, [&clock] { return clock.elapsed(); }, cancelled);
+      } else {
+        next = timed_out ? call->attempt_timed_out(clock.elapsed(), cancelled)
+                         : call->attempt_failed(last.what(), clock.elapsed(), cancelled);
+      }
+      continue;
+    }
+    switch (next.kind) {
+      case action_kind::attempt:
+        break;  // above
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
         const bool interrupted = static_cast<bool>(
             std::get<0>(co_await wait_timer->async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}))));
         const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
+        next = call->wait_finished(clock.elapsed(), interrupted || cancelled);
         break;
       }
       case action_kind::queue: {
-        co_await queue_step<timer_type, AwaitableExecutor>(call, ex, caller_state, clock, next);
+        co_await queue_step<timer_type, AwaitableExecutor>(*call, ex, caller_state, clock, next);
         break;
       }
       case action_kind::give_up:
         if constexpr (with_fallback<Op>) {
-          if (falls_back(call.gave_up())) {
-            const give_up_info info{*call.gave_up(), call.sent(),
+          if (falls_back(call->gave_up())) {
+            const give_up_info info{*call->gave_up(), call->sent(),
                                     next.result != give_up_result::last_attempt ? failure(give_up_code(next.result))
                                                                                 : last.delivered_failure()};
             co_return op.get_fallback().template substitute<result_type>(info);
@@ -281,10 +294,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         if (last.failed()) last.throw_last();
         [[fallthrough]];  // a result that on_result retried is delivered as the success it is
       case action_kind::deliver:
-        if constexpr (awaitable_form)
-          co_return last.take();
-        else
-          co_return last.template take<result_type>();
+        co_return last.template take<result_type>();
     }
   }
 }

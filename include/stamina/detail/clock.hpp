@@ -67,7 +67,8 @@ class stopwatch {
   static constexpr bool has_coarse = !std::is_same_v<Clock, WaitClock>;
 
  public:
-  explicit stopwatch(bool running, bool precise = false) noexcept : start_(running ? Clock::now() : stopped()) {
+  [[gnu::always_inline]] explicit stopwatch(bool running, bool precise = false) noexcept
+      : start_(running ? Clock::now() : stopped()) {
     if constexpr (has_coarse) {
       // The two clocks share their epoch and tick (nanoseconds), and no clock of a running
       // machine reads a negative time: the precise start is kept in the same word, negated.

@@ -78,7 +78,7 @@ class retry_protocol {
   /// (the call's place in the code) when given. Cheap: what a failure needs is made at the first
   /// failure. `seed` fixes the jitter (0: random, or virtual time's).
   explicit retry_protocol(const retry_policy& policy, const caller* where = nullptr, std::uint64_t seed = 0) noexcept
-      : policy_(&policy), state_(policy.call_spec(), where), seed_(seed) {}
+      : policy_(&policy), state_(policy.call_spec(), where), failed_(seed) {}
   retry_protocol(retry_policy&&, const caller* = nullptr, std::uint64_t = 0) = delete;
 
   /// Whether a call of `policy` whose state is `state` sends its first attempt at once, with
@@ -87,6 +87,16 @@ class retry_protocol {
   /// with only the call state made, and makes the machine only if the attempt needs it.
   static bool sends_first_attempt_at_once(const retry_policy& policy, const call_state& state) noexcept {
     return state.unthrottled() && !policy.attempt_timeout() && !policy.deadline_since_epoch();
+  }
+  /// Whether a call of `policy` started with the switches `switches` sends its first attempt at
+  /// once and, if it succeeds, has nobody to tell (call_state::plain_success), with no attempt
+  /// limit and no inherited deadline: a driver may then make the call state and the machine
+  /// only if that attempt fails (the machine made with `first_attempt_sent`; the throttle in
+  /// effect is then looked up at the failure, as the blocking driver does).
+  [[gnu::always_inline]] static bool sends_plain_first_attempt(const retry_policy& policy,
+                                                               global_config switches) noexcept {
+    return call_state::plain_success(policy.call_spec(), switches) && !policy.attempt_timeout() &&
+           !policy.deadline_since_epoch();
   }
   /// Whether a first attempt sent that way needs the machine to finish: it failed, `on_result`
   /// judges it, or the protections are told of its success.
@@ -128,6 +138,7 @@ class retry_protocol {
 
   /// The call's state (switches, name, protections).
   call_state& state() noexcept { return state_; }
+  const call_state& state() const noexcept { return state_; }
 
   /// The first step of every call: the first attempt (or, if the throttle holds it back, a wait).
   [[gnu::always_inline]] action start(duration elapsed) {
@@ -146,12 +157,17 @@ class retry_protocol {
   /// the call started, in seconds since the epoch of its clock (`stopwatch::origin()`). A
   /// deadline that has passed already ends the call before anything is sent.
   action start(duration elapsed, double origin) {
+    return start(elapsed, [origin] { return origin; });
+  }
+  /// The same, with `origin()` giving it: read only when the call inherited a deadline.
+  template <class Origin>
+  requires std::is_invocable_r_v<double, const Origin&> action start(duration elapsed, const Origin& origin) {
     const std::optional<double> at = policy_->deadline_since_epoch();
     if (!at || !state_.active() || state_.testing()) [[likely]]
       return start(elapsed);
     // Kept in a float's range (a hostile -inf or a huge value must not become "no deadline").
     constexpr double largest = std::numeric_limits<float>::max();
-    const double left = std::clamp(*at - origin, -largest, largest);
+    const double left = std::clamp(*at - origin(), -largest, largest);
     deadline_left_ = static_cast<float>(left);
     if (double(deadline_left_) > left)  // rounded up: a deadline is never moved later
       deadline_left_ = std::nextafter(deadline_left_, -std::numeric_limits<float>::infinity());
@@ -318,9 +334,54 @@ class retry_protocol {
     failure last{stamina::error_code()};  // the failure the current wait follows
   };
 
+  // The failure state, made at the first failure; until then (and after the schedule restarts)
+  // its room keeps the seed of the jitter: one room for both, since a call sits in every
+  // coroutine frame.
+  class failure_slot {
+   public:
+    explicit failure_slot(std::uint64_t seed = 0) noexcept : seed_(seed), seeded_(seed != 0) {}
+    failure_slot(const failure_slot&) = delete;
+    failure_slot& operator=(const failure_slot&) = delete;
+    ~failure_slot() { reset(); }
+    explicit operator bool() const noexcept { return made_; }
+    failure_state& operator*() noexcept { return state_; }
+    failure_state* operator->() noexcept { return &state_; }
+    const failure_state* operator->() const noexcept { return &state_; }
+    // Without a seed of its own, virtual time's (or a random one, drawn at the first wait).
+    void emplace(const retry_policy& policy, global_config switches) noexcept {
+      const std::uint64_t seed = seed_ != 0 || !switches.virtual_time() ? seed_ : virtual_time_seed();
+      ::new (static_cast<void*>(&state_)) failure_state(policy, switches, seed);
+      made_ = true;
+    }
+    // The failure state goes (the call ended).
+    void reset() noexcept {
+      if (!made_) return;
+      state_.~failure_state();
+      made_ = false;
+      seed_ = 0;
+    }
+    // The schedule starts afresh: a later failure makes a new failure state, whose jitter is
+    // random (virtual time: the next seed of virtual time) as the call's first one was; a call
+    // given a seed goes on with its stream, so it stays repeatable.
+    void restart() noexcept {
+      if (!made_) return;
+      const std::uint64_t next = seeded_ ? state_.waits.rng_ : 0;
+      reset();
+      seed_ = next;
+    }
+
+   private:
+    union {
+      std::uint64_t seed_;
+      failure_state state_;
+    };
+    bool made_ = false;
+    bool seeded_;  // given a seed when made
+  };
+
   failure_state& failed() noexcept {
     if (!failed_) {
-      failed_.emplace(*policy_, state_.switches(), seed_ != 0 || !state_.virtual_time() ? seed_ : virtual_time_seed());
+      failed_.emplace(*policy_, state_.switches());
       if (inherits_deadline()) [[unlikely]]
         failed_->waits.clamp_deadline(double(deadline_left_) - origin_);
     }
@@ -385,7 +446,7 @@ class retry_protocol {
   void restart_if_long_lived(duration elapsed) noexcept {
     const auto reset = policy_->reset_after();
     if (!reset || elapsed.count() - attempt_started_ < reset->count()) return;
-    failed_.reset();
+    failed_.restart();
     sent_ = 1;  // the attempt that just failed
     held_ = 0;
     waited_ = 0;
@@ -547,10 +608,9 @@ class retry_protocol {
 
   const retry_policy* policy_;
   call_state state_;
-  std::optional<failure_state> failed_;
-  std::uint64_t seed_ = 0;  // 0: a random seed at the first failure (virtual time: its seed)
-  double waited_ = 0;       // every wait scheduled (sent or held back)
-  double origin_ = 0;       // when the schedule last started, in elapsed seconds
+  failure_slot failed_;
+  double waited_ = 0;  // every wait scheduled (sent or held back)
+  double origin_ = 0;  // when the schedule last started, in elapsed seconds
   double attempt_started_ = 0;
   unsigned sent_ = 0;
   unsigned held_ = 0;
@@ -560,6 +620,68 @@ class retry_protocol {
   // The inherited deadline, in elapsed seconds since the call started; +inf: none. A float,
   // in what was the padding (a call sits in every coroutine frame): microseconds at a minute.
   float deadline_left_ = std::numeric_limits<float>::infinity();
+};
+
+/// The machine of one call, made when the call needs it: at once, or, for a call whose first
+/// attempt is plain (sends_plain_first_attempt; the driver says whether its op allows it), when
+/// that attempt fails. Until then it keeps only what making it takes: the policy, the switches
+/// the call started with and its place in the code (in the machine's room: a call sits in every
+/// coroutine frame).
+class deferred_protocol {
+ public:
+  [[gnu::always_inline]] deferred_protocol(const retry_policy& policy, const caller& where, bool op_allows) noexcept {
+    const global_config switches = load_global_config();
+    if (op_allows && retry_protocol::sends_plain_first_attempt(policy, switches)) {
+      ::new (static_cast<void*>(&pending_)) pending{&policy, switches, where};
+    } else {
+      ::new (static_cast<void*>(&call_)) retry_protocol(policy, call_state(policy.call_spec(), switches, &where));
+      made_ = true;
+    }
+  }
+  deferred_protocol(retry_policy&&, const caller&, bool) = delete;
+  deferred_protocol(const deferred_protocol&) = delete;
+  deferred_protocol& operator=(const deferred_protocol&) = delete;
+  ~deferred_protocol() {
+    if (made_) call_.~retry_protocol();
+  }
+
+  /// Whether the machine is made (a plain call's is not until its first attempt fails).
+  explicit operator bool() const noexcept { return made_; }
+  retry_protocol& operator*() noexcept {
+    assert(made_);
+    return call_;
+  }
+  retry_protocol* operator->() noexcept { return &**this; }
+
+  /// The switches the call started with.
+  global_config switches() const noexcept { return made_ ? call_.state().switches() : pending_.switches; }
+  /// The first step: the machine's (`clock`, the call's stopwatch), or a plain call's first attempt.
+  template <class Stopwatch>
+  action start(const Stopwatch& clock) {
+    return made_ ? call_.start(duration(0), [&clock] { return clock.origin(); }) : action::attempt(std::nullopt);
+  }
+  /// A plain call's first attempt failed: the machine is made as if it had sent it (the
+  /// throttle in effect is looked up now, as retry's does).
+  retry_protocol& make_after_first_attempt() noexcept {
+    assert(!made_);
+    const pending p = pending_;
+    ::new (static_cast<void*>(&call_)) retry_protocol(
+        *p.policy, call_state(p.policy->call_spec(), p.switches, &p.where), retry_protocol::first_attempt_sent);
+    made_ = true;
+    return call_;
+  }
+
+ private:
+  struct pending {
+    const retry_policy* policy;
+    global_config switches;
+    caller where;
+  };
+  union {
+    pending pending_;
+    retry_protocol call_;
+  };
+  bool made_ = false;
 };
 
 }  // namespace detail
