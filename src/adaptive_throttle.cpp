@@ -315,6 +315,7 @@ class throttle_registry {
   std::size_t prune_at_ = 64;
   std::atomic<std::uint64_t> lookups_{0};
 };
+[[maybe_unused]] const bool registry_made_at_load = (throttle_registry::instance(), true);  // see fork_safety.hpp
 
 adaptive_throttle* resolve_throttle(throttle_slot& slot, const std::string& name, bool make) noexcept {
   const std::uint64_t registrations = default_throttle_registrations.load(std::memory_order_acquire);

@@ -30,6 +30,7 @@ call_site_table& table() {
   static immortal<call_site_table> t;
   return t.get();
 }
+[[maybe_unused]] const bool table_made_at_load = (table(), true);  // see fork_safety.hpp
 
 const call_site& lookup(const char* file, unsigned line) noexcept {
   static const call_site unnamed{};  // out of memory: an empty name rather than no call

@@ -50,6 +50,7 @@ live_objects& live() {
   (void)held;
   return objects.get();
 }
+[[maybe_unused]] const bool live_made_at_load = (live(), true);  // see fork_safety.hpp
 
 void lock_all() noexcept {
   live_objects& l = live();

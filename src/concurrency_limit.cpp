@@ -79,6 +79,7 @@ live_limits& live() {
   (void)held;
   return limits.get();
 }
+[[maybe_unused]] const bool live_made_at_load = (live(), true);  // see fork_safety.hpp
 
 }  // namespace
 

@@ -202,6 +202,18 @@ void retry_policy::change_shared(Change&& change) {
   shared_ = std::move(next);
 }
 
+struct retry_policy::interned_table {
+  interned_table() { detail::hold_across_fork(mutex); }
+  std::mutex mutex;
+  std::map<std::pair<const detail::call_site*, const void*>, shared_parts> parts;
+};
+
+retry_policy::interned_table& retry_policy::interned_parts() {
+  static detail::immortal<interned_table> interned;
+  return interned.get();
+}
+const bool retry_policy::interned_made_at_load_ = (interned_parts(), true);  // see fork_safety.hpp
+
 std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry_on&& on, const char* file,
                                                                            unsigned line) {
   const void* identity = on.stateless_identity();
@@ -221,17 +233,11 @@ std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry
             cache.size()];
   if (e.file != file || e.line != line || e.identity != identity || e.parts == nullptr) [[unlikely]] {
     const detail::call_site& site = detail::intern_call_site(file, line);
-    struct table {
-      table() { detail::hold_across_fork(mutex); }
-      std::mutex mutex;
-      std::map<std::pair<const detail::call_site*, const void*>, shared_parts> parts;
-    };
-    static detail::immortal<table> interned;
-    std::lock_guard lock(interned.get().mutex);
-    auto it = interned.get().parts.find({&site, identity});
-    if (it == interned.get().parts.end())
-      it = interned.get()
-               .parts
+    interned_table& interned = interned_parts();
+    std::lock_guard lock(interned.mutex);
+    auto it = interned.parts.find({&site, identity});
+    if (it == interned.parts.end())
+      it = interned.parts
                .emplace(std::piecewise_construct, std::forward_as_tuple(&site, identity),
                         std::forward_as_tuple(std::move(on), &site))
                .first;

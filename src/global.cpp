@@ -77,6 +77,7 @@ wait_log& skipped_waits() {
   (void)held;
   return log.get();
 }
+[[maybe_unused]] const bool skipped_waits_made_at_load = (skipped_waits(), true);  // see fork_safety.hpp
 }  // namespace
 
 virtual_clock::time_point virtual_clock::now() noexcept {

@@ -83,6 +83,8 @@ registry<on_breaker_hook>& breaker_hooks() {
   static detail::immortal<registry<on_breaker_hook>> r(&default_breaker_hooks);
   return r.get();
 }
+[[maybe_unused]] const bool hooks_made_at_load =  // see fork_safety.hpp
+    (retry_hooks(), give_up_hooks(), hedge_hooks(), breaker_hooks(), true);
 
 std::string quoted(std::string_view text) {
   std::string out = "\"";
@@ -142,6 +144,7 @@ std::mutex& stream_mutex() {
   (void)held;
   return m.get();
 }
+[[maybe_unused]] const bool stream_mutex_made_at_load = (stream_mutex(), true);  // see fork_safety.hpp
 
 void write_line(std::ostream& out, const std::string& line) {
   std::lock_guard lock(stream_mutex());
@@ -387,6 +390,9 @@ metrics& default_metrics() {
   (void)held;
   return m.get();
 }
+namespace {
+[[maybe_unused]] const bool default_metrics_made_at_load = (default_metrics(), true);  // see fork_safety.hpp
+}  // namespace
 
 on_retry_hook metrics_hook(metrics& m) {
   return [&m](const retry_details& d) { m.record_retry(d); };

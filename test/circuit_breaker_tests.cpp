@@ -4,7 +4,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <common/fork_children.hpp>
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_policy.hpp>
@@ -264,34 +263,6 @@ BOOST_AUTO_TEST_CASE(one_breaker_per_key_made_once_with_the_settings) {
   BOOST_TEST((a->current() == state::open));
   BOOST_TEST((b->current() == state::closed));  // ... shard b is not
   BOOST_TEST(b->allow());
-}
-
-// A child forked while other threads are inside a breaker (counting failures, under its lock)
-// and a set (looking keys up) can use both: their locks are held across fork().
-BOOST_AUTO_TEST_CASE(a_forked_child_can_use_breakers_other_threads_were_in) {
-  auto shared = std::make_shared<circuit_breaker>("fork.shared");
-  shared->minimum_calls(1000000);  // counting, never opening: every answer takes the lock
-  stamina::circuit_breakers shards("fork.shards");
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> busy;
-  for (int t = 0; t < 2; ++t)
-    busy.emplace_back([&, t] {
-      for (int i = 0; !stop.load(); ++i) {
-        std::uint32_t ticket = 0;
-        if (shared->allow(&ticket)) shared->on_failure(ticket);
-        (void)shards["key" + std::to_string((i + t) % 50)];
-      }
-    });
-  const test::forked_children children = test::fork_children(30, [&](int /*child*/) {
-    std::uint32_t ticket = 0;
-    const bool allowed = shared->allow(&ticket);
-    if (allowed) shared->on_failure(ticket);
-    return allowed && shards["child"] != nullptr;
-  });
-  stop = true;
-  for (auto& th : busy) th.join();
-  BOOST_TEST(children.hung == 0);
-  BOOST_TEST(children.failed == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

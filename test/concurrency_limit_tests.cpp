@@ -7,7 +7,6 @@
 #include <boost/test/unit_test.hpp>
 
 #include <common/async_helpers.hpp>
-#include <common/fork_children.hpp>
 #include <common/hedge_support.hpp>
 #include <common/mock_clock.hpp>
 #include <stamina/adaptive_throttle.hpp>
@@ -243,49 +242,6 @@ BOOST_AUTO_TEST_CASE(slow_answers_lower_the_limit_and_dropped_ones_halve_it) {
   BOOST_TEST(l.limit() == 20u);
   answer_after(0.5, true);
   BOOST_TEST(l.limit() == 10u);
-}
-
-// A child forked while other threads are inside the limit (under its lock) can use it: its lock
-// is held across fork().
-// A child forked while other threads are inside a limit (under its lock) can use it, and starts
-// it afresh: a full limit with a thread of the parent blocked in its queue is empty in the child.
-BOOST_AUTO_TEST_CASE(a_forked_child_can_use_a_limit_other_threads_were_in) {
-  concurrency_limit l("fork");
-  l.min_limit(4);             // the busy threads' round trips (about 0 s) must not take it below their use
-  std::uint32_t parents = 0;  // a place of the parent's, given back in the child: ignored there
-  BOOST_TEST_REQUIRE(l.try_acquire(&parents));
-  concurrency_limit full("fork.full");
-  full.max_limit(1);
-  BOOST_TEST_REQUIRE(full.try_acquire());
-  std::stop_source stop_waiting;
-  const std::stop_token token = stop_waiting.get_token();
-  std::thread waiter([&] { full.wait(std::nullopt, &token); });
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> busy;
-  for (int t = 0; t < 2; ++t)
-    busy.emplace_back([&] {
-      while (!stop.load())
-        if (l.try_acquire()) l.release(l.now(), false);
-    });
-  while (full.waiting() == 0) std::this_thread::sleep_for(1ms);
-  const test::forked_children children = test::fork_children(30, [&](int /*child*/) {
-    if (l.in_flight() != 0 || full.waiting() != 0 || full.in_flight() != 0) return false;
-    const bool got = l.try_acquire() && full.try_acquire();
-    l.release(parents, std::nullopt, stamina::detail::limit_sample::none);
-    const bool still_held = l.in_flight() == 1;
-    l.release(std::nullopt, false);
-    full.release(std::nullopt, false);
-    return got && still_held;
-  });
-  l.release(parents, std::nullopt, stamina::detail::limit_sample::none);
-  stop = true;
-  for (auto& th : busy) th.join();
-  stop_waiting.request_stop();
-  waiter.join();
-  BOOST_TEST(children.hung == 0);
-  BOOST_TEST(children.failed == 0);
-  BOOST_TEST(full.waiting() == 0u);  // the parent's own state is untouched
-  BOOST_TEST(full.in_flight() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,7 +3,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <common/fork_children.hpp>
 #include <common/hook_recorder.hpp>
 #include <common/policies.hpp>
 #include <stamina/adaptive_throttle.hpp>
@@ -509,28 +508,6 @@ BOOST_AUTO_TEST_CASE(a_policy_made_per_call_succeeds_without_a_registry_lookup) 
   const std::uint64_t before = stamina::detail::default_throttle_lookups();
   for (int i = 0; i < 1000; ++i) call();
   BOOST_TEST(stamina::detail::default_throttle_lookups() == before);
-}
-
-// A child forked while another thread holds the registry's lock can still retry.
-BOOST_AUTO_TEST_CASE(a_forked_child_can_retry) {
-  std::atomic<bool> stop{false};
-  std::thread busy([&] {
-    // Per-request names failing at once: the registry's lock is taken over and over.
-    for (int i = 0; !stop.load(); ++i)
-      stamina::retry(policy().name("fork.busy." + std::to_string(i)).attempts(2).wait_initial(0s),
-                     [] { return boost::system::error_code(boost::asio::error::connection_refused); });
-  });
-  const test::forked_children children = test::fork_children(40, [](int child) {
-    int n = 0;
-    const auto r = stamina::retry(fast_policy("fork.child." + std::to_string(child)), [&] {
-      return ++n < 3 ? boost::system::error_code(boost::asio::error::connection_refused) : boost::system::error_code();
-    });
-    return !r && n == 3;
-  });
-  stop = true;
-  busy.join();
-  BOOST_TEST(children.hung == 0);
-  BOOST_TEST(children.failed == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

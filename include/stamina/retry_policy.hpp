@@ -341,6 +341,10 @@ class retry_policy {
   template <class Change>
   void change_shared(Change&& change);
   static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const char* file, unsigned line);
+  // The process-wide table of interned blocks (core.cpp), made when the library is loaded.
+  struct interned_table;
+  static interned_table& interned_parts();
+  static const bool interned_made_at_load_;
 
   // The optional settings are stored without std::optional's flag (a policy is copied into
   // every call's coroutine frame and operation state): a duration of 0 (never valid: they must be
