@@ -33,7 +33,7 @@ namespace {
 // weigh on the cases that allocate (a callback's post from outside run()) more than on their
 // baselines. Each thread's loop reads its own count.
 thread_local long allocations = 0;
-}
+}  // namespace
 void* operator new(std::size_t n) {
   ++allocations;
   if (void* p = std::malloc(n ? n : 1)) return p;
