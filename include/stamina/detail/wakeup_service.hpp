@@ -52,7 +52,6 @@ class wakeup_service : public stamina::net::execution_context::service {
   };
 
  public:
-  using key_type = wakeup_service;
   static inline stamina::net::execution_context::id id;
 
   explicit wakeup_service(stamina::net::execution_context& ctx) : stamina::net::execution_context::service(ctx) {}
