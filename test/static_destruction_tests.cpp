@@ -1,7 +1,8 @@
 // Retries made while the program exits: in the destructor of a static object constructed before
 // the first stamina call, so destroyed after every static of the library. Each driver retries a
 // failing call once there, with the default hooks (logging, metrics) and default throttling on;
-// then a hedged call whose attempt makes a blocking call within its context (the layers).
+// then a hedged call whose attempt makes a blocking call within its context (the layers), and a
+// retried and a hedged call under one concurrency limit.
 // A use of a destroyed registry is a use after free: ASan (the README's test command) fails the
 // process, and a wrong result exits with status 1.
 
@@ -10,6 +11,7 @@
 
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/retry.hpp>
 #include <stamina/retry_context.hpp>
 
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 namespace asio = boost::asio;
 using boost::system::error_code;
@@ -82,7 +85,30 @@ struct retries_at_exit {
     stamina::async_hedge(ctx, hedging, layer, [&](error_code ec, int) { layered = ec; });
     ctx.run();
     fail_unless(layered == asio::error::connection_reset && n == 2, "a layered hedge");
-    std::fprintf(stderr, "static destruction: four drivers retried during exit\n");
+
+    // Under a concurrency limit: a retried call and a hedged call take and give back places.
+    const auto limit = std::make_shared<stamina::concurrency_limit>("exit");
+    n = 0;
+    error_code limited;
+    auto flaky = [&](auto token) {
+      return asio::post(ctx, asio::append(std::move(token), error_code(++n < 2 ? asio::error::connection_refused
+                                                                               : asio::error::connection_reset)));
+    };
+    const auto limited_policy = policy().limit(limit);
+    ctx.restart();
+    stamina::async_retry(ctx, limited_policy, flaky, [&](error_code ec) { limited = ec; });
+    ctx.run();
+    fail_unless(limited == asio::error::connection_reset && n == 2, "a limited async_retry");
+    error_code hedged = asio::error::fault;
+    auto answering = [&](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code())); };
+    const auto limited_hedging =
+        stamina::hedging_policy(stamina::on_error(asio::error::connection_reset)).name("exit").limit(limit);
+    ctx.restart();
+    stamina::async_hedge(ctx, limited_hedging, answering, [&](error_code ec) { hedged = ec; });
+    ctx.run();
+    fail_unless(!hedged, "a limited hedge");
+    fail_unless(limit->in_flight() == 0, "every place given back");
+    std::fprintf(stderr, "static destruction: four drivers retried during exit, two of them under a limit\n");
   }
 };
 retries_at_exit at_exit;  // constructed before main, so before any static of the library
