@@ -100,6 +100,27 @@ struct hook_clock {
   }
 };
 
+// Frees the one place of `limit` (and isolates `to_isolate`, when given) just as a call queues:
+// at the clock's second read, the first being the call's start and the second the queue's timer
+// being set. Disarmed when the scope ends.
+class place_freed_as_the_call_queues {
+ public:
+  place_freed_as_the_call_queues(std::shared_ptr<concurrency_limit> limit,
+                                 std::shared_ptr<stamina::circuit_breaker> to_isolate) {
+    hook_clock::reads = 0;
+    hook_clock::fire_at = 2;
+    hook_clock::hook = [this, limit = std::move(limit), to_isolate = std::move(to_isolate)] {
+      fired = true;
+      limit->release(std::nullopt, false);
+      if (to_isolate) to_isolate->isolate();
+    };
+  }
+  place_freed_as_the_call_queues(const place_freed_as_the_call_queues&) = delete;
+  place_freed_as_the_call_queues& operator=(const place_freed_as_the_call_queues&) = delete;
+  ~place_freed_as_the_call_queues() { hook_clock::hook = nullptr; }
+  bool fired = false;
+};
+
 }  // namespace
 
 template <>
@@ -428,14 +449,7 @@ BOOST_AUTO_TEST_CASE(a_place_granted_inside_the_initiating_function_completes_fr
   auto l = limit_of(1);
   BOOST_TEST_REQUIRE(l->try_acquire());
   auto breaker = std::make_shared<stamina::circuit_breaker>("inline");
-  bool fired = false;
-  hook_clock::reads = 0;
-  hook_clock::fire_at = 2;  // 1: the call's stopwatch; 2: the queue's timer being set
-  hook_clock::hook = [&] {
-    fired = true;
-    l->release(std::nullopt, false);
-    breaker->isolate();
-  };
+  place_freed_as_the_call_queues freed(l, breaker);
   auto rec = std::make_shared<test::completion_record>();
   std::optional<error_code> result;
   test::initiate([&] {
@@ -444,8 +458,7 @@ BOOST_AUTO_TEST_CASE(a_place_granted_inside_the_initiating_function_completes_fr
         [&](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code{})); },
         test::once(rec, [&](error_code ec) { result = ec; }));
   });
-  hook_clock::hook = nullptr;
-  BOOST_TEST_REQUIRE(fired);
+  BOOST_TEST_REQUIRE(freed.fired);
   BOOST_TEST(!result.has_value());  // not yet: posted
   ctx.run();
   BOOST_TEST(rec->calls == 1);
@@ -627,14 +640,7 @@ BOOST_AUTO_TEST_CASE(a_place_freed_as_a_hedged_call_queues_is_taken_from_a_fresh
       auto l = limit_of(1);
       BOOST_TEST_REQUIRE(l->try_acquire());
       auto breaker = std::make_shared<stamina::circuit_breaker>("inline-hedge");
-      bool fired = false;
-      hook_clock::reads = 0;
-      hook_clock::fire_at = 2;  // 1: the call's start; 2: the queue's timer being set
-      hook_clock::hook = [&] {
-        fired = true;
-        l->release(std::nullopt, false);
-        if (isolate) breaker->isolate();
-      };
+      place_freed_as_the_call_queues freed(l, isolate ? breaker : nullptr);
       auto rec = std::make_shared<test::completion_record>();
       std::optional<error_code> result;
       int sent = 0;
@@ -648,8 +654,7 @@ BOOST_AUTO_TEST_CASE(a_place_freed_as_a_hedged_call_queues_is_taken_from_a_fresh
             },
             test::once(rec, [&](error_code ec) { result = ec; }));
       });
-      hook_clock::hook = nullptr;
-      BOOST_TEST_REQUIRE(fired);
+      BOOST_TEST_REQUIRE(freed.fired);
       BOOST_TEST(!result.has_value());  // not yet: posted
       ctx.run();
       BOOST_TEST(rec->calls == 1);
