@@ -36,6 +36,32 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
       initiate_composed<hedge_op, Clock, executor_type, signature>{ex, where}, token, std::move(policy), std::move(op));
 }
 
+// By reference, for the reason start_async_retry gives: a by-value policy parameter would sit in
+// the awaiting coroutine's frame for the whole call.
+template <class ExecutorOrContext, class Op, class CompletionToken>
+auto start_async_hedge(ExecutorOrContext& ex, hedging_policy&& policy, Op&& op, CompletionToken&& token,
+                       const caller& where) {
+  static_assert(!temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
+  return async_hedge_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
+}
+
+template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken>
+auto start_async_hedge(ExecutorOrContext& ex, hedging_policy&& policy, Op&& op, Fallback&& fb, CompletionToken&& token,
+                       const caller& where) {
+  static_assert(!temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
+  static_assert(!temporary_op_in_co_await<Fallback, CompletionToken>,
+                "stamina::async_hedge: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
+                "(stamina::fallback fb(...); co_await stamina::async_hedge(ex, policy, op, fb);)");
+  return async_hedge_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy), with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
+      std::forward<CompletionToken>(token), where);
+}
+
 }  // namespace detail
 
 /// Runs `op`, and if it has not completed after the policy's delay, runs it again in
@@ -45,7 +71,8 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 ///
 /// @param ex      An executor or execution context: its context holds the shared timer, and
 ///                awaitable attempts are spawned on it.
-/// @param policy  Decay-copied; copies share the budget, the latency window and the counters.
+/// @param policy  Copied into the operation (moved when it is an rvalue); copies share the budget,
+///                the latency window and the counters.
 /// @param op      Decay-copied; called once per attempt, possibly while earlier attempts still
 ///                run. The same forms as `async_retry`: `op()` returning
 ///                `asio::awaitable<T>` (failures are exceptions), or `op(token)` starting one
@@ -123,33 +150,42 @@ auto async_hedge_with_clock(ExecutorOrContext&& ex_or_context, hedging_policy&& 
 /// threads without a strand of the caller's.
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&!detail::is_fallback<
-         std::decay_t<CompletionToken>>::value) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op&& op,
-                                                                 CompletionToken&& token = {},
+         std::decay_t<CompletionToken>>::value) auto async_hedge(ExecutorOrContext&& ex, const hedging_policy& policy,
+                                                                 Op&& op, CompletionToken&& token = {},
                                                                  detail::caller where = {}) {
-  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
-                "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
-                "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
-  return detail::async_hedge_with_clock<std::chrono::steady_clock>(
-      ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
+  return detail::start_async_hedge(ex, hedging_policy(policy), std::forward<Op>(op),
+                                   std::forward<CompletionToken>(token), where);
+}
+
+/// The same, with a policy made for this call: moved into the operation instead of copied.
+template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&!detail::is_fallback<
+         std::decay_t<CompletionToken>>::value) auto async_hedge(ExecutorOrContext&& ex, hedging_policy&& policy,
+                                                                 Op&& op, CompletionToken&& token = {},
+                                                                 detail::caller where = {}) {
+  return detail::start_async_hedge(ex, std::move(policy), std::forward<Op>(op), std::forward<CompletionToken>(token),
+                                   where);
 }
 
 /// With a fallback: the same call, but a give-up (except a cancelled call) completes as a
 /// success with what `fb` returns instead of the last failure (see `stamina::fallback`).
 template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&detail::is_fallback<
-         std::decay_t<Fallback>>::value) auto async_hedge(ExecutorOrContext&& ex, hedging_policy policy, Op&& op,
+         std::decay_t<Fallback>>::value) auto async_hedge(ExecutorOrContext&& ex, const hedging_policy& policy, Op&& op,
                                                           Fallback&& fb, CompletionToken&& token = {},
                                                           detail::caller where = {}) {
-  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
-                "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
-                "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
-  static_assert(!detail::temporary_op_in_co_await<Fallback, CompletionToken>,
-                "stamina::async_hedge: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
-                "(stamina::fallback fb(...); co_await stamina::async_hedge(ex, policy, op, fb);)");
-  return detail::async_hedge_with_clock<std::chrono::steady_clock>(
-      ex, std::move(policy),
-      detail::with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
-      std::forward<CompletionToken>(token), where);
+  return detail::start_async_hedge(ex, hedging_policy(policy), std::forward<Op>(op), std::forward<Fallback>(fb),
+                                   std::forward<CompletionToken>(token), where);
+}
+
+/// The same, with a policy made for this call: moved into the operation instead of copied.
+template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken = stamina::net::use_awaitable_t<>>
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&detail::is_fallback<
+         std::decay_t<Fallback>>::value) auto async_hedge(ExecutorOrContext&& ex, hedging_policy&& policy, Op&& op,
+                                                          Fallback&& fb, CompletionToken&& token = {},
+                                                          detail::caller where = {}) {
+  return detail::start_async_hedge(ex, std::move(policy), std::forward<Op>(op), std::forward<Fallback>(fb),
+                                   std::forward<CompletionToken>(token), where);
 }
 
 /// With a policy that still knows its `on_result` predicate's types (`result_typed`): the same

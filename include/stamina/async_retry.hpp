@@ -73,6 +73,33 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
   }
 }
 
+// The public overloads take the policy by reference: a by-value parameter of a function called
+// in a co_await expression lives in the awaiting coroutine's frame until the call completes (the
+// caller destroys arguments at the end of the full expression), beside the call's own copy.
+template <class ExecutorOrContext, class Op, class CompletionToken>
+auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, CompletionToken&& token,
+                       const caller& where) {
+  static_assert(!temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_retry: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_retry(ex, policy, op);)");
+  return async_retry_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
+}
+
+template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken>
+auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fallback&& fb, CompletionToken&& token,
+                       const caller& where) {
+  static_assert(!temporary_op_in_co_await<Op, CompletionToken>,
+                "stamina::async_retry: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
+                "(auto op = ...; co_await stamina::async_retry(ex, policy, op);)");
+  static_assert(!temporary_op_in_co_await<Fallback, CompletionToken>,
+                "stamina::async_retry: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
+                "(stamina::fallback fb(...); co_await stamina::async_retry(ex, policy, op, fb);)");
+  return async_retry_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy), with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
+      std::forward<CompletionToken>(token), where);
+}
+
 }  // namespace detail
 
 /// Runs `op` until it succeeds or `policy` gives up, waiting on a timer between attempts
@@ -80,7 +107,8 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 ///
 /// @param ex      An executor or execution context: where the call's timers are created and its
 ///                own intermediate steps are posted; awaitable attempts run on it.
-/// @param policy  Decay-copied. A `retry_on` converts implicitly (all defaults).
+/// @param policy  Copied into the operation (moved when it is an rvalue). A `retry_on` converts
+///                implicitly (all defaults).
 /// @param op      Decay-copied; called once per attempt. Either
 ///                - `op()` returning `asio::awaitable<T, E>`: failures are exceptions; or
 ///                - `op(token)` starting one Asio operation with `token` before returning,
@@ -146,33 +174,42 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 /// attempt touches shared objects. Hooks and the budget are thread-safe.
 template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&!detail::is_fallback<
-         std::decay_t<CompletionToken>>::value) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op&& op,
+         std::decay_t<CompletionToken>>::value) auto async_retry(ExecutorOrContext&& ex, const retry_policy& policy,
+                                                                 Op&& op, CompletionToken&& token = {},
+                                                                 detail::caller where = {}) {
+  return detail::start_async_retry(ex, retry_policy(policy), std::forward<Op>(op), std::forward<CompletionToken>(token),
+                                   where);
+}
+
+/// The same, with a policy made for this call: moved into the operation instead of copied.
+template <class ExecutorOrContext, class Op, class CompletionToken = stamina::net::use_awaitable_t<>>
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&!detail::is_fallback<
+         std::decay_t<CompletionToken>>::value) auto async_retry(ExecutorOrContext&& ex, retry_policy&& policy, Op&& op,
                                                                  CompletionToken&& token = {},
                                                                  detail::caller where = {}) {
-  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
-                "stamina::async_retry: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
-                "(auto op = ...; co_await stamina::async_retry(ex, policy, op);)");
-  return detail::async_retry_with_clock<std::chrono::steady_clock>(
-      ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
+  return detail::start_async_retry(ex, std::move(policy), std::forward<Op>(op), std::forward<CompletionToken>(token),
+                                   where);
 }
 
 /// With a fallback: the same call, but a give-up (except a cancelled call) completes as a
 /// success with what `fb` returns instead of the last failure (see `stamina::fallback`).
 template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken = stamina::net::use_awaitable_t<>>
 requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&detail::is_fallback<
-         std::decay_t<Fallback>>::value) auto async_retry(ExecutorOrContext&& ex, retry_policy policy, Op&& op,
+         std::decay_t<Fallback>>::value) auto async_retry(ExecutorOrContext&& ex, const retry_policy& policy, Op&& op,
                                                           Fallback&& fb, CompletionToken&& token = {},
                                                           detail::caller where = {}) {
-  static_assert(!detail::temporary_op_in_co_await<Op, CompletionToken>,
-                "stamina::async_retry: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
-                "(auto op = ...; co_await stamina::async_retry(ex, policy, op);)");
-  static_assert(!detail::temporary_op_in_co_await<Fallback, CompletionToken>,
-                "stamina::async_retry: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
-                "(stamina::fallback fb(...); co_await stamina::async_retry(ex, policy, op, fb);)");
-  return detail::async_retry_with_clock<std::chrono::steady_clock>(
-      ex, std::move(policy),
-      detail::with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
-      std::forward<CompletionToken>(token), where);
+  return detail::start_async_retry(ex, retry_policy(policy), std::forward<Op>(op), std::forward<Fallback>(fb),
+                                   std::forward<CompletionToken>(token), where);
+}
+
+/// The same, with a policy made for this call: moved into the operation instead of copied.
+template <class ExecutorOrContext, class Op, class Fallback, class CompletionToken = stamina::net::use_awaitable_t<>>
+requires((awaitable_operation<std::decay_t<Op>> || token_operation<std::decay_t<Op>>)&&detail::is_fallback<
+         std::decay_t<Fallback>>::value) auto async_retry(ExecutorOrContext&& ex, retry_policy&& policy, Op&& op,
+                                                          Fallback&& fb, CompletionToken&& token = {},
+                                                          detail::caller where = {}) {
+  return detail::start_async_retry(ex, std::move(policy), std::forward<Op>(op), std::forward<Fallback>(fb),
+                                   std::forward<CompletionToken>(token), where);
 }
 
 /// With a policy that still knows its `on_result` predicate's types (`result_typed`): the same
