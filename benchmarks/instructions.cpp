@@ -12,6 +12,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -95,6 +97,66 @@ asio::awaitable<void> awaitable_hand_written(asio::io_context& ctx) {
   }
 }
 
+// The floors: each loop as a coroutine or composed operation of its own, called per call (what
+// any retry function pays before it does anything).
+asio::awaitable<int> wrapped_awaitable_call(asio::io_context& ctx) {
+  std::optional<asio::steady_timer> timer;
+  for (int attempt = 1;; ++attempt) {
+    std::exception_ptr error;
+    try {
+      co_return co_await trivial_awaitable();
+    } catch (const transient&) {
+      error = std::current_exception();
+    }
+    if (attempt == 10) std::rethrow_exception(error);
+    if (!timer) timer.emplace(ctx);
+    timer->expires_after(100ms);
+    co_await timer->async_wait(asio::use_awaitable);
+  }
+}
+
+asio::awaitable<void> awaitable_wrapped(asio::io_context& ctx) {
+  for (long i = 0; i < calls; ++i) sink = co_await wrapped_awaitable_call(ctx);
+}
+
+template <class Op>
+asio::awaitable<void> wrapped_token_call(asio::io_context& ctx, Op& op, bool zero_waits = false) {
+  std::optional<asio::steady_timer> timer;
+  for (int attempt = 1;; ++attempt) {
+    auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+    if (!ec) co_return;
+    if (ec != asio::error::try_again || attempt == 10) throw boost::system::system_error(ec);
+    if (zero_waits) continue;
+    if (!timer) timer.emplace(ctx);
+    timer->expires_after(100ms);
+    co_await timer->async_wait(asio::use_awaitable);
+  }
+}
+
+template <class Op>
+struct composed_retry {
+  asio::io_context& ctx;
+  Op& op;
+  int attempt = 0;
+  bool waited = false;
+  std::unique_ptr<asio::steady_timer> timer;
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}) {
+    if (waited) {
+      waited = false;
+      if (ec) return self.complete(ec);
+    } else if (attempt > 0) {
+      if (!ec || ec != asio::error::try_again || attempt == 10) return self.complete(ec);
+      if (!timer) timer = std::make_unique<asio::steady_timer>(ctx);
+      timer->expires_after(100ms);
+      waited = true;
+      return timer->async_wait(std::move(self));
+    }
+    ++attempt;
+    op(std::move(self));
+  }
+};
+
 asio::awaitable<void> awaitable_stamina(asio::io_context& ctx) {
   const auto op = [] { return trivial_awaitable(); };
   for (long i = 0; i < calls; ++i) sink = co_await stamina::async_retry(ctx, default_policy(), op);
@@ -113,6 +175,11 @@ asio::awaitable<void> token_hand_written(asio::io_context& ctx) {
       co_await timer->async_wait(asio::use_awaitable);
     }
   }
+}
+
+asio::awaitable<void> token_wrapped(asio::io_context& ctx) {
+  auto op = token_op(ctx);
+  for (long i = 0; i < calls; ++i) co_await wrapped_token_call(ctx, op);
 }
 
 asio::awaitable<void> token_stamina(asio::io_context& ctx) {
@@ -138,6 +205,12 @@ asio::awaitable<void> retry_hand_written(asio::io_context& ctx) {
       if (ec != asio::error::try_again || attempt == 10) throw boost::system::system_error(ec);
     }
   }
+}
+
+asio::awaitable<void> retry_wrapped(asio::io_context& ctx) {
+  bool fail = false;
+  auto op = flapping_op(ctx, fail);
+  for (long i = 0; i < calls; ++i) co_await wrapped_token_call(ctx, op, true);
 }
 
 asio::awaitable<void> retry_stamina(asio::io_context& ctx) {
@@ -185,18 +258,29 @@ int main(int argc, char** argv) {
     for (long i = 0; i < calls; ++i) sink = stamina::retry(no_deadline_policy(), work);
   } else if (c == "awaitable_hand_written") {
     in_coroutine(awaitable_hand_written);
+  } else if (c == "awaitable_wrapped") {
+    in_coroutine(awaitable_wrapped);
   } else if (c == "awaitable_stamina") {
     in_coroutine(awaitable_stamina);
   } else if (c == "token_hand_written") {
     in_coroutine(token_hand_written);
+  } else if (c == "token_wrapped") {
+    in_coroutine(token_wrapped);
   } else if (c == "token_stamina") {
     in_coroutine(token_stamina);
   } else if (c == "callback_direct") {
     callbacks([](auto& /*ctx*/, auto& op, auto handler) { op(handler); });
+  } else if (c == "callback_composed") {
+    callbacks([](auto& ctx, auto& op, auto handler) {
+      asio::async_compose<decltype(handler), void(error_code)>(
+          composed_retry<std::remove_reference_t<decltype(op)>>{ctx, op}, handler, ctx);
+    });
   } else if (c == "callback_stamina") {
     callbacks([](auto& ctx, auto& op, auto handler) { stamina::async_retry(ctx, error_policy(), op, handler); });
   } else if (c == "retry_hand_written") {
     in_coroutine(retry_hand_written);
+  } else if (c == "retry_wrapped") {
+    in_coroutine(retry_wrapped);
   } else if (c == "retry_stamina") {
     stamina::testing_scope zero_waits(2);
     in_coroutine(retry_stamina);

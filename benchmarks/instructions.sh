@@ -25,8 +25,9 @@ per_call() {  # binary case: the difference of two runs, so that start-up does n
   b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$2" 12000 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
   echo $(((b - a) / 10000))
 }
-for c in sync_hand_written sync_default sync_no_deadline awaitable_hand_written awaitable_stamina token_hand_written \
-  token_stamina callback_direct callback_stamina retry_hand_written retry_stamina; do
+for c in sync_hand_written sync_default sync_no_deadline awaitable_hand_written awaitable_wrapped awaitable_stamina \
+  token_hand_written token_wrapped token_stamina callback_direct callback_composed callback_stamina retry_hand_written \
+  retry_wrapped retry_stamina; do
   echo "$c $(per_call "$work/old.bin" "$c") $(per_call "$work/new.bin" "$c")"
 done >"$work/counts"
 python3 - "$work/counts" "$rev" <<'PY'
@@ -44,4 +45,13 @@ print(f"  {'case':46} {rev[:12]:>12} {'ratio':>6} | {'working tree':>12} {'ratio
 for label, ours, base in pairs:
     (o, n), (bo, bn) = counts[ours], counts[base]
     print(f"  {label:46} {o:12d} {o / bo:5.2f}x | {n:12d} {n / bn:5.2f}x | {100 * (n - o) / o:+5.1f} %")
+floors = [("co_await, awaitable op", "awaitable_stamina", "awaitable_wrapped"),
+          ("co_await, token op", "token_stamina", "token_wrapped"),
+          ("callback, token op", "callback_stamina", "callback_composed"),
+          ("retry path, zero waits", "retry_stamina", "retry_wrapped")]
+print("floors: the same hand-written loop as a coroutine (or composed operation) of its own, called per call")
+print(f"  {'case':46} {'floor':>12} {'stamina':>12} {'above the floor':>16}")
+for label, ours, floor in floors:
+    f, n = counts[floor][1], counts[ours][1]
+    print(f"  {label:46} {f:12d} {n:12d} {n - f:+9d} ({n / f:.2f}x)")
 PY

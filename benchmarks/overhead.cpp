@@ -10,6 +10,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,6 +19,7 @@
 #include <dlfcn.h>
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
@@ -287,6 +289,29 @@ asio::awaitable<void> token_hand_written(benchmark::State& state, asio::io_conte
   }
 }
 
+// The token loop as a coroutine of its own, awaited per call (the floor of any awaitable retry
+// function with a token op, as hand_written_retrying_call is for an awaitable op). With
+// `zero_waits` it retries at once (the retry path's floor).
+template <class Op>
+asio::awaitable<void> hand_written_token_call(asio::io_context& ctx, Op& op, bool zero_waits = false) {
+  std::optional<asio::steady_timer> timer;
+  for (int attempt = 1;; ++attempt) {
+    auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+    if (!ec) co_return;
+    if (ec != asio::error::try_again || attempt == 10) throw boost::system::system_error(ec);
+    if (zero_waits) continue;
+    if (!timer) timer.emplace(ctx);
+    timer->expires_after(100ms);
+    co_await timer->async_wait(asio::use_awaitable);
+  }
+}
+
+asio::awaitable<void> token_wrapped_hand_written(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  auto op = token_op(ctx);
+  for (auto _ : state) co_await hand_written_token_call(ctx, op);
+}
+
 asio::awaitable<void> token_stamina(benchmark::State& state, asio::io_context& ctx) {
   alloc_counter a(state);
   auto op = token_op(ctx);
@@ -307,6 +332,7 @@ void async_awaitable_stamina(benchmark::State& s) { in_coroutine(s, awaitable_st
 void async_token_direct(benchmark::State& s) { in_coroutine(s, token_direct); }
 void async_token_hand_written_loop(benchmark::State& s) { in_coroutine(s, token_hand_written); }
 void async_token_stamina(benchmark::State& s) { in_coroutine(s, token_stamina); }
+void async_token_wrapped_hand_written_loop(benchmark::State& s) { in_coroutine(s, token_wrapped_hand_written); }
 
 // Callback token (the composed operation) against the same op with a plain callback.
 void callback_direct(benchmark::State& state) {
@@ -315,6 +341,49 @@ void callback_direct(benchmark::State& state) {
   alloc_counter a(state);
   for (auto _ : state) {
     op([](error_code ec) { benchmark::DoNotOptimize(ec); });
+    ctx.run();
+    ctx.restart();
+  }
+}
+
+// The floor of any composed retry operation: the hand-written loop as an async_compose of its own
+// (the attempt's completion comes back through the composed operation, a timer made on the first
+// failure).
+template <class Op>
+struct hand_written_composed {
+  asio::io_context& ctx;
+  Op& op;
+  int attempt = 0;
+  bool waited = false;  // the completion is the timer's
+  std::unique_ptr<asio::steady_timer> timer;
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}) {
+    if (waited) {
+      waited = false;
+      if (ec) return self.complete(ec);
+    } else if (attempt > 0) {
+      if (!ec || ec != asio::error::try_again || attempt == 10) return self.complete(ec);
+      if (!timer) timer = std::make_unique<asio::steady_timer>(ctx);
+      timer->expires_after(100ms);
+      waited = true;
+      return timer->async_wait(std::move(self));
+    }
+    ++attempt;
+    op(std::move(self));
+  }
+};
+
+template <class Op, class Handler>
+void hand_written_retry(asio::io_context& ctx, Op& op, Handler&& handler) {
+  asio::async_compose<Handler, void(error_code)>(hand_written_composed<Op>{ctx, op}, handler, ctx);
+}
+
+void callback_composed_hand_written(benchmark::State& state) {
+  asio::io_context ctx(1);
+  auto op = token_op(ctx);
+  alloc_counter a(state);
+  for (auto _ : state) {
+    hand_written_retry(ctx, op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
     ctx.run();
     ctx.restart();
   }
@@ -359,7 +428,18 @@ asio::awaitable<void> retry_stamina(benchmark::State& state, asio::io_context& c
   for (auto _ : state) co_await stamina::async_retry(ctx, error_policy(), op);
 }
 
+asio::awaitable<void> retry_wrapped_hand_written(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  bool fail = false;
+  auto op = [&ctx, &fail](auto token) {
+    fail = !fail;
+    return asio::post(ctx, asio::append(std::move(token), fail ? error_code(asio::error::try_again) : error_code()));
+  };
+  for (auto _ : state) co_await hand_written_token_call(ctx, op, true);
+}
+
 void async_retry_path_hand_written_loop(benchmark::State& s) { in_coroutine(s, retry_hand_written); }
+void async_retry_path_wrapped_hand_written_loop(benchmark::State& s) { in_coroutine(s, retry_wrapped_hand_written); }
 void async_retry_path_stamina(benchmark::State& s) {
   stamina::testing_scope zero_waits(2);
   in_coroutine(s, retry_stamina);
@@ -400,6 +480,7 @@ BENCHMARK(async_awaitable_wrapped_hand_written_loop);
 BENCHMARK(async_awaitable_stamina);
 BENCHMARK(async_token_direct);
 BENCHMARK(async_token_hand_written_loop);
+BENCHMARK(async_token_wrapped_hand_written_loop);
 BENCHMARK(async_token_stamina);
 BENCHMARK(async_token_stamina_policy_per_call);
 // --- hedging's success path: the attempt completes long before the delay, so no hedge starts ---
@@ -468,6 +549,7 @@ void reactor_callback_hedge(benchmark::State& s) {
 void reactor_token_hedge(benchmark::State& s) { with_reactor(s, token_hedge); }
 
 BENCHMARK(callback_direct);
+BENCHMARK(callback_composed_hand_written);
 BENCHMARK(callback_stamina);
 BENCHMARK(callback_hedge);
 BENCHMARK(async_token_hedge);
@@ -476,6 +558,7 @@ BENCHMARK(reactor_token_hedge);
 BENCHMARK(reactor_callback_stamina);
 BENCHMARK(reactor_callback_hedge);
 BENCHMARK(async_retry_path_hand_written_loop);
+BENCHMARK(async_retry_path_wrapped_hand_written_loop);
 BENCHMARK(async_retry_path_stamina);
 BENCHMARK(backoff_decision)->DenseRange(0, 3);
 // Last: once a process has started a thread, glibc and libstdc++ use atomic instructions where a

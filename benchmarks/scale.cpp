@@ -82,17 +82,38 @@ stamina::retry_policy scale_policy() {
       .throttle(nullptr);
 }
 
-enum class variant { hand_written, stamina_awaitable, stamina_callback };
+enum class variant { hand_written, hand_written_wrapped, stamina_awaitable, stamina_callback };
 const char* name(variant v) {
   switch (v) {
     case variant::hand_written:
       return "hand-written coroutine loop";
+    case variant::hand_written_wrapped:
+      return "hand-written loop, own coroutine";
     case variant::stamina_awaitable:
       return "stamina, co_await (use_awaitable)";
     case variant::stamina_callback:
       return "stamina, callback";
   }
   return "?";
+}
+
+template <class Op>
+asio::awaitable<void> hand_written_loop(asio::io_context& ctx, Op op) {
+  std::optional<asio::steady_timer> timer;
+  for (int attempt = 1;; ++attempt) {
+    auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+    if (!ec) break;
+    if (!timer) timer.emplace(ctx);
+    timer->expires_after(std::chrono::milliseconds(100 * attempt));  // 100 ms, then 200 ms
+    co_await timer->async_wait(asio::use_awaitable);
+  }
+}
+
+// The floor of any awaitable retry function: the same loop in a coroutine of its own, awaited by
+// the caller's coroutine exactly as stamina_call awaits async_retry (two frames per pending call).
+asio::awaitable<void> hand_written_wrapped_call(asio::io_context& ctx, per_call& call, run_stats& stats) {
+  co_await hand_written_loop(ctx, make_op(ctx, call, stats));
+  ++stats.done;
 }
 
 asio::awaitable<void> hand_written_call(asio::io_context& ctx, per_call& call, run_stats& stats) {
@@ -136,6 +157,9 @@ result run(variant v, int calls, int threads) {
     switch (v) {
       case variant::hand_written:
         asio::co_spawn(ctx, hand_written_call(ctx, call, stats), rethrow);
+        break;
+      case variant::hand_written_wrapped:
+        asio::co_spawn(ctx, hand_written_wrapped_call(ctx, call, stats), rethrow);
         break;
       case variant::stamina_awaitable:
         asio::co_spawn(ctx, stamina_call(ctx, call, stats, policy), rethrow);
@@ -184,7 +208,8 @@ int main(int argc, char** argv) {
               "total s");
   double baseline_bytes[5] = {};
   for (int threads : {1, 4}) {
-    for (variant v : {variant::hand_written, variant::stamina_awaitable, variant::stamina_callback}) {
+    for (variant v : {variant::hand_written, variant::hand_written_wrapped, variant::stamina_awaitable,
+                      variant::stamina_callback}) {
       run(v, calls / 10, threads);  // warm-up: allocator pools, page faults
       const result r = run(v, calls, threads);
       if (v == variant::hand_written) baseline_bytes[threads] = r.bytes_per_pending_call;
