@@ -24,6 +24,8 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -173,6 +175,35 @@ BOOST_AUTO_TEST_CASE(deferred_token) {
   });
   BOOST_TEST(value == 20);
 #endif
+}
+
+// The policy is taken by reference (a by-value parameter would sit in the awaiting frame for the
+// whole call), so the call must keep its own copy: an awaitable made from a temporary policy, or
+// from one destroyed before the await, still runs the policy it was given (ASan checks the rest).
+BOOST_AUTO_TEST_CASE(an_awaitable_keeps_its_own_policy_after_the_argument_is_gone) {
+  stamina::testing_scope fast(5);
+  asio::io_context ctx;
+  auto op = refusing_until(ctx, 3);
+  auto other = refusing_until(ctx, 2);
+  auto third = refusing_until(ctx, 2);
+  int first_value = 0, second_value = 0, third_value = 0;
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+    auto from_temporary = stamina::async_retry(ctx, refused_policy().attempts(3), op);
+    auto from_retry_on = stamina::async_retry(ctx, stamina::on_error(asio::error::connection_refused), other);
+    std::optional<asio::awaitable<int>> from_lvalue;
+    {
+      auto policy = std::make_unique<stamina::retry_policy>(refused_policy());
+      from_lvalue.emplace(stamina::async_retry(ctx, *policy, third));
+      *policy = stamina::retry_policy(stamina::on_error(asio::error::timed_out));  // changed, then destroyed
+    }
+    first_value = co_await std::move(from_temporary);
+    second_value = co_await std::move(from_retry_on);
+    third_value = co_await std::move(*from_lvalue);
+  });
+  BOOST_TEST(first_value == 30);
+  BOOST_TEST(*op.calls == 3);
+  BOOST_TEST(second_value == 20);
+  BOOST_TEST(third_value == 20);  // retried connection_refused: the policy as it was at the call
 }
 
 BOOST_AUTO_TEST_CASE(use_future_token_both_forms) {
