@@ -52,6 +52,11 @@ for label, ours, base, floor in (
          "async_retry_path_wrapped_hand_written_loop")):
     print(f"      {label:24} floor {ns(floor):6.1f} ns ({ns(floor) / ns(base):.2f}x the baseline, allocs "
           f"{allocs(floor):.2f}); stamina {ns(ours) / ns(floor):.2f}x the floor")
+print(f"      hedge success (reactor)  floor {ns('reactor_token_hedge_hand_written'):6.1f} ns "
+      f"({ns('reactor_token_hedge_hand_written') / ns('reactor_token_stamina'):.2f}x async_retry's, allocs "
+      f"{allocs('reactor_token_hedge_hand_written'):.2f}: the attempt beside a timer of its own for the delay, "
+      f"disarmed on success); stamina {ns('reactor_token_hedge') / ns('reactor_token_hedge_hand_written'):.2f}x "
+      f"the floor")
 print(f"  a closed circuit breaker on the sync success (no deadline): "
       f"{ns('sync_stamina_retry_breaker') - ns('sync_stamina_retry_no_timeout'):+.1f} ns (target <= 20 ns)")
 print(f"  a concurrency limit with room on the sync success (no deadline): "
