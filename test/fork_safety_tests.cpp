@@ -1,6 +1,6 @@
 // Fork safety (src/fork_safety.hpp): a child forked while other threads are inside the library's
 // process-wide state (the default-throttle registry, a breaker, a concurrency limit, all under
-// their locks) can use it; the locks are held across fork().
+// their locks, a hedged call queued in a limit) can use it; the locks are held across fork().
 //
 // Not built under ASan: GCC 12's ASan runtime takes its allocator's locks with no fork handler,
 // so a child forked while another thread allocates can hang in malloc whatever the library does
@@ -11,12 +11,16 @@
 
 #include <common/fork_children.hpp>
 #include <common/policies.hpp>
+#include <stamina/async_hedge.hpp>
 #include <stamina/circuit_breaker.hpp>
 #include <stamina/concurrency_limit.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -140,6 +144,54 @@ BOOST_AUTO_TEST_CASE(a_forked_child_can_use_a_limit_other_threads_were_in) {
   BOOST_TEST(children.failed == 0);
   BOOST_TEST(full.waiting() == 0u);  // the parent's own state is untouched
   BOOST_TEST(full.in_flight() == 1u);
+}
+
+// A child forked while the parent has a hedged call queued for a place (an async waiter in the
+// limit's queue, its io_context run by another thread) can hedge under the same limit on a
+// context of its own: the parent's waiter is not in the child's queue, so nothing the child
+// does wakes it. The parent's call then gets its place and completes as usual.
+BOOST_AUTO_TEST_CASE(a_forked_child_can_hedge_under_a_limit_the_parent_has_a_call_queued_in) {
+  namespace asio = boost::asio;
+  using boost::system::error_code;
+  auto limit = std::make_shared<concurrency_limit>("fork.hedge");
+  limit->max_limit(1);
+  std::uint32_t held = 0;
+  BOOST_TEST_REQUIRE(limit->try_acquire(&held));  // full: the parent's call must queue
+  const auto hedging =
+      stamina::hedging_policy(stamina::on_error(asio::error::connection_refused)).delay(1ms).limit(limit);
+  asio::io_context parent_ctx;
+  auto parent_op = [&parent_ctx](auto token) {
+    return asio::post(parent_ctx, asio::append(std::move(token), error_code()));
+  };
+  std::atomic<int> parent_calls{0};
+  error_code parent_result = asio::error::fault;
+  stamina::async_hedge(parent_ctx, hedging, parent_op, [&](error_code ec) {
+    parent_result = ec;
+    ++parent_calls;
+  });
+  std::thread runner([&] { parent_ctx.run(); });
+  while (limit->waiting() == 0) std::this_thread::sleep_for(1ms);
+  const test::forked_children children = test::fork_children(20, [&](int /*child*/) {
+    if (limit->waiting() != 0 || limit->in_flight() != 0) return false;
+    asio::io_context ctx;
+    auto op = [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code())); };
+    int calls = 0, succeeded = 0;
+    for (int i = 0; i < 3; ++i)
+      stamina::async_hedge(ctx, hedging, op, [&](error_code ec) {
+        succeeded += ec ? 0 : 1;
+        ++calls;
+      });
+    ctx.run();
+    return calls == 3 && succeeded == 3 && limit->in_flight() == 0 && limit->waiting() == 0;
+  });
+  BOOST_TEST(parent_calls.load() == 0);  // still queued in the parent
+  limit->release(held, std::nullopt, stamina::detail::limit_sample::none);
+  runner.join();  // the call got the place, completed, and the context ran out of work
+  BOOST_TEST(children.hung == 0);
+  BOOST_TEST(children.failed == 0);
+  BOOST_TEST(parent_calls.load() == 1);
+  BOOST_TEST(!parent_result);
+  BOOST_TEST(limit->in_flight() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
