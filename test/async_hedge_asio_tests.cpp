@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -220,6 +221,34 @@ BOOST_AUTO_TEST_CASE(an_op_that_completes_inline_is_not_completed_inline) {
   io.ctx.run();
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(got == 7);
+}
+
+// async_hedge takes the policy by reference (a by-value parameter would sit in the awaiting frame
+// for the whole call), so the call must keep its own copy: an awaitable made from a temporary
+// policy, or from one changed and destroyed before the await, runs the policy it was given.
+BOOST_AUTO_TEST_CASE(an_awaitable_keeps_its_own_policy_after_the_argument_is_gone) {
+  asio::io_context ctx;
+  auto op = [&ctx](auto token) { return asio::post(ctx, asio::append(std::move(token), error_code(), 5)); };
+  int from_temporary = 0, from_lvalue = 0;
+  std::exception_ptr failed;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        auto first = stamina::async_hedge(ctx, base_policy().max_attempts(3), op);
+        std::optional<asio::awaitable<int>> second;
+        {
+          auto policy = std::make_unique<stamina::hedging_policy>(base_policy());
+          second.emplace(stamina::async_hedge(ctx, *policy, op));
+          *policy = stamina::hedging_policy(stamina::on_error(reset));  // changed, then destroyed
+        }
+        from_temporary = co_await std::move(first);
+        from_lvalue = co_await std::move(*second);
+      },
+      [&](std::exception_ptr e) { failed = e; });
+  ctx.run();
+  BOOST_TEST(!failed);
+  BOOST_TEST(from_temporary == 5);
+  BOOST_TEST(from_lvalue == 5);
 }
 
 BOOST_AUTO_TEST_CASE(the_handler_runs_on_its_associated_executor) {

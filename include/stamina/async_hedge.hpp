@@ -44,7 +44,7 @@ auto start_async_hedge(ExecutorOrContext& ex, hedging_policy&& policy, Op&& op, 
   static_assert(!temporary_op_in_co_await<Op, CompletionToken>,
                 "stamina::async_hedge: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
                 "(auto op = ...; co_await stamina::async_hedge(ex, policy, op);)");
-  return async_hedge_with_clock<std::chrono::steady_clock>(
+  return detail::async_hedge_with_clock<std::chrono::steady_clock>(
       ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
 }
 
@@ -57,8 +57,9 @@ auto start_async_hedge(ExecutorOrContext& ex, hedging_policy&& policy, Op&& op, 
   static_assert(!temporary_op_in_co_await<Fallback, CompletionToken>,
                 "stamina::async_hedge: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
                 "(stamina::fallback fb(...); co_await stamina::async_hedge(ex, policy, op, fb);)");
-  return async_hedge_with_clock<std::chrono::steady_clock>(
-      ex, std::move(policy), with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
+  return detail::async_hedge_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy),
+      detail::with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
       std::forward<CompletionToken>(token), where);
 }
 
@@ -71,8 +72,9 @@ auto start_async_hedge(ExecutorOrContext& ex, hedging_policy&& policy, Op&& op, 
 ///
 /// @param ex      An executor or execution context: its context holds the shared timer, and
 ///                awaitable attempts are spawned on it.
-/// @param policy  Copied into the operation (moved when it is an rvalue); copies share the budget,
-///                the latency window and the counters.
+/// @param policy  Copied into the operation (moved when it is a `hedging_policy` rvalue) by the
+///                time `async_hedge` returns; copies share the budget, the latency window and
+///                the counters.
 /// @param op      Decay-copied; called once per attempt, possibly while earlier attempts still
 ///                run. The same forms as `async_retry`: `op()` returning
 ///                `asio::awaitable<T>` (failures are exceptions), or `op(token)` starting one

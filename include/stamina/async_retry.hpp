@@ -75,14 +75,15 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
 
 // The public overloads take the policy by reference: a by-value parameter of a function called
 // in a co_await expression lives in the awaiting coroutine's frame until the call completes (the
-// caller destroys arguments at the end of the full expression), beside the call's own copy.
+// caller destroys arguments at the end of the full expression), beside the call's own copy. A
+// named policy then costs the awaiting frame nothing; a temporary one is there either way.
 template <class ExecutorOrContext, class Op, class CompletionToken>
 auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, CompletionToken&& token,
                        const caller& where) {
   static_assert(!temporary_op_in_co_await<Op, CompletionToken>,
                 "stamina::async_retry: g++ < 13 destroys a temporary op twice inside co_await: name the op first "
                 "(auto op = ...; co_await stamina::async_retry(ex, policy, op);)");
-  return async_retry_with_clock<std::chrono::steady_clock>(
+  return detail::async_retry_with_clock<std::chrono::steady_clock>(
       ex, std::move(policy), std::decay_t<Op>(std::forward<Op>(op)), std::forward<CompletionToken>(token), where);
 }
 
@@ -95,8 +96,9 @@ auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fa
   static_assert(!temporary_op_in_co_await<Fallback, CompletionToken>,
                 "stamina::async_retry: g++ < 13 destroys a temporary fallback twice inside co_await: name it first "
                 "(stamina::fallback fb(...); co_await stamina::async_retry(ex, policy, op, fb);)");
-  return async_retry_with_clock<std::chrono::steady_clock>(
-      ex, std::move(policy), with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
+  return detail::async_retry_with_clock<std::chrono::steady_clock>(
+      ex, std::move(policy),
+      detail::with_fallback_op(std::decay_t<Op>(std::forward<Op>(op)), std::forward<Fallback>(fb)),
       std::forward<CompletionToken>(token), where);
 }
 
@@ -107,8 +109,9 @@ auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fa
 ///
 /// @param ex      An executor or execution context: where the call's timers are created and its
 ///                own intermediate steps are posted; awaitable attempts run on it.
-/// @param policy  Copied into the operation (moved when it is an rvalue). A `retry_on` converts
-///                implicitly (all defaults).
+/// @param policy  Copied into the operation (moved when it is a `retry_policy` rvalue) by the
+///                time `async_retry` returns: it may change or go away afterwards. A
+///                `retry_on` converts implicitly (all defaults).
 /// @param op      Decay-copied; called once per attempt. Either
 ///                - `op()` returning `asio::awaitable<T, E>`: failures are exceptions; or
 ///                - `op(token)` starting one Asio operation with `token` before returning,
