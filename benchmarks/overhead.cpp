@@ -334,16 +334,22 @@ void async_token_hand_written_loop(benchmark::State& s) { in_coroutine(s, token_
 void async_token_stamina(benchmark::State& s) { in_coroutine(s, token_stamina); }
 void async_token_wrapped_hand_written_loop(benchmark::State& s) { in_coroutine(s, token_wrapped_hand_written); }
 
-// Callback token (the composed operation) against the same op with a plain callback.
-void callback_direct(benchmark::State& state) {
+// Callbacks initiated outside run(), one call per run(): `start(ctx, op, handler)` starts one.
+template <class Start>
+void callbacks(benchmark::State& state, Start start) {
   asio::io_context ctx(1);
   auto op = token_op(ctx);
   alloc_counter a(state);
   for (auto _ : state) {
-    op([](error_code ec) { benchmark::DoNotOptimize(ec); });
+    start(ctx, op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
     ctx.run();
     ctx.restart();
   }
+}
+
+// Callback token (the composed operation) against the same op with a plain callback.
+void callback_direct(benchmark::State& state) {
+  callbacks(state, [](auto& /*ctx*/, auto& op, auto h) { op(std::move(h)); });
 }
 
 // The floor of any composed retry operation: the hand-written loop as an async_compose of its own
@@ -379,35 +385,26 @@ void hand_written_retry(asio::io_context& ctx, Op& op, Handler&& handler) {
 }
 
 void callback_composed_hand_written(benchmark::State& state) {
-  asio::io_context ctx(1);
-  auto op = token_op(ctx);
-  alloc_counter a(state);
-  for (auto _ : state) {
-    hand_written_retry(ctx, op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
-    ctx.run();
-    ctx.restart();
-  }
+  callbacks(state, [](auto& ctx, auto& op, auto h) { hand_written_retry(ctx, op, std::move(h)); });
 }
 
 void callback_stamina(benchmark::State& state) {
-  asio::io_context ctx(1);
-  auto op = token_op(ctx);
-  alloc_counter a(state);
-  for (auto _ : state) {
-    stamina::async_retry(ctx, error_policy(), op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
-    ctx.run();
-    ctx.restart();
-  }
+  callbacks(state, [](auto& ctx, auto& op, auto h) { stamina::async_retry(ctx, error_policy(), op, std::move(h)); });
 }
 
 // --- the retry path, zero waits (testing mode): one failure then success per call --------------------
-asio::awaitable<void> retry_hand_written(benchmark::State& state, asio::io_context& ctx) {
-  alloc_counter a(state);
-  bool fail = false;
-  auto op = [&ctx, &fail](auto token) {
+// Fails with try_again and succeeds, in turn.
+auto flapping_op(asio::io_context& ctx, bool& fail) {
+  return [&ctx, &fail](auto token) {
     fail = !fail;
     return asio::post(ctx, asio::append(std::move(token), fail ? error_code(asio::error::try_again) : error_code()));
   };
+}
+
+asio::awaitable<void> retry_hand_written(benchmark::State& state, asio::io_context& ctx) {
+  alloc_counter a(state);
+  bool fail = false;
+  auto op = flapping_op(ctx, fail);
   for (auto _ : state) {
     for (int attempt = 1;; ++attempt) {
       auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
@@ -421,20 +418,14 @@ asio::awaitable<void> retry_hand_written(benchmark::State& state, asio::io_conte
 asio::awaitable<void> retry_stamina(benchmark::State& state, asio::io_context& ctx) {
   alloc_counter a(state);
   bool fail = false;
-  auto op = [&ctx, &fail](auto token) {
-    fail = !fail;
-    return asio::post(ctx, asio::append(std::move(token), fail ? error_code(asio::error::try_again) : error_code()));
-  };
+  auto op = flapping_op(ctx, fail);
   for (auto _ : state) co_await stamina::async_retry(ctx, error_policy(), op);
 }
 
 asio::awaitable<void> retry_wrapped_hand_written(benchmark::State& state, asio::io_context& ctx) {
   alloc_counter a(state);
   bool fail = false;
-  auto op = [&ctx, &fail](auto token) {
-    fail = !fail;
-    return asio::post(ctx, asio::append(std::move(token), fail ? error_code(asio::error::try_again) : error_code()));
-  };
+  auto op = flapping_op(ctx, fail);
   for (auto _ : state) co_await hand_written_token_call(ctx, op, true);
 }
 
@@ -490,14 +481,7 @@ const stamina::hedging_policy& hedge_policy() {
   return p;
 }
 void callback_hedge(benchmark::State& state) {
-  asio::io_context ctx(1);
-  auto op = token_op(ctx);
-  alloc_counter a(state);
-  for (auto _ : state) {
-    stamina::async_hedge(ctx, hedge_policy(), op, [](error_code ec) { benchmark::DoNotOptimize(ec); });
-    ctx.run();
-    ctx.restart();
-  }
+  callbacks(state, [](auto& ctx, auto& op, auto h) { stamina::async_hedge(ctx, hedge_policy(), op, std::move(h)); });
 }
 asio::awaitable<void> token_hedge(benchmark::State& state, asio::io_context& ctx) {
   alloc_counter a(state);
