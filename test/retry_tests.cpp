@@ -95,6 +95,24 @@ BOOST_AUTO_TEST_CASE(give_up_rethrows_the_same_exception_object) {
   BOOST_TEST(calls == 3);
 }
 
+// The plain call's first attempt returns its value directly and keeps its exception in a
+// union until the machine is made: the later attempts must not run inside the handler of the
+// first one's exception, and a move-only value must come out of either path.
+BOOST_AUTO_TEST_CASE(later_attempts_do_not_run_inside_a_handler_of_the_first_exception) {
+  std::vector<double> waits;
+  std::vector<bool> handled;  // per attempt: an exception was being handled when it started
+  const auto value = retry_virtual(test::retry_transient(), waits, [&] {
+    handled.push_back(std::current_exception() != nullptr);
+    if (handled.size() < 3) throw test::transient_error("not yet");
+    return std::make_unique<int>(static_cast<int>(handled.size()));
+  });
+  BOOST_TEST(*value == 3);
+  BOOST_TEST(handled == (std::vector<bool>{false, false, false}));
+  BOOST_TEST(waits.size() == 2u);
+  const auto first_time = stamina::retry(test::retry_transient(), [] { return std::make_unique<int>(7); });
+  BOOST_TEST(*first_time == 7);
+}
+
 BOOST_AUTO_TEST_CASE(non_matching_exception_is_delivered_after_one_call) {
   std::vector<double> waits;
   int calls = 0;

@@ -147,6 +147,28 @@ struct sync_attempt {
       return false;
     }
   }
+  // A plain call's first attempt: its value returned as is (no copy kept), or, if it threw, what
+  // `on_failure(attempt)` returns. The exception is taken out of the handler before the call
+  // goes on, so the retries do not run inside a catch block. It is kept in a union until then:
+  // the path that returns the value then has nothing to destroy (an exception_ptr made before
+  // the attempt would be tested after it, once its address is taken).
+  template <class F, class OnFailure>
+  [[gnu::always_inline]] static R first(F& f, OnFailure&& on_failure) {
+    union thrown_room {
+      thrown_room() noexcept {}
+      ~thrown_room() {}
+      std::exception_ptr error;
+    } thrown;
+    try {
+      return f();
+    } catch (...) {
+      ::new (static_cast<void*>(&thrown.error)) std::exception_ptr(std::current_exception());
+    }
+    sync_attempt failed;
+    failed.error = std::move(thrown.error);
+    thrown.error.~exception_ptr();
+    return on_failure(failed);
+  }
   failure what() const noexcept { return failure(error); }
   // What a give-up would deliver, as a fallback is told of it.
   failure delivered_failure() const noexcept {
@@ -188,6 +210,17 @@ struct sync_attempt<R, true> {
   [[gnu::always_inline]] bool run(F& f) {
     last.emplace(f());
     return !traits::failed(*last);
+  }
+  // A plain call's first attempt: its value returned as is when it did not fail, or what
+  // `on_failure(attempt)` returns.
+  template <class F, class OnFailure>
+  [[gnu::always_inline]] static R first(F& f, OnFailure&& on_failure) {
+    R value = f();
+    if (!traits::failed(value)) [[likely]]
+      return value;
+    sync_attempt failed;
+    failed.last.emplace(std::move(value));
+    return on_failure(failed);
   }
   failure what() const noexcept { return traits::to_failure(*last); }
   failure delivered_failure() const noexcept {
@@ -280,10 +313,11 @@ template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
 // A plain call whose first attempt failed: the machine continues from there.
 template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
 [[gnu::noinline]] std::invoke_result_t<F&> retry_after_first_failure(const retry_policy& policy,
-                                                                     const call_state& state,
+                                                                     const call_state_spec& spec,
+                                                                     global_config switches, const caller* where,
                                                                      const stopwatch<Clock>& clock, Sleeper& sleep,
                                                                      F& f, Attempt& last, Fallback* fb) {
-  retry_protocol call(policy, state, retry_protocol::first_attempt_sent);
+  retry_protocol call(policy, call_state(spec, switches, where), retry_protocol::first_attempt_sent);
   return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last, fb);
 }
 
@@ -308,10 +342,12 @@ std::invoke_result_t<F&> retry_without_context_from(const retry_policy& policy, 
 }
 
 // A call that is not plain (call_state::plain_success): its state is made before the first
-// attempt. Out of line, so that the plain call's path stays small.
+// attempt. Out of line, the state made here too, so that the plain call's path stays small.
 template <class Clock, class Sleeper, class F, class Fallback>
-[[gnu::noinline]] sync_op_result_t<F> retry_with_state(const retry_policy& policy, const call_state& state,
-                                                       Sleeper& sleep, F& f, Fallback* fb) {
+[[gnu::noinline]] sync_op_result_t<F> retry_with_state(const retry_policy& policy, const call_state_spec& spec,
+                                                       global_config switches, Sleeper& sleep, F& f,
+                                                       const caller* where, Fallback* fb) {
+  const call_state state(spec, switches, where);
   using attempt_type = sync_attempt<sync_op_result_t<F>>;
   if (state.judges_results()) [[unlikely]]
     attempt_type::check_values(policy);
@@ -338,12 +374,11 @@ template <class Clock, class Sleeper, class F, class Fallback>
   // call state then.
   if (call_state::plain_success(spec, switches) && !policy.deadline_since_epoch()) [[likely]] {
     const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
-    attempt_type last;
-    if (last.run(f)) [[likely]]
-      return last.take();
-    return retry_after_first_failure(policy, call_state(spec, switches, where), clock, sleep, f, last, fb);
+    return attempt_type::first(f, [&](attempt_type& last) {
+      return retry_after_first_failure(policy, spec, switches, where, clock, sleep, f, last, fb);
+    });
   }
-  return retry_with_state<Clock>(policy, call_state(spec, switches, where), sleep, f, fb);
+  return retry_with_state<Clock>(policy, spec, switches, sleep, f, where, fb);
 }
 
 template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
@@ -354,7 +389,7 @@ sync_op_result_t<F> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f
   const call_state_spec& spec = policy.call_spec();
   const global_config switches = load_global_config();
   if constexpr (!std::is_invocable_v<F&>) {
-    return retry_with_state<Clock>(policy, call_state(spec, switches, where), sleep, f, fb);
+    return retry_with_state<Clock>(policy, spec, switches, sleep, f, where, fb);
   } else {
     return retry_without_context<Clock>(policy, spec, switches, sleep, f, where, fb);
   }
