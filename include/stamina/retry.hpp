@@ -312,12 +312,11 @@ template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
 
 // A plain call whose first attempt failed: the machine continues from there.
 template <class Clock, class Sleeper, class F, class Attempt, class Fallback>
-[[gnu::noinline]] std::invoke_result_t<F&> retry_after_first_failure(const retry_policy& policy,
-                                                                     const call_state_spec& spec,
-                                                                     global_config switches, const caller* where,
-                                                                     const stopwatch<Clock>& clock, Sleeper& sleep,
-                                                                     F& f, Attempt& last, Fallback* fb) {
-  retry_protocol call(policy, call_state(spec, switches, where), retry_protocol::first_attempt_sent);
+[[gnu::noinline]] std::invoke_result_t<F&> retry_after_first_failure(const retry_policy& policy, global_config switches,
+                                                                     const caller* where, const stopwatch<Clock>& clock,
+                                                                     Sleeper& sleep, F& f, Attempt& last,
+                                                                     Fallback* fb) {
+  retry_protocol call(policy, call_state(policy.call_spec(), switches, where), retry_protocol::first_attempt_sent);
   return perform_actions(call, call.attempt_failed(last.what(), clock.elapsed(), false), clock, sleep, f, last, fb);
 }
 
@@ -375,7 +374,7 @@ template <class Clock, class Sleeper, class F, class Fallback>
   if (call_state::plain_success(spec, switches) && !policy.deadline_since_epoch()) [[likely]] {
     const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
     return attempt_type::first(f, [&](attempt_type& last) {
-      return retry_after_first_failure(policy, spec, switches, where, clock, sleep, f, last, fb);
+      return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb);
     });
   }
   return retry_with_state<Clock>(policy, spec, switches, sleep, f, where, fb);
