@@ -14,11 +14,17 @@
 
 #include <boost/asio/error.hpp>
 
+#include <atomic>
 #include <memory>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
+
+#if defined(__GLIBCXX__) && defined(__linux__)
+#include <pthread.h>
+#include <unistd.h>
+#endif
 
 using namespace std::chrono_literals;
 using boost::system::error_code;
@@ -112,6 +118,62 @@ BOOST_AUTO_TEST_CASE(later_attempts_do_not_run_inside_a_handler_of_the_first_exc
   const auto first_time = stamina::retry(test::retry_transient(), [] { return std::make_unique<int>(7); });
   BOOST_TEST(*first_time == 7);
 }
+
+namespace {
+// Counts its moves: a plain call's first success is returned as the prvalue f made.
+struct move_counted {
+  explicit move_counted(int* m) : moves(m) {}
+  move_counted(move_counted&& other) noexcept : moves(other.moves) { ++*moves; }
+  move_counted& operator=(move_counted&&) = delete;
+  int* moves;
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_first_success_is_returned_without_a_move) {
+  int moves = 0;
+  const move_counted v = stamina::retry(test::retry_transient(), [&] { return move_counted(&moves); });
+  BOOST_TEST(v.moves == &moves);
+  BOOST_TEST(moves == 0);
+}
+
+#if defined(__GLIBCXX__) && defined(__linux__)
+// pthread_cancel unwinds the thread with abi::__forced_unwind, which the attempt's catch must
+// let through (a swallowed one aborts the process): the first attempt's path and a later one's.
+BOOST_AUTO_TEST_CASE(a_thread_cancelled_in_an_attempt_unwinds_through_the_call) {
+  for (const int blocking_attempt : {1, 2}) {
+    struct shared {
+      int blocking_attempt;
+      std::atomic<bool> blocked{false};
+      std::atomic<int> unwound{0};  // destructors of the attempt's and the call's objects ran
+    } s{blocking_attempt};
+    struct unwind_witness {
+      std::atomic<int>* n;
+      ~unwind_witness() { ++*n; }
+    };
+    pthread_t thread{};
+    const auto body = [](void* arg) -> void* {
+      auto& s = *static_cast<shared*>(arg);
+      const unwind_witness outer{&s.unwound};
+      std::vector<double> waits;
+      int calls = 0;
+      retry_virtual(test::retry_transient(), waits, [&]() -> int {
+        const unwind_witness inner{&s.unwound};
+        if (++calls < s.blocking_attempt) throw test::transient_error("once");
+        s.blocked = true;
+        for (;;) ::pause();  // a cancellation point
+      });
+      return nullptr;
+    };
+    BOOST_REQUIRE(::pthread_create(&thread, nullptr, body, &s) == 0);
+    while (!s.blocked) std::this_thread::yield();
+    BOOST_REQUIRE(::pthread_cancel(thread) == 0);
+    void* result = nullptr;
+    BOOST_REQUIRE(::pthread_join(thread, &result) == 0);
+    BOOST_TEST(result == PTHREAD_CANCELED);
+    BOOST_TEST(s.unwound.load() == (blocking_attempt == 1 ? 2 : 3));
+  }
+}
+#endif
 
 BOOST_AUTO_TEST_CASE(non_matching_exception_is_delivered_after_one_call) {
   std::vector<double> waits;

@@ -28,6 +28,18 @@
 #include <tuple>
 #include <type_traits>
 
+// A thread cancelled (pthread_cancel) while in an attempt unwinds with abi::__forced_unwind,
+// which must be rethrown: a catch (...) that swallows it aborts the process. libstdc++ only.
+#if defined(__GLIBCXX__) && __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#define STAMINA_DETAIL_LET_FORCED_UNWIND_PASS \
+  catch (abi::__forced_unwind&) {             \
+    throw;                                    \
+  }
+#else
+#define STAMINA_DETAIL_LET_FORCED_UNWIND_PASS
+#endif
+
 STAMINA_NAMESPACE_BEGIN
 
 namespace detail {
@@ -142,7 +154,9 @@ struct sync_attempt {
       if (error) [[unlikely]]
         error = nullptr;  // this attempt's outcome replaces the last one's
       return true;
-    } catch (...) {
+    }
+    STAMINA_DETAIL_LET_FORCED_UNWIND_PASS
+    catch (...) {
       error = std::current_exception();
       return false;
     }
@@ -161,7 +175,9 @@ struct sync_attempt {
     } thrown;
     try {
       return f();
-    } catch (...) {
+    }
+    STAMINA_DETAIL_LET_FORCED_UNWIND_PASS
+    catch (...) {
       ::new (static_cast<void*>(&thrown.error)) std::exception_ptr(std::current_exception());
     }
     sync_attempt failed;
@@ -470,5 +486,7 @@ auto retry(const retry_policy& policy, std::stop_token stop, F&& f, fallback<Fn>
 }
 
 STAMINA_NAMESPACE_END
+
+#undef STAMINA_DETAIL_LET_FORCED_UNWIND_PASS
 
 #endif
