@@ -8,6 +8,7 @@
 #include <common/policies.hpp>
 #include <common/print.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/global.hpp>
 
 #include <boost/asio/append.hpp>
@@ -286,6 +287,80 @@ BOOST_AUTO_TEST_CASE(non_matching_failure_delivered_after_one_call) {
   ctx.run();
   BOOST_TEST(*op.calls == 1);
   BOOST_TEST((got == asio::error::access_denied));
+}
+
+// A policy whose one protection is its breaker sends its first attempt past a closed breaker as a
+// plain call on both drivers (the breaker asked when the attempt is due, the machine made only if
+// it fails): failed, succeeded, succeeded, failed keeps the ratio at 0.5 only if the successes
+// were counted; a third failure then opens it (3 of 5).
+BOOST_AUTO_TEST_CASE(a_first_attempt_past_a_closed_breaker_is_counted_on_every_driver) {
+  using state = stamina::circuit_breaker::state;
+  static double breaker_now = 0;
+  const char* drivers[] = {"callback", "co_await, token op", "co_await, awaitable op", "deferred"};
+  for (const char* driver : drivers) {
+    BOOST_TEST_CONTEXT(driver) {
+      const std::string name = driver;
+      auto b = std::make_shared<stamina::circuit_breaker>("drivers");
+      b->clock(+[] { return breaker_now; }).minimum_calls(2).failure_ratio(0.6);
+      const auto errors = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                              .attempts(1)
+                              .timeout(std::nullopt)
+                              .breaker(b);
+      const auto exceptions = stamina::retry_policy(stamina::on_exception<test::transient_error>())
+                                  .attempts(1)
+                                  .timeout(std::nullopt)
+                                  .breaker(b);
+      asio::io_context ctx;
+      const auto call = [&](bool succeed) {
+        bool ok = false;
+        auto token_op = [&ctx, succeed](auto token) {
+          return asio::post(ctx, asio::append(std::move(token),
+                                              succeed ? error_code() : error_code(asio::error::connection_refused)));
+        };
+        auto awaitable_op = [succeed]() -> asio::awaitable<int> {
+          if (!succeed) throw test::transient_error("refused");
+          co_return 1;
+        };
+        ctx.restart();
+        if (name == "callback") {
+          stamina::async_retry(ctx, errors, token_op, [&](error_code ec) { ok = !ec; });
+          ctx.run();
+        } else if (name == "deferred") {
+          auto later = stamina::async_retry(ctx, errors, token_op, asio::deferred);
+          ctx.run();  // nothing started yet
+          std::move(later)([&](error_code ec) { ok = !ec; });
+          ctx.restart();
+          ctx.run();
+        } else if (name == "co_await, token op") {
+          run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+            try {
+              co_await stamina::async_retry(ctx, errors, token_op);
+              ok = true;
+            } catch (const boost::system::system_error&) {
+              ok = false;
+            }
+          });
+        } else {
+          run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+            try {
+              co_await stamina::async_retry(ctx, exceptions, awaitable_op);
+              ok = true;
+            } catch (const test::transient_error&) {
+              ok = false;
+            }
+          });
+        }
+        return ok;
+      };
+      BOOST_TEST(!call(false));
+      BOOST_TEST(call(true));
+      BOOST_TEST(call(true));
+      BOOST_TEST(!call(false));
+      BOOST_TEST((b->current() == state::closed));
+      BOOST_TEST(!call(false));
+      BOOST_TEST((b->current() == state::open));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -235,6 +235,51 @@ BOOST_AUTO_TEST_CASE(a_retried_result_counts_as_a_failure) {
   BOOST_TEST((b->current() == state::open));
 }
 
+// A policy whose one protection is its breaker sends its first attempt past a closed breaker as a
+// plain call (call_state::closed_breaker_admits): its success is still counted, its failure
+// told with the ticket it was let through with. Failed, succeeded, succeeded, failed: with the
+// successes counted the ratio stays at 0.5 (closed); without them the two failures would open it.
+BOOST_AUTO_TEST_CASE(a_first_attempt_past_a_closed_breaker_is_counted_either_way) {
+  auto b = std::shared_ptr<circuit_breaker>(breaker(2, 0.6));
+  const auto policy = stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused))
+                          .attempts(1)
+                          .timeout(std::nullopt)
+                          .breaker(b);
+  const auto call = [&](bool succeed) {
+    return stamina::retry(policy, [&] {
+      return succeed ? stamina::error_code() : stamina::error_code(boost::asio::error::connection_refused);
+    });
+  };
+  BOOST_TEST(call(false) == boost::asio::error::connection_refused);
+  BOOST_TEST(!call(true));
+  BOOST_TEST(!call(true));
+  BOOST_TEST(call(false) == boost::asio::error::connection_refused);
+  BOOST_TEST((b->current() == state::closed));
+  BOOST_TEST(call(false) == boost::asio::error::connection_refused);  // 3 of 5: 0.6
+  BOOST_TEST((b->current() == state::open));
+}
+
+// The plain path keeps only a closed breaker's word: a half-open breaker's probe is left to the
+// long way, which takes it (and its success closes the breaker).
+BOOST_AUTO_TEST_CASE(a_half_open_breaker_s_probe_is_left_to_the_long_way) {
+  auto b = std::shared_ptr<circuit_breaker>(breaker(2));
+  answer(*b, 2, false);
+  now_seconds += 5.1;
+  const auto policy =
+      stamina::retry_policy(stamina::on_error(boost::asio::error::connection_refused)).timeout(std::nullopt).breaker(b);
+  std::uint32_t ticket = 0;
+  BOOST_TEST(!stamina::detail::call_state::closed_breaker_admits(policy.call_spec(),
+                                                                 stamina::detail::load_global_config(), ticket));
+  BOOST_TEST((b->current() == state::open));  // not asked: no probe taken
+  int calls = 0;
+  BOOST_TEST(!stamina::retry(policy, [&] {
+    ++calls;
+    return stamina::error_code();
+  }));
+  BOOST_TEST(calls == 1);
+  BOOST_TEST((b->current() == state::closed));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(circuit_breakers_by_key)

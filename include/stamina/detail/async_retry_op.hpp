@@ -111,6 +111,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     }
     if (!s.call) [[likely]] {  // a plain first attempt
       if (!failed(first)) {
+        s.call.plain_attempt_succeeded();
         complete(self, std::move(first), std::move(rest)...);
         return;
       }

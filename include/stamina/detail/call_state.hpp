@@ -105,9 +105,15 @@ struct call_state_spec {
   // No `on_result`, budget, breaker, limit or throttle of its own: unless a default throttle is
   // in effect, a first attempt goes at once and its success has nobody to tell (made_plain()).
   bool plain = false;
+  // The same but for a circuit breaker, its one protection (it replaces the default throttle):
+  // a first attempt the closed breaker lets through is plain too, its success told to the
+  // breaker alone (call_state::closed_breaker_admits).
+  bool breaker_only = false;
   void made_plain() noexcept {
-    plain = on_result == nullptr && (!own_throttle_set || own_throttle == nullptr) && budget == nullptr &&
-            breaker == nullptr && limit == nullptr;
+    const bool unjudged_and_unpaced =
+        on_result == nullptr && (!own_throttle_set || own_throttle == nullptr) && budget == nullptr && limit == nullptr;
+    plain = unjudged_and_unpaced && breaker == nullptr;
+    breaker_only = unjudged_and_unpaced && breaker != nullptr;
   }
 };
 
@@ -148,6 +154,30 @@ class call_state {
   [[gnu::always_inline]] static bool plain_success(const spec& s, global_config switches) noexcept {
     return s.plain && (!switches.active() || !switches.default_throttling() || !any_default_throttle_unhealthy());
   }
+  /// Whether a call under `s` whose one protection is its circuit breaker (`spec::breaker_only`)
+  /// may send its first attempt as a plain call does: the breaker is closed and lets it through,
+  /// `ticket` receiving its generation. Its success is then told to the breaker alone
+  /// (closed_breaker_heard_success); its failure makes the call state with that ticket
+  /// (first_attempt_admitted). Only a closed breaker's word is kept, so a plain attempt never
+  /// holds a probe's place: one that turned out to be a probe (the state changed while it was
+  /// asked) is given back, and the call goes the long way, which asks the breaker again.
+  [[gnu::always_inline]] static bool closed_breaker_admits(const spec& s, global_config switches,
+                                                           std::uint32_t& ticket) noexcept {
+    if (!s.breaker_only || !switches.active()) return false;
+    circuit_breaker& breaker = *s.breaker;
+    if (breaker.current() != circuit_breaker::state::closed || !breaker.allow(&ticket)) return false;
+    if (breaker.current() == circuit_breaker::state::closed) [[likely]]
+      return true;
+    breaker.on_abandoned(ticket);
+    return false;
+  }
+  /// The first attempt closed_breaker_admits let through succeeded (its answer: accepted).
+  static void closed_breaker_heard_success(const spec& s, std::uint32_t ticket) noexcept {
+    s.breaker->on_success(ticket);
+  }
+  /// The call's first attempt was sent before this state was made, let through by its breaker
+  /// with `ticket` (closed_breaker_admits): its answer is told with it.
+  void first_attempt_admitted(std::uint32_t ticket) noexcept { breaker_ticket_ = ticket; }
 
   // --- switches: read once, when the call starts ----------------------------------------------
   global_config switches() const noexcept { return switches_; }

@@ -251,7 +251,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         }
       }
       if (!call) [[likely]] {  // a plain first attempt
-        if (!last.failed()) co_return last.template take<result_type>();
+        if (!last.failed()) {
+          call.plain_attempt_succeeded();
+          co_return last.template take<result_type>();
+        }
         call.make_after_first_attempt();
       }
       timed_out = limited && limiter->finish();

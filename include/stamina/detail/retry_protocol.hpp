@@ -98,6 +98,15 @@ class retry_protocol {
     return call_state::plain_success(policy.call_spec(), switches) && !policy.attempt_timeout() &&
            !policy.deadline_since_epoch();
   }
+  /// Whether a call of `policy` started with `switches` whose one protection is its circuit
+  /// breaker sends its first attempt as a plain call does when the breaker, asked as the attempt
+  /// is due (call_state::closed_breaker_admits), is closed: no attempt limit, no inherited
+  /// deadline; its success is told to the breaker alone.
+  [[gnu::always_inline]] static bool may_pass_closed_breaker(const retry_policy& policy,
+                                                             global_config switches) noexcept {
+    return policy.call_spec().breaker_only && switches.active() && !policy.attempt_timeout() &&
+           !policy.deadline_since_epoch();
+  }
   /// Whether a first attempt sent that way needs the machine to finish: it failed, `on_result`
   /// judges it, or the protections are told of its success.
   static bool needs_machine_after(bool succeeded, const call_state& state) noexcept {
@@ -623,65 +632,107 @@ class retry_protocol {
 };
 
 /// The machine of one call, made when the call needs it: at once, or, for a call whose first
-/// attempt is plain (sends_plain_first_attempt; the driver says whether its op allows it), when
-/// that attempt fails. Until then it keeps only what making it takes: the policy, the switches
-/// the call started with and its place in the code (in the machine's room: a call sits in every
-/// coroutine frame).
+/// attempt is plain (sends_plain_first_attempt, or may_pass_closed_breaker and the breaker is
+/// closed when the call starts; the driver says whether its op allows it), when that attempt
+/// fails. Until then it keeps only what making it takes: the policy, the switches the call
+/// started with, its place in the code and the breaker's ticket (in the machine's room: a call
+/// sits in every coroutine frame).
 class deferred_protocol {
  public:
   [[gnu::always_inline]] deferred_protocol(const retry_policy& policy, const caller& where, bool op_allows) noexcept {
     const global_config switches = load_global_config();
     if (op_allows && retry_protocol::sends_plain_first_attempt(policy, switches)) {
-      ::new (static_cast<void*>(&pending_)) pending{&policy, switches, where};
+      ::new (static_cast<void*>(&pending_)) pending{&policy, switches, where, 0};
+    } else if (op_allows && retry_protocol::may_pass_closed_breaker(policy, switches)) {
+      // The breaker is asked in start(), when the attempt is due (a deferred initiation may
+      // start much later than it was made).
+      ::new (static_cast<void*>(&pending_)) pending{&policy, switches, where, 0};
+      kind_ = kind::past_breaker;
     } else {
       ::new (static_cast<void*>(&call_)) retry_protocol(policy, call_state(policy.call_spec(), switches, &where));
-      made_ = true;
+      kind_ = kind::made;
     }
   }
   deferred_protocol(retry_policy&&, const caller&, bool) = delete;
   deferred_protocol(const deferred_protocol&) = delete;
   deferred_protocol& operator=(const deferred_protocol&) = delete;
   ~deferred_protocol() {
-    if (made_) call_.~retry_protocol();
+    if (kind_ == kind::made) call_.~retry_protocol();
   }
 
   /// Whether the machine is made (a plain call's is not until its first attempt fails).
-  explicit operator bool() const noexcept { return made_; }
+  explicit operator bool() const noexcept { return kind_ == kind::made; }
   retry_protocol& operator*() noexcept {
-    assert(made_);
+    assert(kind_ == kind::made);
     return call_;
   }
   retry_protocol* operator->() noexcept { return &**this; }
 
   /// The switches the call started with.
-  global_config switches() const noexcept { return made_ ? call_.state().switches() : pending_.switches; }
+  global_config switches() const noexcept { return kind_ == kind::made ? call_.state().switches() : pending_.switches; }
   /// The first step: the machine's (`clock`, the call's stopwatch), or a plain call's first attempt.
   template <class Stopwatch>
-  action start(const Stopwatch& clock) {
-    return made_ ? call_.start(duration(0), [&clock] { return clock.origin(); }) : action::attempt(std::nullopt);
+  [[gnu::always_inline]] action start(const Stopwatch& clock) {
+    if (kind_ == kind::plain) [[likely]]
+      return action::attempt(std::nullopt);
+    return start_with_machine_or_breaker(clock);
+  }
+  /// A plain call's first attempt succeeded (it is delivered): a closed breaker that let it
+  /// through hears it.
+  [[gnu::always_inline]] void plain_attempt_succeeded() const noexcept {
+    assert(kind_ != kind::made);
+    if (kind_ == kind::past_breaker) [[unlikely]]
+      breaker_heard_success();
   }
   /// A plain call's first attempt failed: the machine is made as if it had sent it (the
-  /// throttle in effect is looked up now, as retry's does).
+  /// throttle in effect is looked up now, as retry's does; a breaker's answer goes with the
+  /// ticket the attempt was let through with).
   retry_protocol& make_after_first_attempt() noexcept {
-    assert(!made_);
+    assert(kind_ != kind::made);
     const pending p = pending_;
-    ::new (static_cast<void*>(&call_)) retry_protocol(
-        *p.policy, call_state(p.policy->call_spec(), p.switches, &p.where), retry_protocol::first_attempt_sent);
-    made_ = true;
+    call_state state(p.policy->call_spec(), p.switches, &p.where);
+    if (kind_ == kind::past_breaker) state.first_attempt_admitted(p.ticket);
+    ::new (static_cast<void*>(&call_)) retry_protocol(*p.policy, state, retry_protocol::first_attempt_sent);
+    kind_ = kind::made;
     return call_;
   }
 
  private:
+  // start() for a call whose machine is made, or whose breaker is asked now: out of line, so
+  // that the plain call's start stays one test.
+  template <class Stopwatch>
+  [[gnu::noinline]] action start_with_machine_or_breaker(const Stopwatch& clock) {
+    if (kind_ == kind::past_breaker) {
+      if (call_state::closed_breaker_admits(pending_.policy->call_spec(), pending_.switches, pending_.ticket))
+        return action::attempt(std::nullopt);
+      // The breaker is not closed: the machine, made now, asks it (and decides what follows).
+      const pending p = pending_;
+      ::new (static_cast<void*>(&call_))
+          retry_protocol(*p.policy, call_state(p.policy->call_spec(), p.switches, &p.where));
+      kind_ = kind::made;
+    }
+    return call_.start(duration(0), [&clock] { return clock.origin(); });
+  }
+  [[gnu::noinline]] void breaker_heard_success() const noexcept {
+    call_state::closed_breaker_heard_success(pending_.policy->call_spec(), pending_.ticket);
+  }
+
   struct pending {
     const retry_policy* policy;
     global_config switches;
     caller where;
+    std::uint32_t ticket;  // the closed breaker's generation (past_breaker, once started)
+  };
+  enum class kind : unsigned char {
+    plain,         // the first attempt goes at once, nobody to tell of its success
+    past_breaker,  // the same once the policy's breaker, asked in start(), let it through
+    made,          // the machine is made
   };
   union {
     pending pending_;
     retry_protocol call_;
   };
-  bool made_ = false;
+  kind kind_ = kind::plain;
 };
 
 }  // namespace detail
