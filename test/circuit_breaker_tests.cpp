@@ -259,6 +259,39 @@ BOOST_AUTO_TEST_CASE(a_first_attempt_past_a_closed_breaker_is_counted_either_way
   BOOST_TEST((b->current() == state::open));
 }
 
+namespace {
+// Has no move constructor: every return of it is a copy, and the first copy throws.
+struct copy_throws_once {
+  explicit copy_throws_once(int* c) : copies(c) {}
+  copy_throws_once(const copy_throws_once& other) : copies(other.copies) {
+    if ((*copies)++ == 0) throw std::runtime_error("copy failed");
+  }
+  copy_throws_once& operator=(const copy_throws_once&) = delete;
+  int* copies;
+};
+}  // namespace
+
+// An attempt past a closed breaker is told once, as the long way tells it: a copy of its value
+// that throws inside the attempt is the attempt's failure, never a success then a failure (which,
+// after an earlier failure, would open this breaker and end the call with the copy's exception).
+BOOST_AUTO_TEST_CASE(an_attempt_past_a_closed_breaker_is_told_once) {
+  auto b = std::shared_ptr<circuit_breaker>(breaker(3, 0.6));
+  answer(*b, 1, false);
+  const auto policy = stamina::retry_policy(stamina::on_exception<std::runtime_error>())
+                          .wait_initial(0s)
+                          .wait_jitter(0s)
+                          .timeout(std::nullopt)
+                          .breaker(b);
+  int calls = 0;
+  int copies = 0;
+  const copy_throws_once v = stamina::retry(policy, [&] {
+    ++calls;
+    return copy_throws_once(&copies);
+  });
+  BOOST_TEST(v.copies == &copies);
+  BOOST_TEST(calls == 2);
+}
+
 // The plain path keeps only a closed breaker's word: a half-open breaker's probe is left to the
 // long way, which takes it (and its success closes the breaker).
 BOOST_AUTO_TEST_CASE(a_half_open_breaker_s_probe_is_left_to_the_long_way) {

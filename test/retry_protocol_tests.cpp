@@ -5,6 +5,7 @@
 
 #include <common/hook_recorder.hpp>
 #include <common/policies.hpp>
+#include <stamina/circuit_breaker.hpp>
 #include <stamina/detail/retry_protocol.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry_budget.hpp>
@@ -118,6 +119,32 @@ BOOST_AUTO_TEST_CASE(a_deferred_machine_is_made_at_the_first_failure_with_the_ca
   BOOST_TEST(static_cast<bool>(stamina::detail::deferred_protocol(inherited, here, true)));
   const auto budgeted = policy().budget(std::make_shared<stamina::retry_budget>());
   BOOST_TEST(static_cast<bool>(stamina::detail::deferred_protocol(budgeted, here, true)));
+}
+
+// A call whose one protection is its breaker is plain while the breaker is closed when the first
+// attempt is due (asked in start(), not when the call is made): otherwise the machine is made
+// then, and it asks the breaker itself (a refusal: the call ends, nothing sent).
+BOOST_AUTO_TEST_CASE(a_deferred_machine_past_a_breaker_is_made_only_when_the_breaker_is_not_closed) {
+  struct {
+    double origin() const noexcept { return 0; }
+  } clock;
+  const stamina::detail::caller here;
+  const auto breaker = std::make_shared<stamina::circuit_breaker>("deferred");
+  const auto p = policy().breaker(breaker);
+  stamina::detail::deferred_protocol closed(p, here, true);
+  BOOST_TEST(!closed);
+  breaker->isolate();  // after the call was made, before its attempt is due
+  stamina::detail::deferred_protocol isolated(p, here, true);
+  BOOST_TEST(!isolated);
+  BOOST_TEST((isolated.start(clock).kind == action_kind::give_up));
+  BOOST_TEST(static_cast<bool>(isolated));
+  BOOST_TEST((closed.start(clock).kind == action_kind::give_up));  // asked when due: isolated now
+  breaker->reset();
+  stamina::detail::deferred_protocol reset(p, here, true);
+  BOOST_TEST((reset.start(clock).kind == action_kind::attempt));
+  BOOST_TEST(!reset);  // past the closed breaker, no machine
+  reset.plain_attempt_succeeded();
+  BOOST_TEST(breaker->stats().refused == 2u);  // once per call refused, asked once each
 }
 
 BOOST_AUTO_TEST_CASE(retry_wait_then_success) {

@@ -16,6 +16,10 @@
 
 STAMINA_NAMESPACE_BEGIN
 
+namespace detail {
+class call_state;
+}  // namespace detail
+
 /// A circuit breaker for one dependency (or one endpoint, shard or key of it: see
 /// `circuit_breakers`), shared by the calls to it. While it is open, a call fails at once and
 /// sends nothing: with the dependency's last failure if it had one, else
@@ -142,6 +146,16 @@ class circuit_breaker {
   stats_type stats() const noexcept;
 
  private:
+  // allow()'s closed case alone, with no side effect when it is not closed: a call whose first
+  // attempt goes as a plain one asks this (call_state::closed_breaker_admits), and leaves any
+  // other case (a probe, a refusal and its count) to allow(), asked once, the long way.
+  friend class detail::call_state;
+  bool allow_if_closed(std::uint32_t& ticket) const noexcept {
+    const std::uint32_t generation = generation_.load(std::memory_order_acquire);
+    if (state_.load(std::memory_order_acquire) != state::closed) return false;
+    ticket = generation;
+    return true;
+  }
   bool allow_slow(std::uint32_t* ticket) noexcept;
   void record(bool success, std::uint32_t ticket) noexcept;
   double now_locked() const noexcept;  // the clock, made finite and monotonic

@@ -133,11 +133,6 @@ struct stoppable_sleeper {
   }
 };
 
-// What a plain first attempt's success is told to when the call has no protection.
-struct nobody_to_tell {
-  void operator()() const noexcept {}
-};
-
 // One attempt of a blocking call and what it left: the value or the exception (f() returns T
 // and throws), or the returned error value (f() returns error_code or result<T>).
 template <class R, bool ErrorValue = sync_result<std::remove_cvref_t<R>>::is_error_value>
@@ -166,30 +161,20 @@ struct sync_attempt {
       return false;
     }
   }
-  // A plain call's first attempt: its value returned as is (no copy kept; `on_success()` told
-  // first), or, if it threw, what `on_failure(attempt)` returns. The exception is taken out of the handler before the
+  // A plain call's first attempt: its value returned as is (no copy kept), or, if it threw, what
+  // `on_failure(attempt)` returns. The exception is taken out of the handler before the
   // call goes on, so the retries do not run inside a catch block. It is kept in a union until then: the path that
   // returns the value then has nothing to destroy (an exception_ptr made before the attempt would be tested after it,
   // once its address is taken).
-  template <class F, class OnSuccess, class OnFailure>
-  [[gnu::always_inline]] static R first(F& f, OnSuccess&& on_success, OnFailure&& on_failure) {
+  template <class F, class OnFailure>
+  [[gnu::always_inline]] static R first(F& f, OnFailure&& on_failure) {
     union thrown_room {
       thrown_room() noexcept {}
       ~thrown_room() {}
       std::exception_ptr error;
     } thrown;
     try {
-      if constexpr (std::is_same_v<std::decay_t<OnSuccess>, nobody_to_tell>) {
-        return f();
-      } else if constexpr (std::is_void_v<R>) {
-        f();
-        on_success();
-        return;
-      } else {
-        R value = f();
-        on_success();
-        return value;
-      }
+      return f();
     }
     STAMINA_DETAIL_LET_FORCED_UNWIND_PASS
     catch (...) {
@@ -242,15 +227,13 @@ struct sync_attempt<R, true> {
     last.emplace(f());
     return !traits::failed(*last);
   }
-  // A plain call's first attempt: its value returned as is when it did not fail (`on_success()`
-  // told first), or what `on_failure(attempt)` returns.
-  template <class F, class OnSuccess, class OnFailure>
-  [[gnu::always_inline]] static R first(F& f, OnSuccess&& on_success, OnFailure&& on_failure) {
+  // A plain call's first attempt: its value returned as is when it did not fail, or what
+  // `on_failure(attempt)` returns.
+  template <class F, class OnFailure>
+  [[gnu::always_inline]] static R first(F& f, OnFailure&& on_failure) {
     R value = f();
-    if (!traits::failed(value)) [[likely]] {
-      on_success();
+    if (!traits::failed(value)) [[likely]]
       return value;
-    }
     sync_attempt failed;
     failed.last.emplace(std::move(value));
     return on_failure(failed);
@@ -408,7 +391,7 @@ template <class Clock, class Sleeper, class F, class Fallback>
   // call state then. The rules are the call state's (plain_success, closed_breaker_admits).
   if (call_state::plain_success(spec, switches) && !policy.deadline_since_epoch()) [[likely]] {
     const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
-    return attempt_type::first(f, nobody_to_tell{}, [&](attempt_type& last) {
+    return attempt_type::first(f, [&](attempt_type& last) {
       return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, 0);
     });
   }
@@ -418,11 +401,15 @@ template <class Clock, class Sleeper, class F, class Fallback>
   if (retry_protocol::may_pass_closed_breaker(policy, switches) &&
       call_state::closed_breaker_admits(spec, switches, ticket)) {
     const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
-    return attempt_type::first(
-        f, [&spec, ticket] { call_state::closed_breaker_heard_success(spec, ticket); },
-        [&](attempt_type& last) {
-          return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, ticket);
-        });
+    // The value is taken out of the attempt after the breaker heard of it, outside the attempt's
+    // handler (a copy or move that throws is the caller's, as on the long way: the attempt is
+    // told once).
+    attempt_type last;
+    if (last.run(f)) [[likely]] {
+      call_state::closed_breaker_heard_success(spec, ticket);
+      return last.take();
+    }
+    return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, ticket);
   }
   return retry_with_state<Clock>(policy, spec, switches, sleep, f, where, fb);
 }

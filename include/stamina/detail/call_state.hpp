@@ -156,20 +156,13 @@ class call_state {
   }
   /// Whether a call under `s` whose one protection is its circuit breaker (`spec::breaker_only`)
   /// may send its first attempt as a plain call does: the breaker is closed and lets it through,
-  /// `ticket` receiving its generation. Its success is then told to the breaker alone
-  /// (closed_breaker_heard_success); its failure makes the call state with that ticket
-  /// (first_attempt_admitted). Only a closed breaker's word is kept, so a plain attempt never
-  /// holds a probe's place: one that turned out to be a probe (the state changed while it was
-  /// asked) is given back, and the call goes the long way, which asks the breaker again.
+  /// `ticket` receiving its generation — allow()'s closed case, word for word. Its success is
+  /// then told to the breaker alone (closed_breaker_heard_success); its failure makes the call
+  /// state with that ticket (first_attempt_admitted). Any other state (a probe to take, a
+  /// refusal to count) is left untouched to the long way, which asks the breaker once.
   [[gnu::always_inline]] static bool closed_breaker_admits(const spec& s, global_config switches,
                                                            std::uint32_t& ticket) noexcept {
-    if (!s.breaker_only || !switches.active()) return false;
-    circuit_breaker& breaker = *s.breaker;
-    if (breaker.current() != circuit_breaker::state::closed || !breaker.allow(&ticket)) return false;
-    if (breaker.current() == circuit_breaker::state::closed) [[likely]]
-      return true;
-    breaker.on_abandoned(ticket);
-    return false;
+    return s.breaker_only && switches.active() && s.breaker->allow_if_closed(ticket);
   }
   /// The first attempt closed_breaker_admits let through succeeded (its answer: accepted).
   static void closed_breaker_heard_success(const spec& s, std::uint32_t ticket) noexcept {
