@@ -299,7 +299,13 @@ BOOST_AUTO_TEST_CASE(a_shared_throttle_on_four_threads) {
         if (r == stamina::error::throttled) ++held;
       }
     });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  // Down until the throttle paced (it holds attempts back only above its lowest rate, which
+  // four threads on a loaded machine may take a while to reach), for at most 10 s: a fixed
+  // 30 ms saw 35 attempts and no pacing in a CI run whose threads had just started.
+  const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (throttle->held_back() == 0 && std::chrono::steady_clock::now() < give_up_at)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // and a little longer, pacing
   dependency_down = false;
   for (auto& t : threads) t.join();
   BOOST_TEST_MESSAGE("sent " << sent << ", calls ended throttled " << held << ", succeeded " << succeeded
