@@ -10,6 +10,7 @@
 #include <common/print.hpp>
 #include <stamina/stamina.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -19,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -313,6 +315,80 @@ BOOST_AUTO_TEST_CASE(a_shared_throttle_on_four_threads) {
   BOOST_TEST(succeeded > 0);
   BOOST_TEST(throttle->held_back() > 0u);  // it paced while the dependency was down
   BOOST_TEST(sent.load() <= 4 * 2000 * 5);
+}
+
+// A breaker that is the policy's one protection lets first attempts through as plain calls
+// while closed (call_state::closed_breaker_admits). Four blocking threads against a fifth that
+// isolates and resets it: every refused call is counted by the breaker exactly once. Then async
+// calls on strands of a 4-thread pool (half through a work-tracking executor), half of whose
+// attempts never answer, torn down mid-call: each handler runs at most once and the breaker is
+// left closed, holding nothing.
+BOOST_AUTO_TEST_CASE(a_breaker_s_plain_path_on_threads_and_teardown) {
+  auto b = std::make_shared<stamina::circuit_breaker>("plain");
+  const auto policy = stamina::retry_policy(stamina::on_error(asio::error::connection_refused))
+                          .attempts(1)
+                          .timeout(std::nullopt)
+                          .breaker(b);
+  std::atomic<bool> done{false};
+  std::atomic<long> open_results{0}, successes{0};
+  std::thread flipper([&] {
+    while (!done) {
+      b->isolate();
+      std::this_thread::yield();
+      b->reset();
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5000; ++i) {
+        const error_code r = stamina::retry(policy, [] { return error_code(); });
+        if (!r) ++successes;
+        if (r == stamina::error::circuit_open) ++open_results;
+      }
+    });
+  for (auto& th : threads) th.join();
+  done = true;
+  flipper.join();
+  BOOST_TEST(successes + open_results == 20000);
+  BOOST_TEST(b->stats().refused == static_cast<std::uint64_t>(open_results.load()));
+  b->reset();
+
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  {
+    asio::thread_pool pool(4);
+    std::vector<std::shared_ptr<asio::steady_timer>> never;  // attempts that never answer
+    std::mutex never_mutex;
+    for (int i = 0; i < 2000; ++i) {
+      records.push_back(std::make_shared<test::completion_record>());
+      records.back()->may_be_abandoned = true;
+      auto strand = asio::make_strand(pool);
+      auto op = [strand, i, &never, &never_mutex](auto token) {
+        if (i % 2 == 0) return asio::post(strand, asio::append(std::move(token), error_code()));
+        auto timer = std::make_shared<asio::steady_timer>(strand, std::chrono::hours(1));
+        {
+          const std::lock_guard lock(never_mutex);
+          never.push_back(timer);
+        }
+        return timer->async_wait(std::move(token));
+      };
+      auto handler = asio::bind_executor(strand, test::once(records.back(), [](error_code) {}));
+      if (i % 4 < 2)
+        stamina::async_retry(strand, policy, op, std::move(handler));
+      else
+        stamina::async_retry(asio::prefer(strand, asio::execution::outstanding_work.tracked), policy, op,
+                             std::move(handler));
+    }
+    std::this_thread::sleep_for(20ms);
+    pool.stop();
+    pool.join();
+    const std::lock_guard lock(never_mutex);
+    never.clear();
+  }
+  for (const auto& r : records) BOOST_REQUIRE(r->calls <= 1);
+  BOOST_TEST((b->current() == stamina::circuit_breaker::state::closed));
+  BOOST_TEST(b->allow());
 }
 
 // Each shared object hammered from several threads (what TSan in CI looks at): the library's
