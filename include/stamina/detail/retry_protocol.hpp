@@ -689,10 +689,10 @@ class deferred_protocol {
   /// ticket the attempt was let through with).
   retry_protocol& make_after_first_attempt() noexcept {
     assert(kind_ != kind::made);
-    const pending p = pending_;
-    call_state state(p.policy->call_spec(), p.switches, &p.where);
-    if (kind_ == kind::past_breaker) state.first_attempt_admitted(p.ticket);
-    ::new (static_cast<void*>(&call_)) retry_protocol(*p.policy, state, retry_protocol::first_attempt_sent);
+    const retry_policy& policy = *pending_.policy;
+    call_state state = pending_state();
+    if (kind_ == kind::past_breaker) state.first_attempt_admitted(pending_.ticket);
+    ::new (static_cast<void*>(&call_)) retry_protocol(policy, state, retry_protocol::first_attempt_sent);
     kind_ = kind::made;
     return call_;
   }
@@ -706,12 +706,17 @@ class deferred_protocol {
       if (call_state::closed_breaker_admits(pending_.policy->call_spec(), pending_.switches, pending_.ticket))
         return action::attempt(std::nullopt);
       // The breaker is not closed: the machine, made now, asks it (and decides what follows).
-      const pending p = pending_;
-      ::new (static_cast<void*>(&call_))
-          retry_protocol(*p.policy, call_state(p.policy->call_spec(), p.switches, &p.where));
+      const retry_policy& policy = *pending_.policy;
+      const call_state state = pending_state();
+      ::new (static_cast<void*>(&call_)) retry_protocol(policy, state);
       kind_ = kind::made;
     }
     return call_.start(duration(0), [&clock] { return clock.origin(); });
+  }
+  // The call state of a call whose machine is not made yet, as it would have been made at the
+  // start. Read before the machine is made: the machine takes the pending data's room.
+  call_state pending_state() const noexcept {
+    return call_state(pending_.policy->call_spec(), pending_.switches, &pending_.where);
   }
   [[gnu::noinline]] void breaker_heard_success() const noexcept {
     call_state::closed_breaker_heard_success(pending_.policy->call_spec(), pending_.ticket);
