@@ -1,9 +1,10 @@
 // 100,000 concurrent retrying calls in one io_context, each failing twice with millisecond
 // waits (100 ms then 200 ms, no jitter: long enough that every call is pending at once): memory per pending call, timer
 // lateness and total time, for a hand-written coroutine loop and for stamina (use_awaitable and callback), on 1 and 4
-// threads. Memory is glibc's bytes in use (mallinfo2) while every call waits, minus before.
+// threads, with the heap kept between runs and given back before each. Memory is glibc's bytes in use (mallinfo2)
+// while every call waits, minus before.
 //
-// Usage: scale [calls] [csv-file]
+// Usage: scale [calls] [csv-file] [rounds]
 
 #include <stamina/stamina.hpp>
 
@@ -16,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <malloc.h>
+#include <sys/resource.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -82,13 +84,21 @@ stamina::retry_policy scale_policy() {
       .throttle(nullptr);
 }
 
-enum class variant { hand_written, hand_written_wrapped, stamina_awaitable, stamina_callback };
+enum class variant {
+  hand_written,
+  hand_written_wrapped,
+  hand_written_with_policy,
+  stamina_awaitable,
+  stamina_callback
+};
 const char* name(variant v) {
   switch (v) {
     case variant::hand_written:
       return "hand-written coroutine loop";
     case variant::hand_written_wrapped:
       return "hand-written loop, own coroutine";
+    case variant::hand_written_with_policy:
+      return "the same, holding the policy";
     case variant::stamina_awaitable:
       return "stamina, co_await (use_awaitable)";
     case variant::stamina_callback:
@@ -116,6 +126,33 @@ asio::awaitable<void> hand_written_wrapped_call(asio::io_context& ctx, per_call&
   ++stats.done;
 }
 
+// The floor of a retry function under the contract (DESIGN.md: "`op` and `policy` are
+// decay-copied"): the same loop in a coroutine of its own that holds its copy of the policy and
+// reads its waits from it. The copy is made as stamina makes its own: the function called in
+// the co_await takes the policy by reference, the coroutine keeps it by value.
+template <class Op>
+asio::awaitable<void> hand_written_loop_with_policy(asio::io_context& ctx, stamina::retry_policy policy, Op op) {
+  std::optional<asio::steady_timer> timer;
+  for (int attempt = 1;; ++attempt) {
+    auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
+    if (!ec) break;
+    if (!timer) timer.emplace(ctx);
+    timer->expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(policy.wait_initial()) * attempt);
+    co_await timer->async_wait(asio::use_awaitable);
+  }
+}
+
+template <class Op>
+asio::awaitable<void> retry_with_policy_copy(asio::io_context& ctx, const stamina::retry_policy& policy, Op op) {
+  return hand_written_loop_with_policy(ctx, policy, std::move(op));
+}
+
+asio::awaitable<void> hand_written_with_policy_call(asio::io_context& ctx, per_call& call, run_stats& stats,
+                                                    const stamina::retry_policy& p) {
+  co_await retry_with_policy_copy(ctx, p, make_op(ctx, call, stats));
+  ++stats.done;
+}
+
 asio::awaitable<void> hand_written_call(asio::io_context& ctx, per_call& call, run_stats& stats) {
   auto op = make_op(ctx, call, stats);
   std::optional<asio::steady_timer> timer;
@@ -139,7 +176,14 @@ struct result {
   double bytes_per_pending_call = 0;
   double p50_us = 0, p99_us = 0;
   double seconds = 0;
+  long minor_faults = 0;  // pages the run touched for the first time (or again, after glibc gave them back)
 };
+
+long minor_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
 
 result run(variant v, int calls, int threads) {
   asio::io_context ctx(threads);
@@ -148,6 +192,7 @@ result run(variant v, int calls, int threads) {
   std::vector<per_call> state(static_cast<std::size_t>(calls));
   const auto policy = scale_policy();
   const long long before = live_bytes();
+  const long faults_before = minor_faults();
   const auto start = clock_type::now();
   const auto rethrow = [](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
@@ -160,6 +205,9 @@ result run(variant v, int calls, int threads) {
         break;
       case variant::hand_written_wrapped:
         asio::co_spawn(ctx, hand_written_wrapped_call(ctx, call, stats), rethrow);
+        break;
+      case variant::hand_written_with_policy:
+        asio::co_spawn(ctx, hand_written_with_policy_call(ctx, call, stats, policy), rethrow);
         break;
       case variant::stamina_awaitable:
         asio::co_spawn(ctx, stamina_call(ctx, call, stats, policy), rethrow);
@@ -180,6 +228,7 @@ result run(variant v, int calls, int threads) {
   for (auto& t : pool) t.join();
   result r;
   r.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  r.minor_faults = minor_faults() - faults_before;
   r.bytes_per_pending_call = static_cast<double>(pending) / calls;
   auto& l = stats.lateness_us;
   std::sort(l.begin(), l.end());
@@ -199,25 +248,60 @@ result run(variant v, int calls, int threads) {
 int main(int argc, char** argv) {
   const int calls = argc > 1 ? std::atoi(argv[1]) : 100000;
   const std::string csv = argc > 2 ? argv[2] : "scale.csv";
+  const int rounds = argc > 3 ? std::max(1, std::atoi(argv[3])) : 3;
   stamina::instrumentation::set_on_retry_hooks({});
   stamina::instrumentation::set_on_give_up_hooks({});
+  // By default glibc gives the top of its heap back to the kernel when enough of it is free, so
+  // whether a run finds its pages mapped depended on which block the previous run happened to
+  // free last (in stop 38's runs: the hand-written loops 875 faults a run, stamina 25,688). Here
+  // every variant runs in the same condition: the heap is kept ("warm": a server's steady
+  // state), or given back before every run ("cold": every run faults its memory in).
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   std::ofstream out(csv);
-  out << "variant,threads,calls,bytes_per_pending_call,lateness_p50_us,lateness_p99_us,total_s\n";
-  std::printf("%d concurrent calls, each failing twice (waits 100 ms, 200 ms)\n", calls);
-  std::printf("%-36s %7s %14s %14s %14s %9s\n", "variant", "threads", "bytes/pending", "late p50 us", "late p99 us",
-              "total s");
-  double baseline_bytes[5] = {};
-  for (int threads : {1, 4}) {
-    for (variant v : {variant::hand_written, variant::hand_written_wrapped, variant::stamina_awaitable,
-                      variant::stamina_callback}) {
-      run(v, calls / 10, threads);  // warm-up: allocator pools, page faults
-      const result r = run(v, calls, threads);
-      if (v == variant::hand_written) baseline_bytes[threads] = r.bytes_per_pending_call;
-      std::printf("%-36s %7d %14.0f %14.0f %14.0f %9.2f   memory %.2fx hand-written\n", name(v), threads,
-                  r.bytes_per_pending_call, r.p50_us, r.p99_us, r.seconds,
-                  r.bytes_per_pending_call / baseline_bytes[threads]);
-      out << '"' << name(v) << "\"," << threads << ',' << calls << ',' << r.bytes_per_pending_call << ',' << r.p50_us
-          << ',' << r.p99_us << ',' << r.seconds << '\n';
+  out << "variant,threads,heap,calls,bytes_per_pending_call,lateness_p50_us,lateness_p99_us,total_s,minor_faults\n";
+  std::printf("%d concurrent calls, each failing twice (waits 100 ms, 200 ms); medians of %d alternating rounds\n",
+              calls, rounds);
+  std::printf("%-36s %7s %5s %14s %12s %12s %8s %12s\n", "variant", "threads", "heap", "bytes/pending", "late p50 us",
+              "late p99 us", "total s", "minor faults");
+  const variant variants[] = {variant::hand_written, variant::hand_written_wrapped, variant::hand_written_with_policy,
+                              variant::stamina_awaitable, variant::stamina_callback};
+  constexpr std::size_t count = std::size(variants);
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  struct condition {
+    int threads;
+    bool cold;
+  };
+  for (const condition c : {condition{1, false}, condition{4, false}, condition{1, true}}) {
+    for (variant v : variants) run(v, calls / 10, c.threads);  // warm-up: allocator pools, page faults
+    // Lateness moves with the machine's noise from run to run: the variants take turns, and each
+    // one's median is kept. Memory is the same in every run.
+    std::vector<result> runs[count];
+    for (int round = 0; round < rounds; ++round) {
+      for (std::size_t i = 0; i < count; ++i) {
+        if (c.cold) malloc_trim(0);
+        runs[i].push_back(run(variants[i], calls, c.threads));
+      }
+    }
+    double baseline_bytes = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::vector<double> p50, p99, seconds, faults;
+      for (const result& r : runs[i]) {
+        p50.push_back(r.p50_us);
+        p99.push_back(r.p99_us);
+        seconds.push_back(r.seconds);
+        faults.push_back(static_cast<double>(r.minor_faults));
+      }
+      const double bytes = runs[i].back().bytes_per_pending_call;
+      if (variants[i] == variant::hand_written) baseline_bytes = bytes;
+      const char* heap = c.cold ? "cold" : "warm";
+      std::printf("%-36s %7d %5s %14.0f %12.0f %12.0f %8.2f %12.0f   memory %.2fx hand-written\n", name(variants[i]),
+                  c.threads, heap, bytes, median(p50), median(p99), median(seconds), median(faults),
+                  bytes / baseline_bytes);
+      out << '"' << name(variants[i]) << "\"," << c.threads << ',' << heap << ',' << calls << ',' << bytes << ','
+          << median(p50) << ',' << median(p99) << ',' << median(seconds) << ',' << median(faults) << '\n';
     }
   }
   return 0;
