@@ -214,41 +214,53 @@ retry_policy::interned_table& retry_policy::interned_parts() {
 }
 const bool retry_policy::interned_made_at_load_ = (interned_parts(), true);  // see fork_safety.hpp
 
+namespace {
+// A per-thread cache entry of make_parts: the interned block of a (file, line, predicate).
+struct interned_entry {
+  const char* file = nullptr;
+  unsigned line = 0;
+  const void* identity = nullptr;
+  const void* parts = nullptr;
+};
+thread_local std::array<interned_entry, 16> interned_cache{};
+}  // namespace
+
+std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts_slowly(retry_on&& on, const char* file,
+                                                                                  unsigned line, void* cache_entry) {
+  const detail::call_site& site = detail::intern_call_site(file, line);
+  const void* identity = on.stateless_identity();
+  if (identity == nullptr)  // a predicate with state: a block of its own
+    return std::make_shared<const shared_parts>(std::move(on), &site);
+  interned_table& interned = interned_parts();
+  std::lock_guard lock(interned.mutex);
+  auto it = interned.parts.find({&site, identity});
+  if (it == interned.parts.end())
+    it = interned.parts
+             .emplace(std::piecewise_construct, std::forward_as_tuple(&site, identity),
+                      std::forward_as_tuple(std::move(on), &site))
+             .first;
+  *static_cast<interned_entry*>(cache_entry) = {file, line, identity, &it->second};
+  // Not owned, not counted: the block lives as long as the program.
+  return std::shared_ptr<const shared_parts>(std::shared_ptr<const shared_parts>(), &it->second);
+}
+
+// A predicate without state is interned per (call site, predicate), behind a per-thread cache
+// keyed by the caller's file and line: a policy made per call finds its block with one lookup.
+// Everything else is the slow way's, one out-of-line call: the hit saves one register, against
+// the six the slow way needs (callgrind: 152 → 132 instructions per policy made and used).
 std::shared_ptr<const retry_policy::shared_parts> retry_policy::make_parts(retry_on&& on, const char* file,
                                                                            unsigned line) {
   const void* identity = on.stateless_identity();
-  if (identity == nullptr)
-    return std::make_shared<const shared_parts>(std::move(on), &detail::intern_call_site(file, line));
-  // Interned per (call site, predicate): one per-thread cache, keyed by the caller's file and line
-  // (a policy made per call finds its block with one lookup), in front of a process-wide table.
-  struct entry {
-    const char* file = nullptr;
-    unsigned line = 0;
-    const void* identity = nullptr;
-    const shared_parts* parts = nullptr;
-  };
-  thread_local std::array<entry, 16> cache{};
-  entry& e =
-      cache[(reinterpret_cast<std::uintptr_t>(file) / 8 + line + reinterpret_cast<std::uintptr_t>(identity) / 16) %
-            cache.size()];
-  if (e.file != file || e.line != line || e.identity != identity || e.parts == nullptr) [[unlikely]] {
-    const detail::call_site& site = detail::intern_call_site(file, line);
-    interned_table& interned = interned_parts();
-    std::lock_guard lock(interned.mutex);
-    auto it = interned.parts.find({&site, identity});
-    if (it == interned.parts.end())
-      it = interned.parts
-               .emplace(std::piecewise_construct, std::forward_as_tuple(&site, identity),
-                        std::forward_as_tuple(std::move(on), &site))
-               .first;
-    e = {file, line, identity, &it->second};
-  }
+  interned_entry& e = interned_cache[(reinterpret_cast<std::uintptr_t>(file) / 8 + line +
+                                      reinterpret_cast<std::uintptr_t>(identity) / 16) %
+                                     interned_cache.size()];
+  if (identity == nullptr || e.file != file || e.line != line || e.identity != identity || e.parts == nullptr)
+      [[unlikely]]
+    return make_parts_slowly(std::move(on), file, line, &e);
   // Not owned, not counted: the block lives as long as the program.
-  return std::shared_ptr<const shared_parts>(std::shared_ptr<const shared_parts>(), e.parts);
+  return std::shared_ptr<const shared_parts>(std::shared_ptr<const shared_parts>(),
+                                             static_cast<const shared_parts*>(e.parts));
 }
-
-retry_policy::retry_policy(retry_on on, const char* file, unsigned line)
-    : shared_(make_parts(std::move(on), file, line)) {}
 
 retry_policy& retry_policy::on_result(std::nullptr_t) & {
   set_on_result(nullptr);

@@ -4,6 +4,11 @@
 
 #include <common/core_support.hpp>
 
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
 BOOST_AUTO_TEST_SUITE(policy)
 
 BOOST_AUTO_TEST_CASE(defaults_match_the_design) {
@@ -103,6 +108,79 @@ BOOST_AUTO_TEST_CASE(retry_after_rejects_negative_and_nan) {
   BOOST_CHECK_THROW(stamina::decision::retry_after(duration(std::numeric_limits<double>::quiet_NaN())),
                     std::invalid_argument);
   BOOST_TEST(stamina::decision::retry_after(0s).wait().count() == 0.0);
+}
+
+namespace {
+struct first_error : std::exception {};
+struct second_error : std::exception {};
+
+// Made at one line for every E: the same call site, a different predicate.
+template <class E>
+retry_policy made_here() {
+  return retry_policy(stamina::on_exception<E>());
+}
+template <int N>
+struct numbered_error : std::exception {};
+
+template <int... N>
+void check_predicates_at_one_site(std::integer_sequence<int, N...>) {
+  const std::vector<const void*> blocks{&made_here<numbered_error<N>>().call_spec()...};
+  for (int round = 0; round < 2; ++round) {
+    const std::vector<const void*> again{&made_here<numbered_error<N>>().call_spec()...};
+    BOOST_TEST((again == blocks));
+  }
+  const std::vector<bool> own{made_here<numbered_error<N>>()
+                                  .on()(stamina::failure(std::make_exception_ptr(numbered_error<N>{})))
+                                  .should_retry()...};
+  const std::vector<bool> next{made_here<numbered_error<N>>()
+                                   .on()(stamina::failure(std::make_exception_ptr(numbered_error<N + 1>{})))
+                                   .should_retry()...};
+  BOOST_TEST((own == std::vector<bool>(sizeof...(N), true)));
+  BOOST_TEST((next == std::vector<bool>(sizeof...(N), false)));
+}
+}  // namespace
+
+// A policy made per call from a predicate without state shares one block per (call site,
+// predicate), found through a per-thread cache: the same block each time, another block for
+// another predicate or another site, whichever cache slot they meet in.
+BOOST_AUTO_TEST_CASE(a_policy_made_per_call_finds_the_block_of_its_site_and_predicate) {
+  const stamina::failure first(std::make_exception_ptr(first_error{}));
+  const stamina::failure second(std::make_exception_ptr(second_error{}));
+  const retry_policy a1 = made_here<first_error>();
+  const retry_policy b1 = made_here<second_error>();
+  const retry_policy a2 = made_here<first_error>();
+  BOOST_TEST(&a1.call_spec() == &a2.call_spec());
+  BOOST_TEST(&a1.call_spec() != &b1.call_spec());
+  BOOST_TEST(a2.on()(first).should_retry());
+  BOOST_TEST(!a2.on()(second).should_retry());
+  BOOST_TEST(b1.on()(second).should_retry());
+  BOOST_TEST(!b1.on()(first).should_retry());
+  BOOST_TEST(a1.name() == b1.name());  // one site, one default name
+
+  // 40 sites in 16 slots: every slot is shared and evicted, and each site still finds its own.
+  static const char* const file = "interned_sites.cpp";
+  std::vector<const void*> blocks;
+  for (unsigned line = 1; line <= 40; ++line)
+    blocks.push_back(&retry_policy(stamina::on_exception<first_error>(), file, line).call_spec());
+  for (int round = 0; round < 2; ++round) {
+    for (unsigned line = 40; line >= 1; --line) {
+      const retry_policy p(stamina::on_exception<first_error>(), file, line);
+      BOOST_TEST(&p.call_spec() == blocks[line - 1]);
+      BOOST_TEST(p.name() == "interned_sites.cpp:" + std::to_string(line));
+    }
+  }
+  std::sort(blocks.begin(), blocks.end());
+  BOOST_TEST((std::adjacent_find(blocks.begin(), blocks.end()) == blocks.end()));
+
+  // 32 predicates made at one site, in 16 slots: each finds the block of its own predicate.
+  check_predicates_at_one_site(std::make_integer_sequence<int, 32>{});
+
+  // A predicate with state has a block of its own, every time.
+  const auto with_state = [] { return stamina::retry_on([limit = 3](const stamina::failure&) { return limit > 0; }); };
+  const retry_policy s1(with_state(), file, 1);
+  const retry_policy s2(with_state(), file, 1);
+  BOOST_TEST(&s1.call_spec() != &s2.call_spec());
+  BOOST_TEST(&s1.call_spec() != blocks[0]);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -48,7 +48,8 @@ class retry_policy {
   /// `callable=""` nor share one metrics series or default throttle. `file` and `line` are
   /// filled in by the compiler; do not pass them.
   retry_policy(retry_on on,  // NOLINT(google-explicit-constructor): deliberate, see above
-               const char* file = __builtin_FILE(), unsigned line = __builtin_LINE());
+               const char* file = __builtin_FILE(), unsigned line = __builtin_LINE())
+      : shared_(make_parts(std::move(on), file, line)) {}
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
   /// Which failures are retried.
@@ -341,6 +342,9 @@ class retry_policy {
   template <class Change>
   void change_shared(Change&& change);
   static std::shared_ptr<const shared_parts> make_parts(retry_on&& on, const char* file, unsigned line);
+  // make_parts but for its per-thread cache's hit: the table's lookup, or a block of its own.
+  [[gnu::noinline]] static std::shared_ptr<const shared_parts> make_parts_slowly(retry_on&& on, const char* file,
+                                                                                 unsigned line, void* cache_entry);
   // The process-wide table of interned blocks (core.cpp), made when the library is loaded.
   struct interned_table;
   static interned_table& interned_parts();
