@@ -380,52 +380,57 @@ template <class Clock, class Sleeper, class F, class Fallback>
   }
 }
 
+// Every call but the plain one: the attempt time limit's rejection, the closed breaker's path
+// and the call state's. Out of line, so that the plain call's path, inline at the caller, holds
+// nothing of them.
 template <class Clock, class Sleeper, class F, class Fallback>
-[[gnu::always_inline]] inline std::invoke_result_t<F&> retry_without_context(const retry_policy& policy,
-                                                                             const call_state_spec& spec,
-                                                                             global_config switches, Sleeper& sleep,
-                                                                             F& f, const caller* where, Fallback* fb) {
-  using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
-  // The common call (no protection, budget, on_result or inherited deadline, default throttles
-  // healthy) sends its first attempt with nothing made but the stopwatch; a failure makes the
-  // call state then. The rules are the call state's (plain_success, closed_breaker_admits).
-  if (call_state::plain_success(spec, switches) && !policy.deadline_since_epoch()) [[likely]] {
-    const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
-    return attempt_type::first(f, [&](attempt_type& last) {
-      return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, 0);
-    });
-  }
-  // The same with a closed circuit breaker as the one protection: its word and the success's
-  // report are two inline reads each.
-  std::uint32_t ticket = 0;
-  if (retry_protocol::may_pass_closed_breaker(policy, switches) &&
-      call_state::closed_breaker_admits(spec, switches, ticket)) {
-    const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
-    // The value is taken out of the attempt after the breaker heard of it, outside the attempt's
-    // handler (a copy or move that throws is the caller's, as on the long way: the attempt is
-    // told once).
-    attempt_type last;
-    if (last.run(f)) [[likely]] {
-      call_state::closed_breaker_heard_success(spec, ticket);
-      return last.take();
+[[gnu::noinline]] sync_op_result_t<F> retry_not_plain(const retry_policy& policy, global_config switches,
+                                                      Sleeper& sleep, F& f, const caller* where, Fallback* fb) {
+  if (policy.attempt_timeout()) [[unlikely]]
+    throw_blocking_attempt_timeout("stamina::retry");
+  const call_state_spec& spec = policy.call_spec();
+  if constexpr (std::is_invocable_v<F&>) {
+    // A closed circuit breaker as the one protection: its word and the success's report are two
+    // inline reads each.
+    std::uint32_t ticket = 0;
+    if (retry_protocol::may_pass_closed_breaker(policy, switches) &&
+        call_state::closed_breaker_admits(spec, switches, ticket)) {
+      using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
+      const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
+      // The value is taken out of the attempt after the breaker heard of it, outside the
+      // attempt's handler (a copy or move that throws is the caller's, as on the long way: the
+      // attempt is told once).
+      attempt_type last;
+      if (last.run(f)) [[likely]] {
+        call_state::closed_breaker_heard_success(spec, ticket);
+        return last.take();
+      }
+      return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, ticket);
     }
-    return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, ticket);
   }
   return retry_with_state<Clock>(policy, spec, switches, sleep, f, where, fb);
 }
 
+// The blocking call. The common call (no protection, budget, on_result, attempt limit or
+// inherited deadline, default throttles healthy, an `f` that takes no context) sends its first
+// attempt with nothing made but the stopwatch, inline at the caller; a failure makes the call
+// state then. The rules are the call state's (plain_success); every other call is
+// retry_not_plain's.
 template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
-sync_op_result_t<F> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f, const caller* where = nullptr,
-                               Fallback* fb = nullptr) {
-  if (policy.attempt_timeout()) [[unlikely]]
-    throw_blocking_attempt_timeout("stamina::retry");
-  const call_state_spec& spec = policy.call_spec();
+[[gnu::always_inline]] inline sync_op_result_t<F> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f,
+                                                             const caller* where = nullptr, Fallback* fb = nullptr) {
   const global_config switches = load_global_config();
-  if constexpr (!std::is_invocable_v<F&>) {
-    return retry_with_state<Clock>(policy, spec, switches, sleep, f, where, fb);
-  } else {
-    return retry_without_context<Clock>(policy, spec, switches, sleep, f, where, fb);
+  if constexpr (std::is_invocable_v<F&>) {
+    if (!policy.attempt_timeout() && call_state::plain_success(policy.call_spec(), switches) &&
+        !policy.deadline_since_epoch()) [[likely]] {
+      using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
+      const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
+      return attempt_type::first(f, [&](attempt_type& last) {
+        return retry_after_first_failure(policy, switches, where, clock, sleep, f, last, fb, 0);
+      });
+    }
   }
+  return retry_not_plain<Clock>(policy, switches, sleep, f, where, fb);
 }
 
 }  // namespace detail
@@ -444,7 +449,8 @@ sync_op_result_t<F> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f
 /// `attempt_timeout` is rejected with `std::invalid_argument`: a blocking call cannot be
 /// interrupted.
 template <class F>
-auto retry(const retry_policy& policy, F&& f, detail::caller where = {}) -> detail::sync_op_result_t<F> {
+[[gnu::always_inline]] inline auto retry(const retry_policy& policy, F&& f, detail::caller where = {})
+    -> detail::sync_op_result_t<F> {
   return detail::retry_with<std::chrono::steady_clock>(policy, detail::thread_sleeper{}, f, &where);
 }
 
