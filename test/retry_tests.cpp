@@ -9,8 +9,12 @@
 #include <common/policies.hpp>
 #include <common/print.hpp>
 #include <stamina/adaptive_throttle.hpp>
+#include <stamina/circuit_breaker.hpp>
+#include <stamina/concurrency_limit.hpp>
+#include <stamina/fallback.hpp>
 #include <stamina/global.hpp>
 #include <stamina/retry.hpp>
+#include <stamina/retry_budget.hpp>
 
 #include <boost/asio/error.hpp>
 
@@ -410,6 +414,44 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_is_rejected_by_the_blocking_drivers) {
   BOOST_CHECK_EXCEPTION(stamina::retry_context{policy}, std::invalid_argument, names_the_field);
   BOOST_TEST(calls == 0);  // rejected before the first attempt
   // [blocking-attempt-timeout]
+}
+
+// The rejection holds whichever way the call goes (the plain call's inline path, the closed
+// breaker's, the call state's), through every overload, whatever the process switches say.
+BOOST_AUTO_TEST_CASE(attempt_timeout_is_rejected_on_every_path_and_overload) {
+  using stamina::retry_policy;
+  const auto base = test::retry_transient().attempt_timeout(1s);
+  const std::vector<retry_policy> policies{base,
+                                           retry_policy(base).breaker(std::make_shared<stamina::circuit_breaker>()),
+                                           retry_policy(base).budget(std::make_shared<stamina::retry_budget>()),
+                                           retry_policy(base).limit(std::make_shared<stamina::concurrency_limit>()),
+                                           retry_policy(base).deadline(std::chrono::steady_clock::now() + 1h),
+                                           retry_policy(base).throttle(std::make_shared<stamina::adaptive_throttle>())};
+  int calls = 0;
+  const auto f = [&calls] { return ++calls; };
+  const auto with_context = [&calls](const stamina::attempt_context&) { return ++calls; };
+  const stamina::fallback substitute([] { return -1; });
+  const auto check_all = [&] {
+    for (const retry_policy& p : policies) {
+      const std::stop_source stop;
+      BOOST_CHECK_THROW(stamina::retry(p, f), std::invalid_argument);
+      BOOST_CHECK_THROW(stamina::retry(p, with_context), std::invalid_argument);
+      BOOST_CHECK_THROW(stamina::retry(p, stop.get_token(), f), std::invalid_argument);
+      BOOST_CHECK_THROW(stamina::retry(p, f, substitute), std::invalid_argument);
+      BOOST_CHECK_THROW(stamina::retry(p, stop.get_token(), f, substitute), std::invalid_argument);
+      BOOST_CHECK_THROW(stamina::retry(retry_policy(p).on_result([](int v) { return v < 0; }), f),
+                        std::invalid_argument);
+    }
+  };
+  check_all();
+  {
+    const stamina::testing_scope testing(1);
+    check_all();
+  }
+  stamina::set_active(false);
+  check_all();
+  stamina::set_active(true);
+  BOOST_TEST(calls == 0);  // never an attempt
 }
 
 BOOST_AUTO_TEST_SUITE_END()
