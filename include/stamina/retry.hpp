@@ -41,7 +41,7 @@
 #endif
 
 // The plain call's path is forced inline at the call site of `retry(policy, f)`, where the
-// registers it keeps around the attempt are already the caller's (a success: 37 instructions
+// registers it keeps around the attempt are already the caller's (a success: 35 instructions
 // instead of 63). GCC refuses to force-inline into a caller compiled for a narrower target (e.g.
 // `target("general-regs-only")`), or around a recursive callable that is always_inline itself:
 // defining STAMINA_NO_FORCE_INLINE (for the whole program) makes it an ordinary inline function.
@@ -173,10 +173,10 @@ struct sync_attempt {
     }
   }
   // A plain call's first attempt: its value returned as is (no copy kept), or, if it threw, what
-  // `on_failure(attempt)` returns. The exception is taken out of the handler before the
-  // call goes on, so the retries do not run inside a catch block. It is kept in a union until then: the path that
-  // returns the value then has nothing to destroy (an exception_ptr made before the attempt would be tested after it,
-  // once its address is taken).
+  // `on_failure(attempt)` returns. The exception is taken out of the handler before the call
+  // goes on, so the retries do not run inside a catch block. It is kept in a union until then:
+  // the path that returns the value then has nothing to destroy (an exception_ptr made before
+  // the attempt would be tested after it, once its address is taken).
   template <class F, class OnFailure>
   [[gnu::always_inline]] static R first(F& f, OnFailure&& on_failure) {
     union thrown_room {
@@ -424,15 +424,14 @@ template <class Clock, class Sleeper, class F, class Fallback>
 // bool` returns false when the wait was interrupted. The common call (no protection, budget,
 // on_result, attempt limit or inherited deadline, default throttles healthy, an `f` that takes
 // no context) sends its first attempt with nothing made but the stopwatch, inline at the
-// caller; a failure makes the call state then. The rules are the call state's (plain_success);
-// every other call is retry_not_plain's.
+// caller; a failure makes the call state then. The rule is the protocol's, as for the async
+// drivers (sends_plain_first_attempt); every other call is retry_not_plain's.
 template <class Clock, class Sleeper, class F, class Fallback = no_fallback>
 STAMINA_DETAIL_FORCE_INLINE sync_op_result_t<F> retry_with(const retry_policy& policy, Sleeper&& sleep, F& f,
                                                            const caller* where = nullptr, Fallback* fb = nullptr) {
   const global_config switches = load_global_config();
   if constexpr (std::is_invocable_v<F&>) {
-    if (!policy.attempt_timeout() && call_state::plain_success(policy.call_spec(), switches) &&
-        !policy.deadline_since_epoch()) [[likely]] {
+    if (retry_protocol::sends_plain_first_attempt(policy, switches)) [[likely]] {
       using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
       const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
       return attempt_type::first(f, [&](attempt_type& last) {
