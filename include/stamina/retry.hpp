@@ -15,6 +15,7 @@
 #include <boost/system/result.hpp>
 #endif
 
+#include <cassert>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -41,7 +42,7 @@
 #endif
 
 // The plain call's path is forced inline at the call site of `retry(policy, f)`, where the
-// registers it keeps around the attempt are already the caller's (a success: 35 instructions
+// registers it keeps around the attempt are already the caller's (a success: 37 instructions
 // instead of 63). GCC refuses to force-inline into a caller compiled for a narrower target (e.g.
 // `target("general-regs-only")`), or around a recursive callable that is always_inline itself:
 // defining STAMINA_NO_FORCE_INLINE (for the whole program) makes it an ordinary inline function.
@@ -431,7 +432,12 @@ STAMINA_DETAIL_FORCE_INLINE sync_op_result_t<F> retry_with(const retry_policy& p
                                                            const caller* where = nullptr, Fallback* fb = nullptr) {
   const global_config switches = load_global_config();
   if constexpr (std::is_invocable_v<F&>) {
-    if (retry_protocol::sends_plain_first_attempt(policy, switches)) [[likely]] {
+    // retry_protocol::sends_plain_first_attempt, its tests written out: called, it measured
+    // 0.8 ns slower on a success without a deadline (the same instructions, laid out with that
+    // case out of line). The assert keeps the two one rule.
+    if (!policy.attempt_timeout() && call_state::plain_success(policy.call_spec(), switches) &&
+        !policy.deadline_since_epoch()) [[likely]] {
+      assert(retry_protocol::sends_plain_first_attempt(policy, switches));
       using attempt_type = sync_attempt<std::invoke_result_t<F&>>;
       const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, switches));
       return attempt_type::first(f, [&](attempt_type& last) {
