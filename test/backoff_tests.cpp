@@ -5,6 +5,10 @@
 
 #include <common/core_support.hpp>
 
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
 BOOST_AUTO_TEST_SUITE(backoff_core)
 
 namespace {
@@ -237,6 +241,35 @@ BOOST_AUTO_TEST_CASE(huge_retry_numbers_saturate) {
   // Also with a huge base: pow overflows to +inf, the cap still applies.
   const retry_policy steep = test::retry_transient().wait_exp_base(1e300);
   BOOST_TEST(backoff(steep, 1).capped_exponential(3).count() == 5.0);
+}
+
+// The default base, 2, takes a path of its own (the power of two made from its exponent, not
+// pow): in the default rounding mode it must give the same double as the formula, over every
+// exponent a double can hold, past overflow, and for initial waits from subnormal to huge.
+BOOST_AUTO_TEST_CASE(base_two_is_the_formula_bit_for_bit) {
+  const double cap = std::numeric_limits<double>::max();
+  for (const double initial : {1e-320, 1e-300, 0.005, 0.1, 3.7, 1e300, std::numeric_limits<double>::max()}) {
+    const retry_policy p = test::retry_transient().wait_initial(duration(initial)).wait_max(duration(cap));
+    const backoff b(p, 1);
+    for (unsigned n = 1; n <= 1100; ++n) {
+      const double formula = std::min(initial * std::pow(2.0, static_cast<double>(n - 1)), cap);
+      BOOST_TEST_INFO("initial " << initial << " retry " << n);
+      BOOST_TEST(std::bit_cast<std::uint64_t>(b.capped_exponential(n).count()) ==
+                 std::bit_cast<std::uint64_t>(formula));
+    }
+    BOOST_TEST(b.capped_exponential(std::numeric_limits<unsigned>::max()).count() == cap);
+  }
+}
+
+// Without jitter a wait is the exponential part exactly, and nothing is drawn for it: a seeded
+// backoff whose policy gets a jitter afterwards draws what a fresh one with that seed draws.
+BOOST_AUTO_TEST_CASE(no_jitter_is_the_exponential_part_exactly) {
+  retry_policy p = test::retry_transient().wait_jitter(0s);
+  backoff b(p, 42);
+  for (unsigned n = 1; n <= 40; ++n) BOOST_TEST(b.draw_wait(n).count() == b.capped_exponential(n).count());
+  p.wait_jitter(1s);
+  backoff fresh(p, 42);
+  BOOST_TEST(b.draw_wait(3).count() == fresh.draw_wait(3).count());
 }
 
 BOOST_AUTO_TEST_CASE(attempt_limit_is_bounded_by_time_left) {
