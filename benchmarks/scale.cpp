@@ -50,10 +50,12 @@ struct per_call {
 struct run_stats {
   std::atomic<long> done{0}, waiting{0};
   std::vector<double> lateness_us;  // filled per thread then merged
+  std::vector<double> by_retry[2];  // the same, of first and of second retries
   std::mutex mutex;
-  void record_lateness(double us) {
+  void record_lateness(double us, int retry) {
     std::lock_guard lock(mutex);
     lateness_us.push_back(us);
+    by_retry[retry - 1].push_back(us);
   }
 };
 
@@ -63,7 +65,8 @@ auto make_op(asio::io_context& ctx, per_call& call, run_stats& stats) {
     const auto now = clock_type::now();
     if (call.attempts > 0) {
       const double expected_us = call.attempts == 1 ? 100000 : 200000;
-      stats.record_lateness(std::chrono::duration<double, std::micro>(now - call.last_attempt).count() - expected_us);
+      stats.record_lateness(std::chrono::duration<double, std::micro>(now - call.last_attempt).count() - expected_us,
+                            call.attempts);
       --stats.waiting;
     }
     call.last_attempt = now;
@@ -175,6 +178,7 @@ asio::awaitable<void> stamina_call(asio::io_context& ctx, per_call& call, run_st
 struct result {
   double bytes_per_pending_call = 0;
   double p50_us = 0, p99_us = 0;
+  double p99_first_us = 0, p99_second_us = 0;  // of first retries, of second retries
   double seconds = 0;
   long minor_faults = 0;  // pages the run touched for the first time (or again, after glibc gave them back)
 };
@@ -189,6 +193,7 @@ result run(variant v, int calls, int threads) {
   asio::io_context ctx(threads);
   run_stats stats;
   stats.lateness_us.reserve(static_cast<std::size_t>(calls) * 2);
+  for (auto& v : stats.by_retry) v.reserve(static_cast<std::size_t>(calls));
   std::vector<per_call> state(static_cast<std::size_t>(calls));
   const auto policy = scale_policy();
   const long long before = live_bytes();
@@ -230,12 +235,14 @@ result run(variant v, int calls, int threads) {
   r.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   r.minor_faults = minor_faults() - faults_before;
   r.bytes_per_pending_call = static_cast<double>(pending) / calls;
-  auto& l = stats.lateness_us;
-  std::sort(l.begin(), l.end());
-  if (!l.empty()) {
-    r.p50_us = l[l.size() / 2];
-    r.p99_us = l[std::min(l.size() - 1, l.size() * 99 / 100)];
-  }
+  const auto p99 = [](std::vector<double>& l) {
+    std::sort(l.begin(), l.end());
+    return l.empty() ? 0.0 : l[std::min(l.size() - 1, l.size() * 99 / 100)];
+  };
+  r.p99_us = p99(stats.lateness_us);
+  if (!stats.lateness_us.empty()) r.p50_us = stats.lateness_us[stats.lateness_us.size() / 2];
+  r.p99_first_us = p99(stats.by_retry[0]);
+  r.p99_second_us = p99(stats.by_retry[1]);
   if (stats.done.load() != calls) {
     std::fprintf(stderr, "only %ld of %d calls completed\n", stats.done.load(), calls);
     std::exit(1);
@@ -248,7 +255,7 @@ result run(variant v, int calls, int threads) {
 int main(int argc, char** argv) {
   const int calls = argc > 1 ? std::atoi(argv[1]) : 100000;
   const std::string csv = argc > 2 ? argv[2] : "scale.csv";
-  const int rounds = argc > 3 ? std::max(1, std::atoi(argv[3])) : 3;
+  const int rounds = argc > 3 ? std::max(1, std::atoi(argv[3])) : 5;
   stamina::instrumentation::set_on_retry_hooks({});
   stamina::instrumentation::set_on_give_up_hooks({});
   // By default glibc gives the top of its heap back to the kernel when enough of it is free, so
@@ -258,7 +265,8 @@ int main(int argc, char** argv) {
   // state), or given back before every run ("cold": every run faults its memory in).
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   std::ofstream out(csv);
-  out << "variant,threads,heap,calls,bytes_per_pending_call,lateness_p50_us,lateness_p99_us,total_s,minor_faults\n";
+  out << "variant,threads,heap,calls,bytes_per_pending_call,lateness_p50_us,lateness_p99_us,total_s,minor_faults,"
+         "lateness_p99_first_retry_us,lateness_p99_second_retry_us\n";
   std::printf("%d concurrent calls, each failing twice (waits 100 ms, 200 ms); medians of %d alternating rounds\n",
               calls, rounds);
   std::printf("%-36s %7s %5s %14s %12s %12s %8s %12s\n", "variant", "threads", "heap", "bytes/pending", "late p50 us",
@@ -287,10 +295,12 @@ int main(int argc, char** argv) {
     }
     double baseline_bytes = 0;
     for (std::size_t i = 0; i < count; ++i) {
-      std::vector<double> p50, p99, seconds, faults;
+      std::vector<double> p50, p99, p99_first, p99_second, seconds, faults;
       for (const result& r : runs[i]) {
         p50.push_back(r.p50_us);
         p99.push_back(r.p99_us);
+        p99_first.push_back(r.p99_first_us);
+        p99_second.push_back(r.p99_second_us);
         seconds.push_back(r.seconds);
         faults.push_back(static_cast<double>(r.minor_faults));
       }
@@ -301,7 +311,8 @@ int main(int argc, char** argv) {
                   c.threads, heap, bytes, median(p50), median(p99), median(seconds), median(faults),
                   bytes / baseline_bytes);
       out << '"' << name(variants[i]) << "\"," << c.threads << ',' << heap << ',' << calls << ',' << bytes << ','
-          << median(p50) << ',' << median(p99) << ',' << median(seconds) << ',' << median(faults) << '\n';
+          << median(p50) << ',' << median(p99) << ',' << median(seconds) << ',' << median(faults) << ','
+          << median(p99_first) << ',' << median(p99_second) << '\n';
     }
   }
   return 0;

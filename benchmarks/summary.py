@@ -108,6 +108,12 @@ for label, ours, theirs, key in (
     print(f"  {label:52} {ratio:5.2f}x the hand-written loop (target <= 1.2x): {'MET' if ratio <= 1.2 else 'MISS'}")
 print(f"    (cold heap: page faults per run, stamina {float(aw_cold['minor_faults']):.0f} against "
       f"{float(cold[HAND]['minor_faults']):.0f}: a cold run faults in every byte it holds)")
+for heap, rows in (("warm", warm), ("cold", cold)):
+    ours = next(v for k, v in rows.items() if "co_await" in k)
+    print(f"    ({heap} heap: p99 of first retries {float(ours['lateness_p99_first_retry_us']) / 1000:.1f} ms against "
+          f"{float(rows[HAND]['lateness_p99_first_retry_us']) / 1000:.1f}, of second retries "
+          f"{float(ours['lateness_p99_second_retry_us']) / 1000:.1f} ms against "
+          f"{float(rows[HAND]['lateness_p99_second_retry_us']) / 1000:.1f})")
 floor = warm[WRAPPED]
 print("  floor measured in the same run: the hand-written loop in a coroutine of its own (two frames per call, "
       "as a co_await of any retry function)")
