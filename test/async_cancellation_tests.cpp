@@ -282,7 +282,9 @@ BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
 
 // An op may read the cancellation slot from its token when it starts, not from the handler
 // (Boost.MySQL's connection pool and asio-grpc do): under use_awaitable the attempt's token
-// carries the caller's slot, with or without an attempt time limit (which binds its own).
+// carries the caller's slot, with or without an attempt time limit (which binds its own). The
+// case without one is the one an unbound token breaks: use_awaitable's handler would still take
+// the slot, so the cancellation below would still arrive; only `connected` would tell.
 BOOST_AUTO_TEST_CASE(a_coroutine_attempts_token_carries_the_callers_slot) {
   for (const bool limited : {false, true}) {
     BOOST_TEST_CONTEXT("attempt_timeout " << limited) {

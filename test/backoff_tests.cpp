@@ -262,7 +262,8 @@ BOOST_AUTO_TEST_CASE(base_two_is_the_formula_bit_for_bit) {
 }
 
 // Without jitter a wait is the exponential part exactly, and nothing is drawn for it: a seeded
-// backoff whose policy gets a jitter afterwards draws what a fresh one with that seed draws.
+// backoff whose policy gets a jitter afterwards draws what a fresh one with that seed draws (the
+// backoff reads the policy it refers to; one that cached its settings would fail this test).
 BOOST_AUTO_TEST_CASE(no_jitter_is_the_exponential_part_exactly) {
   retry_policy p = test::retry_transient().wait_jitter(0s);
   backoff b(p, 42);

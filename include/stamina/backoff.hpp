@@ -165,9 +165,9 @@ class backoff {
     double e = initial;
     if (retry_num > 1 && base > 1) {
       // The default base, 2: 2^n is the double whose exponent field is 1023 + n (+inf from
-      // 2^1024), made in three instructions where pow's general case costs about a hundred per
-      // wait drawn. It is exact: the same double as pow's in the default rounding mode (rounding
-      // down, glibc's pow returns one ulp less, and DBL_MAX for 2^1024).
+      // 2^1024, as pow's in the default rounding mode), made in three instructions where glibc's
+      // pow costs about a hundred per wait after the first. Below 2^1024 it is exact: the same
+      // double as pow's in the default rounding mode (rounding down, glibc's pow is one ulp low).
       const unsigned n = retry_num - 1;
       if (base == 2.0)
         e = initial * (n < 1024 ? std::bit_cast<double>(std::uint64_t{1023u + n} << 52)
