@@ -1,8 +1,9 @@
 // 100,000 concurrent retrying calls in one io_context, each failing twice with millisecond
 // waits (100 ms then 200 ms, no jitter: long enough that every call is pending at once): memory per pending call, timer
 // lateness and total time, for a hand-written coroutine loop and for stamina (use_awaitable and callback), on 1 and 4
-// threads, with the heap kept between runs and given back before each. Memory is glibc's bytes in use (mallinfo2)
-// once every call's first attempt has failed and its wait is armed, minus before.
+// threads, with the heap kept between runs and given back before each. Memory is glibc's bytes in use (mallinfo2,
+// heap and mmapped) once every call's first attempt has failed and its wait is armed (on one thread; on four, a
+// few calls may still be on their way), minus before.
 //
 // Usage: scale [calls] [csv-file] [rounds]
 
@@ -37,7 +38,13 @@ using clock_type = std::chrono::steady_clock;
 
 // --- live-bytes accounting: glibc's count of bytes in use (covers Asio's aligned allocations) --
 namespace {
-long long live_bytes() { return static_cast<long long>(mallinfo2().uordblks); }
+// Heap chunks in use plus mmapped ones: with M_TRIM_THRESHOLD set, glibc's mmap threshold stays at
+// 128 KiB, so the timer queue's array (2 MiB for 100,000 timers) is mmapped or not depending on the
+// free heap earlier runs left; counting both makes the reading the same either way.
+long long live_bytes() {
+  const auto info = mallinfo2();
+  return static_cast<long long>(info.uordblks + info.hblkhd);
+}
 }  // namespace
 
 namespace {
@@ -288,7 +295,7 @@ int main(int argc, char** argv) {
   for (const condition c : {condition{1, false}, condition{4, false}, condition{1, true}}) {
     for (variant v : variants) run(v, calls / 10, c.threads);  // warm-up: allocator pools, page faults
     // Lateness moves with the machine's noise from run to run: the variants take turns, and each
-    // one's median is kept. Memory is the same in every run.
+    // one's median is kept (memory's too, which moves by a few bytes with the heap's layout).
     std::vector<result> runs[count];
     for (int round = 0; round < rounds; ++round) {
       for (std::size_t i = 0; i < count; ++i) {
@@ -298,8 +305,9 @@ int main(int argc, char** argv) {
     }
     double baseline_bytes = 0;
     for (std::size_t i = 0; i < count; ++i) {
-      std::vector<double> p50, p99, seconds, faults;
+      std::vector<double> p50, p99, seconds, faults, bytes_per_call;
       for (const result& r : runs[i]) {
+        bytes_per_call.push_back(r.bytes_per_pending_call);
         p50.push_back(r.p50_us);
         p99.push_back(r.p99_us);
         seconds.push_back(r.seconds);
@@ -311,7 +319,7 @@ int main(int argc, char** argv) {
       for (const result& r : runs[i]) by_p99.push_back(&r);
       std::sort(by_p99.begin(), by_p99.end(), [](const result* a, const result* b) { return a->p99_us < b->p99_us; });
       const result& median_run = *by_p99[by_p99.size() / 2];
-      const double bytes = runs[i].back().bytes_per_pending_call;
+      const double bytes = median(bytes_per_call);
       if (variants[i] == variant::hand_written) baseline_bytes = bytes;
       const char* heap = c.cold ? "cold" : "warm";
       std::printf("%-36s %7d %5s %14.0f %12.0f %12.0f %8.2f %12.0f   memory %.2fx hand-written\n", name(variants[i]),
