@@ -82,8 +82,8 @@ if frames.exists():
 print("\nscale: 100,000 concurrent calls failing twice (medians of alternating rounds; heap: warm = kept between runs, "
       "cold = given back to the kernel before each run)")
 scale = list(csv.DictReader((results / "scale.csv").read_text().splitlines()))
-HAND, WRAPPED, WITH_POLICY = ("hand-written coroutine loop", "hand-written loop, own coroutine",
-                              "the same, holding the policy")
+HAND, WRAPPED, WITH_POLICY, WITH_STATE = ("hand-written coroutine loop", "hand-written loop, own coroutine",
+                                          "the same, holding the policy", "the same, with stamina's bytes")
 base = {(r["threads"], r["heap"]): r for r in scale if r["variant"] == HAND}
 for r in scale:
     b, hb = float(r["bytes_per_pending_call"]), float(base[(r["threads"], r["heap"])]["bytes_per_pending_call"])
@@ -114,6 +114,13 @@ for heap, rows in (("warm", warm), ("cold", cold)):
           f"{float(rows[HAND]['lateness_p99_first_retry_us']) / 1000:.1f}, of second retries "
           f"{float(ours['lateness_p99_second_retry_us']) / 1000:.1f} ms against "
           f"{float(rows[HAND]['lateness_p99_second_retry_us']) / 1000:.1f})")
+state_w, state_c = warm[WITH_STATE], cold[WITH_STATE]
+print(f"  what stamina's memory alone costs: the loop holding its policy and stamina's bytes "
+      f"({float(state_w['bytes_per_pending_call']):.0f} B per pending call) reads")
+for heap, st, ours, hand_row in (("warm", state_w, aw, hand), ("cold", state_c, aw_cold, cold[HAND])):
+    print(f"    {heap} heap: lateness p99 {float(st['lateness_p99_us']) / float(hand_row['lateness_p99_us']):.2f}x "
+          f"the hand-written loop ({float(st['minor_faults']):.0f} page faults); stamina "
+          f"{float(ours['lateness_p99_us']) / float(hand_row['lateness_p99_us']):.2f}x")
 floor = warm[WRAPPED]
 print("  floor measured in the same run: the hand-written loop in a coroutine of its own (two frames per call, "
       "as a co_await of any retry function)")
