@@ -176,25 +176,19 @@ asio::awaitable<void> hand_written_loop_with_state(asio::io_context& ctx, stamin
   asm volatile("" : : "r"(state.data()) : "memory");
 }
 
-template <class Op>
-asio::awaitable<void> retry_with_state(asio::io_context& ctx, const stamina::retry_policy& policy, Op op) {
-  return hand_written_loop_with_state(ctx, policy, std::move(op));
-}
-
-asio::awaitable<void> hand_written_with_state_call(asio::io_context& ctx, per_call& call, run_stats& stats,
-                                                   const stamina::retry_policy& p) {
-  co_await retry_with_state(ctx, p, make_op(ctx, call, stats));
-  ++stats.done;
-}
-
-template <class Op>
+// What the caller awaits: the loop holding its policy, with stamina's bytes too or without.
+template <bool WithState, class Op>
 asio::awaitable<void> retry_with_policy_copy(asio::io_context& ctx, const stamina::retry_policy& policy, Op op) {
-  return hand_written_loop_with_policy(ctx, policy, std::move(op));
+  if constexpr (WithState)
+    return hand_written_loop_with_state(ctx, policy, std::move(op));
+  else
+    return hand_written_loop_with_policy(ctx, policy, std::move(op));
 }
 
+template <bool WithState>
 asio::awaitable<void> hand_written_with_policy_call(asio::io_context& ctx, per_call& call, run_stats& stats,
                                                     const stamina::retry_policy& p) {
-  co_await retry_with_policy_copy(ctx, p, make_op(ctx, call, stats));
+  co_await retry_with_policy_copy<WithState>(ctx, p, make_op(ctx, call, stats));
   ++stats.done;
 }
 
@@ -254,10 +248,10 @@ result run(variant v, int calls, int threads) {
         asio::co_spawn(ctx, hand_written_wrapped_call(ctx, call, stats), rethrow);
         break;
       case variant::hand_written_with_policy:
-        asio::co_spawn(ctx, hand_written_with_policy_call(ctx, call, stats, policy), rethrow);
+        asio::co_spawn(ctx, hand_written_with_policy_call<false>(ctx, call, stats, policy), rethrow);
         break;
       case variant::hand_written_with_state:
-        asio::co_spawn(ctx, hand_written_with_state_call(ctx, call, stats, policy), rethrow);
+        asio::co_spawn(ctx, hand_written_with_policy_call<true>(ctx, call, stats, policy), rethrow);
         break;
       case variant::stamina_awaitable:
         asio::co_spawn(ctx, stamina_call(ctx, call, stats, policy), rethrow);
