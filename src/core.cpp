@@ -200,6 +200,7 @@ void retry_policy::change_shared(Change&& change) {
   change(*next);
   next->refresh();  // the copy's spec still pointed into the old block
   shared_ = std::move(next);
+  reshape();
 }
 
 struct retry_policy::interned_table {
@@ -331,6 +332,7 @@ retry_policy& retry_policy::attempts(std::optional<unsigned> value) & {
 retry_policy& retry_policy::timeout(std::optional<duration> value) & {
   check_positive("timeout", value);
   values_.timeout = or_none(value);
+  reshape();
   return *this;
 }
 
@@ -371,22 +373,26 @@ retry_policy& retry_policy::max_server_wait(std::optional<duration> value) & {
 void retry_policy::set_deadline(double seconds_since_epoch) {
   if (std::isnan(seconds_since_epoch)) invalid("deadline", "a time, not NaN", "nan");
   values_.deadline = std::min(values_.deadline, seconds_since_epoch);  // only ever earlier
+  reshape();
 }
 
 retry_policy& retry_policy::within(const attempt_context& outer) & {
   detail::context_access::inherit(values_.deadline, outer);
+  reshape();
   return *this;
 }
 
 retry_policy& retry_policy::reset_after(std::optional<duration> value) & {
   check_positive("reset_after", value);
   values_.reset_after = or_none(value);
+  reshape();
   return *this;
 }
 
 retry_policy& retry_policy::attempt_timeout(std::optional<duration> value) & {
   check_positive("attempt_timeout", value);
   values_.attempt_timeout = or_none(value);
+  reshape();
   return *this;
 }
 

@@ -3,8 +3,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <common/core_support.hpp>
+#include <common/virtual_retry.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -181,6 +184,64 @@ BOOST_AUTO_TEST_CASE(a_policy_made_per_call_finds_the_block_of_its_site_and_pred
   const retry_policy s2(with_state(), file, 1);
   BOOST_TEST(&s1.call_spec() != &s2.call_spec());
   BOOST_TEST(&s1.call_spec() != blocks[0]);
+}
+
+// What the drivers test before a plain call's first attempt is one byte worked out when the
+// settings change (detail::policy_shape): every setter that moves a setting it reads must work
+// it out again, and a copy carries it. Steps on one policy, each with the byte it must leave.
+BOOST_AUTO_TEST_CASE(the_shape_follows_every_setter) {
+  namespace bit = stamina::detail::policy_shape;
+  constexpr std::uint8_t none = 0;
+  const auto budget = std::make_shared<stamina::retry_budget>();
+  const auto throttle = std::make_shared<stamina::adaptive_throttle>();
+  const auto breaker = std::make_shared<stamina::circuit_breaker>();
+  const auto limit = std::make_shared<stamina::concurrency_limit>();
+  struct row {
+    const char* step;
+    std::function<void(retry_policy&)> apply;
+    std::uint8_t shape;
+  };
+  const std::vector<row> rows = {
+      {"defaults (45 s timeout)", [](retry_policy&) {}, bit::timed},
+      {"timeout(nullopt)", [](retry_policy& p) { p.timeout(std::nullopt); }, none},
+      {"reset_after(10s)", [](retry_policy& p) { p.reset_after(10s); }, bit::clocked},
+      {"reset_after(nullopt)", [](retry_policy& p) { p.reset_after(std::nullopt); }, none},
+      {"attempt_timeout(1s)", [](retry_policy& p) { p.attempt_timeout(1s); }, bit::not_plain | bit::clocked},
+      {"attempt_timeout(nullopt)", [](retry_policy& p) { p.attempt_timeout(std::nullopt); }, none},
+      {"deadline(in an hour)", [](retry_policy& p) { p.deadline(std::chrono::steady_clock::now() + 1h); },
+       bit::not_plain | bit::timed},
+      {"deadline(nullopt)", [](retry_policy& p) { p.deadline(std::nullopt); }, none},
+      {"budget", [&](retry_policy& p) { p.budget(budget); }, bit::not_plain},
+      {"name (a new block)", [](retry_policy& p) { p.name("shape"); }, bit::not_plain},
+      {"budget(nullptr)", [](retry_policy& p) { p.budget(nullptr); }, none},
+      {"throttle", [&](retry_policy& p) { p.throttle(throttle); }, bit::not_plain},
+      {"throttle(nullptr): none at all", [](retry_policy& p) { p.throttle(nullptr); }, none},
+      {"breaker", [&](retry_policy& p) { p.breaker(breaker); }, bit::not_plain},
+      {"breaker(nullptr)", [](retry_policy& p) { p.breaker(nullptr); }, none},
+      {"limit", [&](retry_policy& p) { p.limit(limit); }, bit::not_plain},
+      {"limit(nullptr)", [](retry_policy& p) { p.limit(nullptr); }, none},
+      {"on_result", [](retry_policy& p) { p.on_result([](int status) { return status == 503; }); }, bit::not_plain},
+      {"on_result(nullptr)", [](retry_policy& p) { p.on_result(nullptr); }, none},
+      {"timeout(5s)", [](retry_policy& p) { p.timeout(5s); }, bit::timed},
+      {"every bit", [](retry_policy& p) { p.attempt_timeout(1s); }, bit::not_plain | bit::timed | bit::clocked},
+  };
+  retry_policy p = test::retry_transient();
+  for (const row& r : rows) {
+    BOOST_TEST_CONTEXT(r.step) {
+      r.apply(p);
+      BOOST_TEST(unsigned(p.shape()) == unsigned(r.shape));
+      const retry_policy copy = p;  // NOLINT(performance-unnecessary-copy-initialization): the copy is the test
+      BOOST_TEST(unsigned(copy.shape()) == unsigned(r.shape));
+    }
+  }
+
+  // within(ctx): the outer attempt's deadline is inherited.
+  const int got = test::retry_virtual(test::retry_transient().timeout(30s), [](const stamina::attempt_context& ctx) {
+    const auto inner = retry_policy(test::retry_transient()).timeout(std::nullopt).within(ctx);
+    BOOST_TEST(unsigned(inner.shape()) == unsigned(bit::not_plain | bit::timed));
+    return 7;
+  });
+  BOOST_TEST(got == 7);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -235,8 +235,12 @@ class backoff {
   // Whether a call under `switches` must measure elapsed time: a deadline, an attempt time
   // limit or a schedule restart (`reset_after`) applies. The one rule for every driver.
   [[gnu::always_inline]] static bool needs_clock(const retry_policy& policy, detail::global_config switches) noexcept {
-    return switches.active() && (((policy.timeout() || policy.deadline_since_epoch()) && !switches.testing()) ||
-                                 policy.attempt_timeout().has_value() || policy.reset_after().has_value());
+    // A timeout or an inherited deadline (timed) needs it unless in testing mode; an
+    // attempt_timeout or reset_after (clocked) always.
+    namespace bit = detail::policy_shape;
+    const std::uint8_t shape = policy.shape();
+    return (shape & (bit::timed | bit::clocked)) != 0 && switches.active() &&
+           ((shape & bit::clocked) != 0 || !switches.testing());
   }
   // An inherited deadline, `left` seconds of the call's time after its start: the deadline is
   // the earlier of it and the policy's timeout (none in testing mode or when inactive).

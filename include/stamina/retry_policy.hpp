@@ -32,6 +32,17 @@ STAMINA_NAMESPACE_BEGIN
 
 class retry_budget;
 
+namespace detail {
+// What a call must do before its first attempt, worked out when a policy's settings change
+// (retry_policy::shape): the plain call tests one byte of the policy's values instead of four
+// settings and a flag behind the shared block's pointer.
+namespace policy_shape {
+inline constexpr std::uint8_t not_plain = 1;  // an attempt_timeout, an inherited deadline, or !spec.plain
+inline constexpr std::uint8_t timed = 2;      // a timeout or an inherited deadline (a clock unless testing)
+inline constexpr std::uint8_t clocked = 4;    // an attempt_timeout or reset_after (a clock whenever active)
+}  // namespace policy_shape
+}  // namespace detail
+
 /// How a call is retried. A value type: every setter validates its argument, so an invalid
 /// policy cannot exist. Setters return the policy for chaining (an lvalue for a named policy,
 /// an rvalue for a temporary, so that `backoff b(retry_policy(on).attempts(3));`, which would
@@ -49,7 +60,9 @@ class retry_policy {
   /// filled in by the compiler; do not pass them.
   retry_policy(retry_on on,  // NOLINT(google-explicit-constructor): deliberate, see above
                const char* file = __builtin_FILE(), unsigned line = __builtin_LINE())
-      : shared_(make_parts(std::move(on), file, line)) {}
+      : shared_(make_parts(std::move(on), file, line)) {
+    reshape();
+  }
 
   // --- setters: throw std::invalid_argument naming the field and the value ---------------
   /// Which failures are retried.
@@ -183,6 +196,7 @@ class retry_policy {
   /// No inherited deadline (the default).
   retry_policy& deadline(std::nullopt_t) & noexcept {
     values_.deadline = std::numeric_limits<double>::infinity();
+    reshape();
     return *this;
   }
   /// No inherited deadline (see above).
@@ -294,6 +308,8 @@ class retry_policy {
   detail::call_state_spec const& call_spec() const noexcept { return shared_->spec; }
   // Used by the drivers: the erased on_result predicate, or null.
   const detail::result_classifier* result_classifier() const noexcept { return shared_->on_result.get(); }
+  // detail::policy_shape's bits for the current settings.
+  std::uint8_t shape() const noexcept { return values_.shape; }
   /// @endcond
 
  private:
@@ -358,6 +374,15 @@ class retry_policy {
     return std::bit_cast<std::uint64_t>(d.count()) != 0 ? std::optional<duration>(d) : std::nullopt;
   }
   static duration or_none(const std::optional<duration>& d) noexcept { return d.value_or(duration(0)); }
+  // Works out `values_.shape` again: after any setter of the settings it reads.
+  void reshape() noexcept {
+    namespace bit = detail::policy_shape;
+    const bool inherited = deadline_since_epoch().has_value();
+    const bool attempt_limit = attempt_timeout().has_value();
+    values_.shape = static_cast<std::uint8_t>(
+        (!shared_->spec.plain || attempt_limit || inherited ? bit::not_plain : 0) |
+        (timeout() || inherited ? bit::timed : 0) | (attempt_limit || reset_after() ? bit::clocked : 0));
+  }
 
   // The settings, plain values in one trivially copyable block: a policy is copied into every
   // call (its coroutine frame, its operation state), and g++ copies a block as a block (23
@@ -374,6 +399,7 @@ class retry_policy {
     unsigned attempts = 10;                                     // 0: unlimited
     stamina::jitter jitter{stamina::jitter::additive};
     bool fail_fast = false;
+    std::uint8_t shape = 0;  // detail::policy_shape, from the fields above (reshape)
   };
 
   std::shared_ptr<const shared_parts> shared_;  // never null

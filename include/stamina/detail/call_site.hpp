@@ -54,6 +54,10 @@ struct caller {
   caller(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) noexcept  // NOLINT: implicit on purpose
       : file(file), line(line) {}
   const call_site& site() const noexcept { return intern_call_site(file, line); }
+  // By value across an out-of-line call, so that the inline path stores nothing for it: none
+  // is a null file.
+  static caller of(const caller* where) noexcept { return where != nullptr ? *where : caller(nullptr, 0); }
+  const caller* or_null() const noexcept { return file != nullptr ? this : nullptr; }
   const char* file;
   unsigned line;
 };

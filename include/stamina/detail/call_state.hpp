@@ -152,7 +152,11 @@ class call_state {
   /// throttle that could be in effect): a driver may then make the call state only if that
   /// attempt fails. Conservative: false sends the call the long way, which decides the same.
   [[gnu::always_inline]] static bool plain_success(const spec& s, global_config switches) noexcept {
-    return s.plain && (!switches.active() || !switches.default_throttling() || !any_default_throttle_unhealthy());
+    return s.plain && plain_switches(switches);
+  }
+  /// plain_success's part that is not the policy's: no default throttle that could be in effect.
+  [[gnu::always_inline]] static bool plain_switches(global_config switches) noexcept {
+    return !switches.active() || !switches.default_throttling() || !any_default_throttle_unhealthy();
   }
   /// Whether a call under `s` whose one protection is its circuit breaker (`spec::breaker_only`)
   /// may send its first attempt as a plain call does: the breaker is closed and lets it through,

@@ -95,8 +95,8 @@ class retry_protocol {
   /// effect is then looked up at the failure, as the blocking driver does).
   [[gnu::always_inline]] static bool sends_plain_first_attempt(const retry_policy& policy,
                                                                global_config switches) noexcept {
-    return call_state::plain_success(policy.call_spec(), switches) && !policy.attempt_timeout() &&
-           !policy.deadline_since_epoch();
+    // The policy's part (spec.plain, no attempt_timeout, no inherited deadline) is one bit.
+    return (policy.shape() & policy_shape::not_plain) == 0 && call_state::plain_switches(switches);
   }
   /// Whether a call of `policy` started with `switches` whose one protection is its circuit
   /// breaker sends its first attempt as a plain call does when the breaker, asked as the attempt
