@@ -454,7 +454,7 @@ void notify_retry(const retry_details& d, retry_scope& scope, const instrumentat
   notify_each(has_on_retry_hooks(), instrumentation::retry_hooks(), own,
               [&](const instrumentation::on_retry_hook& hook) {
                 try {
-                  if (auto object = hook(d)) scope.push_back(std::move(object));
+                  if (auto object = hook(d)) scope.hold(std::move(object));
                 } catch (...) {
                   report_hook_failure("on-retry hook");
                 }

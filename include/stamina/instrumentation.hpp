@@ -251,8 +251,23 @@ on_breaker_hook breaker_logging_hook(log_sink sink);
 
 namespace detail {
 
-// Keeps the objects returned by on-retry hooks alive until the next attempt starts.
-using retry_scope = std::vector<std::shared_ptr<void>>;
+// Keeps the objects returned by on-retry hooks alive until the next attempt starts. One pointer
+// (a call's state sits in every pending call's frame); the list is made when a hook first
+// returns an object.
+class retry_scope {
+ public:
+  void hold(std::shared_ptr<void> object) {
+    if (!held_) held_ = std::make_unique<std::vector<std::shared_ptr<void>>>();
+    held_->push_back(std::move(object));
+  }
+  // The objects go; the list stays for the next retry's.
+  void clear() noexcept {
+    if (held_) held_->clear();
+  }
+
+ private:
+  std::unique_ptr<std::vector<std::shared_ptr<void>>> held_;
+};
 
 // Fast checks so that drivers skip the registry (and its lock) when no hook is installed.
 bool has_on_retry_hooks() noexcept;
