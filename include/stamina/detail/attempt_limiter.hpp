@@ -43,6 +43,9 @@ class attempt_limiter {
     return current_->signal.slot();
   }
 
+  // The slot arm() returned, for the attempt it armed.
+  stamina::net::cancellation_slot slot() const noexcept { return current_->signal.slot(); }
+
   // The attempt completed: stops the timer and the forwarding. Returns whether the time limit
   // had cut the attempt.
   bool finish() {

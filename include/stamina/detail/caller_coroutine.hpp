@@ -121,20 +121,45 @@ struct caller_outcome<Op, void(First, Rest...), false> {
   }
 };
 
-// A queued attempt's wait for a place under the concurrency limit, and the protocol's verdict
-// on it (into `next`), in a frame of its own: only calls that queue pay for it, and the
-// caller's frame stays small enough for Asio's frame recycling (which keeps frames up to about
-// 1 KiB). Everything is passed by reference: the arguments of a co_await expression take room
-// in the awaiting frame.
+// The attempt limiter of a caller coroutine, with the coroutine's executor (where the limiter's
+// timer handler runs). Made by side_step, a coroutine of its own, so that the caller's frame
+// holds no copy of that executor.
+template <class Timer, class HandlerExecutor>
+struct coroutine_limiter : attempt_limiter<Timer> {
+  template <class Executor>
+  coroutine_limiter(const Executor& ex, HandlerExecutor h) : attempt_limiter<Timer>(ex), here(std::move(h)) {}
+  HandlerExecutor here;
+};
+
+// Whether the next step is one of side_step's: the first limited attempt needs its limiter made,
+// or a queued attempt waits for a place.
+template <class Limiter>
+bool needs_side_step(const action& next, const Limiter& limiter) noexcept {
+  return next.kind == action_kind::queue || (next.kind == action_kind::attempt && next.limited && !limiter);
+}
+
+// The two steps few calls take, in a frame of their own and behind one co_await site of the
+// caller (each site's temporaries take room in its frame, and the caller's frame stays small
+// enough for Asio's frame recycling, which keeps frames up to about 1 KiB):
+// - making the attempt limiter before the first limited attempt (`next` is left as it is);
+// - a queued attempt's wait for a place under the concurrency limit, and the protocol's verdict
+//   on it, into `next`.
+// Everything is passed by reference: the arguments of a co_await expression take room in the
+// awaiting frame too.
 template <class Timer, class AwaitableExecutor, class Executor, class Clock>
-stamina::net::awaitable<void, AwaitableExecutor> queue_step(retry_protocol& call, const Executor& ex,
-                                                            const stamina::net::cancellation_state& caller_state,
-                                                            const stopwatch<Clock>& clock, action& next) {
+stamina::net::awaitable<void, AwaitableExecutor> side_step(
+    deferred_protocol& call, std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex,
+    const stamina::net::cancellation_state& caller_state, const stopwatch<Clock>& clock, action& next) {
+  if (next.kind == action_kind::attempt) {
+    limiter =
+        std::make_unique<coroutine_limiter<Timer, AwaitableExecutor>>(ex, co_await stamina::net::this_coro::executor);
+    co_return;
+  }
   place_wait<Timer> place;
   bool granted = true;
   bool failed = false;  // the wait completed with an error (cancelled, or its context shut down)
   std::uint32_t ticket = 0;
-  if (place.start(*call.state().limit(), ex, next.limit())) {  // a place came free
+  if (place.start(*call->state().limit(), ex, next.limit())) {  // a place came free
     ticket = place.claim();
   } else {
     const auto [ec] =
@@ -144,24 +169,7 @@ stamina::net::awaitable<void, AwaitableExecutor> queue_step(retry_protocol& call
     ticket = place.ticket();
   }
   const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-  next = call.place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
-}
-
-// The attempt limiter of a caller coroutine, with the coroutine's executor (where the limiter's
-// timer handler runs). Made by make_limiter, a coroutine of its own, so that the caller's frame
-// holds no copy of that executor.
-template <class Timer, class HandlerExecutor>
-struct coroutine_limiter : attempt_limiter<Timer> {
-  template <class Executor>
-  coroutine_limiter(const Executor& ex, HandlerExecutor h) : attempt_limiter<Timer>(ex), here(std::move(h)) {}
-  HandlerExecutor here;
-};
-
-template <class Timer, class AwaitableExecutor, class Executor>
-stamina::net::awaitable<void, AwaitableExecutor> make_limiter(
-    std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex) {
-  limiter =
-      std::make_unique<coroutine_limiter<Timer, AwaitableExecutor>>(ex, co_await stamina::net::this_coro::executor);
+  next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
 }
 
 // An awaitable attempt run on another executor, or under a time limit (cancelled through
@@ -174,6 +182,44 @@ auto spawned_attempt(Executor ex, Attempt attempt, bool limited, stamina::net::c
     co_return co_await stamina::net::co_spawn(ex, std::move(attempt),
                                               stamina::net::bind_cancellation_slot(slot, use_awaitable_type{}));
   co_return co_await stamina::net::co_spawn(ex, std::move(attempt), use_awaitable_type{});
+}
+
+// `as_tuple(use_awaitable)`, made once: made in a co_await expression, the token and its parts
+// would be temporaries of that expression, which take room in the frame.
+template <class AwaitableExecutor>
+inline constexpr auto as_tuple_awaitable =
+    detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{});
+
+// The slot an attempt is bound to: its time limit's (which forwards the caller's), or the
+// caller's, as use_awaitable would bind.
+template <class Limiter>
+stamina::net::cancellation_slot attempt_slot(bool limited, const Limiter& limiter,
+                                             const stamina::net::cancellation_state& caller_state) {
+  return limited ? limiter->slot() : caller_state.slot();
+}
+
+// The protocol's verdict on an attempt's outcome, and on a wait's: out of the coroutine, so that
+// the locals they need take no room in its frame (g++ keeps every local of a block that holds a
+// co_await there, even one declared after it).
+template <class Outcome, class Stopwatch>
+action after_attempt(retry_protocol& call, Outcome& last, const stamina::net::cancellation_state& caller_state,
+                     const Stopwatch& clock, bool timed_out) {
+  const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+  if (!last.failed())
+    return last.succeeded(
+        call, [&clock] { return clock.elapsed(); }, cancelled);
+  return timed_out ? call.attempt_timed_out(clock.elapsed(), cancelled)
+                   : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
+}
+
+// Into `next`, not returned: a returned action would be one more temporary of the co_await's
+// expression, and those take room in the frame too.
+template <class Stopwatch>
+void after_wait(retry_protocol& call, const std::tuple<stamina::error_code>& waited,
+                const stamina::net::cancellation_state& caller_state, const Stopwatch& clock, action& next) {
+  const bool interrupted = static_cast<bool>(std::get<0>(waited));
+  const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+  next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
 }
 
 template <class Clock, class AwaitableExecutor, class Executor, class Op, class Signature>
@@ -207,14 +253,14 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
 
   action next = call.start(clock);
   for (;;) {
+    if (needs_side_step(next, limiter)) [[unlikely]] {
+      co_await side_step<timer_type, AwaitableExecutor>(call, limiter, ex, caller_state, clock, next);
+      continue;
+    }
     // The attempt first, out of the switch: the common call's one step costs no jump table.
     if (next.kind == action_kind::attempt) [[likely]] {
-      const bool limited = next.limited;
-      stamina::net::cancellation_slot slot = caller_state.slot();  // what use_awaitable would use
-      if (limited) {
-        if (!limiter) co_await make_limiter<timer_type, AwaitableExecutor>(limiter, ex);
-        slot = limiter->arm(next.amount, caller_state.slot(), limiter->here);
-      }
+      // No local here holds the slot or the limit: a local of this block would sit in the frame.
+      if (next.limited) limiter->arm(next.amount, caller_state.slot(), limiter->here);
       // An exception from calling `op` itself is a failed attempt like any other.
       // An awaitable that holds no coroutine started nothing: a failed attempt
       // (invalid_argument), as start_attempt makes it on the composed path.
@@ -225,8 +271,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
           // One co_await site for both ways of running it: each site's temporaries take room
           // in this frame.
-          if (limited || !same_executor)
-            attempt = spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), limited, slot);
+          if (next.limited || !same_executor)
+            attempt = spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), next.limited,
+                                                         attempt_slot(next.limited, limiter, caller_state));
           if constexpr (std::is_void_v<result_type>) {
             co_await std::move(attempt);
             last.value.emplace(true);
@@ -241,7 +288,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         try {
           auto attempt =
               call_op(op, attempt_context_of(call, last.scope, clock),
-                      stamina::net::bind_cancellation_slot(slot, detail::asio_compat::as_tuple(use_awaitable_type{})));
+                      stamina::net::bind_cancellation_slot(attempt_slot(next.limited, limiter, caller_state),
+                                                           detail::asio_compat::as_tuple(use_awaitable_type{})));
           if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
           last.args.emplace(co_await std::move(attempt));
         } catch (...) {
@@ -257,15 +305,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         }
         call.make_after_first_attempt();
       }
-      timed_out = limited && limiter->finish();
-      const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-      if (!last.failed()) {
-        next = last.succeeded(
-            *call, [&clock] { return clock.elapsed(); }, cancelled);
-      } else {
-        next = timed_out ? call->attempt_timed_out(clock.elapsed(), cancelled)
-                         : call->attempt_failed(last.what(), clock.elapsed(), cancelled);
-      }
+      timed_out = next.limited && limiter->finish();
+      next = after_attempt(*call, last, caller_state, clock, timed_out);
       continue;
     }
     switch (next.kind) {
@@ -274,16 +315,12 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        const bool interrupted = static_cast<bool>(
-            std::get<0>(co_await wait_timer->async_wait(detail::asio_compat::as_tuple(use_awaitable_type{}))));
-        const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
-        next = call->wait_finished(clock.elapsed(), interrupted || cancelled);
+        after_wait(*call, co_await wait_timer->async_wait(as_tuple_awaitable<AwaitableExecutor>), caller_state, clock,
+                   next);
         break;
       }
-      case action_kind::queue: {
-        co_await queue_step<timer_type, AwaitableExecutor>(*call, ex, caller_state, clock, next);
-        break;
-      }
+      case action_kind::queue:
+        break;  // above (side_step)
       case action_kind::give_up:
         if constexpr (with_fallback<Op>) {
           if (falls_back(call->gave_up())) {
