@@ -270,50 +270,54 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(concurrency_limit_drivers)
 
 // Three calls through a limit of one: each attempt starts when the one before answered (1 s
-// each), in the order the calls were made, never two at once; the places all come back.
+// each), in the order the calls were made, never two at once; the places all come back. With an
+// attempt_timeout too, a queued attempt is a limited one once it has its place (the coroutine
+// driver then makes its limiter after the wait for a place).
 BOOST_AUTO_TEST_CASE(queued_attempts_go_in_arrival_order_on_the_composed_and_coroutine_drivers) {
-  for (const bool coroutine : {false, true}) {
-    BOOST_TEST_CONTEXT((coroutine ? "use_awaitable" : "callback")) {
-      asio::io_context ctx;
-      auto l = limit_of(1);
-      const auto policy = limited(l);
-      ledger book;
-      int done = 0;
-      const auto t0 = test::mock_clock::seconds();
-      for (int id = 1; id <= 3; ++id) {
-        auto op = [&ctx, &book, id]() -> asio::awaitable<void> {
-          book.start(id);
-          test::virtual_timer t(ctx, 1s);
-          co_await t.async_wait(asio::use_awaitable);
-          --book.in_flight;
-        };
-        if (coroutine) {
-          asio::co_spawn(
-              ctx,
-              [&ctx, policy, op]() -> asio::awaitable<void> {
-                co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
-              },
-              [&done](std::exception_ptr e) {
-                BOOST_TEST(!e);
-                ++done;
-              });
-        } else {
-          test::async_retry_virtual(ctx, policy, op, [&done](std::exception_ptr e) {
-            BOOST_TEST(!e);
-            ++done;
-          });
+  for (const bool coroutine : {false, true})
+    for (const bool timed : {false, true}) {
+      BOOST_TEST_CONTEXT((coroutine ? "use_awaitable" : "callback") << (timed ? ", attempt_timeout" : "")) {
+        asio::io_context ctx;
+        auto l = limit_of(1);
+        auto policy = limited(l);
+        if (timed) policy.attempt_timeout(5s);
+        ledger book;
+        int done = 0;
+        const auto t0 = test::mock_clock::seconds();
+        for (int id = 1; id <= 3; ++id) {
+          auto op = [&ctx, &book, id]() -> asio::awaitable<void> {
+            book.start(id);
+            test::virtual_timer t(ctx, 1s);
+            co_await t.async_wait(asio::use_awaitable);
+            --book.in_flight;
+          };
+          if (coroutine) {
+            asio::co_spawn(
+                ctx,
+                [&ctx, policy, op]() -> asio::awaitable<void> {
+                  co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
+                },
+                [&done](std::exception_ptr e) {
+                  BOOST_TEST(!e);
+                  ++done;
+                });
+          } else {
+            test::async_retry_virtual(ctx, policy, op, [&done](std::exception_ptr e) {
+              BOOST_TEST(!e);
+              ++done;
+            });
+          }
         }
+        test::run_virtual(ctx, [&] { return done == 3; });
+        BOOST_TEST(done == 3);
+        BOOST_TEST(book.started == (std::vector<int>{1, 2, 3}));
+        BOOST_TEST(book.most == 1);
+        BOOST_TEST_REQUIRE(book.started_at.size() == 3u);
+        BOOST_TEST(book.started_at[2] - t0 == 2.0, boost::test_tools::tolerance(0.01));
+        BOOST_TEST(l->in_flight() == 0u);
+        BOOST_TEST(l->waiting() == 0u);
       }
-      test::run_virtual(ctx, [&] { return done == 3; });
-      BOOST_TEST(done == 3);
-      BOOST_TEST(book.started == (std::vector<int>{1, 2, 3}));
-      BOOST_TEST(book.most == 1);
-      BOOST_TEST_REQUIRE(book.started_at.size() == 3u);
-      BOOST_TEST(book.started_at[2] - t0 == 2.0, boost::test_tools::tolerance(0.01));
-      BOOST_TEST(l->in_flight() == 0u);
-      BOOST_TEST(l->waiting() == 0u);
     }
-  }
 }
 
 BOOST_AUTO_TEST_CASE(a_queued_call_gives_up_at_its_deadline_having_sent_nothing) {

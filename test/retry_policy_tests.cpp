@@ -235,6 +235,14 @@ BOOST_AUTO_TEST_CASE(the_shape_follows_every_setter) {
     }
   }
 
+  // A moved-from policy has no block; its setters of plain values still work.
+  retry_policy moved = test::retry_transient();
+  const retry_policy taker = std::move(moved);
+  moved.timeout(1s).deadline(std::nullopt);  // NOLINT(bugprone-use-after-move): the moved-from state is the test
+  BOOST_TEST(moved.timeout()->count() == 1.0);
+  BOOST_TEST(unsigned(moved.shape()) == unsigned(bit::not_plain | bit::timed));
+  BOOST_TEST(unsigned(taker.shape()) == unsigned(bit::timed));
+
   // within(ctx): the outer attempt's deadline is inherited.
   const int got = test::retry_virtual(test::retry_transient().timeout(30s), [](const stamina::attempt_context& ctx) {
     const auto inner = retry_policy(test::retry_transient()).timeout(std::nullopt).within(ctx);

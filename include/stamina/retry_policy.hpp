@@ -374,14 +374,16 @@ class retry_policy {
     return std::bit_cast<std::uint64_t>(d.count()) != 0 ? std::optional<duration>(d) : std::nullopt;
   }
   static duration or_none(const std::optional<duration>& d) noexcept { return d.value_or(duration(0)); }
-  // Works out `values_.shape` again: after any setter of the settings it reads.
+  // Works out `values_.shape` again: after any setter of the settings it reads. A moved-from
+  // policy (no block) still takes the setters of plain values, as it did before the byte existed.
   void reshape() noexcept {
     namespace bit = detail::policy_shape;
     const bool inherited = deadline_since_epoch().has_value();
     const bool attempt_limit = attempt_timeout().has_value();
-    values_.shape = static_cast<std::uint8_t>(
-        (!shared_->spec.plain || attempt_limit || inherited ? bit::not_plain : 0) |
-        (timeout() || inherited ? bit::timed : 0) | (attempt_limit || reset_after() ? bit::clocked : 0));
+    const bool plain = shared_ != nullptr && shared_->spec.plain;
+    values_.shape = static_cast<std::uint8_t>((!plain || attempt_limit || inherited ? bit::not_plain : 0) |
+                                              (timeout() || inherited ? bit::timed : 0) |
+                                              (attempt_limit || reset_after() ? bit::clocked : 0));
   }
 
   // The settings, plain values in one trivially copyable block: a policy is copied into every

@@ -18,6 +18,7 @@
 
 #include <stamina/detail/asio.hpp>
 
+#include <cassert>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -241,7 +242,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   std::optional<timer_type> wait_timer;
   std::unique_ptr<coroutine_limiter<timer_type, AwaitableExecutor>> limiter;  // made for the first limited attempt
   bool same_executor = true;
-  bool timed_out = false;  // the last attempt was cut by its time limit
   if constexpr (awaitable_form) {
     const AwaitableExecutor here = co_await stamina::net::this_coro::executor;
     same_executor = runs_on(here, ex);
@@ -305,8 +305,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         }
         call.make_after_first_attempt();
       }
-      timed_out = next.limited && limiter->finish();
-      next = after_attempt(*call, last, caller_state, clock, timed_out);
+      // Whether its time limit cut it: an argument, not a local (which would sit in the frame).
+      next = after_attempt(*call, last, caller_state, clock, next.limited && limiter->finish());
       continue;
     }
     switch (next.kind) {
@@ -319,8 +319,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
                    next);
         break;
       }
-      case action_kind::queue:
-        break;  // above (side_step)
+      case action_kind::queue:  // above: needs_side_step takes every queued attempt to side_step
+        assert(false);
+        break;
       case action_kind::give_up:
         if constexpr (with_fallback<Op>) {
           if (falls_back(call->gave_up())) {
