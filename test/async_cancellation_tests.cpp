@@ -281,48 +281,56 @@ BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
 }
 
 // An op may read the cancellation slot from its token when it starts, not from the handler
-// (Boost.MySQL's connection pool and asio-grpc do): under use_awaitable the attempt's token
-// carries the caller's slot, with or without an attempt time limit (which binds its own). The
-// case without one is the one an unbound token breaks: use_awaitable's handler would still take
-// the slot, so the cancellation below would still arrive; only `connected` would tell.
-BOOST_AUTO_TEST_CASE(a_coroutine_attempts_token_carries_the_callers_slot) {
-  for (const bool limited : {false, true}) {
-    BOOST_TEST_CONTEXT("attempt_timeout " << limited) {
-      asio::io_context ctx;
-      asio::cancellation_signal signal;
-      virtual_timer timer(ctx);
-      std::vector<bool> connected;
-      auto op = [&](auto token) {
-        connected.push_back(asio::get_associated_cancellation_slot(token).is_connected());
-        timer.expires_after(5s);
-        return timer.async_wait(std::move(token));
-      };
-      stamina::retry_policy policy = refused_policy();
-      if (limited) policy.attempt_timeout(30s);
-      error_code got;
-      auto rec = std::make_shared<test::completion_record>();
-      asio::co_spawn(
-          ctx,
-          [&]() -> asio::awaitable<void> {
-            try {
-              co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
-            } catch (const boost::system::system_error& e) {
-              got = e.code();
-            }
-          },
-          asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
-      ctx.poll();
-      test::mock_clock::advance(1s);
-      ctx.poll();
-      BOOST_TEST(connected == std::vector<bool>{true});
-      signal.emit(cancellation_type::terminal);
-      ctx.restart();
-      ctx.poll();
-      BOOST_TEST(rec->calls == 1);
-      BOOST_TEST((got == asio::error::operation_aborted));
-      BOOST_TEST(connected.size() == 1u);
+// (Boost.MySQL's connection pool and asio-grpc do): the attempt's token carries the caller's slot,
+// with or without an attempt time limit (which binds its own), on both drivers. Without one, an
+// unbound token would still let the cancellation below arrive (the handler takes the slot when
+// the operation starts); only `connected` tells.
+BOOST_AUTO_TEST_CASE(an_attempts_token_carries_the_callers_slot) {
+  for (const bool coroutine : {true, false})
+    for (const bool limited : {false, true}) {
+      BOOST_TEST_CONTEXT((coroutine ? "use_awaitable" : "callback") << ", attempt_timeout " << limited) {
+        asio::io_context ctx;
+        asio::cancellation_signal signal;
+        virtual_timer timer(ctx);
+        std::vector<bool> connected;
+        auto op = [&](auto token) {
+          connected.push_back(asio::get_associated_cancellation_slot(token).is_connected());
+          timer.expires_after(5s);
+          return timer.async_wait(std::move(token));
+        };
+        stamina::retry_policy policy = refused_policy();
+        if (limited) policy.attempt_timeout(30s);
+        error_code got;
+        auto rec = std::make_shared<test::completion_record>();
+        if (coroutine) {
+          asio::co_spawn(
+              ctx,
+              [&]() -> asio::awaitable<void> {
+                try {
+                  co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
+                } catch (const boost::system::system_error& e) {
+                  got = e.code();
+                }
+              },
+              asio::bind_cancellation_slot(signal.slot(),
+                                           test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+        } else {
+          test::async_retry_virtual(
+              ctx, policy, op,
+              asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&got](error_code ec) { got = ec; })));
+        }
+        ctx.poll();
+        test::mock_clock::advance(1s);
+        ctx.poll();
+        BOOST_TEST(connected == std::vector<bool>{true});
+        signal.emit(cancellation_type::terminal);
+        ctx.restart();
+        ctx.poll();
+        BOOST_TEST(rec->calls == 1);
+        BOOST_TEST((got == asio::error::operation_aborted));
+        BOOST_TEST(connected.size() == 1u);
+      }
     }
-  }
 }
 
 BOOST_AUTO_TEST_CASE(overall_deadline_with_or_operator) {

@@ -16,6 +16,7 @@
 
 #include <stamina/detail/asio.hpp>
 
+#include <cassert>
 #include <exception>
 #include <optional>
 #include <tuple>
@@ -56,6 +57,12 @@ template <class Handler>
 class attempt_token {
  public:
   explicit attempt_token(std::optional<Handler>* parked) noexcept : parked_(parked) {}
+  // The parked handler, whose associations the token shows (associator below): until the
+  // operation starts and takes it.
+  const Handler& handler() const noexcept {
+    assert(parked_->has_value());
+    return **parked_;
+  }
   Handler take() {
     Handler h = std::move(**parked_);
     parked_->reset();
@@ -75,6 +82,21 @@ struct stamina::net::async_result<stamina::detail::attempt_token<Handler>, Signa
   template <class Initiation, class... Args>
   static void initiate(Initiation&& initiation, stamina::detail::attempt_token<Handler> token, Args&&... args) {
     std::forward<Initiation>(initiation)(token.take(), std::forward<Args>(args)...);
+  }
+};
+
+// The token shows the parked handler's associations (its cancellation slot, executor and
+// allocator), as the handler itself would: an op may read them from its token when it starts,
+// before the token is consumed (Boost.MySQL's connection pool and asio-grpc read the slot so).
+template <template <class, class> class Associator, class Handler, class DefaultCandidate>
+struct stamina::net::associator<Associator, stamina::detail::attempt_token<Handler>, DefaultCandidate> {
+  using type = typename Associator<Handler, DefaultCandidate>::type;
+  static type get(const stamina::detail::attempt_token<Handler>& token) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(token.handler());
+  }
+  static auto get(const stamina::detail::attempt_token<Handler>& token, const DefaultCandidate& candidate) noexcept
+      -> decltype(Associator<Handler, DefaultCandidate>::get(token.handler(), candidate)) {
+    return Associator<Handler, DefaultCandidate>::get(token.handler(), candidate);
   }
 };
 
