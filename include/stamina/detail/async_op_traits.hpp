@@ -58,7 +58,8 @@ class attempt_token {
  public:
   explicit attempt_token(std::optional<Handler>* parked) noexcept : parked_(parked) {}
   // The parked handler, whose associations the token shows (associator below): until the
-  // operation starts and takes it.
+  // operation starts and takes it. A token read after that (or after `op` returned, when the
+  // handler's room is gone) is a misuse docs/semantics.md rules out.
   const Handler& handler() const noexcept {
     assert(parked_->has_value());
     return **parked_;
