@@ -201,7 +201,7 @@ class basic_retry_context {
             co_await place.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<Executor>{}));
         const bool granted = place.finish();
         const auto state = co_await stamina::net::this_coro::cancellation_state;
-        const bool cancelled = state.cancelled() != stamina::net::cancellation_type::none;
+        const bool cancelled = detail::cancel_requested(state);
         next = call_.place_wait_finished(clock_.elapsed(), granted, cancelled || (ec && !granted), place.ticket());
         if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted) {
           attempt_.over_ = true;
@@ -214,7 +214,7 @@ class basic_retry_context {
       const auto [ec] =
           co_await timer.async_wait(detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<Executor>{}));
       const auto state = co_await stamina::net::this_coro::cancellation_state;
-      const bool interrupted = ec || state.cancelled() != stamina::net::cancellation_type::none;
+      const bool interrupted = ec || detail::cancel_requested(state);
       next = call_.wait_finished(clock_.elapsed(), interrupted);
       if (next.kind == detail::action_kind::give_up && next.result == detail::give_up_result::aborted) {
         attempt_.over_ = true;  // the call is over: asking again gives no attempt

@@ -32,6 +32,7 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_state.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/compose.hpp>
@@ -87,6 +88,7 @@ STAMINA_NAMESPACE_END
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
@@ -114,5 +116,15 @@ using boost::asio::prepend;
 STAMINA_NAMESPACE_END
 
 #endif
+
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
+// Whether the caller asked a driver's call to stop (any cancellation type): what every driver
+// tells the protocol after an attempt, a wait or a wait for a place.
+inline bool cancel_requested(const stamina::net::cancellation_state& state) noexcept {
+  return state.cancelled() != stamina::net::cancellation_type::none;
+}
+}  // namespace detail
+STAMINA_NAMESPACE_END
 
 #endif

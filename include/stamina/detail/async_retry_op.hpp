@@ -120,7 +120,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     const bool timed_out = s.limited && s.limiter->finish();
     s.limited = false;
     action next;
-    const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
+    const bool cancelled = cancel_requested(self.get_cancellation_state());
     if (!failed(first)) {
       next = s.call->attempt_succeeded([&s] { return s.clock.elapsed(); }, cancelled, rest...);
     } else {
@@ -141,7 +141,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   template <class Self>
   void operator()(Self& self, wait_done, stamina::error_code ec) {
     state& s = *state_;
-    const bool interrupted = ec || self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
+    const bool interrupted = ec || cancel_requested(self.get_cancellation_state());
     perform(self, s.call->wait_finished(s.clock.elapsed(), interrupted));
   }
 
@@ -150,7 +150,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void operator()(Self& self, place_granted) {
     state& s = *state_;
     const std::uint32_t ticket = s.place->claim();
-    const bool cancelled = self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none;
+    const bool cancelled = cancel_requested(self.get_cancellation_state());
     perform(self, s.call->place_wait_finished(s.clock.elapsed(), true, cancelled, ticket));
   }
 
@@ -159,8 +159,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void operator()(Self& self, place_done, stamina::error_code ec) {
     state& s = *state_;
     const bool granted = s.place->finish();
-    const bool interrupted =
-        self.get_cancellation_state().cancelled() != stamina::net::cancellation_type::none || (ec && !granted);
+    const bool interrupted = cancel_requested(self.get_cancellation_state()) || (ec && !granted);
     perform(self, s.call->place_wait_finished(s.clock.elapsed(), granted, interrupted, s.place->ticket()));
   }
 

@@ -40,7 +40,7 @@ class attempt_limiter {
     caller_ = caller;
     if (caller_.is_connected())
       caller_.assign([s = current_](stamina::net::cancellation_type type) { s->signal.emit(type); });
-    return current_->signal.slot();
+    return slot();
   }
 
   // The slot arm() returned, for the attempt it armed.

@@ -169,7 +169,7 @@ stamina::net::awaitable<void, AwaitableExecutor> side_step(
     failed = static_cast<bool>(ec);
     ticket = place.ticket();
   }
-  const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+  const bool cancelled = cancel_requested(caller_state);
   next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
 }
 
@@ -205,7 +205,7 @@ stamina::net::cancellation_slot attempt_slot(bool limited, const Limiter& limite
 template <class Outcome, class Stopwatch>
 action after_attempt(retry_protocol& call, Outcome& last, const stamina::net::cancellation_state& caller_state,
                      const Stopwatch& clock, bool timed_out) {
-  const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+  const bool cancelled = cancel_requested(caller_state);
   if (!last.failed())
     return last.succeeded(
         call, [&clock] { return clock.elapsed(); }, cancelled);
@@ -219,7 +219,7 @@ template <class Stopwatch>
 void after_wait(retry_protocol& call, const std::tuple<stamina::error_code>& waited,
                 const stamina::net::cancellation_state& caller_state, const Stopwatch& clock, action& next) {
   const bool interrupted = static_cast<bool>(std::get<0>(waited));
-  const bool cancelled = caller_state.cancelled() != stamina::net::cancellation_type::none;
+  const bool cancelled = cancel_requested(caller_state);
   next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
 }
 
