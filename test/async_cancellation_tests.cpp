@@ -11,10 +11,14 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/consign.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace asio = boost::asio;
@@ -331,6 +335,88 @@ BOOST_AUTO_TEST_CASE(an_attempts_token_carries_the_callers_slot) {
         BOOST_TEST(connected.size() == 1u);
       }
     }
+}
+
+// An op may hand its token to Asio's adaptors before it starts an operation with it: the
+// operation still gets the caller's slot (a cancellation during the attempt reaches the timer,
+// and is not retried), on both drivers, with or without an attempt time limit (whose own slot
+// the use_awaitable driver binds only then).
+template <int Adaptor, class Token>
+auto wait_through_adaptor(virtual_timer& timer, asio::strand<asio::io_context::executor_type>& strand, Token token) {
+  timer.expires_after(5s);
+  if constexpr (Adaptor == 0) {
+    return timer.async_wait(asio::bind_executor(strand, std::move(token)));
+  } else if constexpr (Adaptor == 1) {
+    return timer.async_wait(asio::consign(std::move(token), std::make_shared<int>(1)));
+  } else {
+    return asio::async_compose<Token, void(error_code)>(
+        [&timer, started = false](auto& self, error_code ec = {}) mutable {
+          if (!started) {
+            started = true;
+            timer.async_wait(std::move(self));
+            return;
+          }
+          self.complete(ec);
+        },
+        token, timer);
+  }
+}
+
+template <int Adaptor>
+void check_adaptor(const char* name) {
+  for (const bool coroutine : {true, false})
+    for (const bool limited : {false, true}) {
+      BOOST_TEST_CONTEXT(name << ", " << (coroutine ? "use_awaitable" : "callback") << ", attempt_timeout "
+                              << limited) {
+        asio::io_context ctx;
+        auto strand = asio::make_strand(ctx.get_executor());
+        asio::cancellation_signal signal;
+        virtual_timer timer(ctx);
+        int attempts = 0;
+        auto op = [&](auto token) {
+          ++attempts;
+          return wait_through_adaptor<Adaptor>(timer, strand, std::move(token));
+        };
+        stamina::retry_policy policy = refused_policy();
+        if (limited) policy.attempt_timeout(30s);
+        error_code got;
+        auto rec = std::make_shared<test::completion_record>();
+        if (coroutine) {
+          asio::co_spawn(
+              ctx,
+              [&]() -> asio::awaitable<void> {
+                try {
+                  co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
+                } catch (const boost::system::system_error& e) {
+                  got = e.code();
+                }
+              },
+              asio::bind_cancellation_slot(signal.slot(),
+                                           test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+        } else {
+          test::async_retry_virtual(
+              ctx, policy, op,
+              asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&got](error_code ec) { got = ec; })));
+        }
+        ctx.poll();
+        test::mock_clock::advance(1s);
+        ctx.poll();
+        BOOST_TEST(attempts == 1);
+        BOOST_TEST(rec->calls == 0);
+        signal.emit(cancellation_type::terminal);
+        ctx.restart();
+        ctx.poll();
+        BOOST_TEST(rec->calls == 1);
+        BOOST_TEST((got == asio::error::operation_aborted));
+        BOOST_TEST(attempts == 1);
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_attempts_token_goes_through_asio_adaptors) {
+  check_adaptor<0>("bind_executor");
+  check_adaptor<1>("consign");
+  check_adaptor<2>("async_compose");
 }
 
 BOOST_AUTO_TEST_CASE(overall_deadline_with_or_operator) {
