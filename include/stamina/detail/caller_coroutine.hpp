@@ -199,51 +199,6 @@ stamina::net::cancellation_slot attempt_slot(bool limited, const Limiter& limite
   return limited ? limiter->slot() : caller_state.slot();
 }
 
-// The token a token op's attempt gets: `as_tuple(use_awaitable)` showing the attempt's
-// cancellation slot, so that an op which reads the slot from its token when it starts sees the
-// one its handler will have (Boost.MySQL's connection pool and asio-grpc read it so). The handler
-// made from it is bound to that slot only under a time limit: otherwise the slot is the awaiting
-// coroutine's own, which use_awaitable's handler carries already, and a binder would add 16 B to
-// every attempt's handler (and its binding's work) to say the same.
-template <class AwaitableExecutor>
-class awaitable_attempt_token {
- public:
-  using cancellation_slot_type = stamina::net::cancellation_slot;
-  awaitable_attempt_token(cancellation_slot_type slot, bool limited) noexcept : slot_(slot), limited_(limited) {}
-  cancellation_slot_type get_cancellation_slot() const noexcept { return slot_; }
-  /// Whether the slot is a time limit's, not the coroutine's own (the handler must be bound to it).
-  bool limited() const noexcept { return limited_; }
-
- private:
-  cancellation_slot_type slot_;
-  bool limited_;
-};
-
-}  // namespace detail
-STAMINA_NAMESPACE_END
-
-template <class AwaitableExecutor, class Signature>
-struct stamina::net::async_result<stamina::detail::awaitable_attempt_token<AwaitableExecutor>, Signature> {
-  using inner_type = std::decay_t<decltype(stamina::detail::as_tuple_awaitable<AwaitableExecutor>)>;
-  using return_type = typename stamina::net::async_result<inner_type, Signature>::return_type;
-  template <class Initiation, class... Args>
-  static return_type initiate(Initiation&& initiation,
-                              stamina::detail::awaitable_attempt_token<AwaitableExecutor> token, Args&&... args) {
-    // async_initiate takes its token by lvalue reference.
-    const inner_type& inner = stamina::detail::as_tuple_awaitable<AwaitableExecutor>;
-    if (token.limited()) {
-      auto bound = stamina::net::bind_cancellation_slot(token.get_cancellation_slot(), inner);
-      return stamina::net::async_initiate<decltype(bound), Signature>(std::forward<Initiation>(initiation), bound,
-                                                                      std::forward<Args>(args)...);
-    }
-    return stamina::net::async_initiate<const inner_type, Signature>(std::forward<Initiation>(initiation), inner,
-                                                                     std::forward<Args>(args)...);
-  }
-};
-
-STAMINA_NAMESPACE_BEGIN
-namespace detail {
-
 // The protocol's verdict on an attempt's outcome, and on a wait's: out of the coroutine, so that
 // the locals they need take no room in its frame (g++ keeps every local of a block that holds a
 // co_await there, even one declared after it).
@@ -274,6 +229,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   // executor whatever the timer's.
   using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
   using result_type = typename awaitable_parts<awaited_type<AwaitableExecutor, Signature>>::value_type;
+  using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
 
   // The common call (no protection, budget, on_result, attempt limit or inherited deadline,
@@ -330,9 +286,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       } else {
         using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
         try {
-          auto attempt = call_op(op, attempt_context_of(call, last.scope, clock),
-                                 awaitable_attempt_token<AwaitableExecutor>(
-                                     attempt_slot(next.limited, limiter, caller_state), next.limited));
+          auto attempt =
+              call_op(op, attempt_context_of(call, last.scope, clock),
+                      stamina::net::bind_cancellation_slot(attempt_slot(next.limited, limiter, caller_state),
+                                                           detail::asio_compat::as_tuple(use_awaitable_type{})));
           if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
           last.args.emplace(co_await std::move(attempt));
         } catch (...) {
