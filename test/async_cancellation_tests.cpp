@@ -284,6 +284,30 @@ BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
   BOOST_TEST(*calls == 1);
 }
 
+// Starts a call of `op` under `policy` on the use_awaitable driver (`coroutine`) or the callback
+// one, cancellable through `signal`; its error into `got`, its completions counted by `rec`.
+template <class Op>
+void start_cancellable(bool coroutine, asio::io_context& ctx, const stamina::retry_policy& policy, Op& op,
+                       asio::cancellation_signal& signal, error_code& got,
+                       const std::shared_ptr<test::completion_record>& rec) {
+  if (coroutine) {
+    asio::co_spawn(
+        ctx,
+        [&ctx, &policy, &op, &got]() -> asio::awaitable<void> {
+          try {
+            co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
+          } catch (const boost::system::system_error& e) {
+            got = e.code();
+          }
+        },
+        asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+  } else {
+    test::async_retry_virtual(
+        ctx, policy, op,
+        asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&got](error_code ec) { got = ec; })));
+  }
+}
+
 // An op may read the cancellation slot from its token when it starts, not from the handler
 // (Boost.MySQL's connection pool and asio-grpc do): the attempt's token carries the caller's slot,
 // with or without an attempt time limit (which binds its own), on both drivers. Without one, an
@@ -306,23 +330,7 @@ BOOST_AUTO_TEST_CASE(an_attempts_token_carries_the_callers_slot) {
         if (limited) policy.attempt_timeout(30s);
         error_code got;
         auto rec = std::make_shared<test::completion_record>();
-        if (coroutine) {
-          asio::co_spawn(
-              ctx,
-              [&]() -> asio::awaitable<void> {
-                try {
-                  co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
-                } catch (const boost::system::system_error& e) {
-                  got = e.code();
-                }
-              },
-              asio::bind_cancellation_slot(signal.slot(),
-                                           test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
-        } else {
-          test::async_retry_virtual(
-              ctx, policy, op,
-              asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&got](error_code ec) { got = ec; })));
-        }
+        start_cancellable(coroutine, ctx, policy, op, signal, got, rec);
         ctx.poll();
         test::mock_clock::advance(1s);
         ctx.poll();
@@ -382,23 +390,7 @@ void check_adaptor(const char* name) {
         if (limited) policy.attempt_timeout(2s);
         error_code got;
         auto rec = std::make_shared<test::completion_record>();
-        if (coroutine) {
-          asio::co_spawn(
-              ctx,
-              [&]() -> asio::awaitable<void> {
-                try {
-                  co_await test::async_retry_virtual(ctx, policy, op, asio::use_awaitable);
-                } catch (const boost::system::system_error& e) {
-                  got = e.code();
-                }
-              },
-              asio::bind_cancellation_slot(signal.slot(),
-                                           test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
-        } else {
-          test::async_retry_virtual(
-              ctx, policy, op,
-              asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&got](error_code ec) { got = ec; })));
-        }
+        start_cancellable(coroutine, ctx, policy, op, signal, got, rec);
         const auto step = [&ctx](std::chrono::seconds by) {
           test::mock_clock::advance(by);
           ctx.restart();
