@@ -421,6 +421,113 @@ BOOST_AUTO_TEST_CASE(an_attempts_token_goes_through_asio_adaptors) {
   check_adaptor<2>("async_compose");
 }
 
+// An op that takes its cancellation from its token's slot, not its handler's (its operation
+// started with no slot, as a pool hands its waiter an unbound handler), is cut by the time limit
+// too: on both drivers, the slot the token shows is the one the limit emits into.
+BOOST_AUTO_TEST_CASE(an_op_cancelled_through_its_tokens_slot_is_cut_by_the_time_limit) {
+  for (const bool coroutine : {true, false}) {
+    BOOST_TEST_CONTEXT((coroutine ? "use_awaitable" : "callback")) {
+      asio::io_context ctx;
+      asio::cancellation_signal signal;
+      virtual_timer timer(ctx);
+      int attempts = 0;
+      std::vector<cancellation_type> cut;
+      auto op = [&](auto token) {
+        ++attempts;
+        return asio::async_initiate<decltype(token), void(error_code)>(
+            [&](auto handler, asio::cancellation_slot slot) {
+              if (slot.is_connected())
+                slot.assign([&](cancellation_type type) {
+                  cut.push_back(type);
+                  timer.cancel();
+                });
+              timer.expires_after(5s);
+              // The handler is wrapped: the timer sees no slot on it.
+              auto ex = asio::get_associated_executor(handler, timer.get_executor());
+              timer.async_wait(
+                  asio::bind_executor(ex, [h = std::move(handler)](error_code ec) mutable { std::move(h)(ec); }));
+            },
+            token, asio::get_associated_cancellation_slot(token));
+      };
+      const auto policy = refused_policy().attempt_timeout(2s).attempts(1);
+      error_code got;
+      auto rec = std::make_shared<test::completion_record>();
+      start_cancellable(coroutine, ctx, policy, op, signal, got, rec);
+      ctx.poll();
+      for (int s = 0; s < 3 && rec->calls == 0; ++s) {
+        test::mock_clock::advance(1s);
+        ctx.restart();
+        ctx.poll();
+      }
+      BOOST_TEST(attempts == 1);
+      BOOST_TEST(cut == std::vector<cancellation_type>{cancellation_type::terminal});
+      BOOST_TEST(rec->calls == 1);  // at 2 s, not at the attempt's 5 s
+      BOOST_TEST((got == stamina::error::attempt_timeout));
+    }
+  }
+}
+
+// An attempt the use_awaitable driver runs in a coroutine of its own (under a time limit; an
+// awaitable op on another executor) gets what the caller's filter lets through, as an attempt
+// awaited in the caller's own chain does: here partial, which a co_spawned coroutine would drop
+// by default.
+BOOST_AUTO_TEST_CASE(a_spawned_attempt_gets_the_cancellation_its_caller_accepts) {
+  enum class form { token_limited, awaitable_limited, awaitable_elsewhere };
+  for (const form f : {form::token_limited, form::awaitable_limited, form::awaitable_elsewhere}) {
+    BOOST_TEST_CONTEXT("form " << static_cast<int>(f)) {
+      asio::io_context ctx;
+      asio::cancellation_signal signal;
+      int attempts = 0;
+      error_code got;
+      auto rec = std::make_shared<test::completion_record>();
+      const auto policy = refused_policy().attempt_timeout(
+          f == form::awaitable_elsewhere ? std::nullopt : std::optional<stamina::duration>(3s));
+      auto awaitable_op = [&ctx, &attempts]() -> asio::awaitable<int> {
+        ++attempts;
+        virtual_timer t(ctx);
+        t.expires_after(5s);
+        co_await t.async_wait(asio::use_awaitable);  // throws operation_aborted when cancelled
+        co_return 1;
+      };
+      auto token_op = [&ctx, &attempts](auto token) {
+        ++attempts;
+        auto t = std::make_shared<virtual_timer>(ctx);
+        t->expires_after(5s);
+        return t->async_wait(asio::consign(std::move(token), t));
+      };
+      const auto strand = asio::make_strand(ctx);  // another executor: the attempt is co_spawned onto it
+      asio::co_spawn(
+          ctx,
+          [&]() -> asio::awaitable<void> {
+            co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
+            try {
+              if (f == form::token_limited)
+                co_await test::async_retry_virtual(ctx, policy, token_op, asio::use_awaitable);
+              else if (f == form::awaitable_limited)
+                co_await test::async_retry_virtual(ctx, policy, awaitable_op, asio::use_awaitable);
+              else
+                co_await test::async_retry_virtual(strand, policy, awaitable_op, asio::use_awaitable);
+            } catch (const boost::system::system_error& e) {
+              got = e.code();
+            }
+          },
+          asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+      ctx.poll();
+      test::mock_clock::advance(1s);
+      ctx.restart();
+      ctx.poll();
+      BOOST_TEST(attempts == 1);
+      signal.emit(cancellation_type::partial);
+      ctx.restart();
+      ctx.poll();
+      // Cut at once, never retried, and not by the 3 s limit.
+      BOOST_TEST(rec->calls == 1);
+      BOOST_TEST((got == asio::error::operation_aborted));
+      BOOST_TEST(attempts == 1);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(overall_deadline_with_or_operator) {
   using namespace asio::experimental::awaitable_operators;
   asio::io_context ctx;

@@ -1,8 +1,9 @@
 #ifndef STAMINA_DETAIL_ATTEMPT_LIMITER_HPP
 #define STAMINA_DETAIL_ATTEMPT_LIMITER_HPP
 
-// How both asynchronous drivers enforce an attempt time limit without spawning anything: the
-// attempt is started bound to a cancellation slot of our own; a timer emits terminal
+// How both asynchronous drivers enforce an attempt time limit: the attempt is started bound to a
+// cancellation slot of our own (the composed operation binds the attempt's handler to it; the
+// caller coroutine binds the coroutine it spawns for the attempt); a timer emits terminal
 // cancellation into it when the limit passes, and the caller's own cancellation is forwarded
 // to the same signal while the attempt runs.
 

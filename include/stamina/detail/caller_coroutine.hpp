@@ -3,9 +3,9 @@
 
 // The caller-coroutine driver: async_retry with `use_awaitable`. Spawning a coroutine per
 // attempt costs ~20x a plain co_await, so the attempts are awaited directly in the caller's
-// coroutine chain; the call obeys the caller's cancellation state and filter
-// (this_coro::reset_cancellation_state), as any awaited operation does. It performs the retry
-// protocol's actions; the backoff timer exists only once a wait is needed.
+// coroutine chain (one under a time limit, in a coroutine of its own); the call obeys the caller's cancellation state
+// and filter (this_coro::reset_cancellation_state), as any awaited operation does. It performs the retry protocol's
+// actions; the backoff timer exists only once a wait is needed.
 
 #include <stamina/detail/async_op_traits.hpp>
 #include <stamina/detail/attempt_limiter.hpp>
@@ -173,16 +173,13 @@ stamina::net::awaitable<void, AwaitableExecutor> side_step(
   next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
 }
 
-// An awaitable attempt run on another executor, or under a time limit (cancelled through
-// `slot`): co_spawned, in a frame of its own for the same reason.
-template <class AwaitableExecutor, class Executor, class Attempt>
-auto spawned_attempt(Executor ex, Attempt attempt, bool limited, stamina::net::cancellation_slot slot)
-    -> stamina::net::awaitable<typename awaitable_parts<Attempt>::value_type, AwaitableExecutor> {
-  using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
-  if (limited)
-    co_return co_await stamina::net::co_spawn(ex, std::move(attempt),
-                                              stamina::net::bind_cancellation_slot(slot, use_awaitable_type{}));
-  co_return co_await stamina::net::co_spawn(ex, std::move(attempt), use_awaitable_type{});
+// Every cancellation type that reaches a coroutine thread of an attempt's own goes on to the
+// attempt: what the awaiting coroutine's filter let through, or the time limit's terminal, as an
+// attempt awaited in the caller's own chain gets it. (A co_spawned thread keeps only terminal by
+// default.)
+template <class AwaitableExecutor>
+stamina::net::awaitable<void, AwaitableExecutor> pass_every_cancellation() {
+  co_await stamina::net::this_coro::reset_cancellation_state([](stamina::net::cancellation_type type) { return type; });
 }
 
 // `as_tuple(use_awaitable)`, made once: made in a co_await expression, the token and its parts
@@ -191,7 +188,84 @@ template <class AwaitableExecutor>
 inline constexpr auto as_tuple_awaitable =
     detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{});
 
-// The slot an attempt is bound to: its time limit's (which forwards the caller's), or the
+// The token a token op's attempt gets: `as_tuple(use_awaitable)` showing the cancellation slot of
+// the coroutine thread the attempt is awaited in, so that an op which reads the slot from its
+// token when it starts (Boost.MySQL's connection pool and asio-grpc do) sees the one its handler
+// will have. The handler is use_awaitable's own, unbound: it carries that thread's slot already,
+// and a binder would add 8 B to every attempt's handler to say the same (in bench_scale, which
+// posts its completion, that takes Asio's block for the post from 128 B to 144 B). One token and
+// one handler type whatever the policy, the same as a plain `co_await op(as_tuple(use_awaitable))`
+// has: an op's operation is compiled once.
+template <class AwaitableExecutor>
+class awaitable_attempt_token {
+ public:
+  using cancellation_slot_type = stamina::net::cancellation_slot;
+  explicit awaitable_attempt_token(cancellation_slot_type slot) noexcept : slot_(slot) {}
+  cancellation_slot_type get_cancellation_slot() const noexcept { return slot_; }
+
+ private:
+  cancellation_slot_type slot_;
+};
+
+}  // namespace detail
+STAMINA_NAMESPACE_END
+
+template <class AwaitableExecutor, class Signature>
+struct stamina::net::async_result<stamina::detail::awaitable_attempt_token<AwaitableExecutor>, Signature> {
+  using inner_type = std::decay_t<decltype(stamina::detail::as_tuple_awaitable<AwaitableExecutor>)>;
+  using return_type = typename stamina::net::async_result<inner_type, Signature>::return_type;
+  template <class Initiation, class... Args>
+  static return_type initiate(Initiation&& initiation, stamina::detail::awaitable_attempt_token<AwaitableExecutor>,
+                              Args&&... args) {
+    // async_initiate takes its token by lvalue reference.
+    const inner_type& inner = stamina::detail::as_tuple_awaitable<AwaitableExecutor>;
+    return stamina::net::async_initiate<const inner_type, Signature>(std::forward<Initiation>(initiation), inner,
+                                                                     std::forward<Args>(args)...);
+  }
+};
+
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
+
+// A token op's attempt, made in the coroutine thread it is awaited in: its token shows that
+// thread's slot. An op that returns an awaitable holding no coroutine started nothing.
+template <class AwaitableExecutor, class Op>
+auto token_attempt(Op& op, const attempt_context* context, stamina::net::cancellation_slot slot) {
+  auto attempt = call_op(op, context, awaitable_attempt_token<AwaitableExecutor>(slot));
+  if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
+  return attempt;
+}
+
+// A token op's attempt under a time limit: in a coroutine thread of its own (co_spawned by
+// spawned_attempt, cancelled by the limiter), the op called there.
+template <class AwaitableExecutor, class Op>
+auto limited_token_attempt(Op& op, const attempt_context* context)
+    -> decltype(token_attempt<AwaitableExecutor>(op, context, {})) {
+  co_await pass_every_cancellation<AwaitableExecutor>();
+  const auto state = co_await stamina::net::this_coro::cancellation_state;
+  co_return co_await token_attempt<AwaitableExecutor>(op, context, state.slot());
+}
+
+// An awaitable op's attempt in a coroutine thread of its own, for spawned_attempt.
+template <class AwaitableExecutor, class T>
+stamina::net::awaitable<T, AwaitableExecutor> awaitable_attempt(stamina::net::awaitable<T, AwaitableExecutor> attempt) {
+  co_await pass_every_cancellation<AwaitableExecutor>();
+  co_return co_await std::move(attempt);
+}
+
+// An attempt co_spawned onto `ex`, cancelled through `slot`: an awaitable op's on another executor
+// or under a time limit; a token op's under a time limit. Lazy, like every use_awaitable
+// operation: the thread starts when the result is awaited.
+template <class AwaitableExecutor, class Executor, class T>
+stamina::net::awaitable<T, AwaitableExecutor> spawned_attempt(const Executor& ex,
+                                                              stamina::net::awaitable<T, AwaitableExecutor> attempt,
+                                                              stamina::net::cancellation_slot slot) {
+  return stamina::net::co_spawn(
+      ex, std::move(attempt),
+      stamina::net::bind_cancellation_slot(slot, stamina::net::use_awaitable_t<AwaitableExecutor>{}));
+}
+
+// The slot a spawned attempt is bound to: its time limit's (which forwards the caller's), or the
 // caller's, as use_awaitable would bind.
 template <class Limiter>
 stamina::net::cancellation_slot attempt_slot(bool limited, const Limiter& limiter,
@@ -229,7 +303,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   // executor whatever the timer's.
   using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
   using result_type = typename awaitable_parts<awaited_type<AwaitableExecutor, Signature>>::value_type;
-  using use_awaitable_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
 
   // The common call (no protection, budget, on_result, attempt limit or inherited deadline,
@@ -272,8 +345,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           // One co_await site for both ways of running it: each site's temporaries take room
           // in this frame.
           if (next.limited || !same_executor)
-            attempt = spawned_attempt<AwaitableExecutor>(ex, std::move(attempt), next.limited,
-                                                         attempt_slot(next.limited, limiter, caller_state));
+            attempt = spawned_attempt(ex, awaitable_attempt(std::move(attempt)),
+                                      attempt_slot(next.limited, limiter, caller_state));
           if constexpr (std::is_void_v<result_type>) {
             co_await std::move(attempt);
             last.value.emplace(true);
@@ -286,11 +359,14 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       } else {
         using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
         try {
-          auto attempt =
-              call_op(op, attempt_context_of(call, last.scope, clock),
-                      stamina::net::bind_cancellation_slot(attempt_slot(next.limited, limiter, caller_state),
-                                                           detail::asio_compat::as_tuple(use_awaitable_type{})));
-          if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
+          // Under a time limit, in a thread of its own on this coroutine's executor (its
+          // completion's), which the limiter cancels.
+          auto attempt = next.limited ? spawned_attempt(limiter->here,
+                                                        limited_token_attempt<AwaitableExecutor>(
+                                                            op, attempt_context_of(call, last.scope, clock)),
+                                                        limiter->slot())
+                                      : token_attempt<AwaitableExecutor>(
+                                            op, attempt_context_of(call, last.scope, clock), caller_state.slot());
           last.args.emplace(co_await std::move(attempt));
         } catch (...) {
           // No co_await in here: the thrown exception becomes the attempt's failure value.
