@@ -470,10 +470,11 @@ BOOST_AUTO_TEST_CASE(an_op_cancelled_through_its_tokens_slot_is_cut_by_the_time_
 // An attempt the use_awaitable driver runs in a coroutine of its own (under a time limit; an
 // awaitable op on another executor) gets what the caller's filter lets through, as an attempt
 // awaited in the caller's own chain does: here partial, which a co_spawned coroutine would drop
-// by default.
+// by default. So does every awaitable attempt of the composed driver, which passes partial on.
 BOOST_AUTO_TEST_CASE(a_spawned_attempt_gets_the_cancellation_its_caller_accepts) {
-  enum class form { token_limited, awaitable_limited, awaitable_elsewhere };
-  for (const form f : {form::token_limited, form::awaitable_limited, form::awaitable_elsewhere}) {
+  enum class form { token_limited, awaitable_limited, awaitable_elsewhere, awaitable_callback };
+  for (const form f :
+       {form::token_limited, form::awaitable_limited, form::awaitable_elsewhere, form::awaitable_callback}) {
     BOOST_TEST_CONTEXT("form " << static_cast<int>(f)) {
       asio::io_context ctx;
       asio::cancellation_signal signal;
@@ -496,22 +497,33 @@ BOOST_AUTO_TEST_CASE(a_spawned_attempt_gets_the_cancellation_its_caller_accepts)
         return t->async_wait(asio::consign(std::move(token), t));
       };
       const auto strand = asio::make_strand(ctx);  // another executor: the attempt is co_spawned onto it
-      asio::co_spawn(
-          ctx,
-          [&]() -> asio::awaitable<void> {
-            co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
-            try {
-              if (f == form::token_limited)
-                co_await test::async_retry_virtual(ctx, policy, token_op, asio::use_awaitable);
-              else if (f == form::awaitable_limited)
-                co_await test::async_retry_virtual(ctx, policy, awaitable_op, asio::use_awaitable);
-              else
-                co_await test::async_retry_virtual(strand, policy, awaitable_op, asio::use_awaitable);
-            } catch (const boost::system::system_error& e) {
-              got = e.code();
-            }
-          },
-          asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+      if (f == form::awaitable_callback)           // the composed driver spawns every awaitable attempt
+        test::async_retry_virtual(
+            ctx, policy, awaitable_op,
+            asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](std::exception_ptr e, int) {
+                                           try {
+                                             if (e) std::rethrow_exception(e);
+                                           } catch (const boost::system::system_error& failure) {
+                                             got = failure.code();
+                                           }
+                                         })));
+      else
+        asio::co_spawn(
+            ctx,
+            [&]() -> asio::awaitable<void> {
+              co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
+              try {
+                if (f == form::token_limited)
+                  co_await test::async_retry_virtual(ctx, policy, token_op, asio::use_awaitable);
+                else if (f == form::awaitable_limited)
+                  co_await test::async_retry_virtual(ctx, policy, awaitable_op, asio::use_awaitable);
+                else
+                  co_await test::async_retry_virtual(strand, policy, awaitable_op, asio::use_awaitable);
+              } catch (const boost::system::system_error& e) {
+                got = e.code();
+              }
+            },
+            asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
       ctx.poll();
       test::mock_clock::advance(1s);
       ctx.restart();
@@ -526,6 +538,104 @@ BOOST_AUTO_TEST_CASE(a_spawned_attempt_gets_the_cancellation_its_caller_accepts)
       BOOST_TEST(attempts == 1);
     }
   }
+}
+
+// An op that cancels its own call while it is being called (the caller's signal emitted from
+// inside `op`): the call completes once, with what the attempt gave, and nothing escapes
+// io_context::run() (Boost 1.81's co_spawn rethrows a cancellation out of run() when a cancelled
+// coroutine ends without having left its first executor turn). Each attempt the driver runs in a
+// coroutine of its own, and one awaited in the caller's chain as the control.
+BOOST_AUTO_TEST_CASE(an_op_cancelling_its_own_call_while_called_loses_nothing) {
+  enum class form { token_limited, token_limited_throws, token, awaitable_limited, awaitable_elsewhere };
+  for (const bool coroutine : {true, false})
+    for (const form f : {form::token_limited, form::token_limited_throws, form::token, form::awaitable_limited,
+                         form::awaitable_elsewhere})
+      for (const cancellation_type type : {cancellation_type::terminal, cancellation_type::partial}) {
+        BOOST_TEST_CONTEXT((coroutine ? "use_awaitable" : "callback")
+                           << ", form " << static_cast<int>(f) << ", " << static_cast<int>(type)) {
+          asio::io_context ctx;
+          asio::cancellation_signal signal;
+          virtual_timer timer(ctx);
+          int attempts = 0;
+          auto token_op = [&](auto token) {
+            if (++attempts == 1) signal.emit(type);
+            if (f == form::token_limited_throws) throw std::runtime_error("after cancelling");
+            timer.expires_after(5s);
+            return timer.async_wait(std::move(token));
+          };
+          auto awaitable_op = [&]() -> asio::awaitable<void> {
+            if (++attempts == 1) signal.emit(type);
+            co_return;
+          };
+          const bool limited = f != form::token && f != form::awaitable_elsewhere;
+          const auto policy =
+              refused_policy().attempt_timeout(limited ? std::optional<stamina::duration>(3s) : std::nullopt);
+          const auto strand = asio::make_strand(ctx);
+          std::string outcome = "none";
+          auto rec = std::make_shared<test::completion_record>();
+          const auto record = [&outcome](const std::exception_ptr& e) {
+            try {
+              if (e) std::rethrow_exception(e);
+              outcome = "success";
+            } catch (const boost::system::system_error& failure) {
+              outcome = failure.code().message();
+            }
+          };
+          if (coroutine) {
+            asio::co_spawn(
+                ctx,
+                [&]() -> asio::awaitable<void> {
+                  co_await asio::post(ctx, asio::use_awaitable);  // not in co_spawn's first turn (see above)
+                  co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
+                  std::exception_ptr e;
+                  try {
+                    if (f == form::awaitable_elsewhere)
+                      co_await test::async_retry_virtual(strand, policy, awaitable_op, asio::use_awaitable);
+                    else if (f == form::awaitable_limited)
+                      co_await test::async_retry_virtual(ctx, policy, awaitable_op, asio::use_awaitable);
+                    else
+                      co_await test::async_retry_virtual(ctx, policy, token_op, asio::use_awaitable);
+                  } catch (...) {
+                    e = std::current_exception();
+                  }
+                  record(e);
+                },
+                asio::bind_cancellation_slot(signal.slot(),
+                                             test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+          } else {
+            const auto awaitable_done = [&] {
+              return asio::bind_cancellation_slot(signal.slot(),
+                                                  test::once(rec, [&](std::exception_ptr e) { record(e); }));
+            };
+            if (f == form::awaitable_elsewhere)
+              test::async_retry_virtual(strand, policy, awaitable_op, awaitable_done());
+            else if (f == form::awaitable_limited)
+              test::async_retry_virtual(ctx, policy, awaitable_op, awaitable_done());
+            else
+              test::async_retry_virtual(ctx, policy, token_op,
+                                        asio::bind_cancellation_slot(signal.slot(), test::once(rec, [&](error_code ec) {
+                                                                       outcome = ec ? ec.message() : "success";
+                                                                     })));
+          }
+          BOOST_CHECK_NO_THROW(test::run_virtual(
+              ctx, [&] { return rec->calls > 0; }, 1ms, 10s));
+          BOOST_TEST(rec->calls == 1);
+          BOOST_TEST(attempts == 1);  // cancelled: never retried
+          // An awaitable op finished its body. A token op threw; or under use_awaitable, its
+          // operation never started (the co_await of a cancelled coroutine throws before it); or
+          // under the composed driver, it started after the cancellation and never saw it (Asio's
+          // rule), and the attempt's own result is delivered: cut by the 3 s limit, or the 5 s
+          // wait's success.
+          std::string expected = error_code(asio::error::operation_aborted).message();
+          if (f == form::awaitable_limited || f == form::awaitable_elsewhere)
+            expected = "success";
+          else if (f == form::token_limited_throws)
+            expected = make_error_code(stamina::error::op_threw).message();
+          else if (!coroutine)
+            expected = limited ? make_error_code(stamina::error::attempt_timeout).message() : "success";
+          BOOST_TEST(outcome == expected);
+        }
+      }
 }
 
 BOOST_AUTO_TEST_CASE(overall_deadline_with_or_operator) {

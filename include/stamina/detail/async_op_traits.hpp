@@ -293,6 +293,41 @@ First thrown_as(const std::exception_ptr& e) {
   }
 }
 
+// Every cancellation type that reaches a coroutine thread of an attempt's own goes on to the
+// attempt: what the caller's filter let through (or the composed operation's), or a time limit's
+// terminal, as an attempt awaited in the caller's own chain gets it. (A co_spawned thread keeps
+// only terminal by default.)
+template <class AwaitableExecutor>
+stamina::net::awaitable<void, AwaitableExecutor> pass_every_cancellation() {
+  co_await stamina::net::this_coro::reset_cancellation_state([](stamina::net::cancellation_type type) { return type; });
+}
+
+// An awaitable op's attempt, for the coroutine thread co_spawned for it (by either driver). Once
+// the attempt has ended, the thread stops throwing on cancellation: Boost 1.81's co_spawn awaits
+// one more post after a coroutine that never left its first executor turn, and a cancelled
+// thread would throw there, out of io_context::run(), losing the attempt's outcome and the
+// call's completion. Until then the op's own code runs with Asio's default.
+template <class AwaitableExecutor, class T>
+stamina::net::awaitable<T, AwaitableExecutor> awaitable_attempt(stamina::net::awaitable<T, AwaitableExecutor> attempt) {
+  co_await pass_every_cancellation<AwaitableExecutor>();
+  std::exception_ptr failed;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(attempt);
+      co_await stamina::net::this_coro::throw_if_cancelled(false);
+      co_return;
+    } else {
+      T value = co_await std::move(attempt);
+      co_await stamina::net::this_coro::throw_if_cancelled(false);
+      co_return std::move(value);
+    }
+  } catch (...) {
+    failed = std::current_exception();  // no co_await in a handler: after it
+  }
+  co_await stamina::net::this_coro::throw_if_cancelled(false);
+  std::rethrow_exception(failed);
+}
+
 // Starts one attempt of `op` that completes into `handler`. Whatever `op` does, the handler
 // is called exactly once and never inside this function: if `op` throws before starting its
 // operation, or returns without starting one (for op(): an awaitable that holds no coroutine),
@@ -308,7 +343,7 @@ void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First
     if constexpr (op_traits<Op>::is_awaitable) {
       auto attempt = call_op(op, ctx);
       if (attempt.valid()) {  // an awaitable without a coroutine started nothing
-        stamina::net::co_spawn(ex, std::move(attempt), std::move(*parked));
+        stamina::net::co_spawn(ex, awaitable_attempt(std::move(attempt)), std::move(*parked));
         parked.reset();
       }
     } else {

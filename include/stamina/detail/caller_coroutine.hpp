@@ -173,15 +173,6 @@ stamina::net::awaitable<void, AwaitableExecutor> side_step(
   next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
 }
 
-// Every cancellation type that reaches a coroutine thread of an attempt's own goes on to the
-// attempt: what the awaiting coroutine's filter let through, or the time limit's terminal, as an
-// attempt awaited in the caller's own chain gets it. (A co_spawned thread keeps only terminal by
-// default.)
-template <class AwaitableExecutor>
-stamina::net::awaitable<void, AwaitableExecutor> pass_every_cancellation() {
-  co_await stamina::net::this_coro::reset_cancellation_state([](stamina::net::cancellation_type type) { return type; });
-}
-
 // `as_tuple(use_awaitable)`, made once: made in a co_await expression, the token and its parts
 // would be temporaries of that expression, which take room in the frame.
 template <class AwaitableExecutor>
@@ -237,19 +228,19 @@ auto token_attempt(Op& op, const attempt_context* context, stamina::net::cancell
 }
 
 // A token op's attempt under a time limit: in a coroutine thread of its own (co_spawned by
-// spawned_attempt, cancelled by the limiter), the op called there.
+// spawned_attempt, cancelled by the limiter), the op called there. The thread never throws on
+// cancellation by itself (see awaitable_attempt): an op that cancels its own call while being
+// called gets what the caller's own co_await would have given it, operation_aborted before its
+// operation starts.
 template <class AwaitableExecutor, class Op>
 auto limited_token_attempt(Op& op, const attempt_context* context)
     -> decltype(token_attempt<AwaitableExecutor>(op, context, {})) {
   co_await pass_every_cancellation<AwaitableExecutor>();
+  co_await stamina::net::this_coro::throw_if_cancelled(false);
   const auto state = co_await stamina::net::this_coro::cancellation_state;
-  co_return co_await token_attempt<AwaitableExecutor>(op, context, state.slot());
-}
-
-// An awaitable op's attempt in a coroutine thread of its own, for spawned_attempt.
-template <class AwaitableExecutor, class T>
-stamina::net::awaitable<T, AwaitableExecutor> awaitable_attempt(stamina::net::awaitable<T, AwaitableExecutor> attempt) {
-  co_await pass_every_cancellation<AwaitableExecutor>();
+  auto attempt = token_attempt<AwaitableExecutor>(op, context, state.slot());
+  if (state.cancelled() != stamina::net::cancellation_type::none)
+    throw stamina::system_error(stamina::net::error::operation_aborted);
   co_return co_await std::move(attempt);
 }
 
