@@ -16,8 +16,10 @@
 #include <stamina/retry_context.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -108,7 +110,37 @@ struct retries_at_exit {
     ctx.run();
     fail_unless(!hedged, "a limited hedge");
     fail_unless(limit->in_flight() == 0, "every place given back");
-    std::fprintf(stderr, "static destruction: four drivers retried during exit, two of them under a limit\n");
+
+    // Attempts in coroutines of their own: under use_awaitable with an attempt time limit (a
+    // token op, then an awaitable op), and an awaitable op on the callback driver.
+    n = 0;
+    int spawned = 0;
+    const auto timed_policy = policy().attempt_timeout(std::chrono::seconds(30));
+    auto failing_once = [&]() -> asio::awaitable<int> {
+      if (++n % 2 == 1) throw boost::system::system_error(asio::error::connection_refused);
+      co_return n;
+    };
+    ctx.restart();
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+          try {
+            co_await stamina::async_retry(ctx, timed_policy, flaky);
+          } catch (const boost::system::system_error& e) {
+            spawned += e.code() == asio::error::connection_reset ? 1 : 0;
+          }
+          spawned += co_await stamina::async_retry(ctx, timed_policy, failing_once) == 4 ? 1 : 0;
+        },
+        [&](std::exception_ptr e) { fail_unless(!e, "a co_await with an attempt time limit threw"); });
+    ctx.run();
+    ctx.restart();
+    stamina::async_retry(ctx, policy(), failing_once,
+                         [&](std::exception_ptr e, int value) { spawned += !e && value == 6 ? 1 : 0; });
+    ctx.run();
+    fail_unless(spawned == 3, "attempts in coroutines of their own");
+    std::fprintf(stderr,
+                 "static destruction: four drivers retried during exit, two of them under a limit, three in "
+                 "attempts of their own\n");
   }
 };
 retries_at_exit at_exit;  // constructed before main, so before any static of the library

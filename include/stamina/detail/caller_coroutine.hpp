@@ -239,8 +239,7 @@ auto limited_token_attempt(Op& op, const attempt_context* context)
   co_await stamina::net::this_coro::throw_if_cancelled(false);
   const auto state = co_await stamina::net::this_coro::cancellation_state;
   auto attempt = token_attempt<AwaitableExecutor>(op, context, state.slot());
-  if (state.cancelled() != stamina::net::cancellation_type::none)
-    throw stamina::system_error(stamina::net::error::operation_aborted);
+  if (cancel_requested(state)) throw stamina::system_error(stamina::net::error::operation_aborted);
   co_return co_await std::move(attempt);
 }
 
