@@ -284,6 +284,44 @@ BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
   BOOST_TEST(*calls == 1);
 }
 
+// A coroutine's cancellation state records the last emit it accepted, and an emit its filter
+// refuses clears it (Asio assigns, it does not add): terminal then partial, before the call
+// resumes, leaves the state uncancelled while the wait has already ended with operation_aborted.
+// The call ends there, as cancelled, rather than sending an attempt its wait never waited for.
+BOOST_AUTO_TEST_CASE(a_wait_cut_by_an_emit_its_state_then_forgot_ends_the_call) {
+  asio::io_context ctx;
+  asio::cancellation_signal signal;
+  auto calls = std::make_shared<int>(0);
+  auto op = [calls]() -> asio::awaitable<int> {
+    ++*calls;
+    throw test::transient_error("x");
+    co_return 0;
+  };
+  error_code got;
+  auto rec = std::make_shared<test::completion_record>();
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        try {
+          co_await test::async_retry_virtual(ctx, test::retry_transient().wait_initial(10s), op, asio::use_awaitable);
+        } catch (const boost::system::system_error& e) {
+          got = e.code();
+        }
+      },
+      asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
+  ctx.poll();
+  test::mock_clock::advance(1s);
+  ctx.poll();
+  BOOST_TEST(*calls == 1);
+  signal.emit(cancellation_type::terminal);  // the wait is cut
+  signal.emit(cancellation_type::partial);   // refused by the default filter: the state says none
+  ctx.restart();
+  ctx.poll();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST((got == asio::error::operation_aborted));
+  BOOST_TEST(*calls == 1);
+}
+
 // Starts a call of `op` under `policy` on the use_awaitable driver (`coroutine`) or the callback
 // one, cancellable through `signal`; its error into `got`, its completions counted by `rec`.
 template <class Op>

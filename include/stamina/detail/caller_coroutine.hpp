@@ -101,10 +101,30 @@ struct caller_outcome<Op, Signature, true> {
   }
 };
 
+// The last attempt's completion arguments: the tuple itself where it can be assigned (an
+// optional's flag would take 8 B more of the frame; a call reads them only after an attempt),
+// else an optional.
+template <class Args, bool Assignable = std::is_move_assignable_v<Args>>
+struct completion_args {
+  Args values{};
+  void set(Args&& v) { values = std::move(v); }
+  Args& operator*() noexcept { return values; }
+  const Args& operator*() const noexcept { return values; }
+};
+
+template <class Args>
+struct completion_args<Args, false> {
+  std::optional<Args> values;
+  void set(Args&& v) { values.emplace(std::move(v)); }
+  Args& operator*() noexcept { return *values; }
+  const Args& operator*() const noexcept { return *values; }
+};
+
 template <class Op, class First, class... Rest>
 struct caller_outcome<Op, void(First, Rest...), false> {
+  using args_type = std::tuple<First, Rest...>;
   [[no_unique_address]] attempt_scope_for<Op> scope;  // the attempt's context, for an op taking one
-  std::optional<std::tuple<First, Rest...>> args;
+  completion_args<args_type> args;
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
@@ -178,6 +198,8 @@ stamina::net::awaitable<void, AwaitableExecutor> side_step(
 template <class AwaitableExecutor>
 inline constexpr auto as_tuple_awaitable =
     detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{});
+template <class AwaitableExecutor>
+inline constexpr stamina::net::use_awaitable_t<AwaitableExecutor> plain_awaitable{};
 
 // The token a token op's attempt gets: `as_tuple(use_awaitable)` showing the cancellation slot of
 // the coroutine thread the attempt is awaited in, so that an op which reads the slot from its
@@ -255,12 +277,29 @@ stamina::net::awaitable<T, AwaitableExecutor> spawned_attempt(const Executor& ex
       stamina::net::bind_cancellation_slot(slot, stamina::net::use_awaitable_t<AwaitableExecutor>{}));
 }
 
-// The slot a spawned attempt is bound to: its time limit's (which forwards the caller's), or the
-// caller's, as use_awaitable would bind.
-template <class Limiter>
-stamina::net::cancellation_slot attempt_slot(bool limited, const Limiter& limiter,
-                                             const stamina::net::cancellation_state& caller_state) {
-  return limited ? limiter->slot() : caller_state.slot();
+// An awaitable op's attempt, as the caller coroutine awaits it: the op's awaitable, or, under a
+// time limit or when the op's executor is not the caller's, that awaitable in a thread of its own
+// on `ex`, bound to the limit's slot (which forwards the caller's) or to the caller's. Made by a
+// function, so that the one co_await site keeps only its result's temporaries in the frame.
+template <class AwaitableExecutor, class Op, class Executor, class Limiter>
+auto awaitable_op_attempt(Op& op, const attempt_context* context, bool limited, bool same_executor, const Executor& ex,
+                          const Limiter& limiter, const stamina::net::cancellation_state& caller_state) {
+  auto attempt = call_op(op, context);
+  if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
+  if (limited || !same_executor)
+    attempt = spawned_attempt(ex, awaitable_attempt(std::move(attempt)),
+                              limited ? limiter->slot() : caller_state.slot());
+  return attempt;
+}
+
+// A token op's attempt, as the caller coroutine awaits it: under a time limit, in a thread of its
+// own on the coroutine's executor (its completion's), which the limiter cancels; else in the
+// caller's thread, its token showing the caller's slot.
+template <class AwaitableExecutor, class Op, class Limiter>
+auto token_op_attempt(Op& op, const attempt_context* context, bool limited, const Limiter& limiter,
+                      const stamina::net::cancellation_state& caller_state) {
+  return limited ? spawned_attempt(limiter->here, limited_token_attempt<AwaitableExecutor>(op, context), limiter->slot())
+                 : token_attempt<AwaitableExecutor>(op, context, caller_state.slot());
 }
 
 // The protocol's verdict on an attempt's outcome, and on a wait's: out of the coroutine, so that
@@ -277,12 +316,22 @@ action after_attempt(retry_protocol& call, Outcome& last, const stamina::net::ca
                    : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
 }
 
+// Called in the handler of anything the wait threw: a wait that ended with an error code (it was
+// cancelled) is noted in `next`, which after_wait reads; anything else goes on up to the caller.
+// A function, so that the frame keeps no reference to the exception (a catch parameter's).
+inline void note_interrupted_wait(action& next) {
+  try {
+    throw;
+  } catch (const stamina::system_error&) {
+    next.kind = action_kind::give_up;
+  }
+}
+
 // Into `next`, not returned: a returned action would be one more temporary of the co_await's
 // expression, and those take room in the frame too.
 template <class Stopwatch>
-void after_wait(retry_protocol& call, const std::tuple<stamina::error_code>& waited,
-                const stamina::net::cancellation_state& caller_state, const Stopwatch& clock, action& next) {
-  const bool interrupted = static_cast<bool>(std::get<0>(waited));
+void after_wait(retry_protocol& call, bool interrupted, const stamina::net::cancellation_state& caller_state,
+                const Stopwatch& clock, action& next) {
   const bool cancelled = cancel_requested(caller_state);
   next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
 }
@@ -294,6 +343,9 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
   using result_type = typename awaitable_parts<awaited_type<AwaitableExecutor, Signature>>::value_type;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
+  // Declared first: g++ lays the frame out in declaration order, and a flag here shares the
+  // 8 B the coroutine's own flags start (after the caller state's pointers, 7 B of padding).
+  bool same_executor = true;
 
   // The common call (no protection, budget, on_result, attempt limit or inherited deadline,
   // default throttles healthy, an op that takes no attempt_context) sends its first attempt
@@ -304,7 +356,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   caller_outcome<Op, Signature> last;
   std::optional<timer_type> wait_timer;
   std::unique_ptr<coroutine_limiter<timer_type, AwaitableExecutor>> limiter;  // made for the first limited attempt
-  bool same_executor = true;
   if constexpr (awaitable_form) {
     const AwaitableExecutor here = co_await stamina::net::this_coro::executor;
     same_executor = runs_on(here, ex);
@@ -330,38 +381,30 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       if constexpr (awaitable_form) {
         last.error = nullptr;
         try {
-          auto attempt = call_op(op, attempt_context_of(call, last.scope, clock));
-          if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
-          // One co_await site for both ways of running it: each site's temporaries take room
-          // in this frame.
-          if (next.limited || !same_executor)
-            attempt = spawned_attempt(ex, awaitable_attempt(std::move(attempt)),
-                                      attempt_slot(next.limited, limiter, caller_state));
+          // One co_await site for both ways of running it, and no local holding the attempt:
+          // each site's temporaries, and each local of a block with a co_await, take room in
+          // this frame.
           if constexpr (std::is_void_v<result_type>) {
-            co_await std::move(attempt);
+            co_await awaitable_op_attempt<AwaitableExecutor>(op, attempt_context_of(call, last.scope, clock),
+                                                             next.limited, same_executor, ex, limiter, caller_state);
             last.value.emplace(true);
           } else {
-            last.value.emplace(co_await std::move(attempt));
+            last.value.emplace(co_await awaitable_op_attempt<AwaitableExecutor>(
+                op, attempt_context_of(call, last.scope, clock), next.limited, same_executor, ex, limiter,
+                caller_state));
           }
         } catch (...) {
           last.error = std::current_exception();
         }
       } else {
-        using first_type = std::tuple_element_t<0, std::remove_reference_t<decltype(*last.args)>>;
+        using args_type = typename caller_outcome<Op, Signature>::args_type;
         try {
-          // Under a time limit, in a thread of its own on this coroutine's executor (its
-          // completion's), which the limiter cancels.
-          auto attempt = next.limited ? spawned_attempt(limiter->here,
-                                                        limited_token_attempt<AwaitableExecutor>(
-                                                            op, attempt_context_of(call, last.scope, clock)),
-                                                        limiter->slot())
-                                      : token_attempt<AwaitableExecutor>(
-                                            op, attempt_context_of(call, last.scope, clock), caller_state.slot());
-          last.args.emplace(co_await std::move(attempt));
+          last.args.set(co_await token_op_attempt<AwaitableExecutor>(
+              op, attempt_context_of(call, last.scope, clock), next.limited, limiter, caller_state));
         } catch (...) {
           // No co_await in here: the thrown exception becomes the attempt's failure value.
-          last.args.emplace();
-          std::get<0>(*last.args) = thrown_as<first_type>(std::current_exception());
+          last.args.set(args_type());
+          std::get<0>(*last.args) = thrown_as<std::tuple_element_t<0, args_type>>(std::current_exception());
         }
       }
       if (!call) [[likely]] {  // a plain first attempt
@@ -381,8 +424,15 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        after_wait(*call, co_await wait_timer->async_wait(as_tuple_awaitable<AwaitableExecutor>), caller_state, clock,
-                   next);
+        // Plain use_awaitable: a wait that ends with an error (it was cancelled) throws, which
+        // only a cancelled call pays, and the co_await has no result to keep in the frame (24 B
+        // for as_tuple's). The interruption is noted in `next`, not in a local of the frame.
+        try {
+          co_await wait_timer->async_wait(plain_awaitable<AwaitableExecutor>);
+        } catch (...) {
+          note_interrupted_wait(next);
+        }
+        after_wait(*call, next.kind != action_kind::wait, caller_state, clock, next);
         break;
       }
       case action_kind::queue:  // above: needs_side_step takes every queued attempt to side_step
