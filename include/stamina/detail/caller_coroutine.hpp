@@ -240,6 +240,64 @@ struct stamina::net::async_result<stamina::detail::awaitable_attempt_token<Await
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
 
+// The backoff wait's completion token: under use_awaitable, the wait completes with whether it
+// ended early (an error: it was cut) as a bool. The co_await's result is a temporary the frame
+// keeps: as_tuple's error_code took 24 B; plain use_awaitable would keep none but throw for
+// every cut wait (about +2.9 us a cancelled waiting call, measured).
+template <class AwaitableExecutor>
+struct wait_end_token {};
+// Made once: a token made in the co_await expression would be a temporary the frame keeps.
+template <class AwaitableExecutor>
+inline constexpr wait_end_token<AwaitableExecutor> wait_end{};
+
+template <class Handler>
+struct wait_end_handler {
+  void operator()(const stamina::error_code& ec) { std::move(handler)(static_cast<bool>(ec)); }
+  Handler handler;  // use_awaitable's: its executor, allocator and slot are the wait's
+};
+
+}  // namespace detail
+STAMINA_NAMESPACE_END
+
+template <template <class, class> class Associator, class Handler, class Default>
+struct stamina::net::associator<Associator, stamina::detail::wait_end_handler<Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(const stamina::detail::wait_end_handler<Handler>& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const stamina::detail::wait_end_handler<Handler>& h, const Default& d) noexcept
+      -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+template <class AwaitableExecutor>
+struct stamina::net::async_result<stamina::detail::wait_end_token<AwaitableExecutor>, void(stamina::error_code)> {
+  using inner_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
+  using return_type = typename stamina::net::async_result<inner_type, void(bool)>::return_type;
+  template <class Initiation>
+  struct wrapped_initiation {
+    template <class Handler, class... Args>
+    void operator()(Handler&& handler, Args&&... args) {
+      std::move(initiation)(stamina::detail::wait_end_handler<std::decay_t<Handler>>{std::forward<Handler>(handler)},
+                            std::forward<Args>(args)...);
+    }
+    Initiation initiation;
+  };
+  template <class Initiation, class... Args>
+  static return_type initiate(Initiation&& initiation, stamina::detail::wait_end_token<AwaitableExecutor>,
+                              Args&&... args) {
+    // async_initiate takes its token by lvalue reference.
+    const inner_type& inner = stamina::detail::plain_awaitable<AwaitableExecutor>;
+    return stamina::net::async_initiate<const inner_type, void(bool)>(
+        wrapped_initiation<std::decay_t<Initiation>>{std::forward<Initiation>(initiation)}, inner,
+        std::forward<Args>(args)...);
+  }
+};
+
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
+
 // A token op's attempt, made in the coroutine thread it is awaited in: its token shows that
 // thread's slot. An op that returns an awaitable holding no coroutine started nothing.
 template <class AwaitableExecutor, class Op>
@@ -314,17 +372,6 @@ action after_attempt(retry_protocol& call, Outcome& last, const stamina::net::ca
         call, [&clock] { return clock.elapsed(); }, cancelled);
   return timed_out ? call.attempt_timed_out(clock.elapsed(), cancelled)
                    : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
-}
-
-// Called in the handler of anything the wait threw: a wait that ended with an error code (it was
-// cancelled) is noted in `next`, which after_wait reads; anything else goes on up to the caller.
-// A function, so that the frame keeps no reference to the exception (a catch parameter's).
-inline void note_interrupted_wait(action& next) {
-  try {
-    throw;
-  } catch (const stamina::system_error&) {
-    next.kind = action_kind::give_up;
-  }
 }
 
 // Into `next`, not returned: a returned action would be one more temporary of the co_await's
@@ -424,15 +471,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        // Plain use_awaitable: a wait that ends with an error (it was cancelled) throws, which
-        // only a cancelled call pays, and the co_await has no result to keep in the frame (24 B
-        // for as_tuple's). The interruption is noted in `next`, not in a local of the frame.
-        try {
-          co_await wait_timer->async_wait(plain_awaitable<AwaitableExecutor>);
-        } catch (...) {
-          note_interrupted_wait(next);
-        }
-        after_wait(*call, next.kind != action_kind::wait, caller_state, clock, next);
+        after_wait(*call, co_await wait_timer->async_wait(wait_end<AwaitableExecutor>), caller_state, clock,
+                   next);
         break;
       }
       case action_kind::queue:  // above: needs_side_step takes every queued attempt to side_step
