@@ -26,7 +26,9 @@
 
 #include <atomic>
 #include <memory>
+#include <memory_resource>
 #include <optional>
+#include <string>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -58,6 +60,30 @@ BOOST_AUTO_TEST_CASE(three_argument_co_await_token_op) {
                 [&]() -> asio::awaitable<void> { result = co_await stamina::async_retry(ctx, refused_policy(), op); });
   BOOST_TEST(result == 40);
   BOOST_TEST(*op.calls == 4);
+}
+
+// A token op's values reach the caller as the op made them, moved and never assigned into
+// values the call made: an allocator-aware value keeps its allocator, after a retry too.
+BOOST_AUTO_TEST_CASE(a_token_ops_values_keep_the_allocator_the_op_gave_them) {
+  stamina::testing_scope fast(5);
+  asio::io_context ctx;
+  std::pmr::monotonic_buffer_resource resource;
+  int calls = 0;
+  auto op = [&](auto token) {
+    const error_code ec = ++calls < 2 ? error_code(asio::error::connection_refused) : error_code();
+    std::pmr::string value(std::string(100, 'x'), &resource);  // past the short-string buffer
+    return asio::post(ctx, asio::append(std::move(token), ec, std::move(value)));
+  };
+  bool kept = false;
+  std::size_t length = 0;
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+    const std::pmr::string got = co_await stamina::async_retry(ctx, refused_policy(), op);
+    kept = got.get_allocator().resource() == &resource;
+    length = got.size();
+  });
+  BOOST_TEST(calls == 2);
+  BOOST_TEST(length == 100U);
+  BOOST_TEST(kept);
 }
 
 BOOST_AUTO_TEST_CASE(co_await_give_up_throws_last_exception_object_and_last_error) {

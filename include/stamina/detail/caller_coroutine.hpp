@@ -101,13 +101,18 @@ struct caller_outcome<Op, Signature, true> {
   }
 };
 
-// The last attempt's completion arguments: the tuple itself where it can be assigned (an
-// optional's flag would take 8 B more of the frame; a call reads them only after an attempt),
-// else an optional.
-template <class Args, bool Assignable = std::is_move_assignable_v<Args>>
+// The last attempt's completion arguments: the tuple itself where it is made and moved without
+// throwing (an optional's flag would take 8 B more of the frame; a call reads them only after an
+// attempt), else an optional. Each attempt's arguments are moved into place, as an optional's
+// emplace would, not assigned: an allocator-aware value keeps the allocator the op gave it.
+template <class Args,
+          bool Plain = std::is_nothrow_default_constructible_v<Args> && std::is_nothrow_move_constructible_v<Args>>
 struct completion_args {
   Args values{};
-  void set(Args&& v) { values = std::move(v); }
+  void set(Args&& v) noexcept {
+    std::destroy_at(&values);
+    std::construct_at(&values, std::move(v));
+  }
   Args& operator*() noexcept { return values; }
   const Args& operator*() const noexcept { return values; }
 };
