@@ -120,7 +120,7 @@ class retry_protocol {
   /// Continues a call whose first attempt the driver sent at once (sends_first_attempt_at_once,
   /// at elapsed time 0) with `state`: the same machine as start() would have left.
   retry_protocol(const retry_policy& policy, const call_state& state, first_attempt_sent_t /*sent*/) noexcept
-      : policy_(&policy), state_(state), sent_(1), stage_(stage::attempting) {}
+      : policy_(&policy), state_(state), stage_(stage::attempting), sent_(1) {}
   retry_protocol(retry_policy&&, const call_state&, first_attempt_sent_t) = delete;
   retry_protocol(const retry_protocol&) = delete;  // one call, one owner of its attempt
   retry_protocol& operator=(const retry_protocol&) = delete;
@@ -329,7 +329,10 @@ class retry_protocol {
   /// Attempts the throttle held back (never sent).
   unsigned held_back() const noexcept { return held_; }
   /// Why the call gave up; nullopt while it runs or when it delivered a success.
-  std::optional<give_up_reason> gave_up() const noexcept { return gave_up_; }
+  std::optional<give_up_reason> gave_up() const noexcept {
+    if (gave_up_ == 0) return std::nullopt;
+    return static_cast<give_up_reason>(gave_up_ - 1);
+  }
 
  private:
   enum class stage : unsigned char { idle, attempting, waiting, queued, done };
@@ -384,8 +387,8 @@ class retry_protocol {
       std::uint64_t seed_;
       failure_state state_;
     };
-    bool made_ = false;
-    bool seeded_;  // given a seed when made
+    bool made_ : 1 = false;
+    bool seeded_ : 1;  // given a seed when made
   };
 
   failure_state& failed() noexcept {
@@ -593,7 +596,7 @@ class retry_protocol {
       state_.report_give_up(d);
     }
     finish();
-    gave_up_ = reason;
+    gave_up_ = static_cast<std::uint8_t>(static_cast<unsigned>(reason) + 1);
     return action::give_up(result);
   }
 
@@ -615,20 +618,22 @@ class retry_protocol {
     return action::deliver();
   }
 
+  // Laid out to leave no padding (a call sits in every coroutine frame): the fields after
+  // failed_ take the room after its one byte of flags (no_unique_address lets them).
   const retry_policy* policy_;
   call_state state_;
-  failure_slot failed_;
   double waited_ = 0;  // every wait scheduled (sent or held back)
   double origin_ = 0;  // when the schedule last started, in elapsed seconds
   double attempt_started_ = 0;
+  [[no_unique_address]] failure_slot failed_;
+  give_up_result last_ = give_up_result::last_attempt;  // what the last sent attempt left
+  std::uint8_t gave_up_ = 0;  // why the call gave up, plus one; 0: it did not (one byte, not an optional's two)
+  stage stage_ = stage::idle;
+  // The inherited deadline, in elapsed seconds since the call started; +inf: none. A float:
+  // microseconds at a minute.
+  float deadline_left_ = std::numeric_limits<float>::infinity();
   unsigned sent_ = 0;
   unsigned held_ = 0;
-  give_up_result last_ = give_up_result::last_attempt;  // what the last sent attempt left
-  std::optional<give_up_reason> gave_up_;
-  stage stage_ = stage::idle;
-  // The inherited deadline, in elapsed seconds since the call started; +inf: none. A float,
-  // in what was the padding (a call sits in every coroutine frame): microseconds at a minute.
-  float deadline_left_ = std::numeric_limits<float>::infinity();
 };
 
 /// The machine of one call, made when the call needs it: at once, or, for a call whose first
