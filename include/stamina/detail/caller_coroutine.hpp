@@ -105,8 +105,8 @@ struct caller_outcome<Op, Signature, true> {
 // throwing (an optional's flag would take 8 B more of the frame; a call reads them only after an
 // attempt), else an optional. Each attempt's arguments are moved into place, as an optional's
 // emplace would, not assigned: an allocator-aware value keeps the allocator the op gave it.
-template <class Args,
-          bool Plain = std::is_nothrow_default_constructible_v<Args> && std::is_nothrow_move_constructible_v<Args>>
+template <class Args, bool Plain = std::conjunction_v<std::is_nothrow_default_constructible<Args>,
+                                                      std::is_nothrow_move_constructible<Args>>>
 struct completion_args {
   Args values{};
   void set(Args&& v) noexcept {
@@ -350,8 +350,8 @@ auto awaitable_op_attempt(Op& op, const attempt_context* context, bool limited, 
   auto attempt = call_op(op, context);
   if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
   if (limited || !same_executor)
-    attempt = spawned_attempt(ex, awaitable_attempt(std::move(attempt)),
-                              limited ? limiter->slot() : caller_state.slot());
+    attempt =
+        spawned_attempt(ex, awaitable_attempt(std::move(attempt)), limited ? limiter->slot() : caller_state.slot());
   return attempt;
 }
 
@@ -361,8 +361,9 @@ auto awaitable_op_attempt(Op& op, const attempt_context* context, bool limited, 
 template <class AwaitableExecutor, class Op, class Limiter>
 auto token_op_attempt(Op& op, const attempt_context* context, bool limited, const Limiter& limiter,
                       const stamina::net::cancellation_state& caller_state) {
-  return limited ? spawned_attempt(limiter->here, limited_token_attempt<AwaitableExecutor>(op, context), limiter->slot())
-                 : token_attempt<AwaitableExecutor>(op, context, caller_state.slot());
+  return limited
+             ? spawned_attempt(limiter->here, limited_token_attempt<AwaitableExecutor>(op, context), limiter->slot())
+             : token_attempt<AwaitableExecutor>(op, context, caller_state.slot());
 }
 
 // The protocol's verdict on an attempt's outcome, and on a wait's: out of the coroutine, so that
@@ -451,8 +452,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       } else {
         using args_type = typename caller_outcome<Op, Signature>::args_type;
         try {
-          last.args.set(co_await token_op_attempt<AwaitableExecutor>(
-              op, attempt_context_of(call, last.scope, clock), next.limited, limiter, caller_state));
+          last.args.set(co_await token_op_attempt<AwaitableExecutor>(op, attempt_context_of(call, last.scope, clock),
+                                                                     next.limited, limiter, caller_state));
         } catch (...) {
           // No co_await in here: the thrown exception becomes the attempt's failure value.
           last.args.set(args_type());
@@ -476,8 +477,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       case action_kind::wait: {
         if (!wait_timer) wait_timer.emplace(ex);
         wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        after_wait(*call, co_await wait_timer->async_wait(wait_end<AwaitableExecutor>), caller_state, clock,
-                   next);
+        after_wait(*call, co_await wait_timer->async_wait(wait_end<AwaitableExecutor>), caller_state, clock, next);
         break;
       }
       case action_kind::queue:  // above: needs_side_step takes every queued attempt to side_step
