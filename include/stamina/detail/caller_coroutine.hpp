@@ -164,22 +164,23 @@ bool needs_side_step(const action& next, const Limiter& limiter) noexcept {
   return next.kind == action_kind::queue || (next.kind == action_kind::attempt && next.limited && !limiter);
 }
 
-// The two steps few calls take, in a frame of their own and behind one co_await site of the
-// caller (each site's temporaries take room in its frame, and the caller's frame stays small
-// enough for Asio's frame recycling, which keeps frames up to about 1 KiB):
+// The two steps few calls take, in a frame of their own and behind the co_await site the
+// caller's backoff wait uses too (see pause_awaitable; each site's temporaries take room in its
+// frame, and the caller's frame stays small enough for Asio's frame recycling, which keeps frames
+// up to about 1 KiB). Its result is the wait's type, and means nothing here:
 // - making the attempt limiter before the first limited attempt (`next` is left as it is);
 // - a queued attempt's wait for a place under the concurrency limit, and the protocol's verdict
 //   on it, into `next`.
 // Everything is passed by reference: the arguments of a co_await expression take room in the
 // awaiting frame too.
 template <class Timer, class AwaitableExecutor, class Executor, class Clock>
-stamina::net::awaitable<void, AwaitableExecutor> side_step(
+stamina::net::awaitable<bool, AwaitableExecutor> side_step(
     deferred_protocol& call, std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex,
     const stamina::net::cancellation_state& caller_state, const stopwatch<Clock>& clock, action& next) {
   if (next.kind == action_kind::attempt) {
     limiter =
         std::make_unique<coroutine_limiter<Timer, AwaitableExecutor>>(ex, co_await stamina::net::this_coro::executor);
-    co_return;
+    co_return false;
   }
   place_wait<Timer> place;
   bool granted = true;
@@ -196,6 +197,7 @@ stamina::net::awaitable<void, AwaitableExecutor> side_step(
   }
   const bool cancelled = cancel_requested(caller_state);
   next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
+  co_return false;
 }
 
 // `as_tuple(use_awaitable)`, made once: made in a co_await expression, the token and its parts
@@ -380,6 +382,19 @@ action after_attempt(retry_protocol& call, Outcome& last, const stamina::net::ca
                    : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
 }
 
+// What the caller coroutine awaits when it does not send an attempt: the backoff wait (`waiting`;
+// its timer armed), whose result says whether it was cut, or side_step. Chosen by a function, so
+// that one co_await site serves both: a conditional in the co_await expression would keep both
+// arms' temporaries in the frame.
+template <class Timer, class AwaitableExecutor, class Executor, class Clock>
+stamina::net::awaitable<bool, AwaitableExecutor> pause_awaitable(
+    bool waiting, std::optional<Timer>& wait_timer, deferred_protocol& call,
+    std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex,
+    const stamina::net::cancellation_state& caller_state, const stopwatch<Clock>& clock, action& next) {
+  if (waiting) return wait_timer->async_wait(wait_end<AwaitableExecutor>);
+  return side_step<Timer, AwaitableExecutor>(call, limiter, ex, caller_state, clock, next);
+}
+
 // Into `next`, not returned: a returned action would be one more temporary of the co_await's
 // expression, and those take room in the frame too.
 template <class Stopwatch>
@@ -389,6 +404,13 @@ void after_wait(retry_protocol& call, bool interrupted, const stamina::net::canc
   next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
 }
 
+// After a pause: the protocol's verdict on a wait. side_step gave its own, into `next`.
+template <class Stopwatch>
+void after_pause(deferred_protocol& call, bool waited, bool cut, const stamina::net::cancellation_state& caller_state,
+                 const Stopwatch& clock, action& next) {
+  if (waited) after_wait(*call, cut, caller_state, clock, next);
+}
+
 template <class Clock, class AwaitableExecutor, class Executor, class Op, class Signature>
 awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_policy policy, Op op, caller where) {
   // Timers live on `ex`, like the composed operation's; the coroutine resumes on its own
@@ -396,9 +418,10 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   using timer_type = stamina::net::basic_waitable_timer<Clock, stamina::net::wait_traits<Clock>, Executor>;
   using result_type = typename awaitable_parts<awaited_type<AwaitableExecutor, Signature>>::value_type;
   constexpr bool awaitable_form = op_traits<Op>::is_awaitable;
-  // Declared first: g++ lays the frame out in declaration order, and a flag here shares the
-  // 8 B the coroutine's own flags start (after the caller state's pointers, 7 B of padding).
+  // Declared first: g++ lays the frame out in declaration order, and flags here share the 8 B
+  // the coroutine's own flags start (after the caller's place; elsewhere each would take 8 B).
   bool same_executor = true;
+  bool waiting = false;  // the pause in progress is the backoff wait (else a side step)
 
   // The common call (no protection, budget, on_result, attempt limit or inherited deadline,
   // default throttles healthy, an op that takes no attempt_context) sends its first attempt
@@ -420,8 +443,16 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
 
   action next = call.start(clock);
   for (;;) {
-    if (needs_side_step(next, limiter)) [[unlikely]] {
-      co_await side_step<timer_type, AwaitableExecutor>(call, limiter, ex, caller_state, clock, next);
+    if (next.kind == action_kind::wait || needs_side_step(next, limiter)) [[unlikely]] {
+      waiting = next.kind == action_kind::wait;
+      if (waiting) {
+        if (!wait_timer) wait_timer.emplace(ex);
+        wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
+      }
+      after_pause(call, waiting,
+                  co_await pause_awaitable<timer_type, AwaitableExecutor>(waiting, wait_timer, call, limiter, ex,
+                                                                          caller_state, clock, next),
+                  caller_state, clock, next);
       continue;
     }
     // The attempt first, out of the switch: the common call's one step costs no jump table.
@@ -473,13 +504,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
     }
     switch (next.kind) {
       case action_kind::attempt:
-        break;  // above
-      case action_kind::wait: {
-        if (!wait_timer) wait_timer.emplace(ex);
-        wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        after_wait(*call, co_await wait_timer->async_wait(wait_end<AwaitableExecutor>), caller_state, clock, next);
-        break;
-      }
+        break;                  // above
+      case action_kind::wait:   // above: every wait is a pause
       case action_kind::queue:  // above: needs_side_step takes every queued attempt to side_step
         assert(false);
         break;
