@@ -21,6 +21,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <initializer_list>
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using asio::cancellation_type;
@@ -250,8 +252,10 @@ BOOST_AUTO_TEST_CASE(after_success_and_emitted_twice_are_harmless) {
   BOOST_TEST((g.got == asio::error::operation_aborted));
 }
 
-BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
-  // use_awaitable: the loop runs in the caller's coroutine and obeys its cancellation state.
+// A use_awaitable call whose op always fails, cancelled through the caller's slot with `emits`
+// (in that order, before the call resumes) while it waits: it ends once, with operation_aborted,
+// after its one attempt.
+void cancel_a_waiting_coroutine_call(std::initializer_list<cancellation_type> emits) {
   asio::io_context ctx;
   asio::cancellation_signal signal;
   auto calls = std::make_shared<int>(0);
@@ -276,7 +280,7 @@ BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
   test::mock_clock::advance(1s);
   ctx.poll();
   BOOST_TEST(*calls == 1);
-  signal.emit(cancellation_type::terminal);
+  for (const cancellation_type type : emits) signal.emit(type);
   ctx.restart();
   ctx.poll();
   BOOST_TEST(rec->calls == 1);
@@ -284,42 +288,18 @@ BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
   BOOST_TEST(*calls == 1);
 }
 
+BOOST_AUTO_TEST_CASE(coroutine_cancelled_during_wait) {
+  // use_awaitable: the loop runs in the caller's coroutine and obeys its cancellation state.
+  cancel_a_waiting_coroutine_call({cancellation_type::terminal});
+}
+
 // A coroutine's cancellation state records the last emit it accepted, and an emit its filter
 // refuses clears it (Asio assigns, it does not add): terminal then partial, before the call
 // resumes, leaves the state uncancelled while the wait has already ended with operation_aborted.
 // The call ends there, as cancelled, rather than sending an attempt its wait never waited for.
 BOOST_AUTO_TEST_CASE(a_wait_cut_by_an_emit_its_state_then_forgot_ends_the_call) {
-  asio::io_context ctx;
-  asio::cancellation_signal signal;
-  auto calls = std::make_shared<int>(0);
-  auto op = [calls]() -> asio::awaitable<int> {
-    ++*calls;
-    throw test::transient_error("x");
-    co_return 0;
-  };
-  error_code got;
-  auto rec = std::make_shared<test::completion_record>();
-  asio::co_spawn(
-      ctx,
-      [&]() -> asio::awaitable<void> {
-        try {
-          co_await test::async_retry_virtual(ctx, test::retry_transient().wait_initial(10s), op, asio::use_awaitable);
-        } catch (const boost::system::system_error& e) {
-          got = e.code();
-        }
-      },
-      asio::bind_cancellation_slot(signal.slot(), test::once(rec, [](std::exception_ptr e) { BOOST_TEST(!e); })));
-  ctx.poll();
-  test::mock_clock::advance(1s);
-  ctx.poll();
-  BOOST_TEST(*calls == 1);
-  signal.emit(cancellation_type::terminal);  // the wait is cut
-  signal.emit(cancellation_type::partial);   // refused by the default filter: the state says none
-  ctx.restart();
-  ctx.poll();
-  BOOST_TEST(rec->calls == 1);
-  BOOST_TEST((got == asio::error::operation_aborted));
-  BOOST_TEST(*calls == 1);
+  // The wait is cut by terminal; partial is refused by the default filter: the state says none.
+  cancel_a_waiting_coroutine_call({cancellation_type::terminal, cancellation_type::partial});
 }
 
 // Starts a call of `op` under `policy` on the use_awaitable driver (`coroutine`) or the callback
