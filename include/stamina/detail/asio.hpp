@@ -14,6 +14,10 @@
 //   __cpp_coroutines, which clang 14 does not define in C++20 mode, and would leave co_await out.
 // - composed operations ask `self.get_cancellation_state().cancelled()`: `self.cancelled()` is
 //   protected in Asio 1.22.
+// - STAMINA_DETAIL_AWAITS_OPERATIONS: from Asio 1.24 (Boost 1.80) an awaitable coroutine can
+//   co_await an asynchronous operation packaged as a function object, which then runs in the
+//   awaiting frame; through `use_awaitable` each pending operation holds a coroutine frame of its
+//   own. Asio 1.22 has only the latter.
 // Everything else stamina uses (async_compose, co_spawn, awaitable, cancellation slots and
 // states, recycling_allocator, basic_waitable_timer, execution::context) exists in both.
 
@@ -51,10 +55,12 @@
 #include <asio/version.hpp>
 #include <asio/wait_traits.hpp>
 #if ASIO_VERSION >= 102400
+#define STAMINA_DETAIL_AWAITS_OPERATIONS 1
 #include <asio/append.hpp>
 #include <asio/as_tuple.hpp>
 #include <asio/prepend.hpp>
 #else
+#define STAMINA_DETAIL_AWAITS_OPERATIONS 0
 #include <asio/experimental/append.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/prepend.hpp>
@@ -106,6 +112,8 @@ STAMINA_NAMESPACE_END
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/wait_traits.hpp>
+
+#define STAMINA_DETAIL_AWAITS_OPERATIONS 1  // Boost 1.80 on
 
 STAMINA_NAMESPACE_BEGIN
 namespace detail::asio_compat {

@@ -164,23 +164,21 @@ bool needs_side_step(const action& next, const Limiter& limiter) noexcept {
   return next.kind == action_kind::queue || (next.kind == action_kind::attempt && next.limited && !limiter);
 }
 
-// The two steps few calls take, in a frame of their own and behind the co_await site the
-// caller's backoff wait uses too (see pause_awaitable; each site's temporaries take room in its
-// frame, and the caller's frame stays small enough for Asio's frame recycling, which keeps frames
-// up to about 1 KiB). Its result is the wait's type, and means nothing here:
+// The two steps few calls take, in a frame of their own (so that the caller's frame stays small
+// enough for Asio's frame recycling, which keeps frames up to about 1 KiB):
 // - making the attempt limiter before the first limited attempt (`next` is left as it is);
 // - a queued attempt's wait for a place under the concurrency limit, and the protocol's verdict
 //   on it, into `next`.
 // Everything is passed by reference: the arguments of a co_await expression take room in the
 // awaiting frame too.
 template <class Timer, class AwaitableExecutor, class Executor, class Clock>
-stamina::net::awaitable<bool, AwaitableExecutor> side_step(
+stamina::net::awaitable<void, AwaitableExecutor> side_step(
     deferred_protocol& call, std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex,
     const stamina::net::cancellation_state& caller_state, const stopwatch<Clock>& clock, action& next) {
   if (next.kind == action_kind::attempt) {
     limiter =
         std::make_unique<coroutine_limiter<Timer, AwaitableExecutor>>(ex, co_await stamina::net::this_coro::executor);
-    co_return false;
+    co_return;
   }
   place_wait<Timer> place;
   bool granted = true;
@@ -197,7 +195,6 @@ stamina::net::awaitable<bool, AwaitableExecutor> side_step(
   }
   const bool cancelled = cancel_requested(caller_state);
   next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
-  co_return false;
 }
 
 // `as_tuple(use_awaitable)`, made once: made in a co_await expression, the token and its parts
@@ -205,8 +202,6 @@ stamina::net::awaitable<bool, AwaitableExecutor> side_step(
 template <class AwaitableExecutor>
 inline constexpr auto as_tuple_awaitable =
     detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{});
-template <class AwaitableExecutor>
-inline constexpr stamina::net::use_awaitable_t<AwaitableExecutor> plain_awaitable{};
 
 // The token a token op's attempt gets: `as_tuple(use_awaitable)` showing the cancellation slot of
 // the coroutine thread the attempt is awaited in, so that an op which reads the slot from its
@@ -247,20 +242,14 @@ struct stamina::net::async_result<stamina::detail::awaitable_attempt_token<Await
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
 
-// The backoff wait's completion token: under use_awaitable, the wait completes with whether it
-// ended early (an error: it was cut) as a bool. The co_await's result is a temporary the frame
-// keeps: as_tuple's error_code took 24 B; plain use_awaitable would keep none but throw for
-// every cut wait (about +2.9 us a cancelled waiting call, measured).
-template <class AwaitableExecutor>
-struct wait_end_token {};
-// Made once: a token made in the co_await expression would be a temporary the frame keeps.
-template <class AwaitableExecutor>
-inline constexpr wait_end_token<AwaitableExecutor> wait_end{};
-
+// How the backoff wait ends: whether it ended early (an error: it was cut), as a bool. The
+// co_await's result is a temporary the frame keeps: as_tuple's error_code took 24 B; plain
+// use_awaitable would keep none but throw for every cut wait (about +2.9 us a cancelled waiting
+// call, measured).
 template <class Handler>
 struct wait_end_handler {
   void operator()(const stamina::error_code& ec) { std::move(handler)(static_cast<bool>(ec)); }
-  Handler handler;  // use_awaitable's: its executor, allocator and slot are the wait's
+  Handler handler;  // the coroutine's: its executor, allocator and slot are the wait's
 };
 
 }  // namespace detail
@@ -278,32 +267,59 @@ struct stamina::net::associator<Associator, stamina::detail::wait_end_handler<Ha
   }
 };
 
-template <class AwaitableExecutor>
-struct stamina::net::async_result<stamina::detail::wait_end_token<AwaitableExecutor>, void(stamina::error_code)> {
-  using inner_type = stamina::net::use_awaitable_t<AwaitableExecutor>;
-  using return_type = typename stamina::net::async_result<inner_type, void(bool)>::return_type;
-  template <class Initiation>
-  struct wrapped_initiation {
-    template <class Handler, class... Args>
-    void operator()(Handler&& handler, Args&&... args) {
-      std::move(initiation)(stamina::detail::wait_end_handler<std::decay_t<Handler>>{std::forward<Handler>(handler)},
-                            std::forward<Args>(args)...);
-    }
-    Initiation initiation;
-  };
-  template <class Initiation, class... Args>
-  static return_type initiate(Initiation&& initiation, stamina::detail::wait_end_token<AwaitableExecutor>,
-                              Args&&... args) {
-    // async_initiate takes its token by lvalue reference.
-    const inner_type& inner = stamina::detail::plain_awaitable<AwaitableExecutor>;
-    return stamina::net::async_initiate<const inner_type, void(bool)>(
-        wrapped_initiation<std::decay_t<Initiation>>{std::forward<Initiation>(initiation)}, inner,
-        std::forward<Args>(args)...);
-  }
-};
-
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
+
+// The caller coroutine's backoff timer, made at the first wait, and the wait on it: an
+// asynchronous operation completing with void(bool), whether the wait was cut.
+// - Where Asio can co_await an operation (1.24 on), the coroutine awaits this object itself
+//   (`co_await std::move(timer)`), and the wait runs in the caller's frame. Through use_awaitable
+//   every pending wait held a coroutine frame of its own (192 B a pending call in bench_scale).
+//   Being the timer, the operation is no temporary of the co_await: those take room in the frame.
+// - On Asio 1.22, through use_awaitable.
+template <class Timer>
+class backoff_timer {
+ public:
+  template <class Executor, class Duration>
+  void arm(const Executor& ex, Duration wait) {
+    if (!timer_) timer_.emplace(ex);
+    timer_->expires_after(wait);
+  }
+
+  struct initiate_wait {
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      timer->async_wait(wait_end_handler<std::decay_t<Handler>>{std::forward<Handler>(handler)});
+    }
+    Timer* timer;
+  };
+
+  // The result type is deduced from the call, so that arguments that are not completion tokens
+  // make it uncallable rather than fail to compile (Asio's co_await asks whether it can be
+  // called with a frame pointer).
+  template <class CompletionToken>
+  auto operator()(CompletionToken&& token)
+      -> decltype(stamina::net::async_initiate<CompletionToken, void(bool)>(std::declval<initiate_wait>(), token)) {
+    return stamina::net::async_initiate<CompletionToken, void(bool)>(initiate_wait{&*timer_}, token);
+  }
+
+ private:
+  std::optional<Timer> timer_;
+};
+
+#if STAMINA_DETAIL_AWAITS_OPERATIONS
+template <class AwaitableExecutor, class Timer>
+backoff_timer<Timer>&& backoff_wait(backoff_timer<Timer>& timer) noexcept {
+  return std::move(timer);
+}
+#else
+template <class AwaitableExecutor>
+inline constexpr stamina::net::use_awaitable_t<AwaitableExecutor> plain_awaitable{};  // a token in the frame otherwise
+template <class AwaitableExecutor, class Timer>
+stamina::net::awaitable<bool, AwaitableExecutor> backoff_wait(backoff_timer<Timer>& timer) {
+  return timer(plain_awaitable<AwaitableExecutor>);
+}
+#endif
 
 // A token op's attempt, made in the coroutine thread it is awaited in: its token shows that
 // thread's slot. An op that returns an awaitable holding no coroutine started nothing.
@@ -382,19 +398,6 @@ action after_attempt(retry_protocol& call, Outcome& last, const stamina::net::ca
                    : call.attempt_failed(last.what(), clock.elapsed(), cancelled);
 }
 
-// What the caller coroutine awaits when it does not send an attempt: the backoff wait (`waiting`;
-// its timer armed), whose result says whether it was cut, or side_step. Chosen by a function, so
-// that one co_await site serves both: a conditional in the co_await expression would keep both
-// arms' temporaries in the frame.
-template <class Timer, class AwaitableExecutor, class Executor, class Clock>
-stamina::net::awaitable<bool, AwaitableExecutor> pause_awaitable(
-    bool waiting, std::optional<Timer>& wait_timer, deferred_protocol& call,
-    std::unique_ptr<coroutine_limiter<Timer, AwaitableExecutor>>& limiter, const Executor& ex,
-    const stamina::net::cancellation_state& caller_state, const stopwatch<Clock>& clock, action& next) {
-  if (waiting) return wait_timer->async_wait(wait_end<AwaitableExecutor>);
-  return side_step<Timer, AwaitableExecutor>(call, limiter, ex, caller_state, clock, next);
-}
-
 // Into `next`, not returned: a returned action would be one more temporary of the co_await's
 // expression, and those take room in the frame too.
 template <class Stopwatch>
@@ -402,13 +405,6 @@ void after_wait(retry_protocol& call, bool interrupted, const stamina::net::canc
                 const Stopwatch& clock, action& next) {
   const bool cancelled = cancel_requested(caller_state);
   next = call.wait_finished(clock.elapsed(), interrupted || cancelled);
-}
-
-// After a pause: the protocol's verdict on a wait. side_step gave its own, into `next`.
-template <class Stopwatch>
-void after_pause(deferred_protocol& call, bool waited, bool cut, const stamina::net::cancellation_state& caller_state,
-                 const Stopwatch& clock, action& next) {
-  if (waited) after_wait(*call, cut, caller_state, clock, next);
 }
 
 template <class Clock, class AwaitableExecutor, class Executor, class Op, class Signature>
@@ -421,7 +417,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   // Declared first: g++ lays the frame out in declaration order, and flags here share the 8 B
   // the coroutine's own flags start (after the caller's place; elsewhere each would take 8 B).
   bool same_executor = true;
-  bool waiting = false;  // the pause in progress is the backoff wait (else a side step)
 
   // The common call (no protection, budget, on_result, attempt limit or inherited deadline,
   // default throttles healthy, an op that takes no attempt_context) sends its first attempt
@@ -430,7 +425,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, call.switches()),
                                retry_protocol::precise_clock(policy));
   caller_outcome<Op, Signature> last;
-  std::optional<timer_type> wait_timer;
+  backoff_timer<timer_type> wait_timer;
   std::unique_ptr<coroutine_limiter<timer_type, AwaitableExecutor>> limiter;  // made for the first limited attempt
   if constexpr (awaitable_form) {
     const AwaitableExecutor here = co_await stamina::net::this_coro::executor;
@@ -443,16 +438,13 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
 
   action next = call.start(clock);
   for (;;) {
-    if (next.kind == action_kind::wait || needs_side_step(next, limiter)) [[unlikely]] {
-      waiting = next.kind == action_kind::wait;
-      if (waiting) {
-        if (!wait_timer) wait_timer.emplace(ex);
-        wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-      }
-      after_pause(call, waiting,
-                  co_await pause_awaitable<timer_type, AwaitableExecutor>(waiting, wait_timer, call, limiter, ex,
-                                                                          caller_state, clock, next),
-                  caller_state, clock, next);
+    if (next.kind == action_kind::wait) [[unlikely]] {
+      wait_timer.arm(ex, to_clock_duration<typename Clock::duration>(next.wait()));
+      after_wait(*call, co_await backoff_wait<AwaitableExecutor>(wait_timer), caller_state, clock, next);
+      continue;
+    }
+    if (needs_side_step(next, limiter)) [[unlikely]] {
+      co_await side_step<timer_type, AwaitableExecutor>(call, limiter, ex, caller_state, clock, next);
       continue;
     }
     // The attempt first, out of the switch: the common call's one step costs no jump table.
@@ -505,7 +497,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
     switch (next.kind) {
       case action_kind::attempt:
         break;                  // above
-      case action_kind::wait:   // above: every wait is a pause
+      case action_kind::wait:   // above
       case action_kind::queue:  // above: needs_side_step takes every queued attempt to side_step
         assert(false);
         break;
