@@ -1,8 +1,8 @@
 // 100,000 concurrent retrying calls in one io_context, each failing twice with millisecond
 // waits (100 ms then 200 ms, no jitter: long enough that every call is pending at once): memory per pending call, timer
 // lateness and total time, for a hand-written coroutine loop, the floors under it (that loop in a coroutine of its own,
-// holding its policy, driving stamina::backoff) and stamina (use_awaitable and callback), on 1 and 4
-// threads, with the heap kept between runs and given back before each. Memory is glibc's bytes in use (mallinfo2,
+// holding its policy, driving stamina::backoff, its waits in its frame) and stamina (use_awaitable and callback), on 1
+// and 4 threads, with the heap kept between runs and given back before each. Memory is glibc's bytes in use (mallinfo2,
 // heap and mmapped) once every call's first attempt has failed and its wait is armed (on one thread; on four, a
 // few calls may still be on their way), minus before.
 //
@@ -13,6 +13,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,7 +22,6 @@
 #include <malloc.h>
 #include <sys/resource.h>
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -100,7 +100,7 @@ enum class variant {
   hand_written_wrapped,
   hand_written_with_policy,
   hand_written_with_backoff,
-  hand_written_with_state,
+  hand_written_waits_in_frame,
   stamina_awaitable,
   stamina_callback
 };
@@ -114,8 +114,8 @@ const char* name(variant v) {
       return "the same, holding the policy";
     case variant::hand_written_with_backoff:
       return "the same, driving stamina::backoff";
-    case variant::hand_written_with_state:
-      return "the same, with stamina's bytes";
+    case variant::hand_written_waits_in_frame:
+      return "the same, waits in its frame";
     case variant::stamina_awaitable:
       return "stamina, co_await (use_awaitable)";
     case variant::stamina_callback:
@@ -136,8 +136,9 @@ asio::awaitable<void> hand_written_loop(asio::io_context& ctx, Op op) {
   }
 }
 
-// The floor of any awaitable retry function: the same loop in a coroutine of its own, awaited by
-// the caller's coroutine exactly as stamina_call awaits async_retry (two frames per pending call).
+// The floor of any awaitable retry function waiting through use_awaitable: the same loop in a
+// coroutine of its own, awaited by the caller's coroutine exactly as stamina_call awaits
+// async_retry (two frames per pending call, and the wait's own: see the floors below).
 asio::awaitable<void> hand_written_wrapped_call(asio::io_context& ctx, per_call& call, run_stats& stats) {
   co_await hand_written_loop(ctx, make_op(ctx, call, stats));
   ++stats.done;
@@ -189,35 +190,29 @@ asio::awaitable<void> hand_written_loop_with_backoff(asio::io_context& ctx, stam
   }
 }
 
-// The same, holding as many bytes more as stamina's call keeps above that floor (224 B: this
-// benchmark's memory rows at 3bb9ef2, 1,781 B per pending stamina call against 1,557; stop 44's
-// last code holds 16 B less, 1,765 B; 272 B at stop 43, 288 B at stop 41, 368 B at stop 40),
-// written once so that their pages are touched: what stamina's memory alone costs a cold run. An
-// input, kept in step with the memory rows by hand.
-constexpr std::size_t stamina_state_bytes = 224;
-
+// The same, its waits co_awaited as operations (`as_tuple(deferred)`; Asio 1.24, Boost 1.80, on),
+// which run in the loop's frame, as stamina's do: through use_awaitable every pending wait holds a
+// coroutine frame of its own (use_awaitable's initiation). The floor of stamina's bytes.
 template <class Op>
-asio::awaitable<void> hand_written_loop_with_state(asio::io_context& ctx, stamina::retry_policy policy, Op op) {
-  std::array<unsigned char, stamina_state_bytes> state;
-  state.fill(1);
-  asm volatile("" : : "r"(state.data()) : "memory");  // kept, and written, whatever the optimiser sees
+asio::awaitable<void> hand_written_loop_waits_in_frame(asio::io_context& ctx, stamina::retry_policy policy, Op op) {
+  stamina::backoff waits(policy);
+  const clock_type::time_point started = waits.needs_clock() ? clock_type::now() : clock_type::time_point();
   std::optional<asio::steady_timer> timer;
-  for (int attempt = 1;; ++attempt) {
+  for (;;) {
     auto [ec] = co_await op(asio::as_tuple(asio::use_awaitable));
     if (!ec) break;
     if (!timer) timer.emplace(ctx);
-    timer->expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(policy.wait_initial()) * attempt);
-    co_await timer->async_wait(asio::use_awaitable);
+    if (!arm_next_wait(*timer, waits, ec, started)) break;
+    co_await timer->async_wait(asio::as_tuple(asio::deferred));
   }
-  asm volatile("" : : "r"(state.data()) : "memory");
 }
 
-// What the caller awaits: the loop holding its policy, with stamina's bytes too, or driving a
-// backoff, or neither.
+// What the caller awaits: the loop holding its policy, driving a backoff or not, its waits in its
+// frame or not.
 template <variant V, class Op>
 asio::awaitable<void> retry_with_policy_copy(asio::io_context& ctx, const stamina::retry_policy& policy, Op op) {
-  if constexpr (V == variant::hand_written_with_state)
-    return hand_written_loop_with_state(ctx, policy, std::move(op));
+  if constexpr (V == variant::hand_written_waits_in_frame)
+    return hand_written_loop_waits_in_frame(ctx, policy, std::move(op));
   else if constexpr (V == variant::hand_written_with_backoff)
     return hand_written_loop_with_backoff(ctx, policy, std::move(op));
   else
@@ -294,8 +289,9 @@ result run(variant v, int calls, int threads) {
         asio::co_spawn(ctx, hand_written_with_policy_call<variant::hand_written_with_backoff>(ctx, call, stats, policy),
                        rethrow);
         break;
-      case variant::hand_written_with_state:
-        asio::co_spawn(ctx, hand_written_with_policy_call<variant::hand_written_with_state>(ctx, call, stats, policy),
+      case variant::hand_written_waits_in_frame:
+        asio::co_spawn(ctx,
+                       hand_written_with_policy_call<variant::hand_written_waits_in_frame>(ctx, call, stats, policy),
                        rethrow);
         break;
       case variant::stamina_awaitable:
@@ -363,7 +359,7 @@ int main(int argc, char** argv) {
                               variant::hand_written_wrapped,
                               variant::hand_written_with_policy,
                               variant::hand_written_with_backoff,
-                              variant::hand_written_with_state,
+                              variant::hand_written_waits_in_frame,
                               variant::stamina_awaitable,
                               variant::stamina_callback};
   constexpr std::size_t count = std::size(variants);
