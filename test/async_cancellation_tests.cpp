@@ -642,16 +642,15 @@ BOOST_AUTO_TEST_CASE(an_op_cancelling_its_own_call_while_called_loses_nothing) {
               ctx, [&] { return rec->calls > 0; }, 1ms, 10s));
           BOOST_TEST(rec->calls == 1);
           BOOST_TEST(attempts == 1);  // cancelled: never retried
-          // An awaitable op finished its body, or its next co_await threw. A token op threw; or under use_awaitable,
-          // its operation never started (the co_await of a cancelled coroutine throws before it); or under the composed
-          // driver, it started after the cancellation and never saw it (Asio's rule), and the attempt's own result is
-          // delivered: cut by the 3 s limit, or the 5 s wait's success.
+          // An awaitable op finished its body, or its next co_await threw. A token op threw; or, under either driver,
+          // its operation started after the cancellation and never saw it (Asio's rule), and the attempt's own result
+          // is delivered: cut by the 3 s limit, or the 5 s wait's success.
           std::string expected = error_code(asio::error::operation_aborted).message();
           if (f == form::awaitable_elsewhere)
             expected = "success";
           else if (f == form::token_limited_throws)
             expected = make_error_code(stamina::error::op_threw).message();
-          else if (!coroutine && f != form::awaitable_limited)
+          else if (f != form::awaitable_limited)
             expected = limited ? make_error_code(stamina::error::attempt_timeout).message() : "success";
           BOOST_TEST(outcome == expected);
         }

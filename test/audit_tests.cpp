@@ -11,6 +11,7 @@
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -21,6 +22,7 @@
 #include <future>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -51,13 +53,20 @@ struct inline_op {
   }
 };
 
-// Whether an initiating function returned an awaitable, i.e. op(token) was handed a
-// use_awaitable-based token by the caller-coroutine driver (the composed operation hands it a
-// handler, and the initiating function then returns void).
-template <class T>
-struct is_awaitable : std::false_type {};
-template <class T, class E>
-struct is_awaitable<asio::awaitable<T, E>> : std::true_type {};
+// Whether op(token) was handed the caller-coroutine driver's token: its attempt completes into
+// the coroutine (attempt_end_handler), bound to a time limit's slot or not. The composed
+// operation hands it one for its own handler.
+template <class Handler>
+struct coroutine_attempt_handler : std::false_type {};
+template <class Handler, class Outcome>
+struct coroutine_attempt_handler<stamina::detail::attempt_end_handler<Handler, Outcome>> : std::true_type {};
+template <class Handler>
+struct coroutine_attempt_handler<asio::cancellation_slot_binder<Handler, asio::cancellation_slot>>
+    : coroutine_attempt_handler<Handler> {};
+template <class Token>
+struct completes_into_the_coroutine : std::false_type {};
+template <class Handler>
+struct completes_into_the_coroutine<stamina::detail::attempt_token<Handler>> : coroutine_attempt_handler<Handler> {};
 
 // Runs a coroutine to completion, rethrowing what it threw.
 template <class F>
@@ -151,6 +160,23 @@ BOOST_AUTO_TEST_CASE(ten_thousand_inline_attempts_do_not_grow_the_stack) {
   BOOST_TEST(*op.calls == 10000);
 }
 
+// The same under use_awaitable, where each attempt's completion resumes the coroutine: an op
+// that completes inside its initiation resumes it there (Asio's rule for an awaited operation),
+// and the stack must not grow by one attempt's frames per attempt.
+BOOST_AUTO_TEST_CASE(ten_thousand_inline_attempts_under_use_awaitable_do_not_grow_the_stack) {
+  stamina::testing_scope scope(10000);
+  test::io_fixture io;
+  asio::io_context& ctx = io.ctx;
+  inline_op op{.succeed_at = 10000};
+  bool succeeded = false;
+  run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+    co_await stamina::async_retry(ctx, refused_policy(), op);
+    succeeded = true;
+  });
+  BOOST_TEST(succeeded);
+  BOOST_TEST(*op.calls == 10000);
+}
+
 // An op that threw when called escaped from async_retry() or from run() and dropped the
 // handler. It is now a failed attempt: classified, retried or delivered.
 BOOST_AUTO_TEST_CASE(op_that_throws_is_a_failed_attempt) {
@@ -225,8 +251,9 @@ BOOST_AUTO_TEST_CASE(awaitable_op_that_throws_before_its_coroutine_starts) {
 }
 
 // A policy value no longer picks the driver: with attempt_timeout, a use_awaitable call runs
-// in the caller's coroutine (no composed operation, no co_spawn for op(token)), so it honours
-// the caller's cancellation filter like any awaited operation.
+// in the caller's coroutine (no composed operation, no co_spawn for op(token): the attempt
+// completes on the coroutine's executor), so it honours the caller's cancellation filter like
+// any awaited operation.
 BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
   test::io_fixture io;
   asio::io_context& ctx = io.ctx;
@@ -238,7 +265,7 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
     auto hang = [&](auto token) {
       ++attempts;
       timers.push_back(std::make_unique<asio::steady_timer>(ctx, 1h));
-      if (!is_awaitable<decltype(timers.back()->async_wait(std::move(token)))>::value) ++composed;
+      if (!completes_into_the_coroutine<decltype(token)>::value) ++composed;
       return timers.back()->async_wait(std::move(token));
     };
     const auto policy =
@@ -252,6 +279,21 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
   BOOST_TEST(timed_out);
   BOOST_TEST(attempts == 2);
   BOOST_TEST(composed == 0);  // every attempt was awaited by the caller's coroutine
+
+  // The control: the composed operation's attempts are counted.
+  std::vector<std::unique_ptr<asio::steady_timer>> timers;
+  auto hang = [&](auto token) {
+    timers.push_back(std::make_unique<asio::steady_timer>(ctx, 1h));
+    if (!completes_into_the_coroutine<decltype(token)>::value) ++composed;
+    return timers.back()->async_wait(std::move(token));
+  };
+  auto rec = std::make_shared<test::completion_record>();
+  stamina::async_retry(ctx, refused_policy().attempts(1).attempt_timeout(20ms), hang,
+                       test::once(rec, [](error_code) {}));
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(rec->calls == 1);
+  BOOST_TEST(composed == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

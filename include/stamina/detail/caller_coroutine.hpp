@@ -18,6 +18,7 @@
 
 #include <stamina/detail/asio.hpp>
 
+#include <atomic>
 #include <cassert>
 #include <exception>
 #include <memory>
@@ -71,16 +72,18 @@ bool runs_on(const AwaitableExecutor& here, const Executor& ex) {
 }
 
 // One attempt's outcome in the caller coroutine: for op(), the exception or the value; for
-// op(token), the completion arguments.
-template <class Op, class Signature, bool Awaitable = op_traits<Op>::is_awaitable>
+// op(token), the completion arguments. With it, the attempts' limiter, made for the first
+// limited attempt.
+template <class Op, class Signature, class Limiter, bool Awaitable = op_traits<Op>::is_awaitable>
 struct caller_outcome;
 
-template <class Op, class Signature>
-struct caller_outcome<Op, Signature, true> {
+template <class Op, class Signature, class Limiter>
+struct caller_outcome<Op, Signature, Limiter, true> {
   using value_type = typename op_traits<Op>::value_type;
   [[no_unique_address]] attempt_scope_for<Op> scope;  // the attempt's context, for an op taking one
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<value_type>, bool, value_type>> value;
+  std::unique_ptr<Limiter> limiter;
 
   bool failed() const noexcept { return error != nullptr; }
   failure what() const noexcept { return failure(error); }
@@ -125,11 +128,19 @@ struct completion_args<Args, false> {
   const Args& operator*() const noexcept { return *values; }
 };
 
-template <class Op, class First, class... Rest>
-struct caller_outcome<Op, void(First, Rest...), false> {
+// A token op's attempt completes into the outcome (attempt_end_handler): a completion that
+// arrives while the attempt is being started (inside the op's initiation, or on another thread
+// before the op has returned) resumes the coroutine from a post, as the composed operation
+// continues from one, so that the op is never destroyed while it runs and inline attempts
+// cannot nest on the stack.
+template <class Op, class Limiter, class First, class... Rest>
+struct caller_outcome<Op, void(First, Rest...), Limiter, false> {
   using args_type = std::tuple<First, Rest...>;
   [[no_unique_address]] attempt_scope_for<Op> scope;  // the attempt's context, for an op taking one
   completion_args<args_type> args;
+  std::unique_ptr<Limiter> limiter;
+  std::atomic<bool> starting{false};  // the attempt is being started
+  bool limited = false;               // the attempt runs under the limiter's time limit
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
@@ -197,51 +208,6 @@ stamina::net::awaitable<void, AwaitableExecutor> side_step(
   next = call->place_wait_finished(clock.elapsed(), granted, cancelled || (failed && !granted), ticket);
 }
 
-// `as_tuple(use_awaitable)`, made once: made in a co_await expression, the token and its parts
-// would be temporaries of that expression, which take room in the frame.
-template <class AwaitableExecutor>
-inline constexpr auto as_tuple_awaitable =
-    detail::asio_compat::as_tuple(stamina::net::use_awaitable_t<AwaitableExecutor>{});
-
-// The token a token op's attempt gets: `as_tuple(use_awaitable)` showing the cancellation slot of
-// the coroutine thread the attempt is awaited in, so that an op which reads the slot from its
-// token when it starts (Boost.MySQL's connection pool and asio-grpc do) sees the one its handler
-// will have. The handler is use_awaitable's own, unbound: it carries that thread's slot already,
-// and a binder would add 8 B to every attempt's handler to say the same (in bench_scale, which
-// posts its completion, that takes Asio's block for the post from 128 B to 144 B). One token and
-// one handler type whatever the policy, the same as a plain `co_await op(as_tuple(use_awaitable))`
-// has: an op's operation is compiled once.
-template <class AwaitableExecutor>
-class awaitable_attempt_token {
- public:
-  using cancellation_slot_type = stamina::net::cancellation_slot;
-  explicit awaitable_attempt_token(cancellation_slot_type slot) noexcept : slot_(slot) {}
-  cancellation_slot_type get_cancellation_slot() const noexcept { return slot_; }
-
- private:
-  cancellation_slot_type slot_;
-};
-
-}  // namespace detail
-STAMINA_NAMESPACE_END
-
-template <class AwaitableExecutor, class Signature>
-struct stamina::net::async_result<stamina::detail::awaitable_attempt_token<AwaitableExecutor>, Signature> {
-  using inner_type = std::decay_t<decltype(stamina::detail::as_tuple_awaitable<AwaitableExecutor>)>;
-  using return_type = typename stamina::net::async_result<inner_type, Signature>::return_type;
-  template <class Initiation, class... Args>
-  static return_type initiate(Initiation&& initiation, stamina::detail::awaitable_attempt_token<AwaitableExecutor>,
-                              Args&&... args) {
-    // async_initiate takes its token by lvalue reference.
-    const inner_type& inner = stamina::detail::as_tuple_awaitable<AwaitableExecutor>;
-    return stamina::net::async_initiate<const inner_type, Signature>(std::forward<Initiation>(initiation), inner,
-                                                                     std::forward<Args>(args)...);
-  }
-};
-
-STAMINA_NAMESPACE_BEGIN
-namespace detail {
-
 // How the backoff wait ends: whether it ended early (an error: it was cut), as a bool. The
 // co_await's result is a temporary the frame keeps: as_tuple's error_code took 24 B; plain
 // use_awaitable would keep none but throw for every cut wait (about +2.9 us a cancelled waiting
@@ -252,20 +218,61 @@ struct wait_end_handler {
   Handler handler;  // the coroutine's: its executor, allocator and slot are the wait's
 };
 
+// Resumes the caller coroutine after a token op's attempt, from a post while the attempt is
+// still being started (see caller_outcome).
+template <class Handler, class Outcome>
+struct resume_after_start {
+  void operator()() {
+    if (out->starting.load(std::memory_order_acquire))
+      stamina::net::post(std::move(*this));
+    else
+      std::move(handler)();
+  }
+  Handler handler;
+  Outcome* out;
+};
+
+// What a token op's attempt completes into under the caller coroutine: the completion arguments
+// go into the outcome, then the coroutine resumes. Its own handler completes with nothing: a
+// result would be one more temporary of the co_await in the frame.
+template <class Handler, class Outcome>
+struct attempt_end_handler {
+  template <class... Values>
+  void operator()(Values&&... values) {
+    out->args.set(typename Outcome::args_type(std::forward<Values>(values)...));
+    resume_after_start<Handler, Outcome>{std::move(handler), out}();
+  }
+  Handler handler;  // the coroutine's: its executor, allocator and slot are the attempt's
+  Outcome* out;
+};
+
+// A handler wrapping another (`handler`) shows the wrapped one's associations.
+template <template <class, class> class Associator, class Outer, class Handler, class Default>
+struct inner_handler_associator : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(const Outer& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const Outer& h, const Default& d) noexcept
+      -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
 }  // namespace detail
 STAMINA_NAMESPACE_END
 
 template <template <class, class> class Associator, class Handler, class Default>
 struct stamina::net::associator<Associator, stamina::detail::wait_end_handler<Handler>, Default>
-    : Associator<Handler, Default> {
-  static typename Associator<Handler, Default>::type get(const stamina::detail::wait_end_handler<Handler>& h) noexcept {
-    return Associator<Handler, Default>::get(h.handler);
-  }
-  static auto get(const stamina::detail::wait_end_handler<Handler>& h, const Default& d) noexcept
-      -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
-    return Associator<Handler, Default>::get(h.handler, d);
-  }
-};
+    : stamina::detail::inner_handler_associator<Associator, stamina::detail::wait_end_handler<Handler>, Handler,
+                                                Default> {};
+template <template <class, class> class Associator, class Handler, class Outcome, class Default>
+struct stamina::net::associator<Associator, stamina::detail::attempt_end_handler<Handler, Outcome>, Default>
+    : stamina::detail::inner_handler_associator<Associator, stamina::detail::attempt_end_handler<Handler, Outcome>,
+                                                Handler, Default> {};
+template <template <class, class> class Associator, class Handler, class Outcome, class Default>
+struct stamina::net::associator<Associator, stamina::detail::resume_after_start<Handler, Outcome>, Default>
+    : stamina::detail::inner_handler_associator<Associator, stamina::detail::resume_after_start<Handler, Outcome>,
+                                                Handler, Default> {};
 
 STAMINA_NAMESPACE_BEGIN
 namespace detail {
@@ -307,47 +314,8 @@ class backoff_timer {
   std::optional<Timer> timer_;
 };
 
-#if STAMINA_DETAIL_AWAITS_OPERATIONS
-template <class AwaitableExecutor, class Timer>
-backoff_timer<Timer>&& backoff_wait(backoff_timer<Timer>& timer) noexcept {
-  return std::move(timer);
-}
-#else
-template <class AwaitableExecutor>
-inline constexpr stamina::net::use_awaitable_t<AwaitableExecutor> plain_awaitable{};  // a token in the frame otherwise
-template <class AwaitableExecutor, class Timer>
-stamina::net::awaitable<bool, AwaitableExecutor> backoff_wait(backoff_timer<Timer>& timer) {
-  return timer(plain_awaitable<AwaitableExecutor>);
-}
-#endif
-
-// A token op's attempt, made in the coroutine thread it is awaited in: its token shows that
-// thread's slot. An op that returns an awaitable holding no coroutine started nothing.
-template <class AwaitableExecutor, class Op>
-auto token_attempt(Op& op, const attempt_context* context, stamina::net::cancellation_slot slot) {
-  auto attempt = call_op(op, context, awaitable_attempt_token<AwaitableExecutor>(slot));
-  if (!attempt.valid()) throw stamina::system_error(stamina::net::error::invalid_argument);
-  return attempt;
-}
-
-// A token op's attempt under a time limit: in a coroutine thread of its own (co_spawned by
-// spawned_attempt, cancelled by the limiter), the op called there. The thread never throws on
-// cancellation by itself (see awaitable_attempt): an op that cancels its own call while being
-// called gets what the caller's own co_await would have given it, operation_aborted before its
-// operation starts.
-template <class AwaitableExecutor, class Op>
-auto limited_token_attempt(Op& op, const attempt_context* context)
-    -> decltype(token_attempt<AwaitableExecutor>(op, context, {})) {
-  co_await pass_every_cancellation<AwaitableExecutor>();
-  co_await stamina::net::this_coro::throw_if_cancelled(false);
-  const auto state = co_await stamina::net::this_coro::cancellation_state;
-  auto attempt = token_attempt<AwaitableExecutor>(op, context, state.slot());
-  if (cancel_requested(state)) throw stamina::system_error(stamina::net::error::operation_aborted);
-  co_return co_await std::move(attempt);
-}
-
-// An attempt co_spawned onto `ex`, cancelled through `slot`: an awaitable op's on another executor
-// or under a time limit; a token op's under a time limit. Lazy, like every use_awaitable
+// An awaitable op's attempt co_spawned onto `ex`, cancelled through `slot`: on another executor
+// or under a time limit. Lazy, like every use_awaitable
 // operation: the thread starts when the result is awaited.
 template <class AwaitableExecutor, class Executor, class T>
 stamina::net::awaitable<T, AwaitableExecutor> spawned_attempt(const Executor& ex,
@@ -373,16 +341,86 @@ auto awaitable_op_attempt(Op& op, const attempt_context* context, bool limited, 
   return attempt;
 }
 
-// A token op's attempt, as the caller coroutine awaits it: under a time limit, in a thread of its
-// own on the coroutine's executor (its completion's), which the limiter cancels; else in the
-// caller's thread, its token showing the caller's slot.
-template <class AwaitableExecutor, class Op, class Limiter>
-auto token_op_attempt(Op& op, const attempt_context* context, bool limited, const Limiter& limiter,
-                      const stamina::net::cancellation_state& caller_state) {
-  return limited
-             ? spawned_attempt(limiter->here, limited_token_attempt<AwaitableExecutor>(op, context), limiter->slot())
-             : token_attempt<AwaitableExecutor>(op, context, caller_state.slot());
+// A token op's attempt, as the caller coroutine awaits it: an operation completing with nothing,
+// whose completion arguments go into the outcome. It is started as the composed operation starts
+// one (start_attempt: an op that throws or starts nothing fails the attempt, posted), into the
+// coroutine's handler, bound under a time limit to the limiter's slot (which forwards the
+// caller's), else showing the caller's own. Made in the co_await expression, whose temporary it
+// is: two pointers, three for an op that takes a context.
+template <class Op, class Outcome>
+class token_attempt_start {
+  using args_type = typename Outcome::args_type;
+  template <class Args>
+  struct signature_of;
+  template <class... Values>
+  struct signature_of<std::tuple<Values...>> {
+    using type = void (*)(Values...);
+  };
+  // The attempt's context, for an op that takes one (else nothing: the start is a temporary in
+  // the frame).
+  struct no_context {
+    no_context(const attempt_context* /*null*/) noexcept {}  // NOLINT: implicit on purpose
+    operator const attempt_context*() const noexcept { return nullptr; }
+  };
+  using context_type = std::conditional_t<op_traits<Op>::takes_context, const attempt_context*, no_context>;
+  struct parts {
+    Op* op;
+    Outcome* last;
+    [[no_unique_address]] context_type context;
+  };
+
+ public:
+  token_attempt_start(Op& op, Outcome& last, const attempt_context* context) noexcept : parts_{&op, &last, context} {}
+
+  struct initiate {
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      Outcome& last = *p.last;
+      attempt_end_handler<std::decay_t<Handler>, Outcome> done{std::forward<Handler>(handler), &last};
+      constexpr typename signature_of<args_type>::type signature = nullptr;
+      // A failure the op gives before starting its operation is posted where the coroutine runs.
+      const auto ex = stamina::net::get_associated_executor(done.handler);
+      // Nothing resumes the coroutine (which could end the call and free this frame) until
+      // `starting` is cleared; this function touches the frame only before that.
+      last.starting.store(true, std::memory_order_release);
+      if (last.limited)
+        start_attempt(*p.op, ex, stamina::net::bind_cancellation_slot(last.limiter->slot(), std::move(done)), signature,
+                      p.context);
+      else
+        start_attempt(*p.op, ex, std::move(done), signature, p.context);
+      last.starting.store(false, std::memory_order_release);
+    }
+    parts p;
+  };
+
+  // The result type is deduced from the call, so that arguments that are not completion tokens
+  // make it uncallable rather than fail to compile (Asio's co_await asks whether it can be
+  // called with a frame pointer).
+  template <class CompletionToken>
+  auto operator()(CompletionToken&& token)
+      -> decltype(stamina::net::async_initiate<CompletionToken, void()>(std::declval<initiate>(), token)) {
+    return stamina::net::async_initiate<CompletionToken, void()>(initiate{parts_}, token);
+  }
+
+ private:
+  parts parts_;
+};
+
+// An operation as the caller coroutine awaits it: itself, where Asio can co_await an operation
+// (1.24 on; it runs in the awaiting frame), else through use_awaitable.
+#if STAMINA_DETAIL_AWAITS_OPERATIONS
+template <class AwaitableExecutor, class Operation>
+Operation&& awaited(Operation&& operation) noexcept {
+  return static_cast<Operation&&>(operation);
 }
+#else
+template <class AwaitableExecutor>
+inline constexpr stamina::net::use_awaitable_t<AwaitableExecutor> plain_awaitable{};  // a token in the frame otherwise
+template <class AwaitableExecutor, class Operation>
+auto awaited(Operation&& operation) {
+  return operation(plain_awaitable<AwaitableExecutor>);
+}
+#endif
 
 // The protocol's verdict on an attempt's outcome, and on a wait's: out of the coroutine, so that
 // the locals they need take no room in its frame (g++ keeps every local of a block that holds a
@@ -424,9 +462,8 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   deferred_protocol call(policy, where, !op_traits<Op>::takes_context);
   const stopwatch<Clock> clock(retry_protocol::needs_clock(policy, call.switches()),
                                retry_protocol::precise_clock(policy));
-  caller_outcome<Op, Signature> last;
+  caller_outcome<Op, Signature, coroutine_limiter<timer_type, AwaitableExecutor>> last;
   backoff_timer<timer_type> wait_timer;
-  std::unique_ptr<coroutine_limiter<timer_type, AwaitableExecutor>> limiter;  // made for the first limited attempt
   if constexpr (awaitable_form) {
     const AwaitableExecutor here = co_await stamina::net::this_coro::executor;
     same_executor = runs_on(here, ex);
@@ -440,17 +477,17 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   for (;;) {
     if (next.kind == action_kind::wait) [[unlikely]] {
       wait_timer.arm(ex, to_clock_duration<typename Clock::duration>(next.wait()));
-      after_wait(*call, co_await backoff_wait<AwaitableExecutor>(wait_timer), caller_state, clock, next);
+      after_wait(*call, co_await awaited<AwaitableExecutor>(std::move(wait_timer)), caller_state, clock, next);
       continue;
     }
-    if (needs_side_step(next, limiter)) [[unlikely]] {
-      co_await side_step<timer_type, AwaitableExecutor>(call, limiter, ex, caller_state, clock, next);
+    if (needs_side_step(next, last.limiter)) [[unlikely]] {
+      co_await side_step<timer_type, AwaitableExecutor>(call, last.limiter, ex, caller_state, clock, next);
       continue;
     }
     // The attempt first, out of the switch: the common call's one step costs no jump table.
     if (next.kind == action_kind::attempt) [[likely]] {
       // No local here holds the slot or the limit: a local of this block would sit in the frame.
-      if (next.limited) limiter->arm(next.amount, caller_state.slot(), limiter->here);
+      if (next.limited) last.limiter->arm(next.amount, caller_state.slot(), last.limiter->here);
       // An exception from calling `op` itself is a failed attempt like any other.
       // An awaitable that holds no coroutine started nothing: a failed attempt
       // (invalid_argument), as start_attempt makes it on the composed path.
@@ -462,21 +499,23 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
           // this frame.
           if constexpr (std::is_void_v<result_type>) {
             co_await awaitable_op_attempt<AwaitableExecutor>(op, attempt_context_of(call, last.scope, clock),
-                                                             next.limited, same_executor, ex, limiter, caller_state);
+                                                             next.limited, same_executor, ex, last.limiter,
+                                                             caller_state);
             last.value.emplace(true);
           } else {
             last.value.emplace(co_await awaitable_op_attempt<AwaitableExecutor>(
-                op, attempt_context_of(call, last.scope, clock), next.limited, same_executor, ex, limiter,
+                op, attempt_context_of(call, last.scope, clock), next.limited, same_executor, ex, last.limiter,
                 caller_state));
           }
         } catch (...) {
           last.error = std::current_exception();
         }
       } else {
-        using args_type = typename caller_outcome<Op, Signature>::args_type;
+        using args_type = typename decltype(last)::args_type;
         try {
-          last.args.set(co_await token_op_attempt<AwaitableExecutor>(op, attempt_context_of(call, last.scope, clock),
-                                                                     next.limited, limiter, caller_state));
+          last.limited = next.limited;
+          co_await awaited<AwaitableExecutor>(
+              token_attempt_start(op, last, attempt_context_of(call, last.scope, clock)));
         } catch (...) {
           // No co_await in here: the thrown exception becomes the attempt's failure value.
           last.args.set(args_type());
@@ -491,7 +530,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
         call.make_after_first_attempt();
       }
       // Whether its time limit cut it: an argument, not a local (which would sit in the frame).
-      next = after_attempt(*call, last, caller_state, clock, next.limited && limiter->finish());
+      next = after_attempt(*call, last, caller_state, clock, next.limited && last.limiter->finish());
       continue;
     }
     switch (next.kind) {
