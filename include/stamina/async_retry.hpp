@@ -127,8 +127,8 @@ auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fa
 /// @param token   Any completion token; default `asio::use_awaitable`. The token alone
 ///                chooses how the call runs: with `use_awaitable` the attempts are awaited in
 ///                the caller's coroutine (no coroutine is spawned per attempt, except for an
-///                attempt under an `attempt_timeout`, and for an awaitable `op` when `ex` is not
-///                the caller's executor); any other token runs a composed operation.
+///                awaitable `op` under an `attempt_timeout` or when `ex` is not the caller's
+///                executor); any other token runs a composed operation.
 ///
 /// @par Completion signature
 /// For `op()` returning `awaitable<T>`: `void(std::exception_ptr, T)` (`void(std::exception_ptr)`
