@@ -280,7 +280,7 @@ namespace detail {
 // The caller coroutine's backoff timer, made at the first wait, and the wait on it: an
 // asynchronous operation completing with void(bool), whether the wait was cut.
 // - Where Asio can co_await an operation (1.24 on), the coroutine awaits this object itself
-//   (`co_await std::move(timer)`), and the wait runs in the caller's frame. Through use_awaitable
+//   (see awaited), and the wait runs in the caller's frame. Through use_awaitable
 //   every pending wait held a coroutine frame of its own (192 B a pending call in bench_scale).
 //   Being the timer, the operation is no temporary of the co_await: those take room in the frame.
 // - On Asio 1.22, through use_awaitable.
@@ -407,11 +407,13 @@ class token_attempt_start {
 };
 
 // An operation as the caller coroutine awaits it: itself, where Asio can co_await an operation
-// (1.24 on; it runs in the awaiting frame), else through use_awaitable.
+// (1.24 on; it runs in the awaiting frame), else through use_awaitable. Asio's co_await takes the
+// operation by rvalue reference and only calls it: one the frame keeps (the backoff timer) is
+// awaited in place, not moved from.
 #if STAMINA_DETAIL_AWAITS_OPERATIONS
 template <class AwaitableExecutor, class Operation>
-Operation&& awaited(Operation&& operation) noexcept {
-  return static_cast<Operation&&>(operation);
+std::remove_reference_t<Operation>&& awaited(Operation&& operation) noexcept {
+  return static_cast<std::remove_reference_t<Operation>&&>(operation);
 }
 #else
 template <class AwaitableExecutor>
@@ -477,7 +479,7 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
   for (;;) {
     if (next.kind == action_kind::wait) [[unlikely]] {
       wait_timer.arm(ex, to_clock_duration<typename Clock::duration>(next.wait()));
-      after_wait(*call, co_await awaited<AwaitableExecutor>(std::move(wait_timer)), caller_state, clock, next);
+      after_wait(*call, co_await awaited<AwaitableExecutor>(wait_timer), caller_state, clock, next);
       continue;
     }
     if (needs_side_step(next, last.limiter)) [[unlikely]] {
