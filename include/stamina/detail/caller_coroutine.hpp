@@ -136,7 +136,8 @@ struct completion_args<Args, false> {
 template <class Op, class Limiter, class First, class... Rest>
 struct caller_outcome<Op, void(First, Rest...), Limiter, false> {
   using args_type = std::tuple<First, Rest...>;
-  [[no_unique_address]] attempt_scope_for<Op> scope;  // the attempt's context, for an op taking one
+  using signature_pointer = void (*)(First, Rest...);  // start_attempt's tag for the signature
+  [[no_unique_address]] attempt_scope_for<Op> scope;   // the attempt's context, for an op taking one
   completion_args<args_type> args;
   std::unique_ptr<Limiter> limiter;
   std::atomic<bool> starting{false};  // the attempt is being started
@@ -349,13 +350,6 @@ auto awaitable_op_attempt(Op& op, const attempt_context* context, bool limited, 
 // is: two pointers, three for an op that takes a context.
 template <class Op, class Outcome>
 class token_attempt_start {
-  using args_type = typename Outcome::args_type;
-  template <class Args>
-  struct signature_of;
-  template <class... Values>
-  struct signature_of<std::tuple<Values...>> {
-    using type = void (*)(Values...);
-  };
   // The attempt's context, for an op that takes one (else nothing: the start is a temporary in
   // the frame).
   struct no_context {
@@ -377,7 +371,7 @@ class token_attempt_start {
     void operator()(Handler&& handler) const {
       Outcome& last = *p.last;
       attempt_end_handler<std::decay_t<Handler>, Outcome> done{std::forward<Handler>(handler), &last};
-      constexpr typename signature_of<args_type>::type signature = nullptr;
+      constexpr typename Outcome::signature_pointer signature = nullptr;
       // A failure the op gives before starting its operation is posted where the coroutine runs.
       const auto ex = stamina::net::get_associated_executor(done.handler);
       // Nothing resumes the coroutine (which could end the call and free this frame) until
