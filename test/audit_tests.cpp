@@ -6,6 +6,7 @@
 #include <common/async_helpers.hpp>
 #include <common/policies.hpp>
 #include <common/print.hpp>
+#include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
 #include <stamina/global.hpp>
 
@@ -22,6 +23,7 @@
 #include <future>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -54,7 +56,8 @@ struct inline_op {
 };
 
 // Whether op(token) was handed the caller-coroutine driver's token: its attempt completes into
-// the coroutine (attempt_end_handler), bound to a time limit's slot or not. The composed
+// the coroutine (attempt_end_handler, watched by start_attempt's gate), bound to a time limit's
+// slot or not. The composed
 // operation hands it one for its own handler.
 template <class Handler>
 struct coroutine_attempt_handler : std::false_type {};
@@ -62,6 +65,9 @@ template <class Handler, class Outcome>
 struct coroutine_attempt_handler<stamina::detail::attempt_end_handler<Handler, Outcome>> : std::true_type {};
 template <class Handler>
 struct coroutine_attempt_handler<asio::cancellation_slot_binder<Handler, asio::cancellation_slot>>
+    : coroutine_attempt_handler<Handler> {};
+template <class Handler, class First, class... Rest>
+struct coroutine_attempt_handler<stamina::detail::gated_handler<Handler, First, Rest...>>
     : coroutine_attempt_handler<Handler> {};
 template <class Token>
 struct completes_into_the_coroutine : std::false_type {};
@@ -223,6 +229,86 @@ BOOST_AUTO_TEST_CASE(op_that_throws_is_a_failed_attempt) {
   ctx.restart();
   run_coroutine(ctx, [&]() -> asio::awaitable<void> { co_await stamina::async_retry(ctx, retry_throws, op); });
   BOOST_TEST(*calls == 2);
+}
+
+// An op whose initiation took the handler and then lost it: it threw (Asio destroys the handler
+// uncalled), or had the handler destroyed on another thread before returning. The composed
+// operation freed its state with the handler and then wrote into it (heap-use-after-free); a
+// coroutine's call never completed. Each driver now fails the attempt: with what the op threw,
+// or invalid_argument (it started nothing that will complete).
+BOOST_AUTO_TEST_CASE(op_whose_initiation_loses_the_handler_is_a_failed_attempt) {
+  enum class loss { thrown, destroyed_elsewhere };
+  for (const loss how : {loss::thrown, loss::destroyed_elsewhere}) {
+    BOOST_TEST_CONTEXT("loss " << static_cast<int>(how)) {
+      test::io_fixture io;
+      asio::io_context& ctx = io.ctx;
+      auto calls = std::make_shared<int>(0);
+      auto op = [calls, how, &ctx](auto token) {
+        return asio::async_initiate<decltype(token), void(error_code)>(
+            [calls, how, &ctx](auto handler) {
+              if (++*calls % 2 == 0) {  // every second attempt starts normally
+                asio::post(ctx, asio::append(std::move(handler), error_code()));
+                return;
+              }
+              if (how == loss::thrown) {
+                auto taken = std::move(handler);
+                throw std::runtime_error("initiation failed after taking the handler");
+              }
+              std::thread([taken = std::move(handler)]() mutable { auto gone = std::move(taken); }).join();
+            },
+            token);
+      };
+      const error_code expected =
+          how == loss::thrown ? error_code(stamina::error::op_threw) : error_code(asio::error::invalid_argument);
+      auto rec = std::make_shared<test::completion_record>();
+      error_code got;
+      test::initiate(
+          [&] { stamina::async_retry(ctx, refused_policy(), op, test::once(rec, [&](error_code ec) { got = ec; })); });
+      ctx.run();
+      BOOST_TEST(rec->calls == 1);
+      BOOST_TEST(got == expected);
+
+      // retried to success (the second attempt starts normally)
+      const auto retried = stamina::retry_policy(stamina::on_error(expected)).wait_initial(1ms).wait_jitter(0s);
+      auto rec2 = std::make_shared<test::completion_record>();
+      got = expected;
+      *calls = 0;
+      ctx.restart();
+      stamina::async_retry(ctx, retried, op, test::once(rec2, [&](error_code ec) { got = ec; }));
+      ctx.run();
+      BOOST_TEST(rec2->calls == 1);
+      BOOST_TEST(!got);
+      BOOST_TEST(*calls == 2);
+
+      // in a coroutine (the attempt started into the coroutine's own handler)
+      *calls = 0;
+      ctx.restart();
+      error_code thrown_code;
+      run_coroutine(ctx, [&]() -> asio::awaitable<void> {
+        try {
+          co_await stamina::async_retry(ctx, refused_policy(), op);
+        } catch (const boost::system::system_error& e) {
+          thrown_code = e.code();
+        }
+        *calls = 0;
+        co_await stamina::async_retry(ctx, retried, op);
+      });
+      BOOST_TEST(thrown_code == expected);
+      BOOST_TEST(*calls == 2);
+
+      // a hedge's attempt (not hedged: the failure is not one it retries)
+      *calls = 0;
+      ctx.restart();
+      auto rec3 = std::make_shared<test::completion_record>();
+      got = error_code();
+      const auto hedging = stamina::hedging_policy(stamina::on_error(refused)).budget(nullptr);
+      stamina::async_hedge(ctx, hedging, op, test::once(rec3, [&](error_code ec) { got = ec; }));
+      ctx.run();
+      BOOST_TEST(rec3->calls == 1);
+      BOOST_TEST(got == expected);
+      BOOST_TEST(*calls == 1);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(awaitable_op_that_throws_before_its_coroutine_starts) {

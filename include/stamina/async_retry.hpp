@@ -167,7 +167,10 @@ auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fa
 /// once. A classifier that throws counts as "do not retry". An `op` that throws when called is
 /// a failed attempt: the exception itself for `exception_ptr` signatures, otherwise the code
 /// of a `stamina::system_error` or `stamina::error::op_threw`. An `op(token)` that
-/// returns without starting an operation is a failed attempt with `invalid_argument`.
+/// returns without starting an operation is a failed attempt with `invalid_argument`. So is
+/// one whose initiation took the handler and lost it before `op` returned (destroyed uncalled,
+/// on any thread); if the initiation threw, the attempt fails with that exception as above. A
+/// completion that comes before `op` has returned (inline, or on another thread) is posted.
 /// `timeout` is checked between attempts: without `attempt_timeout`, a hanging attempt can
 /// run past it.
 ///

@@ -26,6 +26,12 @@
 
 #if defined(STAMINA_STANDALONE_ASIO)
 
+#if defined(ASIO_NO_DEPRECATED)
+#define STAMINA_DETAIL_HANDLER_HOOKS 0
+#else
+#define STAMINA_DETAIL_HANDLER_HOOKS 1
+#endif
+
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_allocator.hpp>
 #include <asio/associated_executor.hpp>
@@ -40,9 +46,12 @@
 #include <asio/cancellation_type.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/compose.hpp>
+#include <asio/detail/handler_alloc_helpers.hpp>
+#include <asio/detail/handler_invoke_helpers.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/context.hpp>
 #include <asio/execution_context.hpp>
+#include <asio/handler_continuation_hook.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
@@ -77,6 +86,10 @@ using ::asio::experimental::append;
 using ::asio::experimental::as_tuple;
 using ::asio::experimental::prepend;
 #endif
+// The deprecated handler hooks, which a wrapping handler forwards to the one it wraps (see
+// gated_handler), while Asio still calls them.
+namespace hook_alloc = ::asio_handler_alloc_helpers;
+namespace hook_invoke = ::asio_handler_invoke_helpers;
 }  // namespace detail::asio_compat
 STAMINA_NAMESPACE_END
 
@@ -98,9 +111,12 @@ STAMINA_NAMESPACE_END
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/detail/handler_alloc_helpers.hpp>
+#include <boost/asio/detail/handler_invoke_helpers.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/handler_continuation_hook.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
@@ -114,12 +130,19 @@ STAMINA_NAMESPACE_END
 #include <boost/asio/wait_traits.hpp>
 
 #define STAMINA_DETAIL_AWAITS_OPERATIONS 1  // Boost 1.80 on
+#if defined(BOOST_ASIO_NO_DEPRECATED)
+#define STAMINA_DETAIL_HANDLER_HOOKS 0
+#else
+#define STAMINA_DETAIL_HANDLER_HOOKS 1
+#endif
 
 STAMINA_NAMESPACE_BEGIN
 namespace detail::asio_compat {
 using boost::asio::append;
 using boost::asio::as_tuple;
 using boost::asio::prepend;
+namespace hook_alloc = ::boost_asio_handler_alloc_helpers;
+namespace hook_invoke = ::boost_asio_handler_invoke_helpers;
 }  // namespace detail::asio_compat
 STAMINA_NAMESPACE_END
 

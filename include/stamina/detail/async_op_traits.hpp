@@ -16,9 +16,13 @@
 
 #include <stamina/detail/asio.hpp>
 
+#include <atomic>
 #include <cassert>
+#include <cstddef>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
@@ -328,35 +332,204 @@ stamina::net::awaitable<T, AwaitableExecutor> awaitable_attempt(stamina::net::aw
   std::rethrow_exception(failed);
 }
 
+// What a driver keeps, in memory the attempt's handler owns (the call's state, the caller's
+// frame), for start_attempt: whether an attempt is being started. One byte: a frame has little
+// room to spare. A gate serves one attempt at a time: the retry drivers start the next attempt
+// from the last one's completion; the hedge, whose attempts overlap, keeps one per attempt.
+struct start_gate {
+  enum : unsigned char { idle, starting, catching, caught };
+  std::atomic<unsigned char> phase{idle};
+};
+
+template <class Handler, class First, class... Rest>
+class gated_handler;
+
+// Where start_attempt keeps the handler: until the op takes it, and again if it comes back
+// while the op is still being started, with its completion arguments when it was called.
+template <class Handler, class First, class... Rest>
+struct start_room {
+  std::optional<gated_handler<Handler, First, Rest...>> parked;
+  std::optional<std::tuple<First, std::decay_t<Rest>...>> args;
+};
+
+// The handler an attempt is started with. The driver's handler owns the driver's memory (the
+// call's state, a coroutine frame), so while the op is being started neither a call nor a
+// destruction of it may run the driver's code or free that memory under the op, which may still
+// be running, nor under start_attempt, which reads the gate afterwards. Either one, inline or on
+// another thread, hands the handler back to the start instead, which posts it once the op has
+// returned: called, with its arguments; destroyed uncalled (an initiation that threw after taking
+// it), with the attempt's failure. After the start it is the driver's handler plus one test.
+template <class Handler, class First, class... Rest>
+class gated_handler {
+ public:
+  gated_handler(Handler&& h, start_gate* gate,
+                start_room<Handler, First, Rest...>* room) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+      : handler(std::move(h)), gate_(gate), room_(room) {}
+  gated_handler(gated_handler&& other) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+      : handler(std::move(other.handler)), gate_(std::exchange(other.gate_, nullptr)), room_(other.room_) {}
+  gated_handler(const gated_handler&) = delete;
+  gated_handler& operator=(const gated_handler&) = delete;
+  gated_handler& operator=(gated_handler&&) = delete;
+  // Asio moves a handler several times per operation: a moved-from one's destructor is one
+  // inline test.
+  ~gated_handler() {
+    if (gate_ != nullptr) [[unlikely]]
+      destroyed_uncalled();
+  }
+
+  template <class... Args>
+  void operator()(Args&&... args) {
+    start_gate* gate = std::exchange(gate_, nullptr);
+    if (gate != nullptr && gate->phase.load(std::memory_order_acquire) == start_gate::starting) [[unlikely]]
+      if (hand_back(gate, std::forward<Args>(args)...)) return;
+    std::move(handler)(std::forward<Args>(args)...);
+  }
+
+  // The driver's handler, no longer watched by the gate (start_attempt posts it).
+  Handler release() && {
+    gate_ = nullptr;
+    return std::move(handler);
+  }
+
+  // The hooks of the handler it wraps (a composed operation forwards its final handler's: a
+  // strand's wrap(), say), as Asio's own wrappers forward them.
+  friend bool asio_handler_is_continuation(gated_handler* self) {
+    using stamina::net::asio_handler_is_continuation;
+    return asio_handler_is_continuation(std::addressof(self->handler));
+  }
+#if STAMINA_DETAIL_HANDLER_HOOKS
+  friend stamina::net::asio_handler_allocate_is_deprecated asio_handler_allocate(std::size_t size,
+                                                                                 gated_handler* self) {
+    return asio_compat::hook_alloc::allocate(size, self->handler);
+  }
+  friend stamina::net::asio_handler_deallocate_is_deprecated asio_handler_deallocate(void* pointer, std::size_t size,
+                                                                                     gated_handler* self) {
+    asio_compat::hook_alloc::deallocate(pointer, size, self->handler);
+  }
+  template <class Function>
+  friend stamina::net::asio_handler_invoke_is_deprecated asio_handler_invoke(Function& function, gated_handler* self) {
+    asio_compat::hook_invoke::invoke(function, self->handler);
+  }
+  template <class Function>
+  friend stamina::net::asio_handler_invoke_is_deprecated asio_handler_invoke(const Function& function,
+                                                                             gated_handler* self) {
+    asio_compat::hook_invoke::invoke(function, self->handler);
+  }
+#endif
+
+  Handler handler;
+
+ private:
+  [[gnu::noinline]] void destroyed_uncalled() noexcept {
+    try {
+      if (gate_->phase.load(std::memory_order_acquire) == start_gate::starting) hand_back(gate_);
+    } catch (...) {  // a destructor does not throw: the handler could not be moved, and is lost
+    }
+  }
+
+  // Moves the handler (and the arguments it was called with) into the start's room, unless the
+  // start ended meanwhile (then the caller goes on as after the start).
+  template <class... Args>
+  [[gnu::noinline]] bool hand_back(start_gate* gate, Args&&... args) {
+    unsigned char expected = start_gate::starting;
+    if (!gate->phase.compare_exchange_strong(expected, start_gate::catching, std::memory_order_acq_rel)) return false;
+    auto& room = *room_;  // alive: the start has not ended
+    try {
+      room.parked.emplace(std::move(handler), nullptr, nullptr);
+      if constexpr (sizeof...(Args) > 0) room.args.emplace(std::forward<Args>(args)...);
+    } catch (...) {
+      // The start must not wait for ever: it delivers the attempt's failure if the handler was
+      // kept, and nothing if it could not be moved (then it is lost, as Asio loses one whose
+      // move throws).
+      gate->phase.store(start_gate::caught, std::memory_order_release);
+      throw;
+    }
+    gate->phase.store(start_gate::caught, std::memory_order_release);
+    return true;
+  }
+
+  start_gate* gate_;                           // null once called, moved from or released
+  start_room<Handler, First, Rest...>* room_;  // the start's, read only while the gate says it runs
+};
+
+// A handler wrapping another (`handler`) shows the wrapped one's associations.
+template <template <class, class> class Associator, class Outer, class Handler, class Default>
+struct inner_handler_associator : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(const Outer& h) noexcept {
+    return Associator<Handler, Default>::get(h.handler);
+  }
+  static auto get(const Outer& h, const Default& d) noexcept
+      -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace detail
+STAMINA_NAMESPACE_END
+
+template <template <class, class> class Associator, class Handler, class First, class... Rest, class Default>
+struct stamina::net::associator<Associator, stamina::detail::gated_handler<Handler, First, Rest...>, Default>
+    : stamina::detail::inner_handler_associator<Associator, stamina::detail::gated_handler<Handler, First, Rest...>,
+                                                Handler, Default> {};
+
+STAMINA_NAMESPACE_BEGIN
+namespace detail {
+
 // Starts one attempt of `op` that completes into `handler`. Whatever `op` does, the handler
 // is called exactly once and never inside this function: if `op` throws before starting its
 // operation, or returns without starting one (for op(): an awaitable that holds no coroutine),
-// the handler is posted to `ex` with a failure (the exception as above; invalid_argument for an
-// operation never started).
+// or its initiation destroys the handler uncalled, the handler is posted to `ex` with a failure
+// (the exception as above; invalid_argument for an operation never started); a completion that
+// comes while `op` is being started (inline, or on another thread) is posted once it has
+// returned. `gate` is the driver's, in memory the handler owns; nothing here touches that memory
+// once the handler may have run.
 template <class Op, class Executor, class Handler, class First, class... Rest>
-void start_attempt(Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...),
+void start_attempt(start_gate& gate, Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...),
                    const attempt_context* ctx = nullptr) {
   using handler_type = std::decay_t<Handler>;
-  std::optional<handler_type> parked(std::forward<Handler>(handler));
-  First failure_value{};
+  using gated_type = gated_handler<handler_type, First, Rest...>;
+  start_room<handler_type, First, Rest...> room;
+  room.parked.emplace(std::forward<Handler>(handler), &gate, &room);
+  gate.phase.store(start_gate::starting, std::memory_order_release);
+  std::exception_ptr thrown;
   try {
     if constexpr (op_traits<Op>::is_awaitable) {
       auto attempt = call_op(op, ctx);
       if (attempt.valid()) {  // an awaitable without a coroutine started nothing
-        stamina::net::co_spawn(ex, awaitable_attempt(std::move(attempt)), std::move(*parked));
-        parked.reset();
+        // Out of the room first: a completion on another thread may hand it back into the room
+        // before co_spawn returns.
+        gated_type started(std::move(*room.parked));
+        room.parked.reset();
+        stamina::net::co_spawn(ex, awaitable_attempt(std::move(attempt)), std::move(started));
       }
     } else {
-      call_op(op, ctx, attempt_token<handler_type>(&parked));
+      call_op(op, ctx, attempt_token<gated_type>(&room.parked));
     }
-    if (!parked) return;
-    failure_value = error_as<First>(stamina::net::error::invalid_argument);  // op started nothing
   } catch (...) {
-    if (!parked) return;  // it threw after starting its operation, which will complete
-    failure_value = thrown_as<First>(std::current_exception());
+    thrown = std::current_exception();
   }
-  stamina::net::post(
-      ex, detail::asio_compat::append(std::move(*parked), std::move(failure_value), std::decay_t<Rest>{}...));
+  unsigned char expected = start_gate::starting;
+  if (gate.phase.compare_exchange_strong(expected, start_gate::idle, std::memory_order_acq_rel)) {
+    // Started, and nothing came back: its completion will come (an exception thrown after the
+    // operation started is the op's own business).
+    if (!room.parked) return;
+  } else {
+    while (gate.phase.load(std::memory_order_acquire) != start_gate::caught) std::this_thread::yield();
+    if (!room.parked) return;  // it could not be moved back: lost (see hand_back), and the gate with it
+    gate.phase.store(start_gate::idle, std::memory_order_relaxed);  // the handler is in the room: the gate lives
+    if (room.args) {
+      std::apply(
+          [&](auto&&... values) {
+            stamina::net::post(ex,
+                               detail::asio_compat::append(std::move(*room.parked).release(), std::move(values)...));
+          },
+          std::move(*room.args));
+      return;
+    }
+  }
+  First failure_value = thrown ? thrown_as<First>(thrown) : error_as<First>(stamina::net::error::invalid_argument);
+  stamina::net::post(ex, detail::asio_compat::append(std::move(*room.parked).release(), std::move(failure_value),
+                                                     std::decay_t<Rest>{}...));
 }
 
 // The failure a call that gives up with these completion arguments would deliver: the

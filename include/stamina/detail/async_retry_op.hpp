@@ -55,7 +55,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     std::unique_ptr<attempt_limiter<timer_type>> limiter;  // created on the first limited attempt
     std::optional<place_wait<timer_type>> place;           // a queued attempt's wait, made by the first
     [[no_unique_address]] attempt_scope_for<Op> scope;     // the attempt's context, for an op taking one
-    std::atomic<bool> starting{false};                     // true while an attempt is being started
+    start_gate gate;                                       // the attempt's start (start_attempt)
     bool limited = false;                                  // the attempt in flight has a time limit
   };
   using state_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<state>;
@@ -102,13 +102,6 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   template <class Self>
   void operator()(Self& self, First first, Rest... rest) {
     state& s = *state_;
-    if (s.starting.load(std::memory_order_acquire)) {
-      // It completed inside its initiating function: continue from a fresh stack, so the
-      // final handler never runs inside async_retry() and inline attempts cannot nest.
-      const Executor ex = ex_;  // `self` (and this object) moves into the handler
-      stamina::net::post(ex, detail::asio_compat::append(std::move(self), std::move(first), std::move(rest)...));
-      return;
-    }
     if (!s.call) [[likely]] {  // a plain first attempt
       if (!failed(first)) {
         s.call.plain_attempt_succeeded();
@@ -205,21 +198,19 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
   void start(Self& self, const std::optional<duration>& limit) {
     state& s = *state_;
     const Executor ex = ex_;
-    s.starting.store(true, std::memory_order_release);
     const attempt_context* ctx = attempt_context_of(s.call, s.scope, s.clock);
     if (limit) {
       if (!s.limiter) s.limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
       s.limited = true;
       auto slot =
           s.limiter->arm(*limit, self.get_cancellation_state().slot(), stamina::net::get_associated_executor(self, ex));
-      start_attempt(s.op, ex, stamina::net::bind_cancellation_slot(slot, std::move(self)),
+      start_attempt(s.gate, s.op, ex, stamina::net::bind_cancellation_slot(slot, std::move(self)),
                     static_cast<void (*)(First, Rest...)>(nullptr), ctx);
     } else {
-      start_attempt(s.op, ex, std::move(self), static_cast<void (*)(First, Rest...)>(nullptr), ctx);
+      start_attempt(s.gate, s.op, ex, std::move(self), static_cast<void (*)(First, Rest...)>(nullptr), ctx);
     }
-    // `self` has moved, but the state is still alive: a completion that arrives while
-    // `starting` is set re-posts itself instead of finishing the call.
-    s.starting.store(false, std::memory_order_release);
+    // `self` has moved, and with it the state: a completion that came during the start (inline
+    // or on another thread) was posted by start_attempt, so the call never ends in here.
   }
 
   template <class Self, class... Args>

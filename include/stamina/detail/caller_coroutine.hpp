@@ -128,11 +128,10 @@ struct completion_args<Args, false> {
   const Args& operator*() const noexcept { return *values; }
 };
 
-// A token op's attempt completes into the outcome (attempt_end_handler): a completion that
+// A token op's attempt completes into the outcome (attempt_end_handler). A completion that
 // arrives while the attempt is being started (inside the op's initiation, or on another thread
-// before the op has returned) resumes the coroutine from a post, as the composed operation
-// continues from one, so that the op is never destroyed while it runs and inline attempts
-// cannot nest on the stack.
+// before the op has returned) is posted by start_attempt, through the outcome's gate, so that
+// the op is never destroyed while it runs and inline attempts cannot nest on the stack.
 template <class Op, class Limiter, class First, class... Rest>
 struct caller_outcome<Op, void(First, Rest...), Limiter, false> {
   using args_type = std::tuple<First, Rest...>;
@@ -140,8 +139,8 @@ struct caller_outcome<Op, void(First, Rest...), Limiter, false> {
   [[no_unique_address]] attempt_scope_for<Op> scope;   // the attempt's context, for an op taking one
   completion_args<args_type> args;
   std::unique_ptr<Limiter> limiter;
-  std::atomic<bool> starting{false};  // the attempt is being started
-  bool limited = false;               // the attempt runs under the limiter's time limit
+  start_gate gate;       // the attempt's start (start_attempt)
+  bool limited = false;  // the attempt runs under the limiter's time limit
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
@@ -219,20 +218,6 @@ struct wait_end_handler {
   Handler handler;  // the coroutine's: its executor, allocator and slot are the wait's
 };
 
-// Resumes the caller coroutine after a token op's attempt, from a post while the attempt is
-// still being started (see caller_outcome).
-template <class Handler, class Outcome>
-struct resume_after_start {
-  void operator()() {
-    if (out->starting.load(std::memory_order_acquire))
-      stamina::net::post(std::move(*this));
-    else
-      std::move(handler)();
-  }
-  Handler handler;
-  Outcome* out;
-};
-
 // What a token op's attempt completes into under the caller coroutine: the completion arguments
 // go into the outcome, then the coroutine resumes. Its own handler completes with nothing: a
 // result would be one more temporary of the co_await in the frame.
@@ -241,22 +226,10 @@ struct attempt_end_handler {
   template <class... Values>
   void operator()(Values&&... values) {
     out->args.set(typename Outcome::args_type(std::forward<Values>(values)...));
-    resume_after_start<Handler, Outcome>{std::move(handler), out}();
+    std::move(handler)();
   }
   Handler handler;  // the coroutine's: its executor, allocator and slot are the attempt's
   Outcome* out;
-};
-
-// A handler wrapping another (`handler`) shows the wrapped one's associations.
-template <template <class, class> class Associator, class Outer, class Handler, class Default>
-struct inner_handler_associator : Associator<Handler, Default> {
-  static typename Associator<Handler, Default>::type get(const Outer& h) noexcept {
-    return Associator<Handler, Default>::get(h.handler);
-  }
-  static auto get(const Outer& h, const Default& d) noexcept
-      -> decltype(Associator<Handler, Default>::get(h.handler, d)) {
-    return Associator<Handler, Default>::get(h.handler, d);
-  }
 };
 
 }  // namespace detail
@@ -269,10 +242,6 @@ struct stamina::net::associator<Associator, stamina::detail::wait_end_handler<Ha
 template <template <class, class> class Associator, class Handler, class Outcome, class Default>
 struct stamina::net::associator<Associator, stamina::detail::attempt_end_handler<Handler, Outcome>, Default>
     : stamina::detail::inner_handler_associator<Associator, stamina::detail::attempt_end_handler<Handler, Outcome>,
-                                                Handler, Default> {};
-template <template <class, class> class Associator, class Handler, class Outcome, class Default>
-struct stamina::net::associator<Associator, stamina::detail::resume_after_start<Handler, Outcome>, Default>
-    : stamina::detail::inner_handler_associator<Associator, stamina::detail::resume_after_start<Handler, Outcome>,
                                                 Handler, Default> {};
 
 STAMINA_NAMESPACE_BEGIN
@@ -374,15 +343,12 @@ class token_attempt_start {
       constexpr typename Outcome::signature_pointer signature = nullptr;
       // A failure the op gives before starting its operation is posted where the coroutine runs.
       const auto ex = stamina::net::get_associated_executor(done.handler);
-      // Nothing resumes the coroutine (which could end the call and free this frame) until
-      // `starting` is cleared; this function touches the frame only before that.
-      last.starting.store(true, std::memory_order_release);
+      // The handler owns the frame: after the start, nothing here touches it.
       if (last.limited)
-        start_attempt(*p.op, ex, stamina::net::bind_cancellation_slot(last.limiter->slot(), std::move(done)), signature,
-                      p.context);
+        start_attempt(last.gate, *p.op, ex, stamina::net::bind_cancellation_slot(last.limiter->slot(), std::move(done)),
+                      signature, p.context);
       else
-        start_attempt(*p.op, ex, std::move(done), signature, p.context);
-      last.starting.store(false, std::memory_order_release);
+        start_attempt(last.gate, *p.op, ex, std::move(done), signature, p.context);
     }
     parts p;
   };

@@ -255,7 +255,8 @@ class hedge_state {
       const unsigned n = call_.started();
       const attempt_context* ctx = nullptr;
       if constexpr (op_traits<Op>::takes_context) ctx = &call_.context(n, scopes_[n - 1], elapsed(), origin());
-      start_attempt(op_, ex_, attempt_done{st, n}, static_cast<void (*)(First, Rest...)>(nullptr), ctx);
+      start_attempt(attempt_starts_[n - 1], op_, ex_, attempt_done{st, n},
+                    static_cast<void (*)(First, Rest...)>(nullptr), ctx);
     }
     if (step.queue) {
       armed_once_ = true;  // the attempt's delay and time limit will count from when it is sent
@@ -337,6 +338,9 @@ class hedge_state {
   std::optional<Self> self_;
   std::atomic<bool> performing_{false};  // a step (or the initiation) runs: arriving steps are re-posted
   std::array<stamina::net::cancellation_signal, hedging_policy::max_attempts_limit> signals_;
+  // Each attempt's start (start_attempt). One per attempt: an earlier attempt's handler may be
+  // called or destroyed while a later one is being started, and must not take it for its own.
+  std::array<start_gate, hedging_policy::max_attempts_limit> attempt_starts_;
   std::optional<std::tuple<First, Rest...>> result_;
   std::unique_ptr<place_wait<timer_type>> place_;  // the wait for a place under the concurrency limit
   // Each attempt's context, for an op that takes one (attempts run at once: one each).
