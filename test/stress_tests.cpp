@@ -11,9 +11,11 @@
 #include <stamina/stamina.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -22,6 +24,8 @@
 #include <atomic>
 #include <mutex>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -265,6 +269,89 @@ BOOST_AUTO_TEST_CASE(ops_taking_the_context_on_strands_of_four_threads) {
                            asio::bind_executor(strand, test::once(rec, [nest, &wrong](error_code ec) {
                                                  if (nest ? ec != refused : !!ec) ++wrong;
                                                })));
+    }
+    pool.join();
+  }
+  for (const auto& r : records) BOOST_REQUIRE_EQUAL(r->calls, 1);
+  BOOST_TEST(wrong.load() == 0);
+}
+
+// Attempts whose handler comes back while the op is still being started: completed by another
+// thread of the same pool at once (the op goes on reading its captures after starting), or
+// destroyed uncalled on another thread. No strand, four threads, every driver: the callback, a
+// co_await of a token op and of an awaitable op, and the hedge. Each call completes exactly once,
+// with the attempt's result (invalid_argument for a lost handler); ASan and TSan watch the rest.
+BOOST_AUTO_TEST_CASE(handlers_coming_back_during_the_start_on_four_threads) {
+  std::atomic<int> wrong{0};
+  std::vector<std::shared_ptr<test::completion_record>> records;
+  {
+    asio::thread_pool pool(4);
+    const auto policy = stamina::retry_policy(stamina::on_error(refused))
+                            .attempts(3)
+                            .wait_initial(100us)
+                            .wait_jitter(0s)
+                            .throttle(nullptr)
+                            .budget(nullptr);
+    const auto hedging = stamina::hedging_policy(stamina::on_error(refused)).delay(50us).budget(nullptr);
+    for (int i = 0; i < 800; ++i) {
+      auto rec = std::make_shared<test::completion_record>();
+      records.push_back(rec);
+      const bool lose = (i / 4) % 3 == 0;    // the first attempt's handler is destroyed elsewhere
+      const bool refuse = (i / 4) % 3 == 1;  // the first attempt is refused, the second succeeds
+      auto op = [lose, refuse, ex = pool.get_executor(), attempts = std::make_shared<std::atomic<int>>(0),
+                 tag = std::string(32, 'x')](auto token) {
+        return asio::async_initiate<decltype(token), void(error_code)>(
+            [&](auto handler) {
+              const int n = ++*attempts;
+              if (lose && n == 1) {
+                std::thread([taken = std::move(handler)]() mutable { auto gone = std::move(taken); }).join();
+              } else {
+                asio::post(ex, asio::append(std::move(handler), refuse && n == 1 ? refused : error_code()));
+              }
+              std::size_t sum = 0;  // the op is still running when another thread completes it
+              for (int k = 0; k < 200; ++k) sum += tag.size();
+              if (sum != 200 * 32) throw std::logic_error("the op's captures changed under it");
+            },
+            token);
+      };
+      auto check = [lose, &wrong](error_code ec) {
+        if (lose ? ec != asio::error::invalid_argument : !!ec) ++wrong;
+      };
+      switch (i % 4) {
+        case 0:
+          stamina::async_retry(pool, policy, op, test::once(rec, check));
+          break;
+        case 1:
+          asio::co_spawn(
+              pool,
+              [&pool, policy, op]() -> asio::awaitable<error_code> {
+                auto [ec] = co_await stamina::async_retry(pool, policy, op, asio::as_tuple(asio::use_awaitable));
+                co_return ec;
+              },
+              test::once(rec, [check, &wrong](const std::exception_ptr& e, error_code ec) {
+                if (e) ++wrong;
+                check(ec);
+              }));
+          break;
+        case 2: {  // an awaitable op, started through co_spawn on the composed path
+          auto awaitable_op = [lose, refuse,
+                               attempts = std::make_shared<std::atomic<int>>(0)]() -> asio::awaitable<int> {
+            const int n = ++*attempts;
+            if ((lose || refuse) && n == 1) throw boost::system::system_error(refused);
+            co_return n;
+          };
+          stamina::async_retry(pool, policy, awaitable_op,
+                               test::once(rec, [&wrong](const std::exception_ptr& e, int n) {
+                                 if (e || (n != 1 && n != 2)) ++wrong;
+                               }));
+          break;
+        }
+        default:  // a hedge sent after the lost attempt may succeed first
+          stamina::async_hedge(pool, hedging, op, test::once(rec, [lose, &wrong](error_code ec) {
+                                 if (ec && (!lose || ec != asio::error::invalid_argument)) ++wrong;
+                               }));
+          break;
+      }
     }
     pool.join();
   }
