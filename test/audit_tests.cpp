@@ -56,19 +56,13 @@ struct inline_op {
 };
 
 // Whether op(token) was handed the caller-coroutine driver's token: its attempt completes into
-// the coroutine (attempt_end_handler, watched by start_attempt's gate), bound to a time limit's
-// slot or not. The composed
+// the coroutine (attempt_end_handler, which watches its start itself: no wrapper), its inner
+// handler bound to a time limit's slot or not. The composed
 // operation hands it one for its own handler.
 template <class Handler>
 struct coroutine_attempt_handler : std::false_type {};
 template <class Handler, class Outcome>
 struct coroutine_attempt_handler<stamina::detail::attempt_end_handler<Handler, Outcome>> : std::true_type {};
-template <class Handler>
-struct coroutine_attempt_handler<asio::cancellation_slot_binder<Handler, asio::cancellation_slot>>
-    : coroutine_attempt_handler<Handler> {};
-template <class Handler, class First, class... Rest>
-struct coroutine_attempt_handler<stamina::detail::gated_handler<Handler, First, Rest...>>
-    : coroutine_attempt_handler<Handler> {};
 template <class Token>
 struct completes_into_the_coroutine : std::false_type {};
 template <class Handler>

@@ -11,7 +11,6 @@
 #include <stamina/stamina.hpp>
 
 #include <boost/asio/append.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -279,7 +278,8 @@ BOOST_AUTO_TEST_CASE(ops_taking_the_context_on_strands_of_four_threads) {
 // Attempts whose handler comes back while the op is still being started: completed by another
 // thread of the same pool at once (the op goes on reading its captures after starting), or
 // destroyed uncalled on another thread. No strand, four threads, every driver: the callback, a
-// co_await of a token op and of an awaitable op, and the hedge. Each call completes exactly once,
+// co_await of a token op (the caller coroutine) and an awaitable op, and the hedge; half of the
+// retry calls under an attempt_timeout. Each call completes exactly once,
 // with the attempt's result (invalid_argument for a lost handler); ASan and TSan watch the rest.
 BOOST_AUTO_TEST_CASE(handlers_coming_back_during_the_start_on_four_threads) {
   std::atomic<int> wrong{0};
@@ -292,6 +292,7 @@ BOOST_AUTO_TEST_CASE(handlers_coming_back_during_the_start_on_four_threads) {
                             .wait_jitter(0s)
                             .throttle(nullptr)
                             .budget(nullptr);
+    const auto limited = stamina::retry_policy(policy).attempt_timeout(10s);  // bound to the limit's slot
     const auto hedging = stamina::hedging_policy(stamina::on_error(refused)).delay(50us).budget(nullptr);
     for (int i = 0; i < 800; ++i) {
       auto rec = std::make_shared<test::completion_record>();
@@ -319,13 +320,18 @@ BOOST_AUTO_TEST_CASE(handlers_coming_back_during_the_start_on_four_threads) {
       };
       switch (i % 4) {
         case 0:
-          stamina::async_retry(pool, policy, op, test::once(rec, check));
+          stamina::async_retry(pool, (i / 12) % 2 == 0 ? policy : limited, op, test::once(rec, check));
           break;
-        case 1:
+        case 1:  // plain use_awaitable: the caller coroutine's own attempt handler
           asio::co_spawn(
               pool,
-              [&pool, policy, op]() -> asio::awaitable<error_code> {
-                auto [ec] = co_await stamina::async_retry(pool, policy, op, asio::as_tuple(asio::use_awaitable));
+              [&pool, policy = (i / 12) % 2 == 0 ? policy : limited, op]() -> asio::awaitable<error_code> {
+                error_code ec;
+                try {
+                  co_await stamina::async_retry(pool, policy, op);
+                } catch (const boost::system::system_error& e) {
+                  ec = e.code();
+                }
                 co_return ec;
               },
               test::once(rec, [check, &wrong](const std::exception_ptr& e, error_code ec) {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -333,24 +334,63 @@ stamina::net::awaitable<T, AwaitableExecutor> awaitable_attempt(stamina::net::aw
 }
 
 // What a driver keeps, in memory the attempt's handler owns (the call's state, the caller's
-// frame), for start_attempt: whether an attempt is being started. One byte: a frame has little
-// room to spare. A gate serves one attempt at a time: the retry drivers start the next attempt
-// from the last one's completion; the hedge, whose attempts overlap, keeps one per attempt.
+// frame), for start_attempt: whether an attempt is being started, and where that start keeps a
+// handler that comes back, in one word: the start's room (start_room, aligned) with the phase in
+// its two low bits. One word, because the caller coroutine's frame has no room to spare, and not
+// in the handler, because an attempt's operation keeps the handler and Asio's allocator recycles
+// that operation's block for the backoff wait (16 B there showed in every pending call). A gate
+// serves one attempt at a time, and a handler reads its gate's room as its own type: so the next
+// start on a gate must come after the last attempt's handler was called (the retry drivers start
+// it from that completion); the hedge, whose attempts overlap, keeps one gate per attempt.
 struct start_gate {
-  enum : unsigned char { idle, starting, catching, caught };
-  std::atomic<unsigned char> phase{idle};
+  enum phase : unsigned { idle = 0, starting = 1, catching = 2, caught = 3 };
+  std::atomic<char*> word{nullptr};  // the room's address plus the phase (null: idle)
+
+  static unsigned phase_of(const char* word) noexcept {
+    return static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(word) & 3U);
+  }
+  static char* room_of(char* word) noexcept { return word - phase_of(word); }
+  bool starting_now() const noexcept { return phase_of(word.load(std::memory_order_acquire)) == starting; }
 };
 
-template <class Handler, class First, class... Rest>
-class gated_handler;
-
-// Where start_attempt keeps the handler: until the op takes it, and again if it comes back
-// while the op is still being started, with its completion arguments when it was called.
-template <class Handler, class First, class... Rest>
+// Where start_attempt keeps the handler (`Stored`: the driver's, wrapped in gated_handler unless
+// it watches its start itself): until the op takes it, and again if it comes back while the op
+// is still being started, with its completion arguments when it was called.
+template <class Stored, class First, class... Rest>
 struct start_room {
-  std::optional<gated_handler<Handler, First, Rest...>> parked;
+  std::optional<Stored> parked;
   std::optional<std::tuple<First, std::decay_t<Rest>...>> args;
 };
+
+// Moves a handler that came back while its op is being started (and the arguments it was called
+// with) into the start's room, unless the start ended meanwhile: then it returns false, and the
+// caller goes on as after the start.
+template <class First, class... Rest, class Stored, class... Args>
+[[gnu::noinline]] bool hand_back_to_start(start_gate* gate, Stored& handler, Args&&... args) {
+  char* word = gate->word.load(std::memory_order_acquire);
+  if (start_gate::phase_of(word) != start_gate::starting) return false;
+  char* const room_bytes = start_gate::room_of(word);
+  if (!gate->word.compare_exchange_strong(word, room_bytes + start_gate::catching, std::memory_order_acq_rel))
+    return false;                                                                   // the start ended meanwhile
+  auto& room = *reinterpret_cast<start_room<Stored, First, Rest...>*>(room_bytes);  // alive: the start runs
+  try {
+    room.parked.emplace(std::move(handler));
+    if constexpr (sizeof...(Args) > 0) room.args.emplace(std::forward<Args>(args)...);
+  } catch (...) {
+    // The start must not wait for ever: it delivers the attempt's failure if the handler was
+    // kept, and nothing if it could not be moved (then it is lost, as Asio loses one whose move
+    // throws).
+    gate->word.store(room_bytes + start_gate::caught, std::memory_order_release);
+    throw;
+  }
+  gate->word.store(room_bytes + start_gate::caught, std::memory_order_release);
+  return true;
+}
+
+// A handler that watches its start itself (the caller coroutine's attempt_end_handler, which
+// reaches the gate through the outcome it points to), so that start_attempt adds nothing to it.
+template <class Handler>
+concept watches_its_start = Handler::watches_its_start;
 
 // The handler an attempt is started with. The driver's handler owns the driver's memory (the
 // call's state, a coroutine frame), so while the op is being started neither a call nor a
@@ -362,11 +402,12 @@ struct start_room {
 template <class Handler, class First, class... Rest>
 class gated_handler {
  public:
-  gated_handler(Handler&& h, start_gate* gate,
-                start_room<Handler, First, Rest...>* room) noexcept(std::is_nothrow_move_constructible_v<Handler>)
-      : handler(std::move(h)), gate_(gate), room_(room) {}
-  gated_handler(gated_handler&& other) noexcept(std::is_nothrow_move_constructible_v<Handler>)
-      : handler(std::move(other.handler)), gate_(std::exchange(other.gate_, nullptr)), room_(other.room_) {}
+  gated_handler(Handler&& h, start_gate* gate) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+      : handler(std::move(h)), gate_(gate) {}
+  // As the wrapped handler's (Asio's own handlers do not declare theirs noexcept).
+  gated_handler(gated_handler&& other) noexcept(
+      std::is_nothrow_move_constructible_v<Handler>)  // NOLINT(performance-noexcept-move-constructor)
+      : handler(std::move(other.handler)), gate_(std::exchange(other.gate_, nullptr)) {}
   gated_handler(const gated_handler&) = delete;
   gated_handler& operator=(const gated_handler&) = delete;
   gated_handler& operator=(gated_handler&&) = delete;
@@ -380,8 +421,8 @@ class gated_handler {
   template <class... Args>
   void operator()(Args&&... args) {
     start_gate* gate = std::exchange(gate_, nullptr);
-    if (gate != nullptr && gate->phase.load(std::memory_order_acquire) == start_gate::starting) [[unlikely]]
-      if (hand_back(gate, std::forward<Args>(args)...)) return;
+    if (gate != nullptr && gate->starting_now()) [[unlikely]]
+      if (hand_back_to_start<First, Rest...>(gate, *this, std::forward<Args>(args)...)) return;
     std::move(handler)(std::forward<Args>(args)...);
   }
 
@@ -422,34 +463,12 @@ class gated_handler {
  private:
   [[gnu::noinline]] void destroyed_uncalled() noexcept {
     try {
-      if (gate_->phase.load(std::memory_order_acquire) == start_gate::starting) hand_back(gate_);
+      if (gate_->starting_now()) hand_back_to_start<First, Rest...>(gate_, *this);
     } catch (...) {  // a destructor does not throw: the handler could not be moved, and is lost
     }
   }
 
-  // Moves the handler (and the arguments it was called with) into the start's room, unless the
-  // start ended meanwhile (then the caller goes on as after the start).
-  template <class... Args>
-  [[gnu::noinline]] bool hand_back(start_gate* gate, Args&&... args) {
-    unsigned char expected = start_gate::starting;
-    if (!gate->phase.compare_exchange_strong(expected, start_gate::catching, std::memory_order_acq_rel)) return false;
-    auto& room = *room_;  // alive: the start has not ended
-    try {
-      room.parked.emplace(std::move(handler), nullptr, nullptr);
-      if constexpr (sizeof...(Args) > 0) room.args.emplace(std::forward<Args>(args)...);
-    } catch (...) {
-      // The start must not wait for ever: it delivers the attempt's failure if the handler was
-      // kept, and nothing if it could not be moved (then it is lost, as Asio loses one whose
-      // move throws).
-      gate->phase.store(start_gate::caught, std::memory_order_release);
-      throw;
-    }
-    gate->phase.store(start_gate::caught, std::memory_order_release);
-    return true;
-  }
-
-  start_gate* gate_;                           // null once called, moved from or released
-  start_room<Handler, First, Rest...>* room_;  // the start's, read only while the gate says it runs
+  start_gate* gate_;  // null once called, moved from or released
 };
 
 // A handler wrapping another (`handler`) shows the wrapped one's associations.
@@ -487,10 +506,23 @@ template <class Op, class Executor, class Handler, class First, class... Rest>
 void start_attempt(start_gate& gate, Op& op, const Executor& ex, Handler&& handler, void (*)(First, Rest...),
                    const attempt_context* ctx = nullptr) {
   using handler_type = std::decay_t<Handler>;
-  using gated_type = gated_handler<handler_type, First, Rest...>;
-  start_room<handler_type, First, Rest...> room;
-  room.parked.emplace(std::forward<Handler>(handler), &gate, &room);
-  gate.phase.store(start_gate::starting, std::memory_order_release);
+  constexpr bool watched_by_itself = watches_its_start<handler_type>;
+  using gated_type = std::conditional_t<watched_by_itself, handler_type, gated_handler<handler_type, First, Rest...>>;
+  start_room<gated_type, First, Rest...> room;
+  if constexpr (watched_by_itself)
+    room.parked.emplace(std::forward<Handler>(handler));
+  else
+    room.parked.emplace(std::forward<Handler>(handler), &gate);
+  // The handler to post: the driver's (a watching handler posted as it is: the gate is idle then).
+  const auto posted = [&room]() -> handler_type {
+    if constexpr (watched_by_itself)
+      return std::move(*room.parked);
+    else
+      return std::move(*room.parked).release();
+  };
+  static_assert(alignof(decltype(room)) > start_gate::caught, "the room's address leaves the phase's bits free");
+  char* const started = reinterpret_cast<char*>(&room) + start_gate::starting;
+  gate.word.store(started, std::memory_order_release);
   std::exception_ptr thrown;
   try {
     if constexpr (op_traits<Op>::is_awaitable) {
@@ -498,9 +530,9 @@ void start_attempt(start_gate& gate, Op& op, const Executor& ex, Handler&& handl
       if (attempt.valid()) {  // an awaitable without a coroutine started nothing
         // Out of the room first: a completion on another thread may hand it back into the room
         // before co_spawn returns.
-        gated_type started(std::move(*room.parked));
+        gated_type spawned(std::move(*room.parked));
         room.parked.reset();
-        stamina::net::co_spawn(ex, awaitable_attempt(std::move(attempt)), std::move(started));
+        stamina::net::co_spawn(ex, awaitable_attempt(std::move(attempt)), std::move(spawned));
       }
     } else {
       call_op(op, ctx, attempt_token<gated_type>(&room.parked));
@@ -508,28 +540,27 @@ void start_attempt(start_gate& gate, Op& op, const Executor& ex, Handler&& handl
   } catch (...) {
     thrown = std::current_exception();
   }
-  unsigned char expected = start_gate::starting;
-  if (gate.phase.compare_exchange_strong(expected, start_gate::idle, std::memory_order_acq_rel)) {
+  char* expected = started;
+  if (gate.word.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) {
     // Started, and nothing came back: its completion will come (an exception thrown after the
     // operation started is the op's own business).
     if (!room.parked) return;
   } else {
-    while (gate.phase.load(std::memory_order_acquire) != start_gate::caught) std::this_thread::yield();
-    if (!room.parked) return;  // it could not be moved back: lost (see hand_back), and the gate with it
-    gate.phase.store(start_gate::idle, std::memory_order_relaxed);  // the handler is in the room: the gate lives
+    while (start_gate::phase_of(gate.word.load(std::memory_order_acquire)) != start_gate::caught)
+      std::this_thread::yield();
+    if (!room.parked) return;  // it could not be moved back: lost (see hand_back_to_start), and the gate with it
+    gate.word.store(nullptr, std::memory_order_relaxed);  // the handler is in the room: the gate lives
     if (room.args) {
       std::apply(
           [&](auto&&... values) {
-            stamina::net::post(ex,
-                               detail::asio_compat::append(std::move(*room.parked).release(), std::move(values)...));
+            stamina::net::post(ex, detail::asio_compat::append(posted(), std::move(values)...));
           },
           std::move(*room.args));
       return;
     }
   }
   First failure_value = thrown ? thrown_as<First>(thrown) : error_as<First>(stamina::net::error::invalid_argument);
-  stamina::net::post(ex, detail::asio_compat::append(std::move(*room.parked).release(), std::move(failure_value),
-                                                     std::decay_t<Rest>{}...));
+  stamina::net::post(ex, detail::asio_compat::append(posted(), std::move(failure_value), std::decay_t<Rest>{}...));
 }
 
 // The failure a call that gives up with these completion arguments would deliver: the

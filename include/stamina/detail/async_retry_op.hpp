@@ -56,7 +56,6 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     std::optional<place_wait<timer_type>> place;           // a queued attempt's wait, made by the first
     [[no_unique_address]] attempt_scope_for<Op> scope;     // the attempt's context, for an op taking one
     start_gate gate;                                       // the attempt's start (start_attempt)
-    bool limited = false;                                  // the attempt in flight has a time limit
   };
   using state_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<state>;
   using state_alloc_traits = std::allocator_traits<state_allocator>;
@@ -110,8 +109,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       }
       s.call.make_after_first_attempt();
     }
-    const bool timed_out = s.limited && s.limiter->finish();
-    s.limited = false;
+    const bool timed_out = s.limiter && s.limiter->engaged() && s.limiter->finish();
     action next;
     const bool cancelled = cancel_requested(self.get_cancellation_state());
     if (!failed(first)) {
@@ -201,7 +199,6 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     const attempt_context* ctx = attempt_context_of(s.call, s.scope, s.clock);
     if (limit) {
       if (!s.limiter) s.limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
-      s.limited = true;
       auto slot =
           s.limiter->arm(*limit, self.get_cancellation_state().slot(), stamina::net::get_associated_executor(self, ex));
       start_attempt(s.gate, s.op, ex, stamina::net::bind_cancellation_slot(slot, std::move(self)),

@@ -44,6 +44,9 @@ class attempt_limiter {
     return slot();
   }
 
+  // Whether an attempt is armed and not yet finished.
+  bool engaged() const noexcept { return current_ && !current_->finished; }
+
   // The slot arm() returned, for the attempt it armed.
   stamina::net::cancellation_slot slot() const noexcept { return current_->signal.slot(); }
 

@@ -139,8 +139,10 @@ struct caller_outcome<Op, void(First, Rest...), Limiter, false> {
   [[no_unique_address]] attempt_scope_for<Op> scope;   // the attempt's context, for an op taking one
   completion_args<args_type> args;
   std::unique_ptr<Limiter> limiter;
-  start_gate gate;       // the attempt's start (start_attempt)
-  bool limited = false;  // the attempt runs under the limiter's time limit
+  start_gate gate;  // the attempt's start (start_attempt)
+  // Whether the attempt runs under the limiter's time limit (asked, not kept: a flag here would
+  // take 8 B of the frame).
+  bool limited() const noexcept { return limiter && limiter->engaged(); }
 
   bool failed() const noexcept { return detail::failed(std::get<0>(*args)); }
   failure what() const noexcept { return failure(std::get<0>(*args)); }
@@ -220,16 +222,52 @@ struct wait_end_handler {
 
 // What a token op's attempt completes into under the caller coroutine: the completion arguments
 // go into the outcome, then the coroutine resumes. Its own handler completes with nothing: a
-// result would be one more temporary of the co_await in the frame.
+// result would be one more temporary of the co_await in the frame. It watches its start itself,
+// through the outcome's gate (start_attempt), so that it is no bigger than these two members:
+// the attempt's operation keeps it, and Asio's allocator recycles that operation's block for the
+// backoff wait's (a wrapper's 16 B showed in every pending call).
 template <class Handler, class Outcome>
 struct attempt_end_handler {
+  static constexpr bool watches_its_start = true;
+
+  attempt_end_handler(Handler&& h, Outcome* o) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+      : handler(std::move(h)), out(o) {}
+  // As the wrapped handler's (Asio's own handlers do not declare theirs noexcept).
+  attempt_end_handler(attempt_end_handler&& other) noexcept(
+      std::is_nothrow_move_constructible_v<Handler>)  // NOLINT(performance-noexcept-move-constructor)
+      : handler(std::move(other.handler)), out(std::exchange(other.out, nullptr)) {}
+  attempt_end_handler(const attempt_end_handler&) = delete;
+  attempt_end_handler& operator=(const attempt_end_handler&) = delete;
+  attempt_end_handler& operator=(attempt_end_handler&&) = delete;
+  ~attempt_end_handler() {
+    if (out != nullptr) [[unlikely]]
+      destroyed_uncalled();
+  }
+
   template <class... Values>
   void operator()(Values&&... values) {
-    out->args.set(typename Outcome::args_type(std::forward<Values>(values)...));
+    Outcome* o = out;
+    if (o->gate.starting_now()) [[unlikely]]
+      if (hand_back(static_cast<typename Outcome::signature_pointer>(nullptr), std::forward<Values>(values)...)) return;
+    out = nullptr;
+    o->args.set(typename Outcome::args_type(std::forward<Values>(values)...));
     std::move(handler)();
   }
+
   Handler handler;  // the coroutine's: its executor, allocator and slot are the attempt's
-  Outcome* out;
+  Outcome* out;     // null once called or moved from
+
+ private:
+  template <class First, class... Rest, class... Values>
+  bool hand_back(void (*)(First, Rest...), Values&&... values) {
+    return hand_back_to_start<First, Rest...>(&out->gate, *this, std::forward<Values>(values)...);
+  }
+  [[gnu::noinline]] void destroyed_uncalled() noexcept {
+    try {
+      if (out->gate.starting_now()) hand_back(static_cast<typename Outcome::signature_pointer>(nullptr));
+    } catch (...) {  // a destructor does not throw: the handler could not be moved, and is lost
+    }
+  }
 };
 
 }  // namespace detail
@@ -339,16 +377,19 @@ class token_attempt_start {
     template <class Handler>
     void operator()(Handler&& handler) const {
       Outcome& last = *p.last;
-      attempt_end_handler<std::decay_t<Handler>, Outcome> done{std::forward<Handler>(handler), &last};
       constexpr typename Outcome::signature_pointer signature = nullptr;
       // A failure the op gives before starting its operation is posted where the coroutine runs.
-      const auto ex = stamina::net::get_associated_executor(done.handler);
+      const auto ex = stamina::net::get_associated_executor(handler);
       // The handler owns the frame: after the start, nothing here touches it.
-      if (last.limited)
-        start_attempt(last.gate, *p.op, ex, stamina::net::bind_cancellation_slot(last.limiter->slot(), std::move(done)),
+      if (last.limited()) {
+        auto bound = stamina::net::bind_cancellation_slot(last.limiter->slot(), std::forward<Handler>(handler));
+        start_attempt(last.gate, *p.op, ex, attempt_end_handler<decltype(bound), Outcome>(std::move(bound), &last),
                       signature, p.context);
-      else
-        start_attempt(last.gate, *p.op, ex, std::move(done), signature, p.context);
+      } else {
+        start_attempt(last.gate, *p.op, ex,
+                      attempt_end_handler<std::decay_t<Handler>, Outcome>(std::forward<Handler>(handler), &last),
+                      signature, p.context);
+      }
     }
     parts p;
   };
@@ -475,7 +516,6 @@ awaited_type<AwaitableExecutor, Signature> caller_coroutine(Executor ex, retry_p
       } else {
         using args_type = typename decltype(last)::args_type;
         try {
-          last.limited = next.limited;
           co_await awaited<AwaitableExecutor>(
               token_attempt_start(op, last, attempt_context_of(call, last.scope, clock)));
         } catch (...) {
