@@ -387,6 +387,25 @@ template <class First, class... Rest, class Stored, class... Args>
   return true;
 }
 
+// The two tests every handler watched by a start_gate makes (gated_handler, and the caller
+// coroutine's attempt_end_handler, which watches its own): called while its op is being started,
+// it hands itself back with its arguments, and returns true if the start took it; destroyed
+// uncalled meanwhile, it hands itself back without (a destructor does not throw: a handler whose
+// move throws is lost).
+template <class First, class... Rest, class Handler, class... Args>
+bool handed_back_to_start(start_gate* gate, Handler& handler, Args&&... args) {
+  if (!gate->starting_now()) [[likely]]
+    return false;
+  return hand_back_to_start<First, Rest...>(gate, handler, std::forward<Args>(args)...);
+}
+template <class First, class... Rest, class Handler>
+[[gnu::noinline]] void hand_back_destroyed_handler(start_gate* gate, Handler& handler) noexcept {
+  try {
+    if (gate->starting_now()) hand_back_to_start<First, Rest...>(gate, handler);
+  } catch (...) {
+  }
+}
+
 // A handler that watches its start itself (the caller coroutine's attempt_end_handler, which
 // reaches the gate through the outcome it points to), so that start_attempt adds nothing to it.
 template <class Handler>
@@ -415,14 +434,13 @@ class gated_handler {
   // inline test.
   ~gated_handler() {
     if (gate_ != nullptr) [[unlikely]]
-      destroyed_uncalled();
+      hand_back_destroyed_handler<First, Rest...>(gate_, *this);
   }
 
   template <class... Args>
   void operator()(Args&&... args) {
     start_gate* gate = std::exchange(gate_, nullptr);
-    if (gate != nullptr && gate->starting_now()) [[unlikely]]
-      if (hand_back_to_start<First, Rest...>(gate, *this, std::forward<Args>(args)...)) return;
+    if (gate != nullptr && handed_back_to_start<First, Rest...>(gate, *this, std::forward<Args>(args)...)) return;
     std::move(handler)(std::forward<Args>(args)...);
   }
 
@@ -461,13 +479,6 @@ class gated_handler {
   Handler handler;
 
  private:
-  [[gnu::noinline]] void destroyed_uncalled() noexcept {
-    try {
-      if (gate_->starting_now()) hand_back_to_start<First, Rest...>(gate_, *this);
-    } catch (...) {  // a destructor does not throw: the handler could not be moved, and is lost
-    }
-  }
-
   start_gate* gate_;  // null once called, moved from or released
 };
 

@@ -241,14 +241,13 @@ struct attempt_end_handler {
   attempt_end_handler& operator=(attempt_end_handler&&) = delete;
   ~attempt_end_handler() {
     if (out != nullptr) [[unlikely]]
-      destroyed_uncalled();
+      destroyed_uncalled(static_cast<typename Outcome::signature_pointer>(nullptr));
   }
 
   template <class... Values>
   void operator()(Values&&... values) {
     Outcome* o = out;
-    if (o->gate.starting_now()) [[unlikely]]
-      if (hand_back(static_cast<typename Outcome::signature_pointer>(nullptr), std::forward<Values>(values)...)) return;
+    if (handed_back(static_cast<typename Outcome::signature_pointer>(nullptr), std::forward<Values>(values)...)) return;
     out = nullptr;
     o->args.set(typename Outcome::args_type(std::forward<Values>(values)...));
     std::move(handler)();
@@ -259,14 +258,12 @@ struct attempt_end_handler {
 
  private:
   template <class First, class... Rest, class... Values>
-  bool hand_back(void (*)(First, Rest...), Values&&... values) {
-    return hand_back_to_start<First, Rest...>(&out->gate, *this, std::forward<Values>(values)...);
+  bool handed_back(void (*)(First, Rest...), Values&&... values) {
+    return handed_back_to_start<First, Rest...>(&out->gate, *this, std::forward<Values>(values)...);
   }
-  [[gnu::noinline]] void destroyed_uncalled() noexcept {
-    try {
-      if (out->gate.starting_now()) hand_back(static_cast<typename Outcome::signature_pointer>(nullptr));
-    } catch (...) {  // a destructor does not throw: the handler could not be moved, and is lost
-    }
+  template <class First, class... Rest>
+  void destroyed_uncalled(void (*)(First, Rest...)) noexcept {
+    hand_back_destroyed_handler<First, Rest...>(&out->gate, *this);
   }
 };
 
