@@ -51,24 +51,26 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
     if (policy.result_classifier() != nullptr)
       check_values_of(policy.result_classifier(), static_cast<signature*>(nullptr));
 
-    const auto composed = [&] {
-      static_assert(rest_default_constructible<signature>::value,
-                    "stamina::async_retry: the completion values after the first argument must be "
-                    "default-constructible (a cancelled or timed-out call completes with them value-initialised)");
-      if constexpr (rest_default_constructible<signature>::value)
+    // Every token (the caller coroutine too: its cancelled and timed-out attempts end with them).
+    static_assert(rest_default_constructible<signature>::value,
+                  "stamina::async_retry: the completion values after the first argument must be "
+                  "default-constructible (a cancelled or timed-out call completes with them value-initialised)");
+    if constexpr (rest_default_constructible<signature>::value) {
+      // Only the driver the token chooses is instantiated (each is a few thousand functions).
+      constexpr bool in_caller_coroutine = [] {
+        if constexpr (is_use_awaitable<token_type>::value)
+          // not when the op's coroutines cannot be awaited from this caller's
+          return !foreign_awaitable<traits, typename is_use_awaitable<token_type>::executor_type>();
+        else
+          return false;
+      }();
+      if constexpr (in_caller_coroutine)
+        return caller_coroutine<Clock, typename is_use_awaitable<token_type>::executor_type, executor_type, op_type,
+                                signature>(ex, std::move(policy), std::move(op), where);
+      else
         return stamina::net::async_initiate<CompletionToken, signature>(
             initiate_composed<retry_op, Clock, executor_type, signature>{ex, where}, token, std::move(policy),
             std::move(op));
-    };
-    if constexpr (is_use_awaitable<token_type>::value) {
-      using awaitable_executor = typename is_use_awaitable<token_type>::executor_type;
-      if constexpr (foreign_awaitable<traits, awaitable_executor>())
-        return composed();  // the op's coroutines cannot be awaited from this caller's
-      else
-        return caller_coroutine<Clock, awaitable_executor, executor_type, op_type, signature>(ex, std::move(policy),
-                                                                                              std::move(op), where);
-    } else {
-      return composed();
     }
   }
 }
@@ -138,8 +140,8 @@ auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fa
 /// unchanged (the same exception object). After a cancelled wait the first argument is
 /// `asio::error::operation_aborted`, after a last attempt that timed out it is
 /// `stamina::error::attempt_timeout` (as `system_error` in an `exception_ptr`), the remaining
-/// arguments value-initialised (so, except with `use_awaitable`, they must be
-/// default-constructible).
+/// arguments value-initialised (so they must be default-constructible, whatever the token;
+/// `use_awaitable` throws the failure instead, but its attempts end the same way).
 ///
 /// @par Per-operation cancellation
 /// `terminal` and `partial` are supported, by every token. During a wait the timer is
