@@ -13,13 +13,16 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <atomic>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -374,6 +377,44 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
   ctx.run();
   BOOST_TEST(rec->calls == 1);
   BOOST_TEST(composed == 1);
+}
+
+// A callback call whose handler is bound to a strand runs every step in it on a two-thread
+// io_context: the failures are classified, and the attempts after the first started, inside the
+// strand, with and without attempt_timeout (the attempt's handler is the driver's slot binder,
+// which shows the handler's other associations).
+BOOST_AUTO_TEST_CASE(a_strand_bound_handler_keeps_every_step_in_its_strand) {
+  for (const bool limited : {false, true}) {
+    BOOST_TEST_CONTEXT("attempt_timeout: " << limited) {
+      asio::io_context ctx(2);
+      auto strand = asio::make_strand(ctx);
+      std::atomic<int> attempts{0};
+      std::atomic<int> outside{0};
+      auto op = [&](auto token) {
+        const int attempt = ++attempts;
+        if (attempt > 1 && !strand.running_in_this_thread()) ++outside;
+        return asio::post(ctx, asio::append(std::move(token), attempt < 3 ? refused : error_code()));
+      };
+      auto policy = refused_policy().on(stamina::retry_on([&](const stamina::failure& f) {
+        if (!strand.running_in_this_thread()) ++outside;
+        return f.error() == refused;
+      }));
+      if (limited) policy.attempt_timeout(10s);
+      std::atomic<int> completions{0};
+      error_code result = refused;
+      stamina::async_retry(ctx, policy, op, asio::bind_executor(strand, [&](error_code ec) {
+                             result = ec;
+                             ++completions;
+                           }));
+      std::thread other([&] { ctx.run(); });
+      ctx.run();
+      other.join();
+      BOOST_TEST(completions == 1);
+      BOOST_TEST(!result);
+      BOOST_TEST(attempts == 3);
+      BOOST_TEST(outside == 0);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -51,7 +51,8 @@ auto async_retry_with_clock(ExecutorOrContext&& ex_or_context, retry_policy&& po
     if (policy.result_classifier() != nullptr)
       check_values_of(policy.result_classifier(), static_cast<signature*>(nullptr));
 
-    // Every token (the caller coroutine too: its cancelled and timed-out attempts end with them).
+    // Checked for every token, as before the drivers were told apart (the caller coroutine's
+    // token attempts fill them in too).
     static_assert(rest_default_constructible<signature>::value,
                   "stamina::async_retry: the completion values after the first argument must be "
                   "default-constructible (a cancelled or timed-out call completes with them value-initialised)");
@@ -140,8 +141,7 @@ auto start_async_retry(ExecutorOrContext& ex, retry_policy&& policy, Op&& op, Fa
 /// unchanged (the same exception object). After a cancelled wait the first argument is
 /// `asio::error::operation_aborted`, after a last attempt that timed out it is
 /// `stamina::error::attempt_timeout` (as `system_error` in an `exception_ptr`), the remaining
-/// arguments value-initialised (so they must be default-constructible, whatever the token;
-/// `use_awaitable` throws the failure instead, but its attempts end the same way).
+/// arguments value-initialised (so they must be default-constructible, with every token).
 ///
 /// @par Per-operation cancellation
 /// `terminal` and `partial` are supported, by every token. During a wait the timer is

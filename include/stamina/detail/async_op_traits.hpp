@@ -393,7 +393,7 @@ template <class First, class... Rest, class Stored, class... Args>
 // uncalled meanwhile, it hands itself back without (a destructor does not throw: a handler whose
 // move throws is lost).
 template <class First, class... Rest, class Handler, class... Args>
-bool handed_back_to_start(start_gate* gate, Handler& handler, Args&&... args) {
+[[gnu::always_inline]] inline bool handed_back_to_start(start_gate* gate, Handler& handler, Args&&... args) {
   if (!gate->starting_now()) [[likely]]
     return false;
   return hand_back_to_start<First, Rest...>(gate, handler, std::forward<Args>(args)...);
@@ -411,6 +411,54 @@ template <class First, class... Rest, class Handler>
 template <class Handler>
 concept watches_its_start = Handler::watches_its_start;
 
+// The deprecated handler hooks of the handler a wrapper holds (`handler`), forwarded as Asio's
+// own wrappers forward them: a composed operation forwards its final handler's (a strand's
+// wrap(), say). A wrapper derives from it; its friends are found through the wrapper's pointer.
+template <class Wrapper>
+struct forwards_handler_hooks {
+  friend bool asio_handler_is_continuation(Wrapper* self) {
+    using stamina::net::asio_handler_is_continuation;
+    return asio_handler_is_continuation(std::addressof(self->handler));
+  }
+#if STAMINA_DETAIL_HANDLER_HOOKS
+  friend stamina::net::asio_handler_allocate_is_deprecated asio_handler_allocate(std::size_t size, Wrapper* self) {
+    return asio_compat::hook_alloc::allocate(size, self->handler);
+  }
+  friend stamina::net::asio_handler_deallocate_is_deprecated asio_handler_deallocate(void* pointer, std::size_t size,
+                                                                                     Wrapper* self) {
+    asio_compat::hook_alloc::deallocate(pointer, size, self->handler);
+  }
+  template <class Function>
+  friend stamina::net::asio_handler_invoke_is_deprecated asio_handler_invoke(Function& function, Wrapper* self) {
+    asio_compat::hook_invoke::invoke(function, self->handler);
+  }
+  template <class Function>
+  friend stamina::net::asio_handler_invoke_is_deprecated asio_handler_invoke(const Function& function, Wrapper* self) {
+    asio_compat::hook_invoke::invoke(function, self->handler);
+  }
+#endif
+};
+
+// An attempt's handler bound to a cancellation slot (the composed driver's, to its own or to a
+// time limit's): Asio's cancellation_slot_binder, but forwarding the hooks, which Boost 1.81's
+// binder does not. The other associations are the handler's.
+template <class Handler>
+struct slot_bound_handler : forwards_handler_hooks<slot_bound_handler<Handler>> {
+  using cancellation_slot_type = stamina::net::cancellation_slot;
+
+  slot_bound_handler(Handler&& h, cancellation_slot_type s) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+      : handler(std::move(h)), slot(s) {}
+
+  template <class... Args>
+  void operator()(Args&&... args) {
+    std::move(handler)(std::forward<Args>(args)...);
+  }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return slot; }
+
+  Handler handler;
+  cancellation_slot_type slot;
+};
+
 // The handler an attempt is started with. The driver's handler owns the driver's memory (the
 // call's state, a coroutine frame), so while the op is being started neither a call nor a
 // destruction of it may run the driver's code or free that memory under the op, which may still
@@ -419,7 +467,7 @@ concept watches_its_start = Handler::watches_its_start;
 // returned: called, with its arguments; destroyed uncalled (an initiation that threw after taking
 // it), with the attempt's failure. After the start it is the driver's handler plus one test.
 template <class Handler, class First, class... Rest>
-class gated_handler {
+class gated_handler : public forwards_handler_hooks<gated_handler<Handler, First, Rest...>> {
  public:
   gated_handler(Handler&& h, start_gate* gate) noexcept(std::is_nothrow_move_constructible_v<Handler>)
       : handler(std::move(h)), gate_(gate) {}
@@ -450,32 +498,6 @@ class gated_handler {
     return std::move(handler);
   }
 
-  // The hooks of the handler it wraps (a composed operation forwards its final handler's: a
-  // strand's wrap(), say), as Asio's own wrappers forward them.
-  friend bool asio_handler_is_continuation(gated_handler* self) {
-    using stamina::net::asio_handler_is_continuation;
-    return asio_handler_is_continuation(std::addressof(self->handler));
-  }
-#if STAMINA_DETAIL_HANDLER_HOOKS
-  friend stamina::net::asio_handler_allocate_is_deprecated asio_handler_allocate(std::size_t size,
-                                                                                 gated_handler* self) {
-    return asio_compat::hook_alloc::allocate(size, self->handler);
-  }
-  friend stamina::net::asio_handler_deallocate_is_deprecated asio_handler_deallocate(void* pointer, std::size_t size,
-                                                                                     gated_handler* self) {
-    asio_compat::hook_alloc::deallocate(pointer, size, self->handler);
-  }
-  template <class Function>
-  friend stamina::net::asio_handler_invoke_is_deprecated asio_handler_invoke(Function& function, gated_handler* self) {
-    asio_compat::hook_invoke::invoke(function, self->handler);
-  }
-  template <class Function>
-  friend stamina::net::asio_handler_invoke_is_deprecated asio_handler_invoke(const Function& function,
-                                                                             gated_handler* self) {
-    asio_compat::hook_invoke::invoke(function, self->handler);
-  }
-#endif
-
   Handler handler;
 
  private:
@@ -497,6 +519,11 @@ struct inner_handler_associator : Associator<Handler, Default> {
 }  // namespace detail
 STAMINA_NAMESPACE_END
 
+// Every association but the slot (a member of its own, which Asio asks first).
+template <template <class, class> class Associator, class Handler, class Default>
+struct stamina::net::associator<Associator, stamina::detail::slot_bound_handler<Handler>, Default>
+    : stamina::detail::inner_handler_associator<Associator, stamina::detail::slot_bound_handler<Handler>, Handler,
+                                                Default> {};
 template <template <class, class> class Associator, class Handler, class First, class... Rest, class Default>
 struct stamina::net::associator<Associator, stamina::detail::gated_handler<Handler, First, Rest...>, Default>
     : stamina::detail::inner_handler_associator<Associator, stamina::detail::gated_handler<Handler, First, Rest...>,

@@ -197,15 +197,14 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     state& s = *state_;
     const Executor ex = ex_;
     const attempt_context* ctx = attempt_context_of(s.call, s.scope, s.clock);
-    // The attempt's handler has one type with or without a time limit, bound to the limiter's
-    // slot or to the operation's own (which is what it shows unbound): the op is instantiated
-    // once per call, not twice.
+    // One handler type with or without a time limit, so that the op is instantiated once per
+    // call: bound to the limit's slot, or to the operation's own (what it shows unbound).
     stamina::net::cancellation_slot slot = self.get_cancellation_state().slot();
     if (limit) {
       if (!s.limiter) s.limiter = std::make_unique<attempt_limiter<timer_type>>(ex);
       slot = s.limiter->arm(*limit, slot, stamina::net::get_associated_executor(self, ex));
     }
-    start_attempt(s.gate, s.op, ex, stamina::net::bind_cancellation_slot(slot, std::move(self)),
+    start_attempt(s.gate, s.op, ex, slot_bound_handler<Self>(std::move(self), slot),
                   static_cast<void (*)(First, Rest...)>(nullptr), ctx);
     // `self` has moved, and with it the state: a completion that came during the start (inline
     // or on another thread) was posted by start_attempt, so the call never ends in here.
