@@ -156,7 +156,7 @@ class call_state {
   }
   /// plain_success's part that is not the policy's: no default throttle that could be in effect.
   [[gnu::always_inline]] static bool plain_switches(global_config switches) noexcept {
-    return !switches.active() || !switches.default_throttling() || !any_default_throttle_unhealthy();
+    return !any_default_throttle_unhealthy() || !switches.active() || !switches.default_throttling();
   }
   /// Whether a call under `s` whose one protection is its circuit breaker (`spec::breaker_only`)
   /// may send its first attempt as a plain call does: the breaker is closed and lets it through,

@@ -95,8 +95,14 @@ class retry_protocol {
   /// effect is then looked up at the failure, as the blocking driver does).
   [[gnu::always_inline]] static bool sends_plain_first_attempt(const retry_policy& policy,
                                                                global_config switches) noexcept {
-    // The policy's part (spec.plain, no attempt_timeout, no inherited deadline) is one bit.
-    return (policy.shape() & policy_shape::not_plain) == 0 && call_state::plain_switches(switches);
+    // The policy's part (spec.plain, no attempt_timeout, no inherited deadline) is one bit. The
+    // common call (also without reset_after, no default throttle unhealthy) is told by one branch
+    // that reads no switch, before the test in full: 1.66 -> 1.40 ns for a call without a
+    // deadline, 5.4 -> 4.0 ns with one (stop 48).
+    constexpr unsigned not_common = policy_shape::not_plain | policy_shape::clocked;
+    const unsigned shape = policy.shape();
+    return ((shape & not_common) | unhealthy_default_throttles.load(std::memory_order_relaxed)) == 0 ||
+           ((shape & policy_shape::not_plain) == 0 && call_state::plain_switches(switches));
   }
   /// Whether a call of `policy` started with `switches` whose one protection is its circuit
   /// breaker sends its first attempt as a plain call does when the breaker, asked as the attempt
