@@ -8,6 +8,7 @@
 #include <common/print.hpp>
 #include <stamina/async_hedge.hpp>
 #include <stamina/async_retry.hpp>
+#include <stamina/concurrency_limit.hpp>
 #include <stamina/global.hpp>
 
 #include <boost/asio/append.hpp>
@@ -16,6 +17,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/io_context_strand.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -416,5 +418,66 @@ BOOST_AUTO_TEST_CASE(a_strand_bound_handler_keeps_every_step_in_its_strand) {
     }
   }
 }
+
+// The same with the deprecated io_context::strand::wrap(), which reaches a composed operation's
+// steps through the handler hooks alone: every wait and post of the driver forwards them (Asio's
+// prepend and append of a handler with values do not, in Boost 1.81), also the post of a
+// completion that came during the attempt's start and the wait for a place under a concurrency
+// limit. The op completes through Asio's own binder (detail::bind_handler, which forwards the
+// hooks), as code written for wrap() does.
+#if !defined(BOOST_ASIO_NO_DEPRECATED)
+BOOST_AUTO_TEST_CASE(a_wrapped_handler_keeps_every_step_in_its_strand) {
+  enum class completes { posted, posted_under_attempt_timeout, inline_in_its_start, queued_for_a_place };
+  for (const completes how : {completes::posted, completes::posted_under_attempt_timeout,
+                              completes::inline_in_its_start, completes::queued_for_a_place}) {
+    BOOST_TEST_CONTEXT("completes: " << static_cast<int>(how)) {
+      asio::io_context ctx(2);
+      asio::io_context::strand strand(ctx);
+      std::atomic<int> attempts{0};
+      std::atomic<int> outside{0};
+      const bool queued = how == completes::queued_for_a_place;
+      auto op = [&](auto token) {
+        const int attempt = ++attempts;
+        // The first attempt starts in async_retry, unless it waited for a place first.
+        if ((attempt > 1 || queued) && !strand.running_in_this_thread()) ++outside;
+        return asio::async_initiate<decltype(token), void(error_code)>(
+            [&ctx, attempt, how](auto handler) {
+              const error_code ec = attempt < 3 ? refused : error_code();
+              if (how == completes::inline_in_its_start)
+                handler(ec);
+              else
+                asio::post(ctx, asio::detail::bind_handler(std::move(handler), ec));
+            },
+            token);
+      };
+      auto policy = refused_policy().on(stamina::retry_on([&](const stamina::failure& f) {
+        if (!strand.running_in_this_thread()) ++outside;
+        return f.error() == refused;
+      }));
+      if (how == completes::posted_under_attempt_timeout) policy.attempt_timeout(10s);
+      const auto limit = std::make_shared<stamina::concurrency_limit>();
+      if (queued) {
+        limit->max_limit(1);
+        BOOST_TEST_REQUIRE(limit->try_acquire());  // the one place is taken: the first attempt queues
+        policy.limit(limit);
+      }
+      std::atomic<int> completions{0};
+      error_code result = refused;
+      stamina::async_retry(ctx, policy, op, strand.wrap([&](error_code ec) {
+        result = ec;
+        ++completions;
+      }));
+      if (queued) asio::post(ctx, [&] { limit->release(); });
+      std::thread other([&] { ctx.run(); });
+      ctx.run();
+      other.join();
+      BOOST_TEST(completions == 1);
+      BOOST_TEST(!result);
+      BOOST_TEST(attempts == 3);
+      BOOST_TEST(outside == 0);
+    }
+  }
+}
+#endif
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,8 +8,10 @@
 // The error-code half is detail/system.hpp (for code that does not need Asio's async parts).
 //
 // Shims, and why each exists (with those of detail/system.hpp):
-// - asio_compat::append / prepend / as_tuple: Asio 1.22 (Debian's libasio-dev) has them only
-//   in `asio::experimental`; they moved to `asio` in 1.24 (Boost 1.80). Internal use only.
+// - asio_compat::as_tuple: Asio 1.22 (Debian's libasio-dev) has it only in
+//   `asio::experimental`; it moved to `asio` in 1.24 (Boost 1.80). Internal use only. (The
+//   drivers bind values to a handler with their own prepend_to / append_to: Asio's prepend and
+//   append of both versions drop the hooks of a handler with values.)
 // - (in CMakeLists.txt) ASIO_HAS_CO_AWAIT / ASIO_HAS_STD_COROUTINE for clang: Asio 1.22 tests
 //   __cpp_coroutines, which clang 14 does not define in C++20 mode, and would leave co_await out.
 // - composed operations ask `self.get_cancellation_state().cancelled()`: `self.cancelled()` is
@@ -65,26 +67,18 @@
 #include <asio/wait_traits.hpp>
 #if ASIO_VERSION >= 102400
 #define STAMINA_DETAIL_AWAITS_OPERATIONS 1
-#include <asio/append.hpp>
 #include <asio/as_tuple.hpp>
-#include <asio/prepend.hpp>
 #else
 #define STAMINA_DETAIL_AWAITS_OPERATIONS 0
-#include <asio/experimental/append.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/prepend.hpp>
 #endif
 
 STAMINA_NAMESPACE_BEGIN
 namespace detail::asio_compat {
 #if ASIO_VERSION >= 102400
-using ::asio::append;
 using ::asio::as_tuple;
-using ::asio::prepend;
 #else
-using ::asio::experimental::append;
 using ::asio::experimental::as_tuple;
-using ::asio::experimental::prepend;
 #endif
 // The deprecated handler hooks, which a wrapping handler forwards to the one it wraps (see
 // gated_handler), while Asio still calls them.
@@ -96,7 +90,6 @@ STAMINA_NAMESPACE_END
 #else
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -120,7 +113,6 @@ STAMINA_NAMESPACE_END
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/prepend.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/strand.hpp>
@@ -138,9 +130,7 @@ STAMINA_NAMESPACE_END
 
 STAMINA_NAMESPACE_BEGIN
 namespace detail::asio_compat {
-using boost::asio::append;
 using boost::asio::as_tuple;
-using boost::asio::prepend;
 namespace hook_alloc = ::boost_asio_handler_alloc_helpers;
 namespace hook_invoke = ::boost_asio_handler_invoke_helpers;
 }  // namespace detail::asio_compat

@@ -85,7 +85,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
     if (first.kind == action_kind::give_up) {
       // Shed before anything started: complete from a fresh stack, never inside async_retry().
       const Executor ex = ex_;
-      stamina::net::post(ex, detail::asio_compat::prepend(std::move(self), first));
+      stamina::net::post(ex, detail::prepend_to(std::move(self), first));
       return;
     }
     perform(self, first);
@@ -166,7 +166,7 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
       case action_kind::wait:
         if (!s.wait_timer) s.wait_timer.emplace(ex_);
         s.wait_timer->expires_after(to_clock_duration<typename Clock::duration>(next.wait()));
-        s.wait_timer->async_wait(detail::asio_compat::prepend(std::move(self), wait_done{}));
+        s.wait_timer->async_wait(detail::prepend_to(std::move(self), wait_done{}));
         return;
       case action_kind::queue:
         if (!s.place) s.place.emplace();
@@ -174,10 +174,10 @@ class retry_op<Clock, Executor, Op, Allocator, void(First, Rest...)> {
           // A place came free meanwhile. Continue from a fresh stack: this may be the initiating
           // function, and what follows may be a give-up (the breaker opened).
           const Executor ex = ex_;
-          stamina::net::post(ex, detail::asio_compat::prepend(std::move(self), place_granted{}));
+          stamina::net::post(ex, detail::prepend_to(std::move(self), place_granted{}));
           return;
         }
-        s.place->async_wait(detail::asio_compat::prepend(std::move(self), place_done{}));
+        s.place->async_wait(detail::prepend_to(std::move(self), place_done{}));
         return;
       case action_kind::give_up:
         if (next.result == give_up_result::last_attempt && s.last) {  // the last result the dependency produced
