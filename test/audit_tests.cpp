@@ -381,6 +381,12 @@ BOOST_AUTO_TEST_CASE(attempt_timeout_keeps_the_caller_coroutine_driver) {
   BOOST_TEST(composed == 1);
 }
 
+void run_on_two_threads(asio::io_context& ctx) {
+  std::thread other([&] { ctx.run(); });
+  ctx.run();
+  other.join();
+}
+
 // A callback call whose handler is bound to a strand runs every step in it on a two-thread
 // io_context: the failures are classified, and the attempts after the first started, inside the
 // strand, with and without attempt_timeout (the attempt's handler is the driver's slot binder,
@@ -408,9 +414,7 @@ BOOST_AUTO_TEST_CASE(a_strand_bound_handler_keeps_every_step_in_its_strand) {
                              result = ec;
                              ++completions;
                            }));
-      std::thread other([&] { ctx.run(); });
-      ctx.run();
-      other.join();
+      run_on_two_threads(ctx);
       BOOST_TEST(completions == 1);
       BOOST_TEST(!result);
       BOOST_TEST(attempts == 3);
@@ -468,9 +472,7 @@ BOOST_AUTO_TEST_CASE(a_wrapped_handler_keeps_every_step_in_its_strand) {
         ++completions;
       }));
       if (queued) asio::post(ctx, [&] { limit->release(); });
-      std::thread other([&] { ctx.run(); });
-      ctx.run();
-      other.join();
+      run_on_two_threads(ctx);
       BOOST_TEST(completions == 1);
       BOOST_TEST(!result);
       BOOST_TEST(attempts == 3);

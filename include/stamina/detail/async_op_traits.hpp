@@ -459,48 +459,38 @@ struct slot_bound_handler : forwards_handler_hooks<slot_bound_handler<Handler>> 
   cancellation_slot_type slot;
 };
 
-// A handler called with values bound to it, before (`prepended_handler`, made by
-// `prepend_to`) or after (`appended_handler`, `append_to`) the arguments of its call: what Asio's
-// prepend and append make of a handler, with the hooks and every association forwarded. Boost
-// 1.81's and Asio 1.22's declare their hooks for a wrapper without values only, so that a driver
-// step through them left a strand's wrap() and lost the continuation hint.
-template <class Handler, class... Values>
-struct prepended_handler : forwards_handler_hooks<prepended_handler<Handler, Values...>> {
+// A handler called with values bound to it, before (`prepend_to`) or after (`append_to`) the
+// arguments of its call: what Asio's prepend and append make of a handler, with the hooks and
+// every association forwarded. Boost 1.81's and Asio 1.22's declare their hooks for a wrapper
+// without values only, so that a driver step through them left a strand's wrap().
+template <bool Before, class Handler, class... Values>
+struct values_bound_handler : forwards_handler_hooks<values_bound_handler<Before, Handler, Values...>> {
   template <class H, class... V>
-  prepended_handler(std::in_place_t /*made by its function*/, H&& h, V&&... v)
+  values_bound_handler(std::in_place_t /*made by its function*/, H&& h, V&&... v)
       : handler(std::forward<H>(h)), values(std::forward<V>(v)...) {}
 
   template <class... Args>
   void operator()(Args&&... args) {
-    std::apply([&](Values&... bound) { std::move(handler)(std::move(bound)..., std::forward<Args>(args)...); }, values);
+    std::apply(
+        [&](Values&... bound) {
+          if constexpr (Before)
+            std::move(handler)(std::move(bound)..., std::forward<Args>(args)...);
+          else
+            std::move(handler)(std::forward<Args>(args)..., std::move(bound)...);
+        },
+        values);
   }
 
   Handler handler;
   std::tuple<Values...> values;
 };
 template <class Handler, class... Values>
-struct appended_handler : forwards_handler_hooks<appended_handler<Handler, Values...>> {
-  template <class H, class... V>
-  appended_handler(std::in_place_t /*made by its function*/, H&& h, V&&... v)
-      : handler(std::forward<H>(h)), values(std::forward<V>(v)...) {}
-
-  template <class... Args>
-  void operator()(Args&&... args) {
-    std::apply([&](Values&... bound) { std::move(handler)(std::forward<Args>(args)..., std::move(bound)...); }, values);
-  }
-
-  Handler handler;
-  std::tuple<Values...> values;
-};
-template <class Handler, class... Values>
-prepended_handler<std::decay_t<Handler>, std::decay_t<Values>...> prepend_to(Handler&& h, Values&&... values) {
-  return prepended_handler<std::decay_t<Handler>, std::decay_t<Values>...>(std::in_place, std::forward<Handler>(h),
-                                                                           std::forward<Values>(values)...);
+values_bound_handler<true, std::decay_t<Handler>, std::decay_t<Values>...> prepend_to(Handler&& h, Values&&... values) {
+  return {std::in_place, std::forward<Handler>(h), std::forward<Values>(values)...};
 }
 template <class Handler, class... Values>
-appended_handler<std::decay_t<Handler>, std::decay_t<Values>...> append_to(Handler&& h, Values&&... values) {
-  return appended_handler<std::decay_t<Handler>, std::decay_t<Values>...>(std::in_place, std::forward<Handler>(h),
-                                                                          std::forward<Values>(values)...);
+values_bound_handler<false, std::decay_t<Handler>, std::decay_t<Values>...> append_to(Handler&& h, Values&&... values) {
+  return {std::in_place, std::forward<Handler>(h), std::forward<Values>(values)...};
 }
 
 // The handler an attempt is started with. The driver's handler owns the driver's memory (the
@@ -568,14 +558,10 @@ template <template <class, class> class Associator, class Handler, class Default
 struct stamina::net::associator<Associator, stamina::detail::slot_bound_handler<Handler>, Default>
     : stamina::detail::inner_handler_associator<Associator, stamina::detail::slot_bound_handler<Handler>, Handler,
                                                 Default> {};
-template <template <class, class> class Associator, class Handler, class... Values, class Default>
-struct stamina::net::associator<Associator, stamina::detail::prepended_handler<Handler, Values...>, Default>
-    : stamina::detail::inner_handler_associator<Associator, stamina::detail::prepended_handler<Handler, Values...>,
-                                                Handler, Default> {};
-template <template <class, class> class Associator, class Handler, class... Values, class Default>
-struct stamina::net::associator<Associator, stamina::detail::appended_handler<Handler, Values...>, Default>
-    : stamina::detail::inner_handler_associator<Associator, stamina::detail::appended_handler<Handler, Values...>,
-                                                Handler, Default> {};
+template <template <class, class> class Associator, bool Before, class Handler, class... Values, class Default>
+struct stamina::net::associator<Associator, stamina::detail::values_bound_handler<Before, Handler, Values...>, Default>
+    : stamina::detail::inner_handler_associator<
+          Associator, stamina::detail::values_bound_handler<Before, Handler, Values...>, Handler, Default> {};
 template <template <class, class> class Associator, class Handler, class First, class... Rest, class Default>
 struct stamina::net::associator<Associator, stamina::detail::gated_handler<Handler, First, Rest...>, Default>
     : stamina::detail::inner_handler_associator<Associator, stamina::detail::gated_handler<Handler, First, Rest...>,
